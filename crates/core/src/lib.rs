@@ -1,0 +1,14 @@
+//! The engine of node-multiprocessing. Pure Rust, no Node types: the napi binding
+//! crate (`mp-node`) is a thin layer over what is here.
+//!
+//! - [`spawn`]: start a child by fork/exec with chosen descriptors, reap it.
+//! - [`frame`]: CPython-compatible length-prefixed framing over a stream socket,
+//!   with descriptors carried by SCM_RIGHTS.
+//! - [`reactor`]: one epoll thread per process that reports readable descriptors,
+//!   so asynchronous waits need neither a thread per waiter nor libuv's pool.
+
+pub mod frame;
+pub mod futex;
+pub mod reactor;
+pub mod spawn;
+pub mod sys;
