@@ -10,5 +10,6 @@
 pub mod frame;
 pub mod futex;
 pub mod reactor;
+pub mod shm;
 pub mod spawn;
 pub mod sys;

@@ -1,0 +1,82 @@
+//! Anonymous shared memory: a memfd mapped read-write and shared.
+//!
+//! Segments have no name anywhere (nothing in /dev/shm): they are shared by passing
+//! the descriptor (SCM_RIGHTS) and vanish when the last process closes and unmaps them.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use memmap2::MmapRaw;
+
+/// A mapped shared memory segment.
+pub struct Segment {
+    file: File,
+    map: MmapRaw,
+}
+
+impl Segment {
+    /// A new zero-filled segment of `len` bytes.
+    pub fn create(len: usize, name: &str) -> io::Result<Segment> {
+        let cname = std::ffi::CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        Self::map(file)
+    }
+
+    /// Map a segment received from another process.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Segment> {
+        Self::map(File::from(fd))
+    }
+
+    fn map(file: File) -> io::Result<Segment> {
+        let map = MmapRaw::map_raw(&file)?;
+        Ok(Segment { file, map })
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Base address of the mapping, valid as long as `self` lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl AsFd for Segment {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+// The mapping is plain shared memory; synchronisation is up to its users.
+unsafe impl Send for Segment {}
+unsafe impl Sync for Segment {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::dup_cloexec;
+
+    #[test]
+    fn two_mappings_see_the_same_bytes() {
+        let a = Segment::create(4096, "test").unwrap();
+        let b = Segment::from_fd(dup_cloexec(a.raw_fd()).unwrap()).unwrap();
+        unsafe { *a.as_ptr().add(100) = 42 };
+        assert_eq!(unsafe { *b.as_ptr().add(100) }, 42);
+        assert_eq!(b.len(), 4096);
+    }
+}
