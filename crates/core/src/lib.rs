@@ -6,9 +6,13 @@
 //!   with descriptors carried by SCM_RIGHTS.
 //! - [`reactor`]: one epoll thread per process that reports readable descriptors,
 //!   so asynchronous waits need neither a thread per waiter nor libuv's pool.
+//! - [`auth`]: CPython-compatible challenge/response authentication.
+//! - [`net`]: TCP and Unix listening/connecting sockets for Listener/Client.
 
+pub mod auth;
 pub mod frame;
 pub mod futex;
+pub mod net;
 pub mod reactor;
 pub mod shm;
 pub mod spawn;
