@@ -34,7 +34,8 @@ fn cstring(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+/// A pidfd for an existing process (e.g. the parent): readable once it exits.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if r < 0 {
         return Err(io::Error::last_os_error());
@@ -112,6 +113,10 @@ pub fn spawn(cmd: &Command) -> io::Result<Child> {
                 if libc::dup2(fd, 3 + i as RawFd) < 0 {
                     fail(errw);
                 }
+            }
+            // Standard streams are inherited even if the parent marked them close-on-exec.
+            for fd in 0..3 {
+                libc::fcntl(fd, libc::F_SETFD, 0);
             }
             // Anything the parent left inheritable by mistake is closed at exec.
             libc::syscall(libc::SYS_close_range, (3 + n) as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC);

@@ -1,1 +1,11 @@
+//! napi-rs binding of mp-core. Thin by design: argument conversion and error codes
+//! only. Errors carry their kind as a `[Code] message` prefix that src/errors.ts
+//! maps to the exported error classes (the one place where that happens).
 
+#![deny(clippy::all)]
+#![allow(clippy::new_without_default)]
+
+mod conn;
+mod error;
+mod process;
+mod reactor;

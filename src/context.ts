@@ -1,0 +1,131 @@
+// Start methods and contexts (Python's multiprocessing.context). Only 'spawn' is
+// real: a Node.js process cannot be forked safely (V8's and libuv's threads do not
+// survive fork), and a fork server is not implemented.
+import { availableParallelism } from 'node:os';
+import { Pipe } from './connection.js';
+import * as errors from './errors.js';
+import { RuntimeError, ValueError } from './errors.js';
+import { activeChildren, BaseProcess, currentProcess, parentProcess, registerProcessClass, type Popen } from './process.js';
+import { setExecutable, spawnPopen } from './spawn.js';
+import { getLogger, logToStderr } from './util.js';
+
+const REASONS: Record<string, string> = {
+  fork: "the 'fork' start method is not available: a Node.js process cannot be forked safely (V8's and libuv's threads do not survive fork); use 'spawn'",
+  forkserver: "the 'forkserver' start method is not available yet; use 'spawn'",
+};
+
+export class BaseContext {
+  readonly ProcessError = errors.ProcessError;
+  readonly BufferTooShort = errors.BufferTooShort;
+  readonly TimeoutError = errors.TimeoutError;
+  readonly AuthenticationError = errors.AuthenticationError;
+
+  /** Python's `cpu_count()`. */
+  cpuCount(): number {
+    return availableParallelism();
+  }
+  currentProcess(): BaseProcess {
+    return currentProcess();
+  }
+  parentProcess() {
+    return parentProcess();
+  }
+  activeChildren(): BaseProcess[] {
+    return activeChildren();
+  }
+  Pipe(duplex = true) {
+    return Pipe(duplex);
+  }
+  getLogger() {
+    return getLogger();
+  }
+  logToStderr(level?: number | string) {
+    return logToStderr(level);
+  }
+  setExecutable(path: string): void {
+    setExecutable(path);
+  }
+  /** Windows freezing support: nothing to do here. */
+  freezeSupport(): void {}
+
+  getContext(method?: string | null): BaseContext {
+    if (method == null) return defaultContext;
+    const ctx = contexts[method];
+    if (!ctx) throw new ValueError(REASONS[method] ?? `cannot find context for '${method}'`);
+    return ctx;
+  }
+  getAllStartMethods(): string[] {
+    return Object.keys(contexts);
+  }
+  getStartMethod(_allowNone = false): string | null {
+    return (this as unknown as { _name: string })._name;
+  }
+  setStartMethod(_method: string | null, _force = false): void {
+    throw new ValueError('cannot set start method of concrete context');
+  }
+}
+
+/** Process started by spawning a fresh node process. */
+export class SpawnProcess extends BaseProcess {
+  protected override _Popen(proc: BaseProcess): Popen {
+    return spawnPopen(proc);
+  }
+}
+
+export class SpawnContext extends BaseContext {
+  readonly _name = 'spawn';
+  readonly Process = SpawnProcess;
+}
+
+const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
+
+/** The default context: its Process uses whichever start method is current. */
+export class Process extends BaseProcess {
+  protected override _Popen(proc: BaseProcess): Popen {
+    const ctx = defaultContext.getContext(defaultContext.getStartMethod()) as SpawnContext;
+    return (ctx.Process.prototype as unknown as { _Popen(p: BaseProcess): Popen })._Popen.call(this, proc);
+  }
+}
+
+export class DefaultContext extends BaseContext {
+  readonly Process = Process;
+  #actual: BaseContext | null = null;
+
+  override getContext(method?: string | null): BaseContext {
+    if (method == null) {
+      this.#actual ??= contexts.spawn;
+      return this.#actual;
+    }
+    return super.getContext(method);
+  }
+  override getStartMethod(allowNone = false): string | null {
+    if (this.#actual === null) {
+      if (allowNone) return null;
+      this.#actual = contexts.spawn;
+    }
+    return (this.#actual as SpawnContext)._name;
+  }
+  override setStartMethod(method: string | null, force = false): void {
+    if (this.#actual !== null && !force) throw new RuntimeError('context has already been set');
+    if (method === null && force) {
+      this.#actual = null;
+      return;
+    }
+    this.#actual = super.getContext(method);
+  }
+  override getAllStartMethods(): string[] {
+    return ['spawn'];
+  }
+}
+
+registerProcessClass(Process);
+registerProcessClass(SpawnProcess);
+
+export const defaultContext = new DefaultContext();
+
+export const getContext = (method?: string | null): BaseContext => defaultContext.getContext(method);
+export const getStartMethod = (allowNone = false): string | null => defaultContext.getStartMethod(allowNone);
+export const setStartMethod = (method: string | null, force = false): void => defaultContext.setStartMethod(method, force);
+export const getAllStartMethods = (): string[] => defaultContext.getAllStartMethods();
+export const cpuCount = (): number => defaultContext.cpuCount();
+export const freezeSupport = (): void => defaultContext.freezeSupport();

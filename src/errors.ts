@@ -1,0 +1,76 @@
+// Error classes with Python's names, and the one place where native error codes
+// become those classes.
+import { AssertionError } from 'node:assert';
+
+/** Python-style exception base: keeps the constructor arguments in `args`. */
+export class PythonError extends Error {
+  args: unknown[];
+  constructor(...args: unknown[]) {
+    super(args.length === 0 ? '' : typeof args[0] === 'string' ? args[0] : String(args[0]));
+    this.args = args;
+    this.name = new.target.name;
+  }
+}
+
+export class ProcessError extends PythonError {}
+export class BufferTooShort extends ProcessError {}
+export class AuthenticationError extends ProcessError {}
+export class TimeoutError extends ProcessError {}
+export class RemoteError extends PythonError {}
+export class BrokenBarrierError extends PythonError {}
+/** Python's `queue.Empty`. */
+export class Empty extends PythonError {}
+/** Python's `queue.Full`. */
+export class Full extends PythonError {}
+export class ValueError extends PythonError {}
+export class EOFError extends PythonError {}
+export class RuntimeError extends PythonError {}
+export class OSError extends PythonError {
+  errno?: number;
+}
+
+/** Errors re-created by name when they cross a process boundary. */
+export const errorClasses: Record<string, new (...args: any[]) => Error> = {
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+  ProcessError, BufferTooShort, AuthenticationError, TimeoutError, RemoteError,
+  BrokenBarrierError, Empty, Full, ValueError, EOFError, RuntimeError, OSError,
+};
+
+/** Register an error class so that it crosses process boundaries with its class. */
+export function registerErrorClass(cls: new (...args: any[]) => Error): void {
+  errorClasses[cls.name] = cls;
+}
+
+const CODED = /^\[(\w+)\] ([\s\S]*)$/;
+
+/** Turn an error thrown by the native addon into the class its code names. */
+export function mapNativeError(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const m = CODED.exec(e.message);
+  if (!m) return e;
+  const [, code, msg] = m;
+  switch (code) {
+    case 'EOF': return new EOFError(msg);
+    case 'Value': return new ValueError(msg);
+    case 'Timeout': return new TimeoutError(msg);
+    case 'Auth': return new AuthenticationError(msg);
+    case 'Assertion': return new AssertionError({ message: msg });
+    case 'Closed': return new OSError('handle is closed');
+    case 'OS': {
+      const om = /^errno=(\d+) ([\s\S]*)$/.exec(msg);
+      const err = new OSError(om ? om[2] : msg);
+      if (om) err.errno = Number(om[1]);
+      return err;
+    }
+    default: return new OSError(msg);
+  }
+}
+
+/** Call into the addon, mapping its errors. */
+export function nativeCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw mapNativeError(e);
+  }
+}

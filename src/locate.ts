@@ -1,0 +1,58 @@
+// Where a function was defined: the URL of its module, found through the in-process
+// inspector (synchronous). JavaScript functions do not know their module, and ES
+// modules cannot be enumerated, so this is how a function is sent by reference
+// (module, export name), as Python's pickle sends `__module__` + `__qualname__`.
+import { Session } from 'node:inspector';
+
+let session: Session | undefined;
+const scriptUrls = new Map<string, string>();
+const cache = new WeakMap<Function, string | null>();
+
+function post<T = any>(method: string, params?: object): T {
+  let out: T | undefined;
+  let err: Error | null = null;
+  (session as any).post(method, params ?? {}, (e: Error | null, r: T) => {
+    err = e;
+    out = r;
+  });
+  if (err) throw err;
+  return out as T;
+}
+
+/** Refresh the scriptId -> URL table (Debugger.enable replays every parsed script). */
+function refreshScripts(): void {
+  post('Debugger.enable');
+  post('Debugger.disable');
+}
+
+/** The module URL (or CommonJS path) of the script that defines `fn`, if any. */
+export function moduleOf(fn: Function): string | undefined {
+  const hit = cache.get(fn);
+  if (hit !== undefined) return hit ?? undefined;
+  if (!session) {
+    session = new Session();
+    session.connect();
+    session.on('Debugger.scriptParsed', (m) => {
+      if (m.params.url) scriptUrls.set(m.params.scriptId, m.params.url);
+    });
+  }
+  const g = globalThis as { __mpLocateProbe?: Function };
+  g.__mpLocateProbe = fn;
+  let url: string | undefined;
+  try {
+    const { result } = post('Runtime.evaluate', { expression: 'globalThis.__mpLocateProbe' });
+    const props = post('Runtime.getProperties', { objectId: result.objectId, ownProperties: true });
+    post('Runtime.releaseObject', { objectId: result.objectId });
+    const loc = props.internalProperties?.find((p: { name: string }) => p.name === '[[FunctionLocation]]');
+    const scriptId: string | undefined = loc?.value?.value?.scriptId;
+    if (scriptId) {
+      if (!scriptUrls.has(scriptId)) refreshScripts();
+      url = scriptUrls.get(scriptId);
+    }
+  } finally {
+    delete g.__mpLocateProbe;
+  }
+  if (url && (url.startsWith('node:') || url.startsWith('internal') || url.startsWith('evalmachine'))) url = undefined;
+  cache.set(fn, url ?? null);
+  return url;
+}

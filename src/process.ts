@@ -1,0 +1,451 @@
+// Process objects (Python's multiprocessing.process): BaseProcess, the current and
+// parent process, activeChildren. How a child is started lives in spawn.ts.
+import { AssertionError } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
+import { inspect } from 'node:util';
+import { RuntimeError, ValueError, nativeCall } from './errors.js';
+import { native } from './native.js';
+import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
+import { _setProcessNameSource, atExit } from './util.js';
+import * as wait from './wait.js';
+
+/** What starts a child and tracks it: implemented per start method (spawn.ts). */
+export interface Popen {
+  readonly pid: number;
+  readonly sentinel: number;
+  returncode: number | null;
+  poll(): number | null;
+  waitSync(timeout?: number | null): number | null;
+  wait(timeout?: number | null): Promise<number | null>;
+  terminate(): void;
+  kill(): void;
+  close(): void;
+}
+
+export interface ProcessOptions {
+  target?: Function | null;
+  args?: unknown[];
+  name?: string | null;
+  daemon?: boolean | null;
+}
+
+interface Config {
+  authkey: Buffer;
+  daemon?: boolean;
+}
+
+/** Internal state, under a symbol so that it never travels as a "field" of a subclass. */
+const S = Symbol('process state');
+interface State {
+  target: Function | null;
+  args: unknown[];
+  name: string;
+  identity: number[];
+  config: Config;
+  parentPid: number | null;
+  popen: Popen | null;
+  closed: boolean;
+  childCounter: number;
+  isCurrent: boolean;
+  startMethod?: string;
+}
+
+let current: BaseProcess;
+let parent: ParentProcess | null = null;
+const children = new Set<BaseProcess>();
+/** Sending a Process is only allowed while starting it (Python's spawning popen check). */
+let spawning: BaseProcess | null = null;
+
+const exitcodeToName = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.signals)) {
+  if (!exitcodeToName.has(-num)) exitcodeToName.set(-num, name);
+}
+
+const BOOTSTRAP_MESSAGE = `
+        An attempt has been made to start a new process before the
+        current process has finished its bootstrapping phase.
+
+        This probably means that the module defining the child's target
+        starts processes when it is imported, instead of only when it is
+        run as the main program. Use the usual idiom in that module:
+
+            if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+                ...
+            }
+
+        (or \`if (require.main === module)\` in CommonJS).`;
+
+function parseOptions(args: unknown[]): ProcessOptions {
+  const [first] = args;
+  if (args.length === 1 && first !== null && typeof first === 'object' && !Array.isArray(first)) return first as ProcessOptions;
+  // Python's positional order: (group, target, name, args, kwargs, daemon).
+  const [group, target, name, pargs, kwargs, daemon] = args as [unknown, Function, string, unknown[], unknown, boolean];
+  if (group != null) throw new AssertionError({ message: 'group argument must be None for now' });
+  if (kwargs != null && Object.keys(kwargs as object).length) throw new TypeError('kwargs are not supported in JavaScript: pass args');
+  return { target, name, args: pargs, daemon };
+}
+
+export class BaseProcess {
+  [S]: State;
+
+  constructor(...args: unknown[]);
+  constructor(options?: ProcessOptions);
+  constructor(...args: unknown[]) {
+    const opts = parseOptions(args);
+    if (opts.target != null && typeof opts.target !== 'function') throw new TypeError('target must be a function');
+    if (opts.args != null && !Array.isArray(opts.args)) throw new TypeError('args must be an array');
+    const cur = current?.[S];
+    const count = cur ? ++cur.childCounter : 0;
+    const identity = cur ? [...cur.identity, count] : [];
+    this[S] = {
+      target: opts.target ?? null,
+      args: [...(opts.args ?? [])],
+      name: '',
+      identity,
+      config: cur ? { ...cur.config } : { authkey: randomBytes(32) },
+      parentPid: process.pid,
+      popen: null,
+      closed: false,
+      childCounter: 0,
+      isCurrent: false,
+    };
+    this[S].name = opts.name != null ? String(opts.name) : `${new.target.name}-${identity.join(':')}`;
+    if (opts.daemon != null) this.daemon = opts.daemon;
+  }
+
+  /** Start a child for this object: supplied by the context's Process classes. */
+  protected _Popen(_proc: BaseProcess): Popen {
+    throw new ValueError('this process class has no start method; use Process or a context\'s Process');
+  }
+
+  /** The child's activity: calls `target(...args)`. Subclasses override it. */
+  run(): unknown {
+    const s = this[S];
+    if (s.target) return s.target(...s.args);
+    return undefined;
+  }
+
+  #checkClosed(): void {
+    if (this[S].closed) throw new ValueError('process object is closed');
+  }
+
+  start(): void {
+    this.#checkClosed();
+    const s = this[S];
+    if (s.popen !== null) throw new AssertionError({ message: 'cannot start a process twice' });
+    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only start a process object created by current process' });
+    if (current[S].config.daemon) throw new AssertionError({ message: 'daemonic processes are not allowed to have children' });
+    if (importingForChild) throw new RuntimeError(BOOTSTRAP_MESSAGE);
+    cleanup();
+    spawning = this;
+    try {
+      s.popen = this._Popen(this);
+    } finally {
+      spawning = null;
+    }
+    children.add(this);
+  }
+
+  terminate(): void {
+    this.#checkClosed();
+    this[S].popen?.terminate();
+  }
+
+  kill(): void {
+    this.#checkClosed();
+    this[S].popen?.kill();
+  }
+
+  #checkJoinable(): Popen {
+    this.#checkClosed();
+    const s = this[S];
+    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only join a child process' });
+    if (!s.popen) throw new AssertionError({ message: 'can only join a started process' });
+    return s.popen;
+  }
+
+  /** Wait until the process ends, or `timeout` seconds pass. */
+  async join(timeout?: number | null): Promise<void> {
+    const res = await this.#checkJoinable().wait(timeout);
+    if (res !== null) children.delete(this);
+  }
+
+  joinSync(timeout?: number | null): void {
+    const res = this.#checkJoinable().waitSync(timeout);
+    if (res !== null) children.delete(this);
+  }
+
+  isAlive(): boolean {
+    this.#checkClosed();
+    const s = this[S];
+    if (s.isCurrent) return true;
+    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only test a child process' });
+    if (!s.popen) return false;
+    if (s.popen.poll() === null) return true;
+    children.delete(this);
+    return false;
+  }
+
+  /** Release the resources of a finished process. */
+  close(): void {
+    const s = this[S];
+    if (s.closed) return;
+    if (s.popen) {
+      if (s.popen.poll() === null) {
+        throw new ValueError('Cannot close a process while it is still running. You should first call join() or terminate().');
+      }
+      s.popen.close();
+      children.delete(this);
+    }
+    s.closed = true;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  get name(): string {
+    return this[S].name;
+  }
+  set name(v: string) {
+    if (typeof v !== 'string') throw new TypeError('name must be a string');
+    this[S].name = v;
+  }
+
+  get daemon(): boolean {
+    return this[S].config.daemon ?? false;
+  }
+  set daemon(v: boolean) {
+    if (this[S].popen !== null) throw new AssertionError({ message: 'process has already started' });
+    this[S].config.daemon = Boolean(v);
+  }
+
+  get authkey(): Buffer {
+    return this[S].config.authkey;
+  }
+  set authkey(v: Buffer | Uint8Array) {
+    this[S].config.authkey = Buffer.from(v);
+  }
+
+  /** Exit code: null while running, negative signal number if killed by a signal. */
+  get exitcode(): number | null {
+    this.#checkClosed();
+    const p = this[S].popen;
+    return p ? p.poll() : null;
+  }
+
+  get ident(): number | null {
+    this.#checkClosed();
+    const s = this[S];
+    if (s.isCurrent) return process.pid;
+    return s.popen?.pid ?? null;
+  }
+  get pid(): number | null {
+    return this.ident;
+  }
+
+  /** A descriptor that becomes readable when the process ends (a pidfd). */
+  get sentinel(): number {
+    this.#checkClosed();
+    const p = this[S].popen;
+    if (!p) throw new ValueError('process not started');
+    return p.sentinel;
+  }
+
+  /** Python's `_identity`. */
+  get _identity(): number[] {
+    return this[S].identity;
+  }
+  get _parentPid(): number | null {
+    return this[S].parentPid;
+  }
+  get _config(): Readonly<Config> {
+    return this[S].config;
+  }
+
+  toString(): string {
+    const s = this[S];
+    let exitcode: number | null = null;
+    let status: string;
+    if (s.isCurrent) status = 'started';
+    else if (s.closed) status = 'closed';
+    else if (s.parentPid !== process.pid) status = 'unknown';
+    else if (!s.popen) status = 'initial';
+    else {
+      exitcode = s.popen.poll();
+      status = exitcode === null ? 'started' : 'stopped';
+    }
+    const info = [this.constructor.name, `name='${s.name}'`];
+    if (s.popen) info.push(`pid=${s.popen.pid}`);
+    info.push(`parent=${s.parentPid ?? 'None'}`, status);
+    if (exitcode !== null) info.push(`exitcode=${exitcodeToName.get(exitcode) ?? exitcode}`);
+    if (this.daemon) info.push('daemon');
+    return `<${info.join(' ')}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  [reduce](): Reduced {
+    if (spawning !== this) {
+      throw new TypeError('Process objects cannot be sent to other processes; they travel only when started');
+    }
+    const s = this[S];
+    const fields: Record<string, unknown> = {};
+    for (const k of Object.keys(this)) fields[k] = (this as Record<string, unknown>)[k];
+    const cls = this.constructor as Function;
+    return {
+      kind: 'process',
+      state: {
+        cls: builtinProcessClasses.has(cls) ? cls.name : cls,
+        fields,
+        target: s.target,
+        args: s.args,
+        name: s.name,
+        identity: s.identity,
+        config: s.config,
+        parentPid: s.parentPid,
+      },
+    };
+  }
+
+  /** In a child: become the current process and run. Returns the exit code. */
+  async _bootstrap(): Promise<number> {
+    let exitcode = 0;
+    try {
+      await this.run();
+    } catch (e) {
+      exitcode = 1;
+      process.stderr.write(`Process ${this[S].name}:\n${(e as Error)?.stack ?? String(e)}\n`);
+    }
+    return exitcode;
+  }
+}
+
+/** Process classes of this library, re-created in the child by name. */
+const builtinProcessClasses = new Map<Function | string, Function>();
+export function registerProcessClass(cls: typeof BaseProcess): void {
+  builtinProcessClasses.set(cls, cls);
+  builtinProcessClasses.set(cls.name, cls);
+}
+
+interface ProcessStateWire {
+  cls: string | (new () => BaseProcess);
+  fields: Record<string, unknown>;
+  target: Function | null;
+  args: unknown[];
+  name: string;
+  identity: number[];
+  config: Config;
+  parentPid: number;
+}
+
+registerKind('process', (w: ProcessStateWire) => {
+  const cls = (typeof w.cls === 'string' ? builtinProcessClasses.get(w.cls) : w.cls) as (new () => BaseProcess) | undefined;
+  if (!cls) throw new TypeError(`unknown process class ${String(w.cls)}`);
+  const obj = Object.create(cls.prototype) as BaseProcess;
+  Object.assign(obj, w.fields);
+  obj[S] = {
+    target: w.target,
+    args: w.args,
+    name: w.name,
+    identity: w.identity,
+    config: { ...w.config, authkey: Buffer.from(w.config.authkey) },
+    parentPid: w.parentPid,
+    popen: null,
+    closed: false,
+    childCounter: 0,
+    isCurrent: false,
+  };
+  return obj;
+});
+
+class MainProcess extends BaseProcess {
+  constructor() {
+    super();
+    const s = this[S];
+    s.name = 'MainProcess';
+    s.parentPid = null;
+    s.isCurrent = true;
+  }
+}
+
+/** The parent as seen from a child (Python's `_ParentProcess`). */
+export class ParentProcess {
+  readonly #pidfd: number;
+  constructor(readonly name: string, readonly pid: number) {
+    this.#pidfd = nativeCall(() => native.pidfdOpen(pid));
+  }
+  get ident(): number {
+    return this.pid;
+  }
+  get sentinel(): number {
+    return this.#pidfd;
+  }
+  isAlive(): boolean {
+    return !nativeCall(() => native.waitReadable(this.#pidfd, 0));
+  }
+  async join(timeout?: number | null): Promise<void> {
+    await wait.readable(this.#pidfd, timeout);
+  }
+  joinSync(timeout?: number | null): void {
+    nativeCall(() => native.waitReadable(this.#pidfd, timeout ?? null));
+  }
+  toString(): string {
+    return `<ParentProcess name='${this.name}' parent=${this.pid} ${this.isAlive() ? 'started' : 'stopped'}>`;
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+current = new MainProcess();
+_setProcessNameSource(() => current[S].name);
+
+/** Called by the child bootstrap: `proc` becomes the current process. */
+export function _becomeChild(proc: BaseProcess, parentName: string): void {
+  const s = proc[S];
+  s.isCurrent = true;
+  s.popen = null;
+  current = proc;
+  children.clear();
+  try {
+    parent = new ParentProcess(parentName, s.parentPid!);
+  } catch {
+    parent = null; // the parent is already gone
+  }
+}
+
+export function currentProcess(): BaseProcess {
+  return current;
+}
+
+export function parentProcess(): ParentProcess | null {
+  return parent;
+}
+
+function cleanup(): void {
+  for (const p of [...children]) {
+    const popen = p[S].popen;
+    if (popen && popen.poll() !== null) children.delete(p);
+  }
+}
+
+/** Live children of the current process; finished ones are reaped. */
+export function activeChildren(): BaseProcess[] {
+  cleanup();
+  return [...children];
+}
+
+// At exit, as Python's _exit_function: terminate daemonic children, join the rest.
+atExit(() => {
+  for (const p of activeChildren()) {
+    if (p.daemon) p[S].popen?.terminate();
+  }
+  for (const p of activeChildren()) {
+    p[S].popen?.waitSync(null);
+    children.delete(p);
+  }
+}, -10);

@@ -1,0 +1,417 @@
+// The one serializer (Python's reduction + pickle): values are copied with V8's
+// structured-clone serializer; the library's own objects travel as references to
+// the same resource (their descriptors go alongside, e.g. by SCM_RIGHTS); functions
+// travel by (module, export name) or, failing that, by source text; errors keep
+// their class name, message and stack.
+//
+// Wire layout: V8 header, then a table of references, then the value, in which each
+// reference is a marker object `{ __mp_ref__: index }`.
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { errorClasses, PythonError } from './errors.js';
+import { moduleOf } from './locate.js';
+
+/** Objects of this library implement this to say how they cross a process boundary. */
+export const reduce = Symbol.for('node-multiprocessing.reduce');
+
+export interface Reduced {
+  /** Which rebuilder re-creates the object (see registerKind). */
+  kind: string;
+  /** Any serializable value; may itself contain library objects and functions. */
+  state?: unknown;
+  /** Descriptors the object stands on; sent as duplicates, the sender keeps its own. */
+  fds?: number[];
+}
+
+export interface Shareable {
+  [reduce](): Reduced;
+}
+
+type Rebuild = (state: any, fds: number[]) => unknown;
+const rebuilders = new Map<string, Rebuild>();
+
+/** Register how objects of `kind` are re-created from their state and descriptors. */
+export function registerKind(kind: string, rebuild: Rebuild): void {
+  rebuilders.set(kind, rebuild);
+}
+
+export interface Dumped {
+  data: Buffer;
+  fds: number[];
+}
+
+const MARK = '__mp_ref__';
+interface RefEntry { k: string; s: unknown; n: number }
+
+function isLeaf(v: object): boolean {
+  return ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp;
+}
+
+/** Whether anything in `v` needs the slow path (library objects, functions, errors). */
+function needsPrepare(v: unknown, seen: Set<object>): boolean {
+  if (typeof v === 'function') return true;
+  if (v === null || typeof v !== 'object') return false;
+  if (seen.has(v)) return false;
+  seen.add(v);
+  if (reduce in v || v instanceof Error) return true;
+  if (isLeaf(v)) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (needsPrepare(v[i], seen)) return true;
+    return false;
+  }
+  if (v instanceof Map) {
+    for (const [k, x] of v) if (needsPrepare(k, seen) || needsPrepare(x, seen)) return true;
+    return false;
+  }
+  if (v instanceof Set) {
+    for (const x of v) if (needsPrepare(x, seen)) return true;
+    return false;
+  }
+  for (const k of Object.keys(v)) if (needsPrepare((v as Record<string, unknown>)[k], seen)) return true;
+  return false;
+}
+
+class Preparer {
+  refs: RefEntry[] = [];
+  fds: number[] = [];
+  copies = new Map<object, unknown>();
+
+  marker(r: Reduced): { [MARK]: number } {
+    const index = this.refs.length;
+    const entry: RefEntry = { k: r.kind, s: undefined, n: r.fds?.length ?? 0 };
+    this.refs.push(entry);
+    if (r.fds) this.fds.push(...r.fds);
+    entry.s = this.prepare(r.state);
+    return { [MARK]: index };
+  }
+
+  prepare(v: unknown): unknown {
+    if (typeof v === 'function') {
+      const done = this.copies.get(v);
+      if (done !== undefined) return done;
+      const m = this.marker(reduceFunction(v));
+      this.copies.set(v, m);
+      return m;
+    }
+    if (v === null || typeof v !== 'object') return v;
+    const done = this.copies.get(v);
+    if (done !== undefined) return done;
+    if (reduce in v) {
+      const m = this.marker((v as Shareable)[reduce]());
+      this.copies.set(v, m);
+      return m;
+    }
+    if (v instanceof Error) {
+      const m = this.marker(reduceError(v));
+      this.copies.set(v, m);
+      return m;
+    }
+    if (isLeaf(v)) return v;
+    if (Array.isArray(v)) {
+      const out: unknown[] = new Array(v.length);
+      this.copies.set(v, out);
+      for (let i = 0; i < v.length; i++) out[i] = this.prepare(v[i]);
+      return out;
+    }
+    if (v instanceof Map) {
+      const out = new Map();
+      this.copies.set(v, out);
+      for (const [k, x] of v) out.set(this.prepare(k), this.prepare(x));
+      return out;
+    }
+    if (v instanceof Set) {
+      const out = new Set();
+      this.copies.set(v, out);
+      for (const x of v) out.add(this.prepare(x));
+      return out;
+    }
+    const out: Record<string, unknown> = {};
+    this.copies.set(v, out);
+    for (const k of Object.keys(v)) out[k] = this.prepare((v as Record<string, unknown>)[k]);
+    return out;
+  }
+}
+
+/** Serialize `value`. Throws TypeError naming what cannot be sent. */
+export function dumps(value: unknown): Dumped {
+  let refs: RefEntry[] | null = null;
+  let fds: number[] = [];
+  let body = value;
+  if (needsPrepare(value, new Set())) {
+    const p = new Preparer();
+    body = p.prepare(value);
+    refs = p.refs;
+    fds = p.fds;
+  }
+  const ser = new v8.DefaultSerializer();
+  ser.writeHeader();
+  try {
+    ser.writeValue(refs);
+    ser.writeValue(body);
+  } catch (e) {
+    throw new TypeError(`cannot serialize ${describe(value)}: ${(e as Error).message}`);
+  }
+  return { data: ser.releaseBuffer(), fds };
+}
+
+function describe(v: unknown): string {
+  if (v === null || typeof v !== 'object') return typeof v;
+  return `object of type '${v.constructor?.name ?? 'Object'}'`;
+}
+
+class Reviver {
+  objs: unknown[];
+  fdsOf: number[][];
+  building = new Set<number>();
+  revived = new Map<object, unknown>();
+
+  constructor(public refs: RefEntry[], fds: number[]) {
+    this.objs = new Array(refs.length);
+    this.fdsOf = [];
+    let at = 0;
+    for (const r of refs) {
+      this.fdsOf.push(fds.slice(at, at + r.n));
+      at += r.n;
+    }
+  }
+
+  ref(i: number): unknown {
+    if (i in this.objs) return this.objs[i];
+    if (this.building.has(i)) throw new TypeError('cannot rebuild a reference that contains itself');
+    this.building.add(i);
+    const entry = this.refs[i];
+    const state = this.revive(entry.s);
+    const obj = rebuild(entry.k, state, this.fdsOf[i]);
+    this.objs[i] = obj;
+    this.building.delete(i);
+    return obj;
+  }
+
+  revive(v: unknown): unknown {
+    if (v === null || typeof v !== 'object' || isLeaf(v)) return v;
+    const done = this.revived.get(v);
+    if (done !== undefined) return done;
+    if (Array.isArray(v)) {
+      this.revived.set(v, v);
+      for (let i = 0; i < v.length; i++) v[i] = this.revive(v[i]);
+      return v;
+    }
+    if (v instanceof Map) {
+      this.revived.set(v, v);
+      const entries = [...v];
+      v.clear();
+      for (const [k, x] of entries) v.set(this.revive(k), this.revive(x));
+      return v;
+    }
+    if (v instanceof Set) {
+      this.revived.set(v, v);
+      const items = [...v];
+      v.clear();
+      for (const x of items) v.add(this.revive(x));
+      return v;
+    }
+    const rec = v as Record<string, unknown>;
+    if (typeof rec[MARK] === 'number' && Object.keys(rec).length === 1) {
+      const obj = this.ref(rec[MARK] as number);
+      this.revived.set(v, obj);
+      return obj;
+    }
+    this.revived.set(v, v);
+    for (const k of Object.keys(rec)) rec[k] = this.revive(rec[k]);
+    return v;
+  }
+}
+
+function rebuild(kind: string, state: unknown, fds: number[]): unknown {
+  const fn = rebuilders.get(kind);
+  if (!fn) throw new TypeError(`cannot rebuild an object of kind '${kind}': its module is not loaded`);
+  return fn(state, fds);
+}
+
+function decode(data: Uint8Array): { refs: RefEntry[] | null; des: v8.DefaultDeserializer } {
+  const des = new v8.DefaultDeserializer(data);
+  des.readHeader();
+  const refs = des.readValue() as RefEntry[] | null;
+  return { refs, des };
+}
+
+/**
+ * Deserialize. `takeFds(n)` hands over the descriptors that arrived with the message
+ * (ownership passes to the rebuilt objects).
+ */
+export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds): unknown {
+  const { refs, des } = decode(data);
+  const body = des.readValue();
+  if (!refs || refs.length === 0) return body;
+  const total = refs.reduce((a, r) => a + r.n, 0);
+  const fds = total ? takeFds(total) : [];
+  return new Reviver(refs, fds).revive(body);
+}
+
+/** As `loads`, but first imports the modules that sent functions come from. */
+export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds): Promise<unknown> {
+  const { refs } = decode(data);
+  if (refs) {
+    for (const r of refs) {
+      const url = r.k === 'function' ? (r.s as FunctionState).url : undefined;
+      if (url && !modules.has(url)) await importModule(url);
+    }
+  }
+  return loads(data, takeFds);
+}
+
+function noFds(n: number): number[] {
+  throw new TypeError(`message carries ${n} descriptor(s) but the channel cannot pass descriptors`);
+}
+
+// --- Errors ---
+
+interface ErrorState { name: string; message: string; stack?: string; cause?: unknown; props: Record<string, unknown> }
+
+function reduceError(e: Error): Reduced {
+  const props: Record<string, unknown> = {};
+  for (const k of Object.keys(e)) if (k !== 'name' && k !== 'message' && k !== 'stack' && k !== 'cause') props[k] = (e as any)[k];
+  const state: ErrorState = { name: e.name ?? e.constructor?.name ?? 'Error', message: e.message, stack: e.stack, props };
+  if ('cause' in e) state.cause = e.cause;
+  return { kind: 'error', state };
+}
+
+registerKind('error', (s: ErrorState) => {
+  const cls = errorClasses[s.name] ?? Error;
+  const e = Object.create(cls.prototype) as Error;
+  Object.defineProperty(e, 'message', { value: s.message, writable: true, configurable: true });
+  if (s.stack !== undefined) Object.defineProperty(e, 'stack', { value: s.stack, writable: true, configurable: true });
+  if (e.name !== s.name) Object.defineProperty(e, 'name', { value: s.name, writable: true, configurable: true });
+  if ('cause' in s) Object.defineProperty(e, 'cause', { value: s.cause, writable: true, configurable: true });
+  Object.assign(e, s.props);
+  if (e instanceof PythonError && !Array.isArray((e as PythonError).args)) (e as PythonError).args = [s.message];
+  return e;
+});
+
+// --- Functions ---
+
+interface FunctionState { url?: string; name: string; source: string }
+const functionStates = new WeakMap<Function, FunctionState>();
+
+function reduceFunction(fn: Function): Reduced {
+  let state = functionStates.get(fn);
+  if (!state) {
+    const source = Function.prototype.toString.call(fn);
+    state = { url: moduleOf(fn), name: fn.name, source };
+    if (/\{\s*\[native code\]\s*\}$/.test(source)) {
+      throw new TypeError(
+        `cannot send function '${fn.name || '<anonymous>'}': it has no source text (a built-in or bound function). ` +
+          'Export a function from a module and pass that.',
+      );
+    }
+    functionStates.set(fn, state);
+  }
+  return { kind: 'function', state };
+}
+
+/** Imported modules by URL (filled by loadsAsync, or synchronously by require). */
+const modules = new Map<string, Record<string, unknown>>();
+const require = createRequire(import.meta.url);
+
+function toImportable(url: string): string {
+  return url.startsWith('/') ? pathToFileURL(url).href : url;
+}
+
+async function importModule(url: string): Promise<void> {
+  modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
+}
+
+function moduleSync(url: string): Record<string, unknown> | undefined {
+  let mod = modules.get(url);
+  if (!mod) {
+    try {
+      // Node >= 20.19 loads ES modules synchronously with require().
+      mod = require(url.startsWith('file:') ? new URL(url).pathname : url) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+    modules.set(url, mod);
+  }
+  return mod;
+}
+
+/** Set while the current process imports the modules of its target (Python's bootstrapping phase). */
+export let importingForChild = false;
+export function _setImportingForChild(v: boolean): void {
+  importingForChild = v;
+}
+
+const rebuiltFunctions = new Map<string, Function>();
+
+registerKind('function', (s: FunctionState) => {
+  const key = `${s.url}\0${s.name}\0${s.source}`;
+  const cached = rebuiltFunctions.get(key);
+  if (cached) return cached;
+  let fn: Function | undefined;
+  if (s.url) {
+    const mod = moduleSync(s.url);
+    if (mod) {
+      const byName = s.name ? mod[s.name] : undefined;
+      if (typeof byName === 'function' && Function.prototype.toString.call(byName) === s.source) fn = byName;
+      else if (mod.default && typeof mod.default === 'function' && Function.prototype.toString.call(mod.default) === s.source) fn = mod.default as Function;
+      else {
+        for (const v of Object.values(mod)) {
+          if (typeof v === 'function' && Function.prototype.toString.call(v) === s.source) {
+            fn = v;
+            break;
+          }
+        }
+      }
+    }
+  }
+  fn ??= fromSource(s);
+  rebuiltFunctions.set(key, fn);
+  return fn;
+});
+
+function exportHint(s: FunctionState): string {
+  const where = s.url ? ` in ${s.url}` : '';
+  return `function '${s.name || '<anonymous>'}'${where} is not exported from its module, so it was sent by its source text`;
+}
+
+function fromSource(s: FunctionState): Function {
+  let compiled: unknown;
+  const attempts = [`(${s.source})`, `({ ${s.source} })[${JSON.stringify(s.name)}]`];
+  for (const code of attempts) {
+    try {
+      compiled = new vm.Script(code, { filename: `${s.name || 'anonymous'} (sent by source)` }).runInThisContext();
+      break;
+    } catch {
+      /* try the next form */
+    }
+  }
+  if (typeof compiled !== 'function') {
+    throw new TypeError(`cannot rebuild ${exportHint(s)} and that text does not compile here. Export it from a module.`);
+  }
+  const inner = compiled as Function;
+  const explain = (e: unknown): unknown => {
+    if (e instanceof ReferenceError) {
+      const err = new ReferenceError(
+        `${e.message}: ${exportHint(s)}, which loses the variables it closes over. Export the function from a module so that it is sent by reference.`,
+      );
+      err.stack = `${err.name}: ${err.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
+      return err;
+    }
+    return e;
+  };
+  // Classes must stay constructible and keep their prototype for subclass re-creation.
+  if (/^class\b/.test(s.source)) return inner;
+  const wrapped = function (this: unknown, ...args: unknown[]) {
+    try {
+      const r = inner.apply(this, args);
+      if (r && typeof (r as Promise<unknown>).then === 'function') return (r as Promise<unknown>).catch((e) => { throw explain(e); });
+      return r;
+    } catch (e) {
+      throw explain(e);
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: s.name });
+  return wrapped;
+}

@@ -1,0 +1,140 @@
+// Starting a child the 'spawn' way (Python's popen_spawn_posix + spawn): a fresh
+// node process, started by fork/exec in the Rust core with the parent's executable
+// and execArgv, receives its preparation data and its Process object over a Unix
+// socket (descriptor 3) and runs it (spawn_main.ts).
+import { fileURLToPath } from 'node:url';
+import { nativeCall } from './errors.js';
+import { native } from './native.js';
+import type { BaseProcess, Popen } from './process.js';
+import { currentProcess } from './process.js';
+import { dumps } from './reduction.js';
+import { _logLevelForChildren } from './util.js';
+import * as wait from './wait.js';
+
+let executable = process.execPath;
+
+/** Python's `set_executable`: the node binary children run. */
+export function setExecutable(path: string): void {
+  executable = path;
+}
+export function getExecutable(): string {
+  return executable;
+}
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const bootstrapPath = fileURLToPath(new URL(`./spawn_main${ext}`, import.meta.url));
+
+/** Options of the parent that must not reach a child (they would run other code, or clash). */
+const DROP_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-r_', '--input-type', '--inspect-port', '--debug-port']);
+const DROP_PREFIX = ['--eval=', '--print=', '--input-type=', '--inspect', '--debug-port=', '--watch', '--test', '--interactive'];
+
+export function childExecArgv(argv: string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (DROP_WITH_VALUE.has(a)) {
+      i++;
+      continue;
+    }
+    if (a === '-i' || DROP_PREFIX.some((p) => a.startsWith(p))) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/** What a child needs before its Process object is loaded (Python's preparation data). */
+export interface Preparation {
+  parentName: string;
+  logLevel?: number;
+}
+
+class SpawnPopen implements Popen {
+  readonly pid: number;
+  readonly sentinel: number;
+  returncode: number | null = null;
+  #closed = false;
+
+  constructor(proc: BaseProcess) {
+    // Serialize first: an unsendable argument fails here, before any child exists.
+    const prep: Preparation = { parentName: currentProcess().name, logLevel: _logLevelForChildren };
+    const prepMsg = dumps(prep);
+    const procMsg = dumps(proc);
+    const [parentEnd, childEnd] = nativeCall(() => native.socketPair());
+    let child;
+    try {
+      child = nativeCall(() =>
+        native.spawnChild({
+          program: executable,
+          args: [...childExecArgv(), bootstrapPath, '--multiprocessing-fork'],
+          env: Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
+          passFds: [childEnd],
+          dieWithParent: proc.daemon,
+        }),
+      );
+    } catch (e) {
+      native.closeFd(parentEnd);
+      throw e;
+    } finally {
+      native.closeFd(childEnd);
+    }
+    this.pid = child.pid;
+    this.sentinel = child.pidfd;
+    const conn = new native.NativeConnection(parentEnd);
+    try {
+      nativeCall(() => {
+        conn.send(prepMsg.data, prepMsg.fds);
+        conn.send(procMsg.data, procMsg.fds);
+      });
+    } catch {
+      // The child died before reading: its exit code tells the story.
+    } finally {
+      conn.close();
+    }
+  }
+
+  poll(): number | null {
+    if (this.returncode === null && !this.#closed) {
+      this.returncode = nativeCall(() => native.waitChild(this.pid, this.sentinel, 0));
+    }
+    return this.returncode;
+  }
+
+  waitSync(timeout?: number | null): number | null {
+    if (this.returncode !== null || this.#closed) return this.returncode;
+    this.returncode = nativeCall(() => native.waitChild(this.pid, this.sentinel, timeout ?? null));
+    return this.returncode;
+  }
+
+  async wait(timeout?: number | null): Promise<number | null> {
+    const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+    for (;;) {
+      if (this.poll() !== null) return this.returncode;
+      const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
+      if (left === 0) return null;
+      await wait.readable(this.sentinel, left);
+    }
+  }
+
+  #signal(sig: number): void {
+    if (this.poll() === null) nativeCall(() => native.signalChild(this.sentinel, sig));
+  }
+
+  terminate(): void {
+    this.#signal(15);
+  }
+
+  kill(): void {
+    this.#signal(9);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    wait.forget(this.sentinel);
+    native.closeFd(this.sentinel);
+  }
+}
+
+export function spawnPopen(proc: BaseProcess): Popen {
+  return new SpawnPopen(proc);
+}

@@ -1,0 +1,40 @@
+// The child's entry point (Python's spawn_main): read the preparation data and the
+// Process object from descriptor 3, become that process, run it, exit with its code.
+import { native } from './native.js';
+import { _becomeChild, type BaseProcess } from './process.js';
+import { _setImportingForChild, loads, loadsAsync } from './reduction.js';
+import { logToStderr, runExitHandlers } from './util.js';
+import type { Preparation } from './spawn.js';
+// The context module registers the Process classes this library defines.
+import './context.js';
+
+const BOOTSTRAP_FD = 3;
+
+async function main(): Promise<number> {
+  const channel = new native.NativeConnection(BOOTSTRAP_FD);
+  const takeFds = (n: number) => channel.takeFds(n);
+  const prep = loads(channel.recv(true, null, null)!, takeFds) as Preparation;
+  if (prep.logLevel !== undefined) logToStderr(prep.logLevel);
+  const procData = channel.recv(true, null, null)!;
+  let proc: BaseProcess;
+  // While the target's modules load, starting a process is Python's bootstrapping error.
+  _setImportingForChild(true);
+  try {
+    proc = (await loadsAsync(procData, takeFds)) as BaseProcess;
+  } finally {
+    _setImportingForChild(false);
+    channel.close();
+  }
+  _becomeChild(proc, prep.parentName);
+  const code = await proc._bootstrap();
+  runExitHandlers();
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    process.exit(1);
+  },
+);
