@@ -10,8 +10,8 @@ use crate::error::{coded, os, recv};
 /// One end of a framed connection over a stream socket. Owns its descriptor.
 #[napi]
 pub struct NativeConnection {
-    fd: i32,
-    reader: FrameReader,
+    pub(crate) fd: i32,
+    pub(crate) reader: FrameReader,
 }
 
 #[napi]
@@ -76,7 +76,7 @@ impl NativeConnection {
         std::mem::replace(&mut self.fd, -1)
     }
 
-    fn check_open(&self) -> napi::Result<()> {
+    pub(crate) fn check_open(&self) -> napi::Result<()> {
         if self.fd < 0 {
             return Err(coded("Closed", "handle is closed"));
         }

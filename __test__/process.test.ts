@@ -1,0 +1,97 @@
+import test from 'ava';
+import { AssertionError } from 'node:assert';
+import {
+  activeChildren, currentProcess, getAllStartMethods, getContext, Pipe, Process, ValueError,
+} from '../index.js';
+import { describeSelf, exitWith, Greeter, sendBack, sleepForever, throws } from './fixtures/targets.js';
+
+test('a target runs in a child with its arguments and the exit code is 0', async (t) => {
+  const [a, b] = Pipe();
+  const p = new Process({ target: sendBack, args: [b, 1, 'two', { three: [3n] }] });
+  p.start();
+  t.deepEqual(await a.recv(), [1, 'two', { three: [3n] }]);
+  await p.join();
+  t.is(p.exitcode, 0);
+  t.false(p.isAlive());
+});
+
+test('names, pid, authkey and parent follow Python', async (t) => {
+  const [a, b] = Pipe();
+  const p = new Process({ target: describeSelf, args: [b] });
+  t.regex(p.name, /^Process-\d+$/);
+  t.regex(String(p), /^<Process name='Process-\d+' parent=\d+ initial>$/);
+  p.start();
+  const info = await a.recv();
+  await p.join();
+  t.is(info.name, p.name);
+  t.is(info.pid, p.pid);
+  t.is(info.parent, process.pid);
+  t.is(info.parentName, 'MainProcess');
+  t.deepEqual(Buffer.from(info.authkey), currentProcess().authkey);
+  t.is(currentProcess().authkey.length, 32);
+  t.regex(String(p), /^<Process name='Process-\d+' pid=\d+ parent=\d+ stopped exitcode=0>$/);
+});
+
+test('exit codes: throw gives 1, process.exit(n) gives n, signals are negative', async (t) => {
+  const p1 = new Process({ target: throws });
+  p1.start();
+  await p1.join();
+  t.is(p1.exitcode, 1);
+  const p2 = new Process({ target: exitWith, args: [7] });
+  p2.start();
+  await p2.join();
+  t.is(p2.exitcode, 7);
+  const p3 = new Process({ target: sleepForever });
+  p3.start();
+  p3.terminate();
+  await p3.join();
+  t.is(p3.exitcode, -15);
+  t.regex(String(p3), /exitcode=SIGTERM/);
+  const p4 = new Process({ target: sleepForever });
+  p4.start();
+  t.true(p4.isAlive());
+  t.true(activeChildren().includes(p4));
+  await p4.join(0.1);
+  t.is(p4.exitcode, null);
+  p4.kill();
+  p4.joinSync();
+  t.is(p4.exitcode, -9);
+  t.false(activeChildren().includes(p4));
+});
+
+test('a Process subclass is re-created in the child with its fields', async (t) => {
+  const [a, b] = Pipe();
+  const g = new Greeter();
+  g.greeting = 'bonjour';
+  g.conn = b;
+  g.start();
+  t.is(await a.recv(), `bonjour from ${g.name}`);
+  await g.join();
+  t.is(g.exitcode, 0);
+  t.regex(g.name, /^Greeter-\d+$/);
+});
+
+test('an unserializable argument fails at start with TypeError and no child', (t) => {
+  const p = new Process({ target: sendBack, args: [Symbol('x')] });
+  const before = activeChildren().length;
+  t.throws(() => p.start(), { instanceOf: TypeError });
+  t.is(activeChildren().length, before);
+});
+
+test('misuse gives Python\'s errors', async (t) => {
+  const p = new Process({ target: sleepForever });
+  await t.throwsAsync(p.join(), { instanceOf: AssertionError });
+  p.start();
+  t.throws(() => p.start(), { instanceOf: AssertionError });
+  t.throws(() => p.close(), { instanceOf: ValueError });
+  p.kill();
+  await p.join();
+  p.close();
+  t.throws(() => p.pid, { instanceOf: ValueError, message: 'process object is closed' });
+});
+
+test('only the spawn start method is offered; fork gives ValueError with the reason', (t) => {
+  t.deepEqual(getAllStartMethods(), ['spawn']);
+  t.throws(() => getContext('fork'), { instanceOf: ValueError, message: /fork/ });
+  t.is(getContext('spawn').getStartMethod(), 'spawn');
+});
