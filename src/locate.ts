@@ -2,7 +2,9 @@
 // inspector (synchronous). JavaScript functions do not know their module, and ES
 // modules cannot be enumerated, so this is how a function is sent by reference
 // (module, export name), as Python's pickle sends `__module__` + `__qualname__`.
+import { readFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { fileURLToPath } from 'node:url';
 
 let session: Session | undefined;
 const scriptUrls = new Map<string, string>();
@@ -55,4 +57,36 @@ export function moduleOf(fn: Function): string | undefined {
   if (url && (url.startsWith('node:') || url.startsWith('internal') || url.startsWith('evalmachine'))) url = undefined;
   cache.set(fn, url ?? null);
   return url;
+}
+
+const sources = new Map<string, string | null>();
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Whether the module at `url` appears to export `name`, read from its source text.
+ * The receiving process imports a module only when it does, so that sending a
+ * function never runs an unrelated module (a test file, a script) in a child.
+ */
+export function looksExported(url: string, name: string): boolean {
+  if (!name || !/^[\w$]+$/.test(name)) return false;
+  let text = sources.get(url);
+  if (text === undefined) {
+    try {
+      text = readFileSync(url.startsWith('file:') ? fileURLToPath(url) : url, 'utf8');
+    } catch {
+      text = null;
+    }
+    sources.set(url, text);
+  }
+  if (text == null) return false;
+  const n = escapeRegExp(name);
+  return [
+    new RegExp(`\\bexport\\s+(?:default\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`),
+    new RegExp(`\\bexport\\s*\\{[^}]*\\b${n}\\b[^}]*\\}`),
+    new RegExp(`\\bexports\\.${n}\\s*=`),
+    new RegExp(`\\bmodule\\.exports\\s*=[^;]*\\b${n}\\b`),
+  ].some((re) => re.test(text!));
 }

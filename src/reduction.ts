@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { errorClasses, PythonError } from './errors.js';
-import { moduleOf } from './locate.js';
+import { looksExported, moduleOf } from './locate.js';
 
 /** Objects of this library implement this to say how they cross a process boundary. */
 export const reduce = Symbol.for('node-multiprocessing.reduce');
@@ -299,7 +299,8 @@ function reduceFunction(fn: Function): Reduced {
   let state = functionStates.get(fn);
   if (!state) {
     const source = Function.prototype.toString.call(fn);
-    state = { url: moduleOf(fn), name: fn.name, source };
+    const url = moduleOf(fn);
+    state = { url: url && looksExported(url, fn.name) ? url : undefined, name: fn.name, source };
     if (/\{\s*\[native code\]\s*\}$/.test(source)) {
       throw new TypeError(
         `cannot send function '${fn.name || '<anonymous>'}': it has no source text (a built-in or bound function). ` +
