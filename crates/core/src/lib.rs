@@ -6,14 +6,20 @@
 //!   with descriptors carried by SCM_RIGHTS.
 //! - [`reactor`]: one epoll thread per process that reports readable descriptors,
 //!   so asynchronous waits need neither a thread per waiter nor libuv's pool.
+//! - [`heap`]: shared arenas (memfds) with a small-block allocator and refcounted blocks.
+//! - [`sync`]: Lock, RLock, Semaphore, Condition, Event, Barrier in shared memory.
+//! - [`waiter`]: futex_waitv threads reporting changed words to asynchronous waiters.
 //! - [`auth`]: CPython-compatible challenge/response authentication.
 //! - [`net`]: TCP and Unix listening/connecting sockets for Listener/Client.
 
 pub mod auth;
 pub mod frame;
 pub mod futex;
+pub mod heap;
 pub mod net;
 pub mod reactor;
 pub mod shm;
 pub mod spawn;
+pub mod sync;
 pub mod sys;
+pub mod waiter;
