@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::sys::wait_readable;
@@ -345,11 +345,11 @@ fn read_plain(fd: RawFd, buf: &mut [MaybeUninit<u8>], mode: Mode) -> io::Result<
 }
 
 /// Whether a frame can be read without waiting, or waits up to `deadline` for data.
-pub fn poll(reader: &FrameReader, fd: &impl AsRawFd, deadline: Option<Instant>) -> io::Result<bool> {
+pub fn poll(reader: &FrameReader, fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
     if reader.has_buffered() {
         return Ok(true);
     }
-    wait_readable(fd.as_raw_fd(), deadline)
+    wait_readable(fd, deadline)
 }
 
 #[cfg(test)]

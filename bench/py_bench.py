@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""CPython's figures for the cases node-multiprocessing benchmarks, one JSON line each.
+
+Run: python3 py_bench.py [--quick] [case ...]. Same measurements as
+../shared/anchors/py_mp_bench.py, restricted to the cases asked for.
+"""
+import json, multiprocessing as mp, sys, time
+
+QUICK = "--quick" in sys.argv
+WANTED = [a for a in sys.argv[1:] if not a.startswith("--")]
+SCALE = 1 if QUICK else 5
+
+
+def emit(case, value, unit):
+    print(json.dumps({"case": case, "value": round(value, 3), "unit": unit}), flush=True)
+
+
+def noop():
+    pass
+
+
+def pipe_echo(conn, n):
+    for _ in range(n):
+        conn.send(conn.recv())
+    conn.close()
+
+
+def process_start_join_spawn():
+    ctx = mp.get_context("spawn")
+    n = 5 * SCALE
+    t = time.perf_counter()
+    for _ in range(n):
+        p = ctx.Process(target=noop)
+        p.start()
+        p.join()
+    emit("process_start_join_spawn", (time.perf_counter() - t) / n * 1e3, "ms")
+
+
+def pipe_roundtrip():
+    n = 5000 * SCALE
+    ctx = mp.get_context("spawn")
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=pipe_echo, args=(b, n + 1))
+    p.start()
+    a.send(0); a.recv()
+    t = time.perf_counter()
+    for i in range(n):
+        a.send(i)
+        a.recv()
+    dt = time.perf_counter() - t
+    p.join()
+    emit("pipe_roundtrip", dt / n * 1e6, "us")
+
+
+def lock_acquire_release():
+    n = 200000 * SCALE
+    lock = mp.Lock()
+    t = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    emit("lock_acquire_release", (time.perf_counter() - t) / n * 1e9, "ns")
+
+
+def raw_array_elem_rw():
+    n = 200000 * SCALE
+    arr = mp.Array("d", n, lock=False)
+    t = time.perf_counter()
+    for i in range(n):
+        arr[i] = i
+    s = 0.0
+    for i in range(n):
+        s += arr[i]
+    emit("raw_array_elem_rw", (time.perf_counter() - t) / (2 * n) * 1e9, "ns")
+
+
+def locked_value_increment():
+    n = 200000 * SCALE
+    v = mp.Value("i", 0)
+    t = time.perf_counter()
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+    emit("locked_value_increment", (time.perf_counter() - t) / n * 1e9, "ns")
+
+
+def producer(q, n, payload):
+    for _ in range(n):
+        q.put(payload)
+    q.put(None)
+
+
+def _queue(n, payload, label):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=producer, args=(q, n, payload))
+    p.start()
+    q.get()
+    t = time.perf_counter()
+    got = 1
+    while q.get() is not None:
+        got += 1
+    dt = time.perf_counter() - t
+    p.join()
+    emit(f"queue_throughput_{label}", (got - 1) / dt, "msg/s")
+    if len(payload) > 100:
+        emit(f"queue_bandwidth_{label}", (got - 1) * len(payload) / dt / 1e6, "MB/s")
+
+
+def queue_throughput_8B():
+    _queue(20000 * SCALE, b"x" * 8, "8B")
+
+
+def queue_bandwidth_1MiB():
+    _queue(200 * SCALE, b"x" * (1 << 20), "1MiB")
+
+
+def client_echo(address, n):
+    from multiprocessing.connection import Client
+    with Client(address, authkey=b"bench") as c:
+        for _ in range(n):
+            c.send_bytes(c.recv_bytes())
+
+
+def listener_client_roundtrip():
+    from multiprocessing.connection import Listener
+    n = 5000 * SCALE
+    ctx = mp.get_context("spawn")
+    with Listener(("127.0.0.1", 0), authkey=b"bench") as l:
+        p = ctx.Process(target=client_echo, args=(l.address, n + 1))
+        p.start()
+        with l.accept() as c:
+            c.send_bytes(b"x"); c.recv_bytes()
+            t = time.perf_counter()
+            for _ in range(n):
+                c.send_bytes(b"12345678")
+                c.recv_bytes()
+            dt = time.perf_counter() - t
+        p.join()
+    emit("listener_client_roundtrip", dt / n * 1e6, "us")
+
+
+def square(x):
+    return x * x
+
+
+def _pool_cases():
+    n = 20000 * SCALE
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(square, range(100))
+        t = time.perf_counter()
+        pool.map(square, range(n))
+        emit("pool_map_trivial", n / (time.perf_counter() - t), "task/s")
+        t = time.perf_counter()
+        rs = [pool.apply_async(square, (i,)) for i in range(n // 10)]
+        for r in rs:
+            r.get()
+        emit("pool_apply_async_trivial", (n // 10) / (time.perf_counter() - t), "task/s")
+        t = time.perf_counter()
+        for _ in pool.imap_unordered(square, range(n // 10)):
+            pass
+        emit("pool_imap_unordered_chunk1", (n // 10) / (time.perf_counter() - t), "task/s")
+
+
+CASES = {
+    "process_start_join_spawn": process_start_join_spawn,
+    "pipe_roundtrip": pipe_roundtrip,
+    "lock_acquire_release": lock_acquire_release,
+    "raw_array_elem_rw": raw_array_elem_rw,
+    "locked_value_increment": locked_value_increment,
+    "queue_throughput_8B": queue_throughput_8B,
+    "queue_bandwidth_1MiB": queue_bandwidth_1MiB,
+    "listener_client_roundtrip": listener_client_roundtrip,
+    "pool": _pool_cases,
+}
+
+if __name__ == "__main__":
+    for name in WANTED or CASES:
+        CASES[name]()

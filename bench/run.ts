@@ -1,0 +1,51 @@
+// `npm run bench`: each case of node-multiprocessing, then CPython's figure for the
+// same case from the same run, as JSON lines {case, impl, value, unit}, and a ratio
+// line per case. Run compiled (plain node), so that children start as users' would.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
+
+const quick = process.argv.includes('--quick');
+const scale = quick ? 1 : 5;
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+// The Python script sits next to the TypeScript sources (bench/), also when run from dist/bench.
+const here = dirname(fileURLToPath(import.meta.url));
+const pyScript = join(here.includes('/dist/') ? join(here, '..', '..', 'bench') : here, 'py_bench.py');
+
+interface Case {
+  /** The py_bench.py case that produces CPython's figure. */
+  py: string;
+  run: () => Promise<Row | Row[]>;
+}
+
+const cases: Record<string, Case> = {
+  process_start_join_spawn: { py: 'process_start_join_spawn', run: () => processStartJoin(5 * scale) },
+  pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
+};
+
+function cpython(pyCase: string): Row[] {
+  const r = spawnSync('python3', [pyScript, ...(quick ? ['--quick'] : []), pyCase], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    console.error(`python3 ${pyCase} failed: ${r.stderr}`);
+    return [];
+  }
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+}
+
+const lowerIsBetter = (unit: string): boolean => ['ms', 'us', 'ns'].includes(unit);
+
+for (const [name, c] of Object.entries(cases)) {
+  if (only.length && !only.includes(name)) continue;
+  const ours = [(await c.run())].flat();
+  const theirs = cpython(c.py);
+  for (const row of ours) {
+    console.log(JSON.stringify({ case: row.case, impl: 'node-multiprocessing', value: +row.value.toFixed(3), unit: row.unit }));
+    const py = theirs.find((p) => p.case === row.case);
+    if (!py) continue;
+    console.log(JSON.stringify({ case: row.case, impl: 'cpython', value: py.value, unit: py.unit }));
+    // ratio < 1 means we are faster (time) or ratio > 1 means we are faster (rate).
+    const ratio = row.value / py.value;
+    console.log(JSON.stringify({ case: row.case, impl: 'ratio', value: +ratio.toFixed(3), unit: lowerIsBetter(row.unit) ? 'ours/cpython time' : 'ours/cpython rate' }));
+  }
+}
