@@ -1,13 +1,23 @@
 // Connection objects (Python's multiprocessing.connection): framed messages over a
 // stream socket. Objects go through the one serializer (reduction.ts); descriptors of
 // library objects inside a message ride along by SCM_RIGHTS.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
+import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
+import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
-import * as wait from './wait.js';
+import { atExit } from './util.js';
+import * as reactor from './wait.js';
 
 type NativeConnection = InstanceType<typeof native.NativeConnection>;
+
+/**
+ * The blocking receives poll this many microseconds before they sleep: a reply from
+ * a peer running on another core then costs no wake-up (which dominates a round trip).
+ */
+const SYNC_SPIN_US = 50;
 
 export class Connection {
   #conn: NativeConnection | null;
@@ -55,7 +65,7 @@ export class Connection {
     const c = this.#conn;
     if (!c) return;
     this.#conn = null;
-    wait.forget(c.fd);
+    reactor.forget(c.fd);
     c.close();
   }
 
@@ -92,14 +102,28 @@ export class Connection {
     for (;;) {
       const got = this.#tryRecv(maxlength);
       if (got) return got;
-      await wait.readable(this.#forReading().fd);
+      await reactor.readable(this.#forReading().fd);
     }
   }
 
   #recvRawSync(maxlength?: number | null): Buffer {
     const c = this.#forReading();
-    const got = nativeCall(() => c.recv(true, null, maxlength ?? null));
-    return got!;
+    return nativeCall(() => c.recvSpin(SYNC_SPIN_US, maxlength ?? null));
+  }
+
+  /**
+   * One message of at most `maxlength` bytes, by `deadline` (a `Date.now()` time;
+   * null: no limit); null when the deadline passes first. For the handshakes.
+   * @internal
+   */
+  async _recvBytesBefore(maxlength: number, deadline: number | null): Promise<Buffer | null> {
+    for (;;) {
+      const got = this.#tryRecv(maxlength);
+      if (got) return got;
+      const left = deadline === null ? null : deadline - Date.now();
+      if (left !== null && left <= 0) return null;
+      await reactor.readable(this.#forReading().fd, left === null ? null : left / 1000);
+    }
   }
 
   #takeFds = (n: number): number[] => nativeCall(() => this.#open().takeFds(n));
@@ -149,7 +173,7 @@ export class Connection {
     const deadline = timeout === null ? null : Date.now() + timeout * 1000;
     for (;;) {
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
-      const ready = await wait.readable(this.#forReading().fd, left);
+      const ready = await reactor.readable(this.#forReading().fd, left);
       if (ready || nativeCall(() => this.#forReading().poll(0))) return true;
       if (deadline !== null && Date.now() >= deadline) return false;
     }
@@ -164,7 +188,7 @@ export class Connection {
   _detach(): number {
     const c = this.#open();
     this.#conn = null;
-    wait.forget(c.fd);
+    reactor.forget(c.fd);
     return c.detach();
   }
 
@@ -217,4 +241,475 @@ export function Pipe(duplex = true): [Connection, Connection] {
     throw mapNativeError(e);
   }
   return [new Connection(a, true, false), new Connection(b, false, true)];
+}
+
+// ---------------------------------------------------------------------------
+// Listeners and Clients (Python 3.11's multiprocessing.connection), the
+// authentication handshake (byte-compatible with CPython 3.11 and 3.12+) and wait().
+
+/** `'AF_INET'` (TCP), `'AF_UNIX'` (Unix socket); `'AF_PIPE'` is Windows only. */
+export type Family = 'AF_INET' | 'AF_UNIX' | 'AF_PIPE';
+/** `[host, port]` for AF_INET; a path, or a name starting with NUL (Linux abstract), for AF_UNIX. */
+export type Address = string | readonly [string, number];
+/** An authentication key: bytes (a Buffer or any Uint8Array, or an ArrayBuffer). */
+export type AuthKey = Uint8Array | ArrayBuffer;
+
+/** The families usable here (Python's `connection.families`). */
+export const families: readonly Family[] = ['AF_INET', 'AF_UNIX'];
+/** The family used when neither an address nor a family is given (Python's `default_family`). */
+export const defaultFamily: Family = 'AF_UNIX';
+/** Seconds a peer has to complete the authentication handshake (not in Python, which waits for ever). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 20;
+
+/** The family an address belongs to (Python's `address_type`). */
+export function addressType(address: unknown): Family {
+  if (Array.isArray(address)) return 'AF_INET';
+  if (typeof address === 'string') return address.startsWith('\\\\') ? 'AF_PIPE' : 'AF_UNIX';
+  throw new ValueError(`address type of ${inspect(address)} unrecognized`);
+}
+
+function validateFamily(family: string): asserts family is Family {
+  if (!(families as readonly string[]).includes(family)) throw new ValueError(`Family ${family} is not recognized.`);
+}
+
+function checkAddress(address: unknown, family: Family): Address {
+  if (family === 'AF_INET') {
+    const ok = Array.isArray(address) && address.length === 2 && typeof address[0] === 'string' &&
+      Number.isInteger(address[1]) && address[1] >= 0 && address[1] <= 65535;
+    if (!ok) throw new TypeError(`AF_INET address must be [host, port], not ${inspect(address)}`);
+    return [address[0], address[1]] as const;
+  }
+  if (typeof address !== 'string') throw new TypeError(`AF_UNIX address must be a string, not ${inspect(address)}`);
+  return address;
+}
+
+function toAddress(a: { host?: string | null; port?: number | null; path?: string | null }): Address {
+  return a.path != null ? a.path : ([a.host ?? '', a.port ?? 0] as const);
+}
+
+/** An authkey as bytes; `error` makes the caller's own error (Python's messages differ). */
+function toAuthKey(authkey: unknown, error: (msg: string) => Error): Buffer {
+  if (authkey instanceof ArrayBuffer) return Buffer.from(authkey);
+  if (authkey instanceof Uint8Array) return Buffer.from(authkey.buffer, authkey.byteOffset, authkey.byteLength);
+  throw error(typeof authkey);
+}
+
+function isOptions(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array) && !(x instanceof ArrayBuffer);
+}
+
+function handshakeDeadline(timeout: number | null | undefined): number | null {
+  return timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+}
+
+/**
+ * A bound, listening socket (Python's `SocketListener`): `accept()` waits for the
+ * listening descriptor with the reactor, then takes a connection without blocking.
+ */
+export class SocketListener {
+  #fd: number;
+  #family: Family;
+  #unlink: (() => void) | null = null;
+  #cancelExit: (() => void) | null = null;
+  readonly _address: Address;
+  _lastAccepted: Address | null = null;
+
+  /**
+   * `removeDir` (not in Python): a private directory holding the socket, removed
+   * with it on close.
+   */
+  constructor(address: Address, family: Family, backlog = 1, removeDir?: string) {
+    validateFamily(family);
+    const addr = checkAddress(address, family);
+    if (!Number.isInteger(backlog)) throw new TypeError('backlog must be an integer');
+    if (family === 'AF_INET') {
+      const [host, port] = addr as readonly [string, number];
+      const bound = nativeCall(() => native.listenTcp(host, port, backlog));
+      this.#fd = bound.fd;
+      this._address = [bound.host, bound.port] as const;
+    } else {
+      this.#fd = nativeCall(() => native.listenUnix(addr as string, backlog));
+      this._address = addr;
+    }
+    this.#family = family;
+    const path = addr as string;
+    if (family === 'AF_UNIX' && (!path.startsWith('\0') || removeDir)) {
+      this.#unlink = () => {
+        if (!path.startsWith('\0')) rmSync(path, { force: true });
+        if (removeDir) rmSync(removeDir, { recursive: true, force: true });
+      };
+      // Python's Finalize(exitpriority=0): gone at exit even if never closed.
+      this.#cancelExit = atExit(() => this.#runUnlink(), 0);
+    }
+  }
+
+  #runUnlink(): void {
+    const unlink = this.#unlink;
+    this.#unlink = null;
+    this.#cancelExit?.();
+    this.#cancelExit = null;
+    unlink?.();
+  }
+
+  get _family(): Family {
+    return this.#family;
+  }
+
+  /** The listening descriptor: readable when a connection is waiting (usable with `wait()`). */
+  fileno(): number {
+    if (this.#fd < 0) throw new OSError('listener is closed');
+    return this.#fd;
+  }
+
+  /** The next connection (no authentication here). */
+  async accept(): Promise<Connection> {
+    for (;;) {
+      const fd = this.fileno();
+      const got = nativeCall(() => native.tryAccept(fd));
+      if (got) {
+        this._lastAccepted = toAddress(got.peer);
+        return new Connection(got.fd);
+      }
+      await reactor.readable(fd);
+    }
+  }
+
+  close(): void {
+    const fd = this.#fd;
+    this.#fd = -1;
+    try {
+      if (fd >= 0) {
+        reactor.forget(fd);
+        nativeCall(() => native.closeFd(fd));
+      }
+    } finally {
+      this.#runUnlink();
+    }
+  }
+}
+
+export interface ListenerOptions {
+  address?: Address | null;
+  family?: Family | null;
+  backlog?: number;
+  /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
+  authkey?: AuthKey | null;
+  /** With no `authkey`: authenticate with `currentProcess().authkey` (the documented `authenticate=True`). */
+  authenticate?: boolean;
+  /** Seconds a client has to authenticate (default 20; null: no limit). */
+  handshakeTimeout?: number | null;
+}
+
+/**
+ * A listening socket (Python's `multiprocessing.connection.Listener`):
+ * `new Listener(address?, family?, backlog?, authkey?)`, or an options object in
+ * place of the arguments after `address` or of all of them.
+ */
+export class Listener {
+  #listener: SocketListener | null;
+  #authkey: Buffer | null;
+  #handshakeTimeout: number | null;
+
+  constructor(address?: Address | ListenerOptions | null, family?: Family | null | ListenerOptions, backlog = 1, authkey: AuthKey | null = null) {
+    let o: ListenerOptions;
+    if (isOptions(address)) o = address as ListenerOptions;
+    else if (isOptions(family)) o = { ...(family as ListenerOptions), address: address as Address | null | undefined };
+    else o = { address: address as Address | null | undefined, family: family as Family | null | undefined, backlog, authkey };
+    const fam = o.family || (o.address ? addressType(o.address) : null) || defaultFamily;
+    validateFamily(fam);
+    let key: Buffer | null = null;
+    if (o.authkey != null) key = toAuthKey(o.authkey, () => new TypeError('authkey should be a byte string'));
+    else if (o.authenticate) key = currentProcess().authkey;
+    let addr = o.address;
+    let privateDir: string | undefined;
+    if (!addr) {
+      if (fam === 'AF_INET') addr = ['localhost', 0];
+      else {
+        const p = nativeCall(() => native.privateSocketPath());
+        addr = p.path;
+        privateDir = p.dir;
+      }
+    }
+    try {
+      this.#listener = new SocketListener(addr, fam, o.backlog ?? 1, privateDir);
+    } catch (e) {
+      if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+      throw e;
+    }
+    this.#authkey = key;
+    this.#handshakeTimeout = o.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : o.handshakeTimeout;
+  }
+
+  /**
+   * The next connection, authenticated when the listener has a key: deliver a
+   * challenge, then answer one. A failed or timed-out handshake closes that
+   * connection and rejects (AuthenticationError); the listener stays usable.
+   */
+  async accept(): Promise<Connection> {
+    const l = this.#listener;
+    if (!l) throw new OSError('listener is closed');
+    const c = await l.accept();
+    // Python: `if self._authkey:` (an empty key means no authentication).
+    if (this.#authkey && this.#authkey.length > 0) {
+      const deadline = handshakeDeadline(this.#handshakeTimeout);
+      try {
+        await deliver(c, this.#authkey, 'sha256', deadline);
+        await answer(c, this.#authkey, deadline);
+      } catch (e) {
+        c.close();
+        throw e;
+      }
+    }
+    return c;
+  }
+
+  close(): void {
+    const l = this.#listener;
+    if (l) {
+      this.#listener = null;
+      l.close();
+    }
+  }
+
+  get closed(): boolean {
+    return this.#listener === null;
+  }
+
+  /** The bound address (for AF_INET with port 0, the port picked). */
+  get address(): Address {
+    if (!this.#listener) throw new OSError('listener is closed');
+    return this.#listener._address;
+  }
+
+  /** The peer address of the last accepted connection; null before any. */
+  get lastAccepted(): Address | null {
+    if (!this.#listener) throw new OSError('listener is closed');
+    return this.#listener._lastAccepted;
+  }
+
+  /** The underlying socket listener (Python's `_listener`). */
+  get _listener(): SocketListener | null {
+    return this.#listener;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  toString(): string {
+    return this.#listener ? `<Listener address=${inspect(this.#listener._address)}>` : '<Listener closed>';
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+export interface ClientOptions {
+  address?: Address;
+  family?: Family | null;
+  /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
+  authkey?: AuthKey | null;
+  /** With no `authkey`: authenticate with `currentProcess().authkey`. */
+  authenticate?: boolean;
+  /** Seconds the listener has to complete the handshake (default 20; null: no limit). */
+  handshakeTimeout?: number | null;
+}
+
+/**
+ * Connect to a Listener (Python's `Client(address, family=None, authkey=None)`),
+ * answering then delivering a challenge when an authkey is given. An options
+ * object may stand in place of the arguments after `address` or of all of them.
+ */
+export async function Client(address: Address | ClientOptions, family?: Family | null | ClientOptions, authkey: AuthKey | null = null): Promise<Connection> {
+  let o: ClientOptions;
+  if (isOptions(address)) o = address as ClientOptions;
+  else if (isOptions(family)) o = { ...(family as ClientOptions), address: address as Address };
+  else o = { address: address as Address, family: family as Family | null | undefined, authkey };
+  if (o.address == null) throw new TypeError('Client() needs an address');
+  const fam = o.family || addressType(o.address);
+  validateFamily(fam);
+  const addr = checkAddress(o.address, fam);
+  let key: Buffer | null = null;
+  if (o.authkey != null) key = toAuthKey(o.authkey, () => new TypeError('authkey should be a byte string'));
+  else if (o.authenticate) key = currentProcess().authkey;
+  let fd: number;
+  try {
+    fd = fam === 'AF_INET'
+      ? await native.connectTcp((addr as readonly [string, number])[0], (addr as readonly [string, number])[1])
+      : await native.connectUnix(addr as string);
+  } catch (e) {
+    throw mapNativeError(e);
+  }
+  const c = new Connection(fd);
+  // Python: `if authkey is not None:` (an empty key still authenticates).
+  if (key !== null) {
+    const deadline = handshakeDeadline(o.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : o.handshakeTimeout);
+    try {
+      await answer(c, key, deadline);
+      await deliver(c, key, 'sha256', deadline);
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+  }
+  return c;
+}
+
+// --- The authentication handshake (CPython 3.12's protocol, which 3.11 peers speak too) ---
+
+const CHALLENGE = Buffer.from('#CHALLENGE#');
+const WELCOME = Buffer.from('#WELCOME#');
+const FAILURE = Buffer.from('#FAILURE#');
+/** Random bytes in a challenge we deliver. */
+const MESSAGE_LENGTH = 40;
+/** A 3.11 challenge; also the shortest challenge accepted. */
+const MD5ONLY_MESSAGE_LENGTH = 20;
+const MD5_DIGEST_LEN = 16;
+const LEGACY_LENGTHS = [MD5ONLY_MESSAGE_LENGTH, MD5_DIGEST_LEN];
+const MAX_DIGEST_LEN = 8;
+/** Python's allowed digest names and their OpenSSL names. */
+const ALLOWED_DIGESTS = new Map([
+  ['md5', 'md5'], ['sha256', 'sha256'], ['sha384', 'sha384'], ['sha3_256', 'sha3-256'], ['sha3_384', 'sha3-384'],
+]);
+/** CPython's bound on every handshake message (`recv_bytes(256)`). */
+const HANDSHAKE_MAXLEN = 256;
+
+function hmacOf(authkey: Buffer, message: Buffer, digest: string): Buffer {
+  return createHmac(ALLOWED_DIGESTS.get(digest)!, authkey).update(message).digest();
+}
+
+/** (digest name, payload); the name is '' for a legacy unprefixed HMAC-MD5 message. */
+function digestNameAndPayload(message: Buffer): [string, Buffer] {
+  if (LEGACY_LENGTHS.includes(message.length)) return ['', message];
+  if (message[0] === 0x7b) {
+    const curly = message.indexOf(0x7d, 1);
+    if (curly > 0 && curly < MAX_DIGEST_LEN + 2) {
+      const digest = message.subarray(1, curly).toString('latin1');
+      if (ALLOWED_DIGESTS.has(digest)) return [digest, message.subarray(curly + 1)];
+    }
+  }
+  throw new AuthenticationError(`unsupported message length, missing digest prefix, or unsupported digest (${message.length} bytes)`);
+}
+
+function createResponse(authkey: Buffer, message: Buffer): Buffer {
+  const digest = digestNameAndPayload(message)[0];
+  // The MAC covers the whole message, digest prefix included.
+  if (!digest) return hmacOf(authkey, message, 'md5');
+  return Buffer.concat([Buffer.from(`{${digest}}`), hmacOf(authkey, message, digest)]);
+}
+
+function verifyChallenge(authkey: Buffer, message: Buffer, response: Buffer): void {
+  const [name, mac] = digestNameAndPayload(response);
+  const digest = name || 'md5';
+  const expected = hmacOf(authkey, message, digest);
+  if (expected.length !== mac.length) {
+    throw new AuthenticationError(`expected '${digest}' of length ${expected.length} got ${mac.length}`);
+  }
+  if (!timingSafeEqual(expected, mac)) throw new AuthenticationError('digest received was wrong');
+}
+
+async function recvHandshake(c: Connection, deadline: number | null): Promise<Buffer> {
+  const m = await c._recvBytesBefore(HANDSHAKE_MAXLEN, deadline);
+  if (m === null) throw new AuthenticationError('authentication handshake timed out');
+  return m;
+}
+
+async function deliver(c: Connection, authkey: Buffer, digestName: string, deadline: number | null): Promise<void> {
+  if (!ALLOWED_DIGESTS.has(digestName)) throw new ValueError(`unsupported digest ${digestName}`);
+  const message = Buffer.concat([Buffer.from(`{${digestName}}`), randomBytes(MESSAGE_LENGTH)]);
+  // A 3.11 peer takes the whole thing as its challenge and answers with raw HMAC-MD5.
+  c.sendBytes(Buffer.concat([CHALLENGE, message]));
+  const response = await recvHandshake(c, deadline);
+  try {
+    verifyChallenge(authkey, message, response);
+  } catch (e) {
+    c.sendBytes(FAILURE);
+    throw e;
+  }
+  c.sendBytes(WELCOME);
+}
+
+async function answer(c: Connection, authkey: Buffer, deadline: number | null): Promise<void> {
+  const frame = await recvHandshake(c, deadline);
+  if (!frame.subarray(0, CHALLENGE.length).equals(CHALLENGE)) {
+    throw new AuthenticationError('Protocol error, expected challenge');
+  }
+  const message = frame.subarray(CHALLENGE.length);
+  if (message.length < MD5ONLY_MESSAGE_LENGTH) throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
+  c.sendBytes(createResponse(authkey, message));
+  const reply = await recvHandshake(c, deadline);
+  if (!reply.equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
+}
+
+export interface ChallengeOptions {
+  /** Seconds the peer has to reply (null, the default: no limit, as in Python). */
+  timeout?: number | null;
+  /** The digest asked for (deliverChallenge only; Python 3.12's `digest_name`, default 'sha256'). */
+  digestName?: string;
+}
+
+function checkKey(authkey: unknown): Buffer {
+  return toAuthKey(authkey, (t) => new ValueError(`Authkey must be bytes, not ${t}`));
+}
+
+/**
+ * Send a random challenge and check the reply's digest under `authkey`; answers
+ * `#WELCOME#` or `#FAILURE#` (then AuthenticationError).
+ */
+export async function deliverChallenge(connection: Connection, authkey: AuthKey, options: ChallengeOptions = {}): Promise<void> {
+  await deliver(connection, checkKey(authkey), options.digestName ?? 'sha256', handshakeDeadline(options.timeout));
+}
+
+/** Receive a challenge, send its digest under `authkey`; AuthenticationError unless welcomed. */
+export async function answerChallenge(connection: Connection, authkey: AuthKey, options: ChallengeOptions = {}): Promise<void> {
+  await answer(connection, checkKey(authkey), handshakeDeadline(options.timeout));
+}
+
+// --- wait() ---
+
+/** What `wait()` takes: a Connection, anything with `fileno()`, or a raw descriptor. */
+export type Waitable = number | { fileno(): number };
+
+function filenoOf(o: Waitable): number {
+  if (typeof o === 'number') {
+    if (!Number.isInteger(o) || o < 0) throw new ValueError(`invalid file descriptor: ${o}`);
+    return o;
+  }
+  if (o && typeof (o as { fileno?: unknown }).fileno === 'function') return o.fileno();
+  throw new TypeError(`argument must be an int, or have a fileno() method, not ${inspect(o)}`);
+}
+
+function readyNow(o: Waitable): boolean {
+  // A Connection may hold whole messages already read from its socket.
+  if (o instanceof Connection && o.readable) return o.pollSync(0);
+  const fd = filenoOf(o);
+  return nativeCall(() => native.waitReadable(fd, 0));
+}
+
+/**
+ * Wait until some of `objectList` are ready (data to read, or the other end
+ * closed; a process sentinel when the process ends) and resolve to those, in
+ * list order. `timeout` in seconds (negative: zero); null waits for ever;
+ * on timeout the list is empty.
+ */
+export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout: number | null = null): Promise<T[]> {
+  const objects = [...objectList];
+  const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+  for (;;) {
+    const ready = objects.filter(readyNow);
+    if (ready.length > 0) return ready;
+    const left = deadline === null ? null : (deadline - Date.now()) / 1000;
+    if (left !== null && left <= 0) return [];
+    const fds = [...new Set(objects.map(filenoOf))];
+    if (fds.length === 0) {
+      // As select() with nothing to watch: sleep out the timeout.
+      if (left === null) return new Promise<T[]>(() => {});
+      await new Promise((r) => setTimeout(r, left * 1000));
+      return [];
+    }
+    const pending = new Set(fds);
+    await Promise.race(fds.map((fd) => reactor.readable(fd, left).then(() => pending.delete(fd))));
+    // Stop the watches still pending: no waiter is left behind to keep the process alive.
+    for (const fd of pending) reactor.forget(fd);
+  }
 }

@@ -89,3 +89,31 @@ impl Drop for NativeConnection {
         self.close();
     }
 }
+
+/// Receiving for the blocking (`...Sync`) calls of Connection.
+#[napi]
+impl NativeConnection {
+    /// Receive one message, waiting for ever: first polls without sleeping for up to
+    /// `spin_us` microseconds (a reply from a peer on another core usually arrives
+    /// sooner than a sleeping thread could be woken), then blocks.
+    #[napi]
+    pub fn recv_spin(&mut self, spin_us: u32, maxlength: Option<f64>) -> napi::Result<Buffer> {
+        self.check_open()?;
+        let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
+        let spin = std::time::Duration::from_micros(spin_us.into());
+        let start = std::time::Instant::now();
+        loop {
+            match self.reader.recv(self.fd, Mode::NonBlocking, limit) {
+                Ok(Some(v)) => return Ok(v.into()),
+                Ok(None) if start.elapsed() < spin => std::hint::spin_loop(),
+                Ok(None) => break,
+                Err(e) => return Err(recv(e)),
+            }
+        }
+        match self.reader.recv(self.fd, Mode::Until(None), limit) {
+            Ok(Some(v)) => Ok(v.into()),
+            Ok(None) => Err(coded("OS", "errno=0 a blocking receive returned nothing")),
+            Err(e) => Err(recv(e)),
+        }
+    }
+}

@@ -7,5 +7,6 @@
 
 mod conn;
 mod error;
+mod net;
 mod process;
 mod reactor;
