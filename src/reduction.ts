@@ -134,8 +134,65 @@ class Preparer {
   }
 }
 
+// Fast path for the commonest small messages: a one-byte tag then the value.
+// V8's own stream always starts with its version tag 0xFF, so tags below it are free.
+const TAG_UNDEFINED = 0;
+const TAG_NULL = 1;
+const TAG_TRUE = 2;
+const TAG_FALSE = 3;
+const TAG_NUMBER = 4;
+const TAG_STRING = 5;
+const TAG_BUFFER = 6;
+const SHORT_STRING = 256;
+const NO_FDS: number[] = [];
+
+function dumpsFast(value: unknown): Buffer | undefined {
+  switch (typeof value) {
+    case 'number': {
+      const b = Buffer.allocUnsafe(9);
+      b[0] = TAG_NUMBER;
+      b.writeDoubleLE(value, 1);
+      return b;
+    }
+    case 'string':
+      if (value.length > SHORT_STRING) return undefined;
+      return Buffer.concat([Buffer.of(TAG_STRING), Buffer.from(value, 'utf8')]);
+    case 'boolean':
+      return Buffer.of(value ? TAG_TRUE : TAG_FALSE);
+    case 'undefined':
+      return Buffer.of(TAG_UNDEFINED);
+    case 'object':
+      if (value === null) return Buffer.of(TAG_NULL);
+      if (Buffer.isBuffer(value) && value.length <= 4096) {
+        const b = Buffer.allocUnsafe(value.length + 1);
+        b[0] = TAG_BUFFER;
+        value.copy(b, 1);
+        return b;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+function loadsFast(data: Uint8Array): unknown {
+  const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  switch (b[0]) {
+    case TAG_UNDEFINED: return undefined;
+    case TAG_NULL: return null;
+    case TAG_TRUE: return true;
+    case TAG_FALSE: return false;
+    case TAG_NUMBER: return b.readDoubleLE(1);
+    case TAG_STRING: return b.toString('utf8', 1);
+    case TAG_BUFFER: return Buffer.from(b.subarray(1));
+    default: throw new TypeError(`not a serialized message (first byte ${b[0]})`);
+  }
+}
+
 /** Serialize `value`. Throws TypeError naming what cannot be sent. */
 export function dumps(value: unknown): Dumped {
+  const fast = dumpsFast(value);
+  if (fast) return { data: fast, fds: NO_FDS };
   let refs: RefEntry[] | null = null;
   let fds: number[] = [];
   let body = value;
@@ -242,6 +299,8 @@ function decode(data: Uint8Array): { refs: RefEntry[] | null; des: v8.DefaultDes
  * (ownership passes to the rebuilt objects).
  */
 export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds): unknown {
+  if (data.length === 0) throw new TypeError('not a serialized message (empty)');
+  if (data[0] !== 0xff) return loadsFast(data);
   const { refs, des } = decode(data);
   const body = des.readValue();
   if (!refs || refs.length === 0) return body;
@@ -252,6 +311,7 @@ export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds
 
 /** As `loads`, but first imports the modules that sent functions come from. */
 export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds): Promise<unknown> {
+  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds);
   const { refs } = decode(data);
   if (refs) {
     for (const r of refs) {

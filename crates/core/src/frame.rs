@@ -74,26 +74,37 @@ pub fn send_frame(fd: RawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
 
 /// Write the given slices completely; descriptors go with the first chunk sent.
 pub fn send_all(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<()> {
+    const MAX_PARTS: usize = 4;
+    assert!(parts.len() <= MAX_PARTS, "at most {MAX_PARTS} parts");
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut sent = 0usize;
     let mut fds_pending = !fds.is_empty();
+    // Control buffer on the stack for the usual few descriptors, on the heap beyond.
     let cmsg_space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
-    let mut cmsg_buf = vec![0u64; cmsg_space.div_ceil(8).max(1)];
+    let mut small = [0u64; 16];
+    let mut large = Vec::new();
+    let cmsg_buf: &mut [u64] = if cmsg_space <= std::mem::size_of_val(&small) {
+        &mut small
+    } else {
+        large.resize(cmsg_space.div_ceil(8), 0u64);
+        &mut large
+    };
     while sent < total || fds_pending {
-        // Build the iovecs for what is left.
-        let mut iov: Vec<libc::iovec> = Vec::with_capacity(parts.len());
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_PARTS];
+        let mut n_iov = 0;
         let mut skip = sent;
         for p in parts {
             if skip >= p.len() {
                 skip -= p.len();
                 continue;
             }
-            iov.push(libc::iovec { iov_base: p[skip..].as_ptr() as *mut _, iov_len: p.len() - skip });
+            iov[n_iov] = libc::iovec { iov_base: p[skip..].as_ptr() as *mut _, iov_len: p.len() - skip };
+            n_iov += 1;
             skip = 0;
         }
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len();
+        msg.msg_iovlen = n_iov;
         if fds_pending {
             msg.msg_control = cmsg_buf.as_mut_ptr() as *mut _;
             msg.msg_controllen = cmsg_space;
@@ -108,10 +119,23 @@ pub fn send_all(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<()> {
         let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
         if r < 0 {
             let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
                     wait_writable(fd)?;
+                    continue;
+                }
+                // Not a socket: a plain write (no descriptors can go this way).
+                Some(libc::ENOTSOCK) if !fds_pending => {
+                    let w = unsafe { libc::writev(fd, iov.as_ptr(), n_iov as i32) };
+                    if w < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                    sent += w as usize;
                     continue;
                 }
                 _ => return Err(e),

@@ -2,7 +2,10 @@ use std::os::fd::IntoRawFd;
 
 use mp_core::frame::{self, FrameReader, Mode};
 use mp_core::sys::deadline;
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::Env;
+
+const COPY_LIMIT: usize = 64 * 1024;
 use napi_derive::napi;
 
 use crate::error::{coded, os, recv};
@@ -37,12 +40,21 @@ impl NativeConnection {
     /// Receive one message. `timeout`: seconds to wait (null: forever); with
     /// `block` false, never wait. Returns null when no whole message is available.
     #[napi]
-    pub fn recv(&mut self, block: bool, timeout: Option<f64>, maxlength: Option<f64>) -> napi::Result<Option<Buffer>> {
+    pub fn recv<'env>(
+        &mut self,
+        env: &'env Env,
+        block: bool,
+        timeout: Option<f64>,
+        maxlength: Option<f64>,
+    ) -> napi::Result<Option<BufferSlice<'env>>> {
         self.check_open()?;
         let mode = if block { Mode::Until(deadline(timeout)) } else { Mode::NonBlocking };
         let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
         match self.reader.recv(self.fd, mode, limit) {
-            Ok(Some(v)) => Ok(Some(v.into())),
+            // Small messages are copied into V8's heap (cheaper than an external buffer
+            // and its finalizer); large ones are handed over without a copy.
+            Ok(Some(v)) if v.len() <= COPY_LIMIT => Ok(Some(BufferSlice::copy_from(env, &v)?)),
+            Ok(Some(v)) => Ok(Some(BufferSlice::from_data(env, v)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(recv(e)),
         }
