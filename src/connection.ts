@@ -707,9 +707,10 @@ export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout:
       await new Promise((r) => setTimeout(r, left * 1000));
       return [];
     }
-    const pending = new Set(fds);
-    await Promise.race(fds.map((fd) => reactor.readable(fd, left).then(() => pending.delete(fd))));
-    // Stop the watches still pending: no waiter is left behind to keep the process alive.
-    for (const fd of pending) reactor.forget(fd);
+    // The first ready descriptor cancels the other watches (only ours: other waiters
+    // on the same descriptors are not disturbed).
+    const cancel = new AbortController();
+    await Promise.race(fds.map((fd) => reactor.readable(fd, left, cancel.signal)));
+    cancel.abort();
   }
 }

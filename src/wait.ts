@@ -37,16 +37,32 @@ function ensureStarted(): void {
 
 /**
  * Resolve true when `fd` is readable (or at EOF), false when `timeout` seconds
- * pass first (null/undefined: no limit).
+ * pass first (null/undefined: no limit) or when `signal` aborts.
  */
-export function readable(fd: number, timeout?: number | null): Promise<boolean> {
+export function readable(fd: number, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
   ensureStarted();
+  if (signal?.aborted) return Promise.resolve(false);
   return new Promise<boolean>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => giveUp();
     const waiter: Waiter = () => {
       if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       setPending(-1);
       resolve(true);
+    };
+    // Timeout or abort: leave the set of waiters; the last one stops the watch.
+    const giveUp = (): void => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      const s = waiters.get(fd);
+      if (!s?.delete(waiter)) return;
+      if (s.size === 0) {
+        waiters.delete(fd);
+        native.reactorForget(fd);
+      }
+      setPending(-1);
+      resolve(false);
     };
     let set = waiters.get(fd);
     const first = !set;
@@ -64,17 +80,8 @@ export function readable(fd: number, timeout?: number | null): Promise<boolean> 
         return;
       }
     }
-    if (timeout != null) {
-      timer = setTimeout(() => {
-        const s = waiters.get(fd);
-        if (s?.delete(waiter) && s.size === 0) {
-          waiters.delete(fd);
-          native.reactorForget(fd);
-        }
-        setPending(-1);
-        resolve(false);
-      }, Math.max(0, timeout) * 1000);
-    }
+    if (timeout != null) timer = setTimeout(giveUp, Math.max(0, timeout) * 1000);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
