@@ -1,0 +1,184 @@
+import test from 'ava';
+import { ProcessError, TimeoutError, ValueError } from '../index.js';
+import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
+import {
+  add, exitNow, failAt, init, initThrows, killSelf, naturals, pid, readInit, sleep, sleepThen, square, unserializable, whoAmI,
+} from './fixtures/pool_targets.js';
+
+const range = (n: number) => [...Array(n).keys()];
+
+test('map, apply, starmap, inline functions, worker names', async (t) => {
+  await using pool = new Pool(2);
+  t.deepEqual(await pool.map(square, range(10)), range(10).map((x) => x * x));
+  t.deepEqual(await pool.map(square, range(10), 3), range(10).map((x) => x * x));
+  t.is(await pool.apply(add, [2, 3]), 5);
+  t.deepEqual(await pool.starmap(add, [[1, 2], [3, 4]]), [3, 7]);
+  t.deepEqual(await pool.map((x: number) => x * 2, [1, 2, 3]), [2, 4, 6]);
+  t.regex(await pool.apply(whoAmI), /^SpawnPoolWorker-\d+$/);
+  async function* gen() { yield 1; yield 2; }
+  t.deepEqual(await pool.map(square, gen()), [1, 4]);
+  t.deepEqual(await pool.map(square, []), []);
+  t.deepEqual(await pool.mapAsync(square, new Set([3])).get(), [9]);
+  t.deepEqual(await pool.starmapAsync(add, [[1, 1]]).get(1), [2]);
+});
+
+test('a closure over outer variables fails saying to export it', async (t) => {
+  await using pool = new Pool(1);
+  const k = 3;
+  const e = await t.throwsAsync(pool.map((x: number) => x * k, [1]));
+  t.regex(e!.message, /[Ee]xport/);
+});
+
+test('processes: 0 or negative is ValueError; use after close is ValueError; join before close is an error', async (t) => {
+  t.throws(() => new Pool(0), { instanceOf: ValueError });
+  t.throws(() => new Pool({ processes: -1 }), { instanceOf: ValueError });
+  const pool = new Pool(1);
+  await t.throwsAsync(pool.join(), { instanceOf: ValueError });
+  pool.close();
+  t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
+  await t.throwsAsync(pool.map(square, [1]), { instanceOf: ValueError });
+  await pool.join();
+  t.true(pool._pool.length === 0);
+});
+
+test('close then join finishes submitted work', async (t) => {
+  const pool = new Pool(2);
+  const r = pool.mapAsync(square, range(50), 1);
+  const it = pool.imap(square, range(20));
+  pool.close();
+  await pool.join();
+  t.true(r.ready());
+  t.deepEqual(await r.get(), range(50).map((x) => x * x));
+  const got = [];
+  for await (const x of it) got.push(x);
+  t.deepEqual(got, range(20).map((x) => x * x));
+});
+
+test('AsyncResult: get timeout, wait, ready, successful, callbacks', async (t) => {
+  await using pool = new Pool(2);
+  const slow = pool.applyAsync(sleep, [0.5]);
+  t.false(slow.ready());
+  t.throws(() => slow.successful(), { instanceOf: ValueError });
+  await t.throwsAsync(slow.get(0.05), { instanceOf: TimeoutError });
+  await slow.wait(0.01);
+  t.false(slow.ready());
+  await slow.wait();
+  t.true(slow.ready());
+  t.true(slow.successful());
+  t.is(await slow.get(), 0.5);
+  let got: unknown = null;
+  let err: unknown = null;
+  const r1 = pool.applyAsync(square, [7], (v) => (got = v));
+  t.true(r1 instanceof AsyncResult);
+  await r1.get();
+  t.is(got, 49);
+  const r2 = pool.applyAsync(failAt, [5], null, (e) => (err = e));
+  await t.throwsAsync(r2.get(), { instanceOf: RangeError });
+  t.true(err instanceof RangeError);
+  t.false(r2.successful());
+  const m = pool.mapAsync(square, [1, 2], null, (v) => (got = v));
+  await m.wait();
+  t.deepEqual(got, [1, 4]);
+});
+
+test('a task error keeps class and message with the worker stack as cause; map rejects; imap yields then throws', async (t) => {
+  await using pool = new Pool(2);
+  const e = await t.throwsAsync(pool.apply(failAt, [5]), { instanceOf: RangeError, message: 'bad item 5' });
+  t.true(e!.cause instanceof RemoteTraceback);
+  t.regex((e!.cause as Error).message, /failAt/);
+  await t.throwsAsync(pool.map(failAt, range(10)), { instanceOf: RangeError });
+  const seen: number[] = [];
+  await t.throwsAsync(async () => {
+    for await (const x of pool.imap(failAt, range(10))) seen.push(x);
+  }, { instanceOf: RangeError });
+  t.deepEqual(seen, [0, 1, 2, 3, 4]);
+  // next() goes on after the failing item, as Python's IMapIterator.next().
+  const it = pool.imap(failAt, range(7));
+  const vals: unknown[] = [];
+  for (let i = 0; i < 7; i++) {
+    try {
+      vals.push((await it.next()).value);
+    } catch (err) {
+      vals.push((err as Error).name);
+    }
+  }
+  t.deepEqual(vals, [0, 1, 2, 3, 4, 'RangeError', 6]);
+  t.true((await it.next()).done);
+});
+
+test('a worker that dies fails its task naming it and the exit code, and the pool goes on', async (t) => {
+  await using pool = new Pool(2);
+  const e1 = await t.throwsAsync(pool.apply(killSelf), { instanceOf: WorkerLostError });
+  t.regex(e1!.message, /SpawnPoolWorker-\d+ .*exit code -9/);
+  t.true(e1 instanceof ProcessError);
+  const e2 = await t.throwsAsync(pool.apply(exitNow, [3]), { instanceOf: WorkerLostError });
+  t.regex(e2!.message, /exit code 3/);
+  t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
+  t.is(pool._pool.length, 2);
+});
+
+test('a result that cannot be serialized fails that task only', async (t) => {
+  await using pool = new Pool(1);
+  const bad = pool.applyAsync(unserializable);
+  const good = pool.applyAsync(square, [3]);
+  await t.throwsAsync(bad.get(), { instanceOf: MaybeEncodingError });
+  t.is(await good.get(), 9);
+});
+
+test('initializer runs once in each worker; maxtasksperchild replaces workers', async (t) => {
+  await using pool = new Pool({ processes: 2, initializer: init, initargs: ['hello'], maxtasksperchild: 2 });
+  const results = [];
+  for (let i = 0; i < 8; i++) results.push(await pool.apply(readInit));
+  for (const [v, count] of results) {
+    t.is(v, 'hello');
+    t.is(count, 1);
+  }
+  const pids = new Set(results.map((r) => r[2]));
+  t.true(pids.size >= 4, `${pids.size} distinct workers`);
+  t.deepEqual(await pool.map(square, range(30), 1), range(30).map((x) => x * x));
+});
+
+test('an initializer that throws fails the tasks instead of hanging', async (t) => {
+  await using pool = new Pool({ processes: 2, initializer: initThrows });
+  const e = await t.throwsAsync(pool.apply(square, [2]), { instanceOf: ProcessError });
+  t.regex(String((e!.cause as Error)?.message), /init failed/);
+});
+
+test('terminate with thousands of pending tasks returns fast and fails them', async (t) => {
+  const pool = new Pool(2);
+  const rs = range(5000).map((i) => pool.applyAsync(sleepThen, [0.01, i]));
+  const started = Date.now();
+  pool.terminate();
+  await pool.join();
+  t.true(Date.now() - started < 2000);
+  const e = await t.throwsAsync(rs[4999].get(1));
+  t.true(e instanceof ProcessError);
+  t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
+});
+
+test('imap over an endless generator is lazy; imapUnordered; next(timeout)', async (t) => {
+  await using pool = new Pool(2);
+  const out: number[] = [];
+  for await (const x of pool.imap(square, naturals())) {
+    out.push(x);
+    if (out.length === 100) break;
+  }
+  t.deepEqual(out, range(100).map((x) => x * x));
+  const un: number[] = [];
+  for await (const x of pool.imapUnordered(square, range(50), 1)) un.push(x);
+  t.deepEqual(un.sort((a, b) => a - b), range(50).map((x) => x * x).sort((a, b) => a - b));
+  const it = pool.imap(sleep, [0.5]);
+  await t.throwsAsync(it.next(0.05), { instanceOf: TimeoutError });
+  t.deepEqual(await it.next(), { done: false, value: 0.5 });
+  t.true((await it.next()).done);
+  async function* agen() { for (let i = 0; i < 5; i++) yield i; }
+  const a: number[] = [];
+  for await (const x of pool.imap(square, agen(), 2)) a.push(x);
+  t.deepEqual(a, [0, 1, 4, 9, 16]);
+});
+
+test('pids differ across workers', async (t) => {
+  await using pool = new Pool(2);
+  const pids = await Promise.all(range(40).map(() => pool.apply(pid)));
+  t.true(pids.every((p) => p !== process.pid));
+});
