@@ -40,6 +40,15 @@ function ensureStarted(): void {
  * pass first (null/undefined: no limit) or when `signal` aborts.
  */
 export function readable(fd: number, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
+  return ready(fd, false, timeout, signal);
+}
+
+/** As `readable`, for writability (a non-blocking connect completing). */
+export function writable(fd: number, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
+  return ready(fd, true, timeout, signal);
+}
+
+function ready(fd: number, write: boolean, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
   ensureStarted();
   if (signal?.aborted) return Promise.resolve(false);
   return new Promise<boolean>((resolve, reject) => {
@@ -71,7 +80,8 @@ export function readable(fd: number, timeout?: number | null, signal?: AbortSign
     setPending(1);
     if (first) {
       try {
-        native.reactorWatch(fd);
+        if (write) native.reactorWatchWritable(fd);
+        else native.reactorWatch(fd);
       } catch (e) {
         set.delete(waiter);
         if (set.size === 0) waiters.delete(fd);
@@ -96,4 +106,73 @@ export function forget(fd: number): void {
   if (!set) return;
   waiters.delete(fd);
   for (const w of set) w();
+}
+
+// --- Futex words (shared-memory locks, conditions, events, barriers) ---
+//
+// A native operation that would block registers a token with the one futex waiter of
+// the process (`...OrWatch(token, timeout)`); the waiter thread reports tokens through
+// one threadsafe function when their word changes, is woken, or their deadline (or a
+// lock's holder check) is due. The caller then retries. Same keep-alive rule as above:
+// the event loop is held open only while some token is pending.
+
+const changeWaiters = new Map<number, () => void>();
+let changePending = 0;
+let changeStarted = false;
+let changeReferenced = false;
+let nextToken = 0;
+
+function setChangePending(delta: number): void {
+  changePending += delta;
+  const want = changePending > 0;
+  if (want !== changeReferenced) {
+    changeReferenced = want;
+    native.waiterRef(want);
+  }
+}
+
+function onChanged(tokens: number[]): void {
+  for (const t of tokens) {
+    const w = changeWaiters.get(t);
+    if (!w) continue;
+    changeWaiters.delete(t);
+    w();
+  }
+}
+
+/**
+ * A fresh token for a native `...OrWatch` call. Call `changed(token)` in the same
+ * synchronous turn when that call says it watches.
+ */
+export function futexToken(): number {
+  if (!changeStarted) {
+    native.waiterStart(onChanged);
+    changeStarted = true;
+    changeReferenced = true; // a new threadsafe function starts referenced
+    setChangePending(0);
+  }
+  nextToken = (nextToken + 1) >>> 0 || 1; // never 0: 0 means "don't watch"
+  return nextToken;
+}
+
+/**
+ * Resolve when the native waiter reports `token` (its word changed, was woken, or its
+ * deadline passed); the caller retries its operation.
+ */
+export function changed(token: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    changeWaiters.set(token, () => {
+      setChangePending(-1);
+      resolve();
+    });
+    setChangePending(1);
+  });
+}
+
+/** Give up a pending `changed(token)` without settling it. */
+export function cancelChanged(token: number): void {
+  if (changeWaiters.delete(token)) {
+    native.waiterCancel(token);
+    setChangePending(-1);
+  }
 }

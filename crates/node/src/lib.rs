@@ -7,6 +7,8 @@
 
 mod conn;
 mod error;
+mod heap;
 mod net;
 mod process;
 mod reactor;
+mod sync;

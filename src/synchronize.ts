@@ -1,0 +1,804 @@
+// Synchronization primitives shared between processes (Python's
+// multiprocessing.synchronize): Lock, RLock, Semaphore, BoundedSemaphore, Condition,
+// Event, Barrier. Their state lives in the shared heap (crates/core/src/sync.rs).
+//
+// Every blocking call has an async form (a Promise; the event loop keeps running and
+// libuv's thread pool is not used: waits go through wait.ts's futex waiter) and a
+// `...Sync` form that blocks the calling thread.
+import { AssertionError } from 'node:assert';
+import { performance } from 'node:perf_hooks';
+import { inspect } from 'node:util';
+import { BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';
+import { arenaBuffer } from './heap.js';
+import { native } from './native.js';
+import { currentProcess } from './process.js';
+import { reduce, registerKind, type Reduced } from './reduction.js';
+import { getLogger } from './util.js';
+import { changed, futexToken } from './wait.js';
+
+type NSemLock = InstanceType<typeof native.NativeSemLock>;
+type NCondition = InstanceType<typeof native.NativeCondition>;
+type NCondWait = InstanceType<typeof native.NativeCondWait>;
+type NEvent = InstanceType<typeof native.NativeEvent>;
+type NBarrier = InstanceType<typeof native.NativeBarrier>;
+type BlockId = ReturnType<NSemLock['retainForTransfer']>;
+
+/** Seconds; null/undefined: no limit; negative: zero. */
+export type Timeout = number | null | undefined;
+
+export interface AcquireOptions {
+  block?: boolean;
+  timeout?: Timeout;
+}
+
+/** Absolute deadline in performance.now() milliseconds, or null for none. */
+function deadlineOf(timeout: Timeout): number | null {
+  if (timeout == null || timeout === Infinity) return null;
+  const t = Number(timeout);
+  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
+  return performance.now() + Math.max(0, t) * 1000;
+}
+
+/** Seconds left until `deadline` (never negative), or null. */
+function left(deadline: number | null): number | null {
+  return deadline === null ? null : Math.max(0, (deadline - performance.now()) / 1000);
+}
+
+function expired(deadline: number | null): boolean {
+  return deadline !== null && performance.now() >= deadline;
+}
+
+function syncTimeout(timeout: Timeout): number | null {
+  if (timeout == null || timeout === Infinity) return null;
+  const t = Number(timeout);
+  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
+  return Math.max(0, t);
+}
+
+function acquireArgs(block: boolean | AcquireOptions | undefined, timeout: Timeout): [boolean, Timeout] {
+  if (block !== null && typeof block === 'object') return [block.block ?? true, block.timeout];
+  return [block ?? true, timeout];
+}
+
+function timeoutArg(timeout: Timeout | { timeout?: Timeout }): Timeout {
+  return timeout !== null && typeof timeout === 'object' ? timeout.timeout : timeout;
+}
+
+/** Native barrier/condition calls: `[Broken]` becomes BrokenBarrierError. */
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith('[Broken]')) throw new BrokenBarrierError();
+    throw mapNativeError(e);
+  }
+}
+
+/** A scoped hold: `{ using h = await lock.hold(); ... }` releases on scope exit. */
+export interface Held extends Disposable {
+  release(): void;
+}
+
+function held(release: () => void): Held {
+  let done = false;
+  const r = (): void => {
+    if (done) return;
+    done = true;
+    release();
+  };
+  return { release: r, [Symbol.dispose]: r };
+}
+
+// ---- SemLock ------------------------------------------------------------------------
+
+const KIND_LOCK = 1;
+const KIND_RLOCK = 2;
+const KIND_SEMAPHORE = 3;
+const KIND_BOUNDED = 4;
+/** Largest semaphore value (mp-core's SEM_VALUE_MAX). */
+export const SEM_VALUE_MAX = 0x7fffffff;
+const ADOPT = Symbol('adopt');
+
+interface Pending {
+  deadline: number | null;
+  resolve(r: number): void;
+  reject(e: unknown): void;
+  timer?: NodeJS.Timeout;
+}
+
+interface SemLockState { id: BlockId; kind: number }
+
+// Uncontended fast paths run in JavaScript on the shared state itself (mp-core's
+// SemState: u32 word, kind, max, depth; u64 owner, owner start), with the same atomic
+// protocol as crates/core/src/sync.rs; anything else (a waiter to wake, an error, a wait,
+// a dead holder) goes through the native object. A napi call costs more than the whole
+// uncontended acquire.
+const WORD = 0;
+const MAX = 2;
+const DEPTH = 3;
+const OWNER_LO = 4;
+const OWNER_HI = 5;
+const OWNER64 = 2;
+const START64 = 3;
+const WAITERS = 0x80000000;
+const COUNT = 0x7fffffff;
+
+/** This thread's owner word and process start time, as mp-core records them. */
+let me: { lo: number; hi: number; owner: bigint; start: bigint } | undefined;
+
+function identity(): NonNullable<typeof me> {
+  if (me) return me;
+  // Let the native side record us as the holder of a private lock, and read that back.
+  const probe = new native.NativeSemLock(KIND_LOCK, 1, 1);
+  const buf = arenaBuffer(probe);
+  const w = new Uint32Array(buf, probe.byteOffset, 8);
+  const o = new BigUint64Array(buf, probe.byteOffset, 4);
+  probe.acquire(false, null);
+  me = { lo: w[OWNER_LO], hi: w[OWNER_HI], owner: o[OWNER64], start: o[START64] };
+  probe.release();
+  return me;
+}
+
+/** Python's `multiprocessing.synchronize.SemLock`: the base of the lock classes. */
+export class SemLock {
+  /** @internal */
+  readonly _n: NSemLock;
+  /** Async acquirers in this object, first come first served; only the head watches. */
+  #queue: Pending[] = [];
+  #pumping = false;
+  /** The shared state as words and as 64-bit words. */
+  readonly #w: Uint32Array;
+  readonly #o: BigUint64Array;
+  readonly #kind: number;
+  readonly #max: number;
+  readonly #me: NonNullable<typeof me>;
+
+  /** @internal */
+  constructor(kind: number, value: number, maxvalue: number, adopted?: NSemLock) {
+    this._n = adopted ?? nativeCall(() => new native.NativeSemLock(kind, value, maxvalue));
+    const buf = arenaBuffer(this._n);
+    this.#w = new Uint32Array(buf, this._n.byteOffset, 8);
+    this.#o = new BigUint64Array(buf, this._n.byteOffset, 4);
+    this.#kind = this._n.kind;
+    this.#max = this.#w[MAX];
+    this.#me = identity();
+  }
+
+  /** Acquire if that needs no wait; false means "ask the native side". */
+  #fastAcquire(): boolean {
+    const w = this.#w;
+    const kind = this.#kind;
+    if (kind === KIND_RLOCK && w[OWNER_LO] === this.#me.lo && w[OWNER_HI] === this.#me.hi) {
+      w[DEPTH]++;
+      return true;
+    }
+    const v = Atomics.load(w, WORD);
+    if ((v & COUNT) === 0 || Atomics.compareExchange(w, WORD, v, v - 1) !== v) return false;
+    if (kind <= KIND_RLOCK) {
+      Atomics.store(this.#o, START64, this.#me.start);
+      Atomics.store(this.#o, OWNER64, this.#me.owner);
+      w[DEPTH] = 1;
+    }
+    return true;
+  }
+
+  /** Release if nobody waits and nothing is wrong; false means "ask the native side". */
+  #fastRelease(): boolean {
+    const w = this.#w;
+    const v = Atomics.load(w, WORD);
+    switch (this.#kind) {
+      case KIND_RLOCK: {
+        if (w[OWNER_LO] !== this.#me.lo || w[OWNER_HI] !== this.#me.hi || (v & COUNT) !== 0) return false;
+        if (w[DEPTH] > 1) {
+          w[DEPTH]--;
+          return true;
+        }
+        if (v & WAITERS) return false;
+        w[DEPTH] = 0;
+        Atomics.store(this.#o, OWNER64, 0n);
+        if (Atomics.compareExchange(w, WORD, v, v + 1) === v) return true;
+        // A waiter marked the word meanwhile: we still hold the lock; let native finish.
+        Atomics.store(this.#o, OWNER64, this.#me.owner);
+        w[DEPTH] = 1;
+        return false;
+      }
+      case KIND_LOCK:
+        if (v !== 0) return false;
+        Atomics.store(this.#o, OWNER64, 0n);
+        return Atomics.compareExchange(w, WORD, 0, 1) === 0;
+      default:
+        if (v & WAITERS || (v & COUNT) >= this.#max) return false;
+        return Atomics.compareExchange(w, WORD, v, v + 1) === v;
+    }
+  }
+
+  /**
+   * Acquire, blocking the calling thread: true when acquired, false when not (non-blocking
+   * call, or timeout; a negative timeout means zero, null no limit).
+   */
+  acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
+    let r: number;
+    if (block === undefined) {
+      if (this.#fastAcquire()) return true;
+      r = nativeCall(() => this._n.acquire(true, null));
+    } else {
+      if (this.#fastAcquire()) return true;
+      const [b, t] = acquireArgs(block, timeout);
+      const secs = syncTimeout(t);
+      r = nativeCall(() => this._n.acquire(b, secs));
+    }
+    if (r < 0) this.#recovered(-r);
+    return r !== 0;
+  }
+
+  /** Acquire without blocking the event loop: resolves true when acquired, false on timeout. */
+  acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean> {
+    if (this.#queue.length === 0 && this.#fastAcquire()) return Promise.resolve(true);
+    let r = this.#queue.length === 0 ? this._n.tryAcquire() : 0;
+    if (r === 0) {
+      const [b, t] = acquireArgs(block, timeout);
+      if (!b) return Promise.resolve(false);
+      let dl: number | null;
+      try {
+        dl = deadlineOf(t);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return this.#enqueue(dl);
+    }
+    if (r < 0) this.#recovered(-r);
+    return Promise.resolve(true);
+  }
+
+  #enqueue(deadline: number | null): Promise<boolean> {
+    return new Promise<number>((resolve, reject) => {
+      const p: Pending = { deadline, resolve, reject };
+      this.#queue.push(p);
+      if (deadline !== null && this.#queue.length > 1) {
+        // Waiters behind the head time out on their own; the head's watch has its deadline.
+        p.timer = setTimeout(() => {
+          const i = this.#queue.indexOf(p);
+          if (i > 0) {
+            this.#queue.splice(i, 1);
+            resolve(0);
+          }
+        }, Math.max(0, deadline - performance.now()));
+      }
+      if (!this.#pumping) void this.#pump();
+    }).then((r) => {
+      if (r < 0) this.#recovered(-r);
+      return r !== 0;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#queue.length > 0) {
+        const p = this.#queue[0];
+        let r = 0;
+        let err: unknown;
+        try {
+          r = await this.#attempt(p.deadline);
+        } catch (e) {
+          err = e ?? new Error('acquire failed');
+        }
+        this.#queue.shift();
+        if (p.timer) clearTimeout(p.timer);
+        if (err !== undefined) p.reject(err);
+        else p.resolve(r);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #attempt(deadline: number | null): Promise<number> {
+    for (;;) {
+      const over = expired(deadline);
+      const token = over ? 0 : futexToken();
+      const r = nativeCall(() => this._n.acquireOrWatch(token, left(deadline)));
+      if (r !== 0 || over) return r;
+      await changed(token);
+    }
+  }
+
+  #recovered(pid: number): void {
+    getLogger().warning(
+      `${this.constructor.name}: holder process ${pid} died while holding it; the lock was handed to process ${process.pid} (the data it protected may be inconsistent)`,
+    );
+  }
+
+  /** Release (never blocks). Lock: ValueError if unlocked. RLock: AssertionError if not the owner. */
+  release(): void {
+    if (this.#fastRelease()) return;
+    try {
+      this._n.release();
+    } catch (e) {
+      throw this.#releaseError(e);
+    }
+  }
+
+  #releaseError(e: unknown): unknown {
+    const m = mapNativeError(e);
+    if (m instanceof AssertionError) return new AssertionError({ message: 'attempt to release recursive lock not owned by thread' });
+    if (m instanceof ValueError) return new ValueError('semaphore or lock released too many times');
+    return m;
+  }
+
+  /** Acquire (async) and return a handle that releases on scope exit. */
+  async hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
+    const [b, t] = acquireArgs(block, timeout);
+    if (!(await this.acquire(b, t))) throw new TimeoutError('could not acquire the lock');
+    return held(() => this.release());
+  }
+
+  /** Acquire (blocking) and return a handle that releases on scope exit. */
+  holdSync(block?: boolean | AcquireOptions, timeout?: Timeout): Held {
+    const [b, t] = acquireArgs(block, timeout);
+    if (!this.acquireSync(b, t)) throw new TimeoutError('could not acquire the lock');
+    return held(() => this.release());
+  }
+
+  /** @internal Python's `_is_mine()`. */
+  _isMine(): boolean {
+    return this._n.isMine();
+  }
+
+  /** @internal Python's `_count()`. */
+  _count(): number {
+    return this._n.count();
+  }
+
+  [reduce](): Reduced {
+    const state: SemLockState = { id: this._n.retainForTransfer(), kind: this._n.kind };
+    return { kind: 'semlock', state, fds: [this._n.arenaFd] };
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+function ownerName(): string {
+  try {
+    return currentProcess().name;
+  } catch {
+    return 'MainProcess';
+  }
+}
+
+/** A non-recursive lock; any process may release it. */
+export class Lock extends SemLock {
+  constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
+    super(KIND_LOCK, 1, 1, adopted);
+  }
+
+  override toString(): string {
+    let name: string;
+    if (this._n.isMine()) name = ownerName();
+    else if (this._n.value === 1) name = 'None';
+    else name = this._n.ownerPid() === process.pid ? 'SomeOtherThread' : 'SomeOtherProcess';
+    return `<Lock(owner=${name})>`;
+  }
+}
+
+/** A recursive lock: re-entrant for its owner, released only by it. */
+export class RLock extends SemLock {
+  constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
+    super(KIND_RLOCK, 1, 1, adopted);
+  }
+
+  override toString(): string {
+    let name: string;
+    let count: number | string;
+    if (this._n.isMine()) {
+      name = ownerName();
+      count = this._n.count();
+    } else if (this._n.value === 1) {
+      name = 'None';
+      count = 0;
+    } else {
+      name = this._n.ownerPid() === process.pid ? 'SomeOtherThread' : 'SomeOtherProcess';
+      count = 'nonzero';
+    }
+    return `<RLock(${name}, ${count})>`;
+  }
+}
+
+function semValue(value: number | { value?: number } | undefined): number {
+  const v = value !== null && typeof value === 'object' ? value.value ?? 1 : value ?? 1;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`semaphore value must be an integer, not ${inspect(v)}`);
+  if (v < 0) throw new ValueError('semaphore initial value must be >= 0');
+  if (v > SEM_VALUE_MAX) throw new ValueError('semaphore initial value out of range');
+  return v;
+}
+
+export class Semaphore extends SemLock {
+  constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
+    if (adopted) super(KIND_SEMAPHORE, 0, 0, adopted);
+    else super(KIND_SEMAPHORE, semValue(value), SEM_VALUE_MAX);
+  }
+
+  /** Python's `get_value()`. */
+  getValue(): number {
+    return this._n.value;
+  }
+
+  override toString(): string {
+    return `<Semaphore(value=${this._n.value})>`;
+  }
+}
+
+export class BoundedSemaphore extends Semaphore {
+  constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
+    if (adopted) {
+      super(undefined, adopted);
+    } else {
+      const v = semValue(value);
+      super(undefined, nativeCall(() => new native.NativeSemLock(KIND_BOUNDED, v, v)));
+    }
+  }
+
+  override toString(): string {
+    return `<BoundedSemaphore(value=${this._n.value}, maxvalue=${this._n.maxValue})>`;
+  }
+}
+
+registerKind('semlock', (s: SemLockState, fds: number[]) => {
+  const n = nativeCall(() => native.NativeSemLock.adopt(fds[0], s.id));
+  switch (s.kind) {
+    case KIND_LOCK: return new Lock(undefined, n);
+    case KIND_RLOCK: return new RLock(undefined, n);
+    case KIND_SEMAPHORE: return new Semaphore(undefined, n);
+    case KIND_BOUNDED: return new BoundedSemaphore(undefined, n);
+    default: throw new ValueError(`unknown lock kind ${s.kind}`);
+  }
+});
+
+// ---- Condition ----------------------------------------------------------------------
+
+interface ConditionState { id: BlockId; lock: Lock | RLock }
+
+/** A condition variable over a Lock or RLock (default: a new RLock). */
+export class Condition {
+  /** @internal */
+  readonly _n: NCondition;
+  /** @internal */
+  readonly _lock: Lock | RLock;
+
+  constructor(lock?: Lock | RLock | null | { lock?: Lock | RLock | null; ctx?: unknown }, adopted?: NCondition) {
+    const l = lock !== null && typeof lock === 'object' && !(lock instanceof SemLock) ? lock.lock : lock;
+    if (l != null && !(l instanceof Lock || l instanceof RLock)) {
+      throw new TypeError('Condition needs a Lock or RLock from node-multiprocessing');
+    }
+    this._lock = l ?? new RLock();
+    this._n = adopted ?? nativeCall(() => new native.NativeCondition(this._lock._n));
+  }
+
+  acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean> {
+    return this._lock.acquire(block, timeout);
+  }
+
+  acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
+    return this._lock.acquireSync(block, timeout);
+  }
+
+  release(): void {
+    this._lock.release();
+  }
+
+  hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
+    return this._lock.hold(block, timeout);
+  }
+
+  holdSync(block?: boolean | AcquireOptions, timeout?: Timeout): Held {
+    return this._lock.holdSync(block, timeout);
+  }
+
+  #begin(): NCondWait {
+    if (!this._lock._n.isMine()) throw new AssertionError({ message: 'must acquire() condition before using wait()' });
+    return nativeCall(() => this._n.waitBegin());
+  }
+
+  /**
+   * Release the lock, wait until notified or `timeout` seconds pass, re-acquire it.
+   * False if the timeout passed.
+   */
+  async wait(timeout?: Timeout | { timeout?: Timeout }): Promise<boolean> {
+    const dl = deadlineOf(timeoutArg(timeout));
+    const w = this.#begin();
+    let notified = false;
+    let failure: unknown;
+    try {
+      for (;;) {
+        const over = expired(dl);
+        const token = over ? 0 : futexToken();
+        if (nativeCall(() => this._n.pollOrWatch(w, token, left(dl))) === 1) {
+          notified = true;
+          break;
+        }
+        if (over) break;
+        await changed(token);
+      }
+    } catch (e) {
+      failure = e;
+    }
+    await this._lock.acquire();
+    const r = this._n.waitFinish(w, notified);
+    if (failure !== undefined) throw failure;
+    return r;
+  }
+
+  waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
+    const secs = syncTimeout(timeoutArg(timeout));
+    const w = this.#begin();
+    let notified = false;
+    try {
+      notified = nativeCall(() => this._n.pollWait(w, secs));
+    } finally {
+      this._lock.acquireSync();
+      notified = this._n.waitFinish(w, notified);
+    }
+    return notified;
+  }
+
+  /** Wait until `predicate()` is truthy (or `timeout` passes); its last value. */
+  async waitFor<T>(predicate: () => T | Promise<T>, timeout?: Timeout | { timeout?: Timeout }): Promise<T> {
+    let result = await predicate();
+    const dl = deadlineOf(timeoutArg(timeout));
+    while (!result) {
+      let wait: number | null = null;
+      if (dl !== null) {
+        wait = (dl - performance.now()) / 1000;
+        if (wait <= 0) break;
+      }
+      await this.wait(wait);
+      result = await predicate();
+    }
+    return result;
+  }
+
+  waitForSync<T>(predicate: () => T, timeout?: Timeout | { timeout?: Timeout }): T {
+    let result = predicate();
+    const dl = deadlineOf(timeoutArg(timeout));
+    while (!result) {
+      let wait: number | null = null;
+      if (dl !== null) {
+        wait = (dl - performance.now()) / 1000;
+        if (wait <= 0) break;
+      }
+      this.waitSync(wait);
+      result = predicate();
+    }
+    return result;
+  }
+
+  /** Wake up to `n` waiters (default 1); the lock must be held. */
+  notify(n: number | { n?: number } = 1): void {
+    const k = typeof n === 'object' ? n.n ?? 1 : n;
+    if (!this._lock._n.isMine()) throw new AssertionError({ message: 'lock is not owned' });
+    nativeCall(() => this._n.notify(k));
+  }
+
+  notifyAll(): void {
+    this.notify(Infinity);
+  }
+
+  [reduce](): Reduced {
+    const state: ConditionState = { id: this._n.retainForTransfer(), lock: this._lock };
+    return { kind: 'condition', state, fds: [this._n.arenaFd] };
+  }
+
+  toString(): string {
+    return `<Condition(${this._lock}, ${this._n.nWaiting})>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind('condition', (s: ConditionState, fds: number[]) =>
+  new Condition(s.lock, nativeCall(() => native.NativeCondition.adopt(fds[0], s.id, s.lock._n))));
+
+// ---- Event --------------------------------------------------------------------------
+
+export class Event {
+  /** @internal */
+  readonly _n: NEvent;
+
+  constructor(_options?: { ctx?: unknown }, adopted?: NEvent) {
+    this._n = adopted ?? nativeCall(() => new native.NativeEvent());
+  }
+
+  isSet(): boolean {
+    return this._n.isSet();
+  }
+
+  set(): void {
+    this._n.set();
+  }
+
+  clear(): void {
+    this._n.clear();
+  }
+
+  /** Resolve with the flag once set, or false when `timeout` seconds pass first. */
+  async wait(timeout?: Timeout | { timeout?: Timeout }): Promise<boolean> {
+    if (this._n.isSet()) return true;
+    const dl = deadlineOf(timeoutArg(timeout));
+    for (;;) {
+      const over = expired(dl);
+      const token = over ? 0 : futexToken();
+      if (nativeCall(() => this._n.waitOrWatch(token, left(dl))) === 1) return true;
+      if (over) return false;
+      await changed(token);
+    }
+  }
+
+  waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
+    const secs = syncTimeout(timeoutArg(timeout));
+    return nativeCall(() => this._n.wait(secs));
+  }
+
+  [reduce](): Reduced {
+    return { kind: 'event', state: { id: this._n.retainForTransfer() }, fds: [this._n.arenaFd] };
+  }
+
+  toString(): string {
+    return `<Event(${this._n.isSet() ? 'set' : 'unset'})>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind('event', (s: { id: BlockId }, fds: number[]) => new Event(undefined, nativeCall(() => native.NativeEvent.adopt(fds[0], s.id))));
+
+// ---- Barrier ------------------------------------------------------------------------
+
+export type BarrierAction = () => unknown;
+export interface BarrierOptions {
+  action?: BarrierAction | null;
+  timeout?: Timeout;
+  ctx?: unknown;
+}
+interface BarrierState { id: BlockId; action: BarrierAction | null; timeout: Timeout }
+type ArrivalJs = NonNullable<ReturnType<NBarrier['arriveOrWatch']>>;
+
+/** A barrier for `parties` processes; `action` runs in the last to arrive, once per pass. */
+export class Barrier {
+  /** @internal */
+  readonly _n: NBarrier;
+  readonly #action: BarrierAction | null;
+  readonly #timeout: Timeout;
+
+  constructor(parties: number, action?: BarrierAction | BarrierOptions | null, timeout?: Timeout, adopted?: NBarrier) {
+    let act: BarrierAction | null | undefined;
+    if (action !== null && typeof action === 'object') {
+      act = action.action;
+      timeout = action.timeout;
+    } else {
+      act = action;
+    }
+    if (act != null && typeof act !== 'function') throw new TypeError('action must be a function');
+    this.#action = act ?? null;
+    this.#timeout = timeout;
+    this._n = adopted ?? nativeCall(() => new native.NativeBarrier(parties));
+  }
+
+  get parties(): number {
+    return this._n.parties;
+  }
+
+  get nWaiting(): number {
+    return this._n.nWaiting;
+  }
+
+  get broken(): boolean {
+    return this._n.broken;
+  }
+
+  /**
+   * Wait for all parties; resolves with this party's index, distinct in 0..parties-1.
+   * Rejects with BrokenBarrierError if the barrier is or becomes broken (a timeout
+   * breaks it, as in Python).
+   */
+  async wait(timeout?: Timeout | { timeout?: Timeout }): Promise<number> {
+    let t = timeoutArg(timeout);
+    if (t == null) t = this.#timeout;
+    const dl = deadlineOf(t);
+    let a: ArrivalJs | null;
+    for (;;) {
+      const over = expired(dl);
+      const token = over ? 0 : futexToken();
+      a = call(() => this._n.arriveOrWatch(token, left(dl)));
+      if (a) break;
+      if (over) {
+        this._n.abort();
+        throw new BrokenBarrierError();
+      }
+      await changed(token);
+    }
+    if (a.last) return this.#last(a, true);
+    for (;;) {
+      const over = expired(dl);
+      const token = over ? 0 : futexToken();
+      const r = call(() => this._n.pollOrWatch(a, token, left(dl)));
+      if (r >= 0) return r;
+      if (r === -1) throw new BrokenBarrierError();
+      if (over) {
+        const i = this._n.timedOut(a);
+        if (i >= 0) return i;
+        throw new BrokenBarrierError();
+      }
+      await changed(token);
+    }
+  }
+
+  waitSync(timeout?: Timeout | { timeout?: Timeout }): number {
+    let t = timeoutArg(timeout);
+    if (t == null) t = this.#timeout;
+    const secs = syncTimeout(t);
+    const dl = deadlineOf(t);
+    const a = call(() => this._n.arrive(secs));
+    if (!a) throw new BrokenBarrierError();
+    if (a.last) return this.#last(a, false) as number;
+    const r = call(() => this._n.pollWait(a, left(dl)));
+    if (r < 0) throw new BrokenBarrierError();
+    return r;
+  }
+
+  #last(a: ArrivalJs, async: true): Promise<number>;
+  #last(a: ArrivalJs, async: false): number;
+  #last(a: ArrivalJs, async: boolean): number | Promise<number> {
+    const pass = (): number => {
+      const r = call(() => this._n.pass(a));
+      if (r < 0) throw new BrokenBarrierError();
+      return r;
+    };
+    if (!this.#action) return async ? Promise.resolve().then(pass) : pass();
+    let out: unknown;
+    try {
+      out = this.#action();
+    } catch (e) {
+      this._n.abort();
+      throw e;
+    }
+    if (async && out && typeof (out as Promise<unknown>).then === 'function') {
+      return (out as Promise<unknown>).then(pass, (e) => {
+        this._n.abort();
+        throw e;
+      });
+    }
+    return async ? Promise.resolve().then(pass) : pass();
+  }
+
+  /** Back to the empty state; parties waiting now get BrokenBarrierError. */
+  reset(): void {
+    this._n.reset();
+  }
+
+  /** Put the barrier in the broken state: current and future waits fail. */
+  abort(): void {
+    this._n.abort();
+  }
+
+  [reduce](): Reduced {
+    const state: BarrierState = { id: this._n.retainForTransfer(), action: this.#action, timeout: this.#timeout };
+    return { kind: 'barrier', state, fds: [this._n.arenaFd] };
+  }
+
+  toString(): string {
+    return `<Barrier(parties=${this.parties}, nWaiting=${this.nWaiting}, broken=${this.broken ? 'True' : 'False'})>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind('barrier', (s: BarrierState, fds: number[]) =>
+  new Barrier(0, s.action, s.timeout, nativeCall(() => native.NativeBarrier.adopt(fds[0], s.id))));
