@@ -3,6 +3,8 @@
 // library objects inside a message ride along by SCM_RIGHTS.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { inspect } from 'node:util';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
@@ -532,14 +534,9 @@ export async function Client(address: Address | ClientOptions, family?: Family |
   let key: Buffer | null = null;
   if (o.authkey != null) key = toAuthKey(o.authkey, () => new TypeError('authkey should be a byte string'));
   else if (o.authenticate) key = currentProcess().authkey;
-  let fd: number;
-  try {
-    fd = fam === 'AF_INET'
-      ? await native.connectTcp((addr as readonly [string, number])[0], (addr as readonly [string, number])[1])
-      : await native.connectUnix(addr as string);
-  } catch (e) {
-    throw mapNativeError(e);
-  }
+  const fd = fam === 'AF_INET'
+    ? await connectTcp(...(addr as readonly [string, number]))
+    : await connectUnix(addr as string);
   const c = new Connection(fd);
   // Python: `if authkey is not None:` (an empty key still authenticates).
   if (key !== null) {
@@ -712,5 +709,51 @@ export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout:
     const cancel = new AbortController();
     await Promise.race(fds.map((fd) => reactor.readable(fd, left, cancel.signal)));
     cancel.abort();
+  }
+}
+
+/**
+ * Connect without blocking the event loop or libuv's thread pool: a non-blocking
+ * connect, completed when the reactor reports the socket writable. Host names are
+ * resolved first, as Node's own sockets do.
+ */
+async function connectTcp(host: string, port: number): Promise<number> {
+  const ips = isIP(host)
+    ? [host]
+    : (await lookup(host === '' ? 'localhost' : host, { all: true })).sort((a, b) => a.family - b.family).map((a) => a.address);
+  let last: unknown;
+  for (const ip of ips) {
+    let fd = -1;
+    try {
+      const start = nativeCall(() => native.connectTcpStart(ip, port));
+      fd = start.fd;
+      if (start.pending) await reactor.writable(fd);
+      nativeCall(() => native.connectFinish(fd));
+      return fd;
+    } catch (e) {
+      if (fd >= 0) {
+        reactor.forget(fd);
+        native.closeFd(fd);
+      }
+      last = e;
+    }
+  }
+  throw last ?? new OSError(`cannot resolve ${host}`);
+}
+
+/** While a Unix listener's backlog is full the connect cannot complete: retry shortly. */
+async function connectUnix(path: string): Promise<number> {
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    const fd = nativeCall(() => native.connectUnixStart(path));
+    if (fd !== null) {
+      try {
+        nativeCall(() => native.connectFinish(fd));
+      } catch (e) {
+        native.closeFd(fd);
+        throw e;
+      }
+      return fd;
+    }
+    await new Promise((r) => setTimeout(r, delay));
   }
 }

@@ -249,6 +249,60 @@ fn connect_raw(fd: RawFd, addr: *const libc::sockaddr, len: libc::socklen_t) -> 
     Ok(())
 }
 
+/// A connect started without waiting: the socket, and whether the connect is still in
+/// progress (then wait until it is writable and call [`connect_finish`]).
+pub fn connect_start(addr: &SocketAddr) -> io::Result<(OwnedFd, bool)> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let fd = new_socket(domain, true)?;
+    let (ss, len) = to_raw(addr);
+    if unsafe { libc::connect(fd.as_raw_fd(), &ss as *const _ as *const libc::sockaddr, len) } == 0 {
+        return Ok((fd, false));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINPROGRESS) | Some(libc::EINTR) => Ok((fd, true)),
+        _ => Err(e),
+    }
+}
+
+/// Try to connect to a Unix listener without waiting: `None` while its backlog is full.
+pub fn connect_unix_start(path: &str) -> io::Result<Option<OwnedFd>> {
+    let (sun, len) = unix_raw(path)?;
+    let fd = new_socket(libc::AF_UNIX, true)?;
+    if unsafe { libc::connect(fd.as_raw_fd(), &sun as *const _ as *const libc::sockaddr, len) } == 0 {
+        return Ok(Some(fd));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// Complete a connect from [`connect_start`]/[`connect_unix_start`]: report its error,
+/// make the socket blocking again, and set TCP_NODELAY on TCP sockets.
+pub fn connect_finish(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    cvt(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
+    })?;
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    if !matches!(local_addr(fd)?, Addr::Unix(_)) {
+        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    }
+    Ok(())
+}
+
+/// The addresses of `host` to try in order (IPv4 first).
+pub fn resolve_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    resolve(host, port)
+}
+
 /// Connect to a TCP listener: blocking, close-on-exec, TCP_NODELAY.
 pub fn connect_tcp(host: &str, port: u16) -> io::Result<OwnedFd> {
     let mut last = None;

@@ -40,10 +40,16 @@ impl Reactor {
     /// Report `fd` once when it becomes readable (or hangs up). Re-arms a descriptor
     /// that was watched before.
     pub fn watch(&self, fd: RawFd) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
-            u64: fd as u64,
-        };
+        self.watch_events(fd, libc::EPOLLIN | libc::EPOLLRDHUP)
+    }
+
+    /// Report `fd` once when it becomes writable (e.g. a non-blocking connect completed).
+    pub fn watch_writable(&self, fd: RawFd) -> io::Result<()> {
+        self.watch_events(fd, libc::EPOLLOUT)
+    }
+
+    fn watch_events(&self, fd: RawFd, events: libc::c_int) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: (events | libc::EPOLLONESHOT) as u32, u64: fd as u64 };
         let ep = self.epfd.as_raw_fd();
         if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, &mut ev) } == 0 {
             return Ok(());

@@ -1,13 +1,12 @@
 //! Sockets for `Listener` and `Client` (src/connection.ts): listening sockets are
 //! non-blocking (the JS side waits for readability with the reactor, then tries
-//! an accept); connecting runs off the JS thread, since a connect may wait (a full
-//! Unix backlog, a slow network) and the listener may live in the same process.
+//! an accept); connects are started without blocking and completed when the
+//! reactor reports the socket writable, so nothing waits on the JS thread or on
+//! libuv's thread pool (the listener may even live in the same process).
 
 use std::os::fd::IntoRawFd;
 
 use mp_core::net::{self, Addr};
-use napi::bindgen_prelude::AsyncTask;
-use napi::{Env, Task};
 use napi_derive::napi;
 
 use crate::error::os;
@@ -95,40 +94,31 @@ pub fn private_socket_path() -> napi::Result<PrivateSocket> {
     Ok(PrivateSocket { dir: dir.to_string_lossy().into_owned(), path })
 }
 
-pub enum Target {
-    Tcp(String, u16),
-    Unix(String),
+/// A connect in progress: `fd` is the socket; when `pending`, wait until it is
+/// writable, then call `connectFinish(fd)`.
+#[napi(object)]
+pub struct ConnectStart {
+    pub fd: i32,
+    pub pending: bool,
 }
 
-/// A blocking connect, run on a worker thread.
-pub struct Connect(Option<Target>);
-
-impl Task for Connect {
-    type Output = i32;
-    type JsValue = i32;
-
-    fn compute(&mut self) -> napi::Result<i32> {
-        let fd = match self.0.take() {
-            Some(Target::Tcp(host, port)) => net::connect_tcp(&host, port),
-            Some(Target::Unix(path)) => net::connect_unix(&path),
-            None => return Err(crate::error::coded("Value", "connect ran twice")),
-        };
-        Ok(fd.map_err(os)?.into_raw_fd())
-    }
-
-    fn resolve(&mut self, _env: Env, fd: i32) -> napi::Result<i32> {
-        Ok(fd)
-    }
+/// Start connecting to `ip` (a numeric address: names are resolved by the caller, so
+/// that nothing here waits) without blocking.
+#[napi]
+pub fn connect_tcp_start(ip: String, port: u32) -> napi::Result<ConnectStart> {
+    let ip: std::net::IpAddr = ip.parse().map_err(|_| crate::error::coded("Value", format!("not a numeric address: {ip}")))?;
+    let (fd, pending) = net::connect_start(&std::net::SocketAddr::new(ip, port_of(port)?)).map_err(os)?;
+    Ok(ConnectStart { fd: fd.into_raw_fd(), pending })
 }
 
-/// Connect to a TCP listener; resolves to the connected socket (blocking, close-on-exec, TCP_NODELAY).
-#[napi(ts_return_type = "Promise<number>")]
-pub fn connect_tcp(host: String, port: u32) -> napi::Result<AsyncTask<Connect>> {
-    Ok(AsyncTask::new(Connect(Some(Target::Tcp(host, port_of(port)?)))))
+/// Try to connect to a Unix listener without blocking; null while its backlog is full.
+#[napi]
+pub fn connect_unix_start(path: String) -> napi::Result<Option<i32>> {
+    Ok(net::connect_unix_start(&path).map_err(os)?.map(|fd| fd.into_raw_fd()))
 }
 
-/// Connect to a Unix listener (path, or abstract name starting with NUL).
-#[napi(ts_return_type = "Promise<number>")]
-pub fn connect_unix(path: String) -> AsyncTask<Connect> {
-    AsyncTask::new(Connect(Some(Target::Unix(path))))
+/// Complete a started connect: throws its error, else leaves a blocking connected socket.
+#[napi]
+pub fn connect_finish(fd: i32) -> napi::Result<()> {
+    net::connect_finish(fd).map_err(os)
 }

@@ -45,6 +45,12 @@ pub fn reactor_watch(fd: i32) -> napi::Result<()> {
     state()?.reactor.watch(fd).map_err(os)
 }
 
+/// Report `fd` once when writable.
+#[napi]
+pub fn reactor_watch_writable(fd: i32) -> napi::Result<()> {
+    state()?.reactor.watch_writable(fd).map_err(os)
+}
+
 #[napi]
 pub fn reactor_forget(fd: i32) -> napi::Result<()> {
     state()?.reactor.forget(fd);
