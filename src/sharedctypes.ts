@@ -1,0 +1,979 @@
+// Shared ctypes objects (Python's multiprocessing.sharedctypes): Value, Array, RawValue,
+// RawArray, copy, synchronized, over blocks of the shared heap. Every view is sliced
+// from the one ArrayBuffer of its arena (heap.ts), so element access is native speed.
+import { endianness } from 'node:os';
+import { inspect } from 'node:util';
+import { ValueError } from './errors.js';
+import { adoptBlock, allocBlock, bufferOf, holdUntilCollected, type BlockId, type NativeBlock } from './heap.js';
+import { reduce, registerKind, type Reduced } from './reduction.js';
+import { RLock, type AcquireOptions, type Held, type Timeout } from './synchronize.js';
+
+if (endianness() !== 'LE') throw new Error('node-multiprocessing shared ctypes need a little-endian machine');
+
+// ---- simple types ----------------------------------------------------------------
+
+type TypedArrayCtor =
+  | Int8ArrayConstructor | Uint8ArrayConstructor | Int16ArrayConstructor | Uint16ArrayConstructor
+  | Int32ArrayConstructor | Uint32ArrayConstructor | BigInt64ArrayConstructor | BigUint64ArrayConstructor
+  | Float32ArrayConstructor | Float64ArrayConstructor;
+export type SharedTypedArray =
+  | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
+  | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
+
+type Kind = 'int' | 'bigint' | 'float' | 'bool' | 'char';
+
+/** A ctypes simple type (`c_int`, `c_double` ...). */
+export class SimpleCType {
+  /** @internal */
+  constructor(
+    readonly __name__: string,
+    /** The typecode (Python's `_type_`). */
+    readonly _type_: string,
+    readonly size: number,
+    /** @internal */ readonly _array: TypedArrayCtor,
+    /** @internal */ readonly _kind: Kind,
+  ) {}
+
+  get alignment(): number {
+    return this.size;
+  }
+
+  toString(): string {
+    return `<class 'ctypes.${this.__name__}'>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+export const c_bool = new SimpleCType('c_bool', '?', 1, Uint8Array, 'bool');
+export const c_char = new SimpleCType('c_char', 'c', 1, Uint8Array, 'char');
+export const c_byte = new SimpleCType('c_byte', 'b', 1, Int8Array, 'int');
+export const c_ubyte = new SimpleCType('c_ubyte', 'B', 1, Uint8Array, 'int');
+export const c_short = new SimpleCType('c_short', 'h', 2, Int16Array, 'int');
+export const c_ushort = new SimpleCType('c_ushort', 'H', 2, Uint16Array, 'int');
+export const c_int = new SimpleCType('c_int', 'i', 4, Int32Array, 'int');
+export const c_uint = new SimpleCType('c_uint', 'I', 4, Uint32Array, 'int');
+export const c_long = new SimpleCType('c_long', 'l', 8, BigInt64Array, 'bigint');
+export const c_ulong = new SimpleCType('c_ulong', 'L', 8, BigUint64Array, 'bigint');
+export const c_longlong = new SimpleCType('c_longlong', 'q', 8, BigInt64Array, 'bigint');
+export const c_ulonglong = new SimpleCType('c_ulonglong', 'Q', 8, BigUint64Array, 'bigint');
+export const c_float = new SimpleCType('c_float', 'f', 4, Float32Array, 'float');
+export const c_double = new SimpleCType('c_double', 'd', 8, Float64Array, 'float');
+/** On 64-bit Linux `c_size_t` is `c_ulong`. */
+export const c_size_t = c_ulong;
+
+/** Python's `typecode_to_type`. */
+export const typecodeToType: Record<string, SimpleCType> = {
+  c: c_char, b: c_byte, B: c_ubyte, h: c_short, H: c_ushort, i: c_int, I: c_uint,
+  l: c_long, L: c_ulong, q: c_longlong, Q: c_ulonglong, f: c_float, d: c_double, '?': c_bool,
+};
+
+// ---- Structure --------------------------------------------------------------------
+
+export type FieldType = SimpleCType | StructType;
+export type StructType = (new (...args: any[]) => Structure) & { _fields_: ReadonlyArray<readonly [string, FieldType]> };
+
+interface Field { name: string; type: FieldType; offset: number }
+interface Layout { size: number; align: number; fields: Field[] }
+const layouts = new WeakMap<Function, Layout>();
+
+function sizeOf(t: FieldType): number {
+  return t instanceof SimpleCType ? t.size : layoutOf(t).size;
+}
+
+function alignOf(t: FieldType): number {
+  return t instanceof SimpleCType ? t.size : layoutOf(t).align;
+}
+
+function isStructType(t: unknown): t is StructType {
+  return typeof t === 'function' && t.prototype instanceof Structure;
+}
+
+/** The C layout of a Structure subclass; defines its field accessors on first use. */
+function layoutOf(cls: StructType): Layout {
+  let l = layouts.get(cls);
+  if (l) return l;
+  const spec = cls._fields_;
+  if (!Array.isArray(spec)) throw new TypeError(`${cls.name} must define static _fields_`);
+  const fields: Field[] = [];
+  let off = 0;
+  let align = 1;
+  for (const entry of spec) {
+    const [name, type] = entry;
+    if (typeof name !== 'string' || !(type instanceof SimpleCType || isStructType(type))) {
+      throw new TypeError(`_fields_ must be a sequence of [name, ctypes type] pairs, not ${inspect(entry)}`);
+    }
+    const a = alignOf(type);
+    off = Math.ceil(off / a) * a;
+    fields.push({ name, type, offset: off });
+    off += sizeOf(type);
+    align = Math.max(align, a);
+  }
+  l = { size: Math.ceil(off / align) * align || 0, align, fields };
+  layouts.set(cls, l);
+  for (const f of fields) {
+    const { offset, type } = f;
+    if (type instanceof SimpleCType) {
+      Object.defineProperty(cls.prototype, f.name, {
+        configurable: true,
+        enumerable: true,
+        get(this: Structure) {
+          return readScalar(type, this._dv, this._off + offset);
+        },
+        set(this: Structure, v: unknown) {
+          writeScalar(type, this._dv, this._off + offset, v);
+        },
+      });
+    } else {
+      Object.defineProperty(cls.prototype, f.name, {
+        configurable: true,
+        enumerable: true,
+        get(this: Structure) {
+          return structAt(type, this._dv, this._off + offset, this);
+        },
+        set(this: Structure, v: unknown) {
+          initStruct(type, this._dv, this._off + offset, v);
+        },
+      });
+    }
+  }
+  return l;
+}
+
+/**
+ * Base of C structures: `class Point extends Structure { static _fields_ = [['x', c_double],
+ * ['y', c_double]] }`. `new Point(1, 2)` is a private (unshared) instance;
+ * `RawValue(Point, ...)`, `Value(Point, ...)` and arrays of Point live in shared memory.
+ */
+export class Structure {
+  static _fields_: ReadonlyArray<readonly [string, FieldType]> = [];
+  /** @internal */ declare _dv: DataView;
+  /** @internal */ declare _off: number;
+  /** @internal Keeps the shared block (or the containing object) alive. */
+  declare _keep?: object;
+  /** @internal The block, when this structure is a shared object of its own. */
+  declare _block?: NativeBlock;
+
+  constructor(...args: unknown[]) {
+    const cls = new.target as unknown as StructType;
+    const l = layoutOf(cls);
+    Object.defineProperties(this, {
+      _dv: { value: new DataView(new ArrayBuffer(Math.max(l.size, 1))), writable: true },
+      _off: { value: 0, writable: true },
+    });
+    initStruct(cls, this._dv, 0, args);
+  }
+
+  [reduce](): Reduced {
+    const cls = this.constructor as StructType;
+    if (this._block) return reduceShared(this._block, { type: cls });
+    const l = layoutOf(cls);
+    const bytes = new Uint8Array(this._dv.buffer, this._dv.byteOffset + this._off, l.size).slice();
+    return { kind: 'ctypes-struct-copy', state: { type: cls, bytes } };
+  }
+
+  toString(): string {
+    const cls = this.constructor as StructType;
+    const parts = layoutOf(cls).fields.map((f) => `${f.name}=${fmt((this as any)[f.name])}`);
+    return `<${cls.name} ${parts.join(', ')}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind('ctypes-struct-copy', (s: { type: StructType; bytes: Uint8Array }) => {
+  const obj = Object.create(s.type.prototype) as Structure;
+  const bytes = new Uint8Array(s.bytes);
+  Object.defineProperties(obj, { _dv: { value: new DataView(bytes.buffer), writable: true }, _off: { value: 0, writable: true } });
+  return obj;
+});
+
+function structAt(cls: StructType, dv: DataView, off: number, keep: object | undefined): Structure {
+  layoutOf(cls);
+  const obj = Object.create(cls.prototype) as Structure;
+  Object.defineProperties(obj, {
+    _dv: { value: dv, writable: true },
+    _off: { value: off, writable: true },
+    _keep: { value: keep, writable: true },
+  });
+  return obj;
+}
+
+/** Initialize a struct from positional values, an object of fields or another struct. */
+function initStruct(cls: StructType, dv: DataView, off: number, init: unknown): void {
+  const { fields } = layoutOf(cls);
+  if (init == null) return;
+  if (init instanceof Structure) {
+    if (!(init instanceof cls)) throw new TypeError(`expected ${cls.name} instance, got ${(init as Structure).constructor.name}`);
+    const n = layoutOf(cls).size;
+    new Uint8Array(dv.buffer, dv.byteOffset + off, n).set(new Uint8Array(init._dv.buffer, init._dv.byteOffset + init._off, n));
+    return;
+  }
+  if (Array.isArray(init)) {
+    if (init.length === 1 && (init[0] instanceof Structure || isPlainObject(init[0]))) return initStruct(cls, dv, off, init[0]);
+    if (init.length > fields.length) throw new TypeError('too many initializers');
+    init.forEach((v, i) => setField(fields[i], dv, off, v));
+    return;
+  }
+  if (isPlainObject(init)) {
+    for (const [k, v] of Object.entries(init)) {
+      const f = fields.find((x) => x.name === k);
+      if (!f) throw new TypeError(`${cls.name} has no field '${k}'`);
+      setField(f, dv, off, v);
+    }
+    return;
+  }
+  throw new TypeError(`cannot initialize ${cls.name} from ${inspect(init)}`);
+}
+
+function setField(f: Field, dv: DataView, off: number, v: unknown): void {
+  if (f.type instanceof SimpleCType) writeScalar(f.type, dv, off + f.offset, v);
+  else initStruct(f.type, dv, off + f.offset, v);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+// ---- scalar access ----------------------------------------------------------------
+
+function readScalar(t: SimpleCType, dv: DataView, off: number): any {
+  switch (t._type_) {
+    case 'b': return dv.getInt8(off);
+    case 'B': return dv.getUint8(off);
+    case 'h': return dv.getInt16(off, true);
+    case 'H': return dv.getUint16(off, true);
+    case 'i': return dv.getInt32(off, true);
+    case 'I': return dv.getUint32(off, true);
+    case 'l': case 'q': return dv.getBigInt64(off, true);
+    case 'L': case 'Q': return dv.getBigUint64(off, true);
+    case 'f': return dv.getFloat32(off, true);
+    case 'd': return dv.getFloat64(off, true);
+    case '?': return dv.getUint8(off) !== 0;
+    case 'c': return Buffer.from([dv.getUint8(off)]);
+    default: throw new TypeError(`bad typecode ${t._type_}`);
+  }
+}
+
+function writeScalar(t: SimpleCType, dv: DataView, off: number, v: unknown): void {
+  const x = coerce(t, v);
+  switch (t._type_) {
+    case 'b': dv.setInt8(off, x as number); break;
+    case 'B': case 'c': case '?': dv.setUint8(off, x as number); break;
+    case 'h': dv.setInt16(off, x as number, true); break;
+    case 'H': dv.setUint16(off, x as number, true); break;
+    case 'i': dv.setInt32(off, x as number, true); break;
+    case 'I': dv.setUint32(off, x as number, true); break;
+    case 'l': case 'q': dv.setBigInt64(off, x as bigint, true); break;
+    case 'L': case 'Q': dv.setBigUint64(off, x as bigint, true); break;
+    case 'f': dv.setFloat32(off, x as number, true); break;
+    case 'd': dv.setFloat64(off, x as number, true); break;
+  }
+}
+
+/** The element value to store for `v`, checked as ctypes checks it. */
+function coerce(t: SimpleCType, v: unknown): number | bigint {
+  switch (t._kind) {
+    case 'float':
+      if (typeof v === 'number') return v;
+      if (typeof v === 'bigint') return Number(v);
+      if (typeof v === 'boolean') return Number(v);
+      throw new TypeError(`must be real number, not ${typeName(v)}`);
+    case 'int':
+      if (typeof v === 'number' && Number.isInteger(v)) return v;
+      if (typeof v === 'bigint') return Number(BigInt.asIntN(64, v));
+      if (typeof v === 'boolean') return Number(v);
+      throw new TypeError(`int expected instead of ${typeName(v)}`);
+    case 'bigint':
+      if (typeof v === 'bigint') return v;
+      if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+      if (typeof v === 'boolean') return BigInt(v);
+      throw new TypeError(`int expected instead of ${typeName(v)}`);
+    case 'bool':
+      return v ? 1 : 0;
+    case 'char':
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 256) return v;
+      if ((v instanceof Uint8Array || typeof v === 'string') && v.length === 1) {
+        return typeof v === 'string' ? Buffer.from(v, 'latin1')[0] : v[0];
+      }
+      throw new TypeError(`one character bytes, bytearray or integer expected`);
+  }
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : typeof v === 'object' ? v.constructor?.name ?? 'object' : typeof v;
+}
+
+/** Python's repr of a stored value. */
+function fmt(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) && !Object.is(v, -0) && Math.abs(v) < 1e16 ? v.toFixed(1) : String(v);
+  if (typeof v === 'bigint') return String(v);
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (Buffer.isBuffer(v)) return bytesRepr(v);
+  return String(v);
+}
+
+function fmtElem(t: SimpleCType, v: unknown): string {
+  return t._kind === 'float' ? fmt(v) : t._kind === 'char' || t._kind === 'bool' ? fmt(v) : String(v);
+}
+
+function bytesRepr(b: Uint8Array): string {
+  let s = "b'";
+  for (const c of b) {
+    if (c === 0x27 || c === 0x5c) s += '\\' + String.fromCharCode(c);
+    else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
+    else if (c === 10) s += '\\n';
+    else if (c === 13) s += '\\r';
+    else if (c === 9) s += '\\t';
+    else s += '\\x' + c.toString(16).padStart(2, '0');
+  }
+  return s + "'";
+}
+
+// ---- views over shared blocks -----------------------------------------------------
+
+const dataViews = new WeakMap<ArrayBuffer, DataView>();
+function dataViewOf(buf: ArrayBuffer): DataView {
+  let dv = dataViews.get(buf);
+  if (!dv) dataViews.set(buf, (dv = new DataView(buf)));
+  return dv;
+}
+
+interface Spec {
+  /** Typecode of a simple type, or absent for a structure. */
+  code?: string;
+  type?: StructType;
+  /** Present for arrays. */
+  length?: number;
+}
+
+interface SharedState extends Spec { id: BlockId }
+
+function reduceShared(block: NativeBlock, spec: Spec): Reduced {
+  const state: SharedState = { ...spec, id: block.retainForTransfer() };
+  return { kind: 'ctypes', state, fds: [block.arenaFd] };
+}
+
+/** A scalar ctypes object in shared memory: Python's `c_int(3)` from `RawValue('i', 3)`. */
+export class CValue<T = any> {
+  /** @internal */ readonly _type: SimpleCType;
+  /** @internal */ readonly _view: SharedTypedArray;
+  /** @internal */ readonly _block: NativeBlock;
+
+  /** @internal */
+  constructor(type: SimpleCType, block: NativeBlock) {
+    this._type = type;
+    this._block = block;
+    this._view = new type._array(bufferOf(block), block.byteOffset, 1);
+  }
+
+  get value(): T {
+    const v = this._view[0];
+    switch (this._type._kind) {
+      case 'char': return Buffer.from([v as number]) as T;
+      case 'bool': return (v !== 0) as T;
+      default: return v as T;
+    }
+  }
+
+  set value(v: T) {
+    const k = this._type._kind;
+    (this._view as any)[0] = k === 'float' && typeof v === 'number' ? v : coerce(this._type, v);
+  }
+
+  [reduce](): Reduced {
+    return reduceShared(this._block, { code: this._type._type_ });
+  }
+
+  toString(): string {
+    return `${this._type.__name__}(${fmt(this.value)})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+function isIndex(key: string | symbol): key is string {
+  if (typeof key !== 'string') return false;
+  const c = key.charCodeAt(0);
+  if (c < 48 || c > 57) return false;
+  const i = Number(key);
+  return Number.isInteger(i) && String(i) === key;
+}
+
+function checkIndex(i: number, length: number): number {
+  if (!Number.isInteger(i)) throw new TypeError('array indices must be integers');
+  if (i < 0) i += length;
+  if (i < 0 || i >= length) throw new RangeError('invalid index');
+  return i;
+}
+
+/** Objects with `get(i)`/`set(i, v)` and a `length` also answer `obj[i]`. */
+function indexable<T extends { length: number; get(i: number): unknown; set(i: number, v: unknown): void }>(obj: T): T {
+  return new Proxy(obj, {
+    get(target, key, receiver) {
+      if (isIndex(key)) {
+        const i = Number(key);
+        return i < target.length ? target.get(i) : undefined;
+      }
+      return Reflect.get(target, key, receiver);
+    },
+    set(target, key, value, receiver) {
+      if (isIndex(key)) {
+        target.set(Number(key), value);
+        return true;
+      }
+      return Reflect.set(target, key, value, receiver);
+    },
+    has(target, key) {
+      if (isIndex(key)) return Number(key) < target.length;
+      return Reflect.has(target, key);
+    },
+  });
+}
+
+/** A `c_char` array in shared memory: bytes with `value` (up to the first NUL) and `raw`. */
+export class CharArray {
+  /** @internal */ readonly _bytes: Uint8Array;
+  /** @internal */ readonly _block: NativeBlock;
+
+  /** @internal */
+  constructor(block: NativeBlock, length: number) {
+    this._block = block;
+    this._bytes = new Uint8Array(bufferOf(block), block.byteOffset, length);
+  }
+
+  get length(): number {
+    return this._bytes.length;
+  }
+
+  get(i: number): Buffer {
+    return Buffer.from([this._bytes[checkIndex(i, this._bytes.length)]]);
+  }
+
+  set(i: number, v: unknown): void {
+    this._bytes[checkIndex(i, this._bytes.length)] = coerce(c_char, v) as number;
+  }
+
+  /** The bytes up to the first NUL (a copy). */
+  get value(): Buffer {
+    const end = this._bytes.indexOf(0);
+    return Buffer.from(this._bytes.subarray(0, end < 0 ? this._bytes.length : end));
+  }
+
+  set value(v: Uint8Array | string) {
+    const b = toBytes(v);
+    if (b.length > this._bytes.length) throw new ValueError('byte string too long');
+    this._bytes.set(b);
+    if (b.length < this._bytes.length) this._bytes[b.length] = 0;
+  }
+
+  /** All the bytes (a copy). */
+  get raw(): Buffer {
+    return Buffer.from(this._bytes);
+  }
+
+  set raw(v: Uint8Array | string) {
+    const b = toBytes(v);
+    if (b.length > this._bytes.length) throw new ValueError('byte string too long');
+    this._bytes.set(b);
+  }
+
+  *[Symbol.iterator](): IterableIterator<Buffer> {
+    for (let i = 0; i < this._bytes.length; i++) yield Buffer.from([this._bytes[i]]);
+  }
+
+  [reduce](): Reduced {
+    return reduceShared(this._block, { code: 'c', length: this._bytes.length });
+  }
+
+  toString(): string {
+    return `<c_char_Array_${this._bytes.length} ${bytesRepr(this.raw)}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  [index: number]: Buffer;
+}
+
+function toBytes(v: unknown): Uint8Array {
+  if (typeof v === 'string') return Buffer.from(v, 'latin1');
+  if (v instanceof Uint8Array) return v;
+  throw new TypeError(`bytes expected instead of ${typeName(v)}`);
+}
+
+/** An array of structures in shared memory. */
+export class StructArray<S extends Structure = Structure> {
+  /** @internal */ readonly _type: StructType;
+  /** @internal */ readonly _block: NativeBlock;
+  /** @internal */ readonly _dv: DataView;
+  /** @internal */ readonly _off: number;
+  /** @internal */ readonly _stride: number;
+  readonly length: number;
+
+  /** @internal */
+  constructor(type: StructType, block: NativeBlock, length: number) {
+    this._type = type;
+    this._block = block;
+    this._dv = dataViewOf(bufferOf(block));
+    this._off = block.byteOffset;
+    this._stride = layoutOf(type).size;
+    this.length = length;
+  }
+
+  get(i: number): S {
+    return structAt(this._type, this._dv, this._off + checkIndex(i, this.length) * this._stride, this) as S;
+  }
+
+  set(i: number, v: unknown): void {
+    initStruct(this._type, this._dv, this._off + checkIndex(i, this.length) * this._stride, v);
+  }
+
+  *[Symbol.iterator](): IterableIterator<S> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+
+  toArray(): S[] {
+    return [...this];
+  }
+
+  [reduce](): Reduced {
+    return reduceShared(this._block, { type: this._type, length: this.length });
+  }
+
+  toString(): string {
+    return `<${this._type.name}_Array_${this.length}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  [index: number]: S;
+}
+
+// ---- construction -----------------------------------------------------------------
+
+export type TypeOrCode = string | SimpleCType | StructType;
+
+function resolveType(t: TypeOrCode): SimpleCType | StructType {
+  if (typeof t === 'string') {
+    const st = typecodeToType[t];
+    if (!st) throw new TypeError(`bad typecode (must be one of ${Object.keys(typecodeToType).join(' ')}): ${inspect(t)}`);
+    return st;
+  }
+  if (t instanceof SimpleCType || isStructType(t)) return t;
+  throw new TypeError(`expected a typecode or a ctypes type, not ${inspect(t)}`);
+}
+
+/** Make the shared object of `spec` over `block` (which it keeps until collected). */
+function viewOf(block: NativeBlock, spec: Spec): any {
+  let obj: object;
+  if (spec.length === undefined) {
+    if (spec.type) {
+      obj = structAt(spec.type, dataViewOf(bufferOf(block)), block.byteOffset, undefined);
+      Object.defineProperty(obj, '_block', { value: block });
+    } else {
+      obj = new CValue(typecodeToType[spec.code!], block);
+    }
+  } else if (spec.type) {
+    obj = indexable(new StructArray(spec.type, block, spec.length));
+  } else if (spec.code === 'c') {
+    obj = indexable(new CharArray(block, spec.length));
+  } else {
+    const t = typecodeToType[spec.code!];
+    const ta = new t._array(bufferOf(block), block.byteOffset, spec.length);
+    Object.defineProperty(ta, reduce, { value: () => reduceShared(block, spec) });
+    typedArraySpecs.set(ta, spec);
+    obj = ta;
+  }
+  holdUntilCollected(obj, block);
+  return obj;
+}
+
+const typedArraySpecs = new WeakMap<object, Spec>();
+
+registerKind('ctypes', (s: SharedState, fds: number[]) => viewOf(adoptBlock(fds[0], s.id), s));
+
+/**
+ * A ctypes object in shared memory (Python's `RawValue(typecode_or_type, *args)`): a
+ * `CValue` with `value`, or for a Structure type an instance of it.
+ */
+export function RawValue(typeOrCode: TypeOrCode, ...args: unknown[]): any {
+  const t = resolveType(typeOrCode);
+  if (t instanceof SimpleCType) {
+    const v = viewOf(allocBlock(t.size), { code: t._type_ }) as CValue;
+    if (args.length > 1) throw new TypeError(`${t.__name__} takes at most 1 argument`);
+    if (args.length === 1 && args[0] !== undefined) v.value = args[0];
+    return v;
+  }
+  const l = layoutOf(t);
+  const block = allocBlock(l.size);
+  const s = viewOf(block, { type: t });
+  initStruct(t, s._dv, s._off, args);
+  return s;
+}
+
+/**
+ * A ctypes array in shared memory (Python's `RawArray`): for a numeric typecode a typed
+ * array (`Float64Array` for 'd' ...) over the shared memory; for 'c' a `CharArray`; for
+ * a Structure type a `StructArray`.
+ */
+export function RawArray(typeOrCode: TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>): any {
+  const t = resolveType(typeOrCode);
+  let init: ArrayLike<unknown> | undefined;
+  let length: number;
+  if (typeof sizeOrInit === 'number' || typeof sizeOrInit === 'bigint') {
+    length = Number(sizeOrInit);
+    if (!Number.isInteger(length) || length < 0) throw new ValueError(`array size must be a non-negative integer, not ${sizeOrInit}`);
+  } else if (typeof sizeOrInit === 'string' && t === c_char) {
+    init = Buffer.from(sizeOrInit, 'latin1');
+    length = init.length;
+  } else if (sizeOrInit != null && (typeof (sizeOrInit as any)[Symbol.iterator] === 'function' || typeof (sizeOrInit as any).length === 'number')) {
+    init = ArrayBuffer.isView(sizeOrInit) || Array.isArray(sizeOrInit) ? (sizeOrInit as ArrayLike<unknown>) : Array.from(sizeOrInit as Iterable<unknown>);
+    length = init.length;
+  } else {
+    throw new TypeError(`size_or_initializer must be an integer or a sequence, not ${inspect(sizeOrInit)}`);
+  }
+  const elemSize = t instanceof SimpleCType ? t.size : layoutOf(t).size;
+  const block = allocBlock(elemSize * length);
+  const spec: Spec = t instanceof SimpleCType ? { code: t._type_, length } : { type: t, length };
+  const obj = viewOf(block, spec);
+  if (init) {
+    if (t instanceof SimpleCType && t !== c_char && t !== c_bool) {
+      const ta = obj as SharedTypedArray;
+      if (t._kind === 'float') {
+        for (let i = 0; i < length; i++) (ta as Float64Array)[i] = coerce(t, init[i]) as number;
+      } else {
+        for (let i = 0; i < length; i++) (ta as any)[i] = coerce(t, init[i]);
+      }
+    } else if (t === c_char || t === c_bool) {
+      const target = t === c_char ? (obj as CharArray)._bytes : (obj as Uint8Array);
+      for (let i = 0; i < length; i++) target[i] = coerce(t, init[i]) as number;
+    } else {
+      for (let i = 0; i < length; i++) (obj as StructArray).set(i, init[i]);
+    }
+  }
+  return obj;
+}
+
+// ---- synchronized wrappers --------------------------------------------------------
+
+/** What a synchronized wrapper locks: a Lock or RLock (anything with acquireSync/release). */
+export interface LockLike {
+  acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean;
+  release(): void;
+  acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean>;
+  hold?(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held>;
+}
+
+export interface SharedOptions {
+  lock?: boolean | LockLike | null;
+  ctx?: unknown;
+}
+
+/** Base of the synchronized wrappers (Python's `SynchronizedBase`). */
+export class SynchronizedBase<O = any> {
+  /** @internal */ readonly _obj: O;
+  /** @internal */ readonly _lock: LockLike;
+
+  constructor(obj: O, lock?: LockLike | null) {
+    this._obj = obj;
+    this._lock = lock ?? new RLock();
+    if (typeof this._lock.acquireSync !== 'function' || typeof this._lock.release !== 'function') {
+      throw new TypeError(`${inspect(lock)} has no method 'acquire'`);
+    }
+  }
+
+  getObj(): O {
+    return this._obj;
+  }
+
+  getLock(): LockLike {
+    return this._lock;
+  }
+
+  acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean> {
+    return this._lock.acquire(block, timeout);
+  }
+
+  acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
+    return this._lock.acquireSync(block, timeout);
+  }
+
+  release(): void {
+    this._lock.release();
+  }
+
+  /** Scoped hold of the wrapper's lock: `{ using h = await v.hold(); ... }`. */
+  async hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
+    if (this._lock.hold) return this._lock.hold(block, timeout);
+    await this._lock.acquire(block, timeout);
+    let done = false;
+    const release = (): void => {
+      if (!done) {
+        done = true;
+        this._lock.release();
+      }
+    };
+    return { release, [Symbol.dispose]: release };
+  }
+
+  [reduce](): Reduced {
+    return { kind: 'synchronized', state: { obj: this._obj, lock: this._lock } };
+  }
+
+  toString(): string {
+    const o = this._obj as unknown;
+    const spec = ArrayBuffer.isView(o) ? typedArraySpecs.get(o) : undefined;
+    const what = spec ? `<${typecodeToType[spec.code!].__name__}_Array_${spec.length}>` : String(o);
+    return `<${this.constructor.name} wrapper for ${what}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Synchronized scalar or structure: `value` (or the structure's fields) under the lock. */
+export class Synchronized<T = any> extends SynchronizedBase<CValue<T> | Structure> {
+  get value(): T {
+    const l = this._lock;
+    l.acquireSync();
+    try {
+      return (this._obj as CValue<T>).value;
+    } finally {
+      l.release();
+    }
+  }
+
+  set value(v: T) {
+    const l = this._lock;
+    l.acquireSync();
+    try {
+      (this._obj as CValue<T>).value = v;
+    } finally {
+      l.release();
+    }
+  }
+}
+
+/** Synchronized array: `length`, `get`, `set`, `arr[i]`, iteration, `toArray()`. */
+export class SynchronizedArray<T = any> extends SynchronizedBase<any> {
+  get length(): number {
+    return this._obj.length;
+  }
+
+  get(i: number): T {
+    const l = this._lock;
+    l.acquireSync();
+    try {
+      return elementGet(this._obj, i);
+    } finally {
+      l.release();
+    }
+  }
+
+  set(i: number, v: T): void {
+    const l = this._lock;
+    l.acquireSync();
+    try {
+      elementSet(this._obj, i, v);
+    } finally {
+      l.release();
+    }
+  }
+
+  /** A copy of all elements, taken under the lock (Python's `arr[:]`). */
+  toArray(): T[] {
+    const l = this._lock;
+    l.acquireSync();
+    try {
+      const o = this._obj;
+      if (ArrayBuffer.isView(o)) return Array.from(o as unknown as ArrayLike<T>);
+      const out: T[] = [];
+      for (let i = 0; i < o.length; i++) out.push(o.get(i));
+      return out;
+    } finally {
+      l.release();
+    }
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = 0; i < this._obj.length; i++) yield this.get(i);
+  }
+
+  [index: number]: T;
+}
+
+function elementGet(o: any, i: number): any {
+  if (ArrayBuffer.isView(o)) return (o as any)[checkIndex(i, (o as SharedTypedArray).length)];
+  return o.get(i);
+}
+
+function elementSet(o: any, i: number, v: unknown): void {
+  if (ArrayBuffer.isView(o)) {
+    const spec = typedArraySpecs.get(o)!;
+    (o as any)[checkIndex(i, (o as SharedTypedArray).length)] = coerce(typecodeToType[spec.code!], v);
+  } else {
+    o.set(i, v);
+  }
+}
+
+/** Synchronized `c_char` array: also `value` and `raw` under the lock. */
+export class SynchronizedString extends SynchronizedArray<Buffer> {
+  get value(): Buffer {
+    this._lock.acquireSync();
+    try {
+      return (this._obj as CharArray).value;
+    } finally {
+      this._lock.release();
+    }
+  }
+
+  set value(v: Uint8Array | string) {
+    this._lock.acquireSync();
+    try {
+      (this._obj as CharArray).value = v;
+    } finally {
+      this._lock.release();
+    }
+  }
+
+  get raw(): Buffer {
+    this._lock.acquireSync();
+    try {
+      return (this._obj as CharArray).raw;
+    } finally {
+      this._lock.release();
+    }
+  }
+
+  set raw(v: Uint8Array | string) {
+    this._lock.acquireSync();
+    try {
+      (this._obj as CharArray).raw = v;
+    } finally {
+      this._lock.release();
+    }
+  }
+}
+
+/** Synchronized structures get one locked accessor per field, on a class per struct type. */
+const structWrappers = new WeakMap<StructType, typeof Synchronized>();
+function syncStructClass(type: StructType): typeof Synchronized {
+  let cls = structWrappers.get(type);
+  if (cls) return cls;
+  cls = class extends Synchronized {};
+  Object.defineProperty(cls, 'name', { value: 'Synchronized' });
+  for (const f of layoutOf(type).fields) {
+    Object.defineProperty(cls.prototype, f.name, {
+      configurable: true,
+      get(this: Synchronized) {
+        this._lock.acquireSync();
+        try {
+          return (this._obj as any)[f.name];
+        } finally {
+          this._lock.release();
+        }
+      },
+      set(this: Synchronized, v: unknown) {
+        this._lock.acquireSync();
+        try {
+          (this._obj as any)[f.name] = v;
+        } finally {
+          this._lock.release();
+        }
+      },
+    });
+  }
+  structWrappers.set(type, cls);
+  return cls;
+}
+
+/** Python's `synchronized(obj, lock=None)`: a process-safe wrapper using `lock` (default a new RLock). */
+export function synchronized(obj: any, lock?: LockLike | null): any {
+  if (obj instanceof SynchronizedBase) throw new TypeError('object is already synchronized');
+  if (obj instanceof CValue) return new Synchronized(obj, lock);
+  if (obj instanceof Structure) return new (syncStructClass(obj.constructor as StructType))(obj, lock);
+  if (obj instanceof CharArray) return indexable(new SynchronizedString(obj, lock));
+  if (obj instanceof StructArray || (ArrayBuffer.isView(obj) && typedArraySpecs.has(obj))) {
+    return indexable(new SynchronizedArray(obj, lock));
+  }
+  throw new TypeError(`cannot synchronize ${inspect(obj)}: not a shared ctypes object`);
+}
+
+registerKind('synchronized', (s: { obj: any; lock: LockLike }) => synchronized(s.obj, s.lock));
+
+function lockOf(opts: SharedOptions | undefined): LockLike | null | false {
+  const lock = opts?.lock;
+  if (lock === undefined || lock === null || lock === true) return null;
+  if (lock === false) return false;
+  if (typeof lock === 'object' && typeof lock.acquireSync === 'function' && typeof lock.release === 'function') return lock;
+  throw new TypeError(`${inspect(lock)} has no method 'acquire'`);
+}
+
+function isOptions(v: unknown): v is SharedOptions {
+  return isPlainObject(v) && 'lock' in v && Object.keys(v).every((k) => k === 'lock' || k === 'ctx');
+}
+
+/**
+ * Python's `Value(typecode_or_type, *args, lock=True)`: a synchronized wrapper (with a
+ * new RLock, or the given lock) around a `RawValue`; with `{ lock: false }` the raw object.
+ */
+export function Value(typeOrCode: TypeOrCode, ...args: unknown[]): any {
+  let opts: SharedOptions | undefined;
+  if (args.length > 0 && isOptions(args[args.length - 1])) opts = args.pop() as SharedOptions;
+  const lock = lockOf(opts);
+  const obj = RawValue(typeOrCode, ...args);
+  return lock === false ? obj : synchronized(obj, lock);
+}
+
+/**
+ * Python's `Array(typecode_or_type, size_or_initializer, *, lock=True)`: a synchronized
+ * wrapper around a `RawArray`; with `{ lock: false }` the raw array.
+ */
+function SharedArray(typeOrCode: TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>, opts?: SharedOptions): any {
+  const lock = lockOf(opts);
+  const obj = RawArray(typeOrCode, sizeOrInit);
+  return lock === false ? obj : synchronized(obj, lock);
+}
+
+// Exported as `Array` (Python's name) and `SharedArray` (which does not shadow the global).
+export { SharedArray as Array, SharedArray };
+
+/** Python's `copy(obj)`: a new shared object with the same type and contents as `obj`. */
+export function copy(obj: any): any {
+  if (obj instanceof SynchronizedBase) obj = obj.getObj();
+  if (obj instanceof CValue) return RawValue(obj._type, obj.value);
+  if (obj instanceof Structure) {
+    const cls = obj.constructor as StructType;
+    const r = RawValue(cls);
+    initStruct(cls, r._dv, r._off, obj);
+    return r;
+  }
+  if (obj instanceof CharArray) {
+    const r = RawArray(c_char, obj.length) as CharArray;
+    r.raw = obj.raw;
+    return r;
+  }
+  if (obj instanceof StructArray) {
+    const r = RawArray(obj._type, obj.length) as StructArray;
+    for (let i = 0; i < obj.length; i++) r.set(i, obj.get(i));
+    return r;
+  }
+  const spec = ArrayBuffer.isView(obj) ? typedArraySpecs.get(obj) : undefined;
+  if (spec) {
+    const r = RawArray(spec.code!, (obj as SharedTypedArray).length) as SharedTypedArray;
+    r.set(obj as any);
+    return r;
+  }
+  throw new TypeError(`cannot copy ${inspect(obj)}: not a shared ctypes object`);
+}
