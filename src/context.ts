@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { Pipe } from './connection.js';
 import * as errors from './errors.js';
 import { RuntimeError, ValueError } from './errors.js';
+import { Pool, type PoolOptions } from './pool.js';
 import { activeChildren, BaseProcess, currentProcess, parentProcess, registerProcessClass, type Popen } from './process.js';
 import { setExecutable, spawnPopen } from './spawn.js';
 import { getLogger, logToStderr } from './util.js';
@@ -44,6 +45,11 @@ export class BaseContext {
   }
   setExecutable(path: string): void {
     setExecutable(path);
+  }
+  /** A pool of worker processes started by this context. */
+  Pool(processes?: number | PoolOptions | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null): Pool {
+    const o: PoolOptions = processes !== null && typeof processes === 'object' ? processes : { processes, initializer, initargs, maxtasksperchild };
+    return new Pool({ ...o, context: this });
   }
   /** Windows freezing support: nothing to do here. */
   freezeSupport(): void {}

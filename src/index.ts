@@ -12,3 +12,7 @@ export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProce
 export { setExecutable } from './spawn.js';
 export { getLogger, logToStderr, SUBDEBUG, SUBWARNING } from './util.js';
 export { reduce, registerKind, type Reduced, type Shareable } from './reduction.js';
+export {
+  ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,
+  RemoteTraceback, WorkerLostError, type PoolOptions,
+} from './pool.js';
