@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
+import { benchPool } from './pool.js';
 
 const quick = process.argv.includes('--quick');
 const scale = quick ? 1 : 5;
@@ -24,6 +25,7 @@ const cases: Record<string, Case> = {
   process_start_join_spawn: { py: 'process_start_join_spawn', run: () => processStartJoin(5 * scale) },
   pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
+  pool: { py: 'pool', run: () => benchPool(quick) },
 };
 
 function cpython(pyCase: string): Row[] {
