@@ -1,10 +1,8 @@
 // Connection objects (Python's multiprocessing.connection): framed messages over a
 // stream socket. Objects go through the one serializer (reduction.ts); descriptors of
 // library objects inside a message ride along by SCM_RIGHTS.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
@@ -12,6 +10,13 @@ import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit } from './util.js';
 import * as reactor from './wait.js';
+
+// Every child imports this module at startup; what only Listener/Client need is
+// loaded on first use.
+const lazyRequire = createRequire(import.meta.url);
+const crypto = (): typeof import('node:crypto') => lazyRequire('node:crypto');
+const dns = (): typeof import('node:dns/promises') => lazyRequire('node:dns/promises');
+const net = (): typeof import('node:net') => lazyRequire('node:net');
 
 type NativeConnection = InstanceType<typeof native.NativeConnection>;
 
@@ -572,7 +577,7 @@ const ALLOWED_DIGESTS = new Map([
 const HANDSHAKE_MAXLEN = 256;
 
 function hmacOf(authkey: Buffer, message: Buffer, digest: string): Buffer {
-  return createHmac(ALLOWED_DIGESTS.get(digest)!, authkey).update(message).digest();
+  return crypto().createHmac(ALLOWED_DIGESTS.get(digest)!, authkey).update(message).digest();
 }
 
 /** (digest name, payload); the name is '' for a legacy unprefixed HMAC-MD5 message. */
@@ -602,7 +607,7 @@ function verifyChallenge(authkey: Buffer, message: Buffer, response: Buffer): vo
   if (expected.length !== mac.length) {
     throw new AuthenticationError(`expected '${digest}' of length ${expected.length} got ${mac.length}`);
   }
-  if (!timingSafeEqual(expected, mac)) throw new AuthenticationError('digest received was wrong');
+  if (!crypto().timingSafeEqual(expected, mac)) throw new AuthenticationError('digest received was wrong');
 }
 
 async function recvHandshake(c: Connection, deadline: number | null): Promise<Buffer> {
@@ -613,7 +618,7 @@ async function recvHandshake(c: Connection, deadline: number | null): Promise<Bu
 
 async function deliver(c: Connection, authkey: Buffer, digestName: string, deadline: number | null): Promise<void> {
   if (!ALLOWED_DIGESTS.has(digestName)) throw new ValueError(`unsupported digest ${digestName}`);
-  const message = Buffer.concat([Buffer.from(`{${digestName}}`), randomBytes(MESSAGE_LENGTH)]);
+  const message = Buffer.concat([Buffer.from(`{${digestName}}`), crypto().randomBytes(MESSAGE_LENGTH)]);
   // A 3.11 peer takes the whole thing as its challenge and answers with raw HMAC-MD5.
   c.sendBytes(Buffer.concat([CHALLENGE, message]));
   const response = await recvHandshake(c, deadline);
@@ -718,9 +723,9 @@ export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout:
  * resolved first, as Node's own sockets do.
  */
 async function connectTcp(host: string, port: number): Promise<number> {
-  const ips = isIP(host)
+  const ips = net().isIP(host)
     ? [host]
-    : (await lookup(host === '' ? 'localhost' : host, { all: true })).sort((a, b) => a.family - b.family).map((a) => a.address);
+    : (await dns().lookup(host === '' ? 'localhost' : host, { all: true })).sort((a, b) => a.family - b.family).map((a) => a.address);
   let last: unknown;
   for (const ip of ips) {
     let fd = -1;

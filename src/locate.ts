@@ -3,10 +3,12 @@
 // modules cannot be enumerated, so this is how a function is sent by reference
 // (module, export name), as Python's pickle sends `__module__` + `__qualname__`.
 import { readFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-let session: Session | undefined;
+// Loaded on first use: only a process that sends functions needs the inspector.
+const lazyRequire = createRequire(import.meta.url);
+let session: import('node:inspector').Session | undefined;
 const scriptUrls = new Map<string, string>();
 const cache = new WeakMap<Function, string | null>();
 
@@ -32,6 +34,7 @@ export function moduleOf(fn: Function): string | undefined {
   const hit = cache.get(fn);
   if (hit !== undefined) return hit ?? undefined;
   if (!session) {
+    const { Session } = lazyRequire('node:inspector') as typeof import('node:inspector');
     session = new Session();
     session.connect();
     session.on('Debugger.scriptParsed', (m) => {

@@ -7,4 +7,17 @@ const require = createRequire(import.meta.url);
 const here = new URL('.', import.meta.url).pathname;
 const root = here.includes('/dist/src/') ? '../../' : '../';
 
-export const native: typeof Binding = require(`${root}native/binding.cjs`);
+function load(): typeof Binding {
+  // Every child loads the addon at startup: go straight to the local build for glibc
+  // Linux, and leave platform detection (musl, npm packages) to napi-rs's loader.
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require(`${root}native/multiprocessing.linux-${process.arch}-gnu.node`);
+    } catch {
+      /* not built here: fall through */
+    }
+  }
+  return require(`${root}native/binding.cjs`);
+}
+
+export const native: typeof Binding = load();
