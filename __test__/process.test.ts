@@ -95,3 +95,42 @@ test('only the spawn start method is offered; fork gives ValueError with the rea
   t.throws(() => getContext('fork'), { instanceOf: ValueError, message: /fork/ });
   t.is(getContext('spawn').getStartMethod(), 'spawn');
 });
+
+test.serial('setExecutable chooses the node binary children run; a missing one fails at start', async (t) => {
+  const { setExecutable } = await import('../index.js');
+  const { mkdtempSync, writeFileSync, chmodSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'mp-exe-'));
+  const wrapper = join(dir, 'node-wrapper');
+  const log = join(dir, 'log');
+  writeFileSync(wrapper, `#!/bin/sh\necho used >> ${log}\nexec ${process.execPath} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  try {
+    setExecutable(wrapper);
+    const [a, b] = Pipe();
+    const p = new Process({ target: sendBack, args: [b, 'via wrapper'] });
+    p.start();
+    t.deepEqual(await a.recv(), ['via wrapper']);
+    await p.join();
+    t.is(readFileSync(log, 'utf8'), 'used\n');
+    setExecutable(join(dir, 'missing'));
+    const before = activeChildren().length;
+    t.throws(() => new Process({ target: sendBack, args: [b] }).start(), { message: /cannot start/ });
+    t.is(activeChildren().length, before);
+  } finally {
+    setExecutable(process.execPath);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the sentinel is readable once the process ends (usable with connection.wait)', async (t) => {
+  const { wait } = await import('../src/connection.js');
+  const p = new Process({ target: sleepForever });
+  p.start();
+  t.deepEqual(await wait([p.sentinel], 0.2), []);
+  p.terminate();
+  t.deepEqual(await wait([p.sentinel], 10), [p.sentinel]);
+  await p.join();
+  t.is(p.exitcode, -15);
+});
