@@ -176,7 +176,10 @@ export class Structure {
 
   toString(): string {
     const cls = this.constructor as StructType;
-    const parts = layoutOf(cls).fields.map((f) => `${f.name}=${fmt((this as any)[f.name])}`);
+    const parts = layoutOf(cls).fields.map((f) => {
+      const v = (this as any)[f.name];
+      return `${f.name}=${f.type instanceof SimpleCType ? fmtElem(f.type, v) : String(v)}`;
+    });
     return `<${cls.name} ${parts.join(', ')}>`;
   }
 
@@ -318,7 +321,7 @@ function fmt(v: unknown): string {
 }
 
 function fmtElem(t: SimpleCType, v: unknown): string {
-  return t._kind === 'float' ? fmt(v) : t._kind === 'char' || t._kind === 'bool' ? fmt(v) : String(v);
+  return t._kind === 'int' ? String(v) : fmt(v);
 }
 
 function bytesRepr(b: Uint8Array): string {
@@ -390,7 +393,7 @@ export class CValue<T = any> {
   }
 
   toString(): string {
-    return `${this._type.__name__}(${fmt(this.value)})`;
+    return `${this._type.__name__}(${fmtElem(this._type, this.value)})`;
   }
 
   [inspect.custom](): string {
