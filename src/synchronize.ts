@@ -109,7 +109,8 @@ interface Pending {
 interface SemLockState { id: BlockId; kind: number }
 
 // Uncontended fast paths run in JavaScript on the shared state itself (mp-core's
-// SemState: u32 word, kind, max, depth; u64 owner, owner start), with the same atomic
+// SemState: u32 word, kind, max, depth; u64 owner, owner start, little-endian halves
+// here), with the same atomic
 // protocol as crates/core/src/sync.rs; anything else (a waiter to wake, an error, a wait,
 // a dead holder) goes through the native object. A napi call costs more than the whole
 // uncontended acquire.
@@ -118,13 +119,13 @@ const MAX = 2;
 const DEPTH = 3;
 const OWNER_LO = 4;
 const OWNER_HI = 5;
-const OWNER64 = 2;
-const START64 = 3;
+const START_LO = 6;
+const START_HI = 7;
 const WAITERS = 0x80000000;
 const COUNT = 0x7fffffff;
 
 /** This thread's owner word and process start time, as mp-core records them. */
-let me: { lo: number; hi: number; owner: bigint; start: bigint } | undefined;
+let me: { lo: number; hi: number; startLo: number; startHi: number } | undefined;
 
 function identity(): NonNullable<typeof me> {
   if (me) return me;
@@ -132,9 +133,8 @@ function identity(): NonNullable<typeof me> {
   const probe = new native.NativeSemLock(KIND_LOCK, 1, 1);
   const buf = arenaBuffer(probe);
   const w = new Uint32Array(buf, probe.byteOffset, 8);
-  const o = new BigUint64Array(buf, probe.byteOffset, 4);
   probe.acquire(false, null);
-  me = { lo: w[OWNER_LO], hi: w[OWNER_HI], owner: o[OWNER64], start: o[START64] };
+  me = { lo: w[OWNER_LO], hi: w[OWNER_HI], startLo: w[START_LO], startHi: w[START_HI] };
   probe.release();
   return me;
 }
@@ -146,9 +146,8 @@ export class SemLock {
   /** Async acquirers in this object, first come first served; only the head watches. */
   #queue: Pending[] = [];
   #pumping = false;
-  /** The shared state as words and as 64-bit words. */
+  /** The shared state as 32-bit words. */
   readonly #w: Uint32Array;
-  readonly #o: BigUint64Array;
   readonly #kind: number;
   readonly #max: number;
   readonly #me: NonNullable<typeof me>;
@@ -158,7 +157,6 @@ export class SemLock {
     this._n = adopted ?? nativeCall(() => new native.NativeSemLock(kind, value, maxvalue));
     const buf = arenaBuffer(this._n);
     this.#w = new Uint32Array(buf, this._n.byteOffset, 8);
-    this.#o = new BigUint64Array(buf, this._n.byteOffset, 4);
     this.#kind = this._n.kind;
     this.#max = this.#w[MAX];
     this.#me = identity();
@@ -168,47 +166,65 @@ export class SemLock {
   #fastAcquire(): boolean {
     const w = this.#w;
     const kind = this.#kind;
-    if (kind === KIND_RLOCK && w[OWNER_LO] === this.#me.lo && w[OWNER_HI] === this.#me.hi) {
+    const me = this.#me;
+    if (kind === KIND_RLOCK && w[OWNER_LO] === me.lo && w[OWNER_HI] === me.hi) {
       w[DEPTH]++;
       return true;
     }
-    const v = Atomics.load(w, WORD);
-    if ((v & COUNT) === 0 || Atomics.compareExchange(w, WORD, v, v - 1) !== v) return false;
     if (kind <= KIND_RLOCK) {
-      Atomics.store(this.#o, START64, this.#me.start);
-      Atomics.store(this.#o, OWNER64, this.#me.owner);
+      // Free and unmarked is exactly 1; anything else is for the native side.
+      if (Atomics.compareExchange(w, WORD, 1, 0) !== 1) return false;
+      // As set_owner: the start time, then the owner. When the start time must change,
+      // the pid half goes last with release order, so that a checker that sees our pid
+      // sees our start time. A half-written owner reads as pid 0, never taken for dead.
+      if (w[START_LO] !== me.startLo || w[START_HI] !== me.startHi) {
+        w[START_LO] = me.startLo;
+        w[START_HI] = me.startHi;
+        w[OWNER_LO] = me.lo;
+        Atomics.store(w, OWNER_HI, me.hi);
+      } else {
+        w[OWNER_LO] = me.lo;
+        w[OWNER_HI] = me.hi;
+      }
       w[DEPTH] = 1;
+      return true;
     }
-    return true;
+    const v = Atomics.load(w, WORD);
+    return (v & COUNT) !== 0 && Atomics.compareExchange(w, WORD, v, v - 1) === v;
   }
 
   /** Release if nobody waits and nothing is wrong; false means "ask the native side". */
   #fastRelease(): boolean {
     const w = this.#w;
-    const v = Atomics.load(w, WORD);
     switch (this.#kind) {
+      case KIND_LOCK:
+        // Clear the owner (pid half first), then give the count back (a full barrier). If
+        // the word was not "held, unmarked" (0), the native side wakes waiters or throws.
+        w[OWNER_HI] = 0;
+        w[OWNER_LO] = 0;
+        return Atomics.compareExchange(w, WORD, 0, 1) === 0;
       case KIND_RLOCK: {
-        if (w[OWNER_LO] !== this.#me.lo || w[OWNER_HI] !== this.#me.hi || (v & COUNT) !== 0) return false;
+        const me = this.#me;
+        if (w[OWNER_LO] !== me.lo || w[OWNER_HI] !== me.hi || Atomics.load(w, WORD) !== 0) return false;
         if (w[DEPTH] > 1) {
           w[DEPTH]--;
           return true;
         }
-        if (v & WAITERS) return false;
         w[DEPTH] = 0;
-        Atomics.store(this.#o, OWNER64, 0n);
-        if (Atomics.compareExchange(w, WORD, v, v + 1) === v) return true;
+        w[OWNER_HI] = 0;
+        w[OWNER_LO] = 0;
+        if (Atomics.compareExchange(w, WORD, 0, 1) === 0) return true;
         // A waiter marked the word meanwhile: we still hold the lock; let native finish.
-        Atomics.store(this.#o, OWNER64, this.#me.owner);
+        w[OWNER_LO] = me.lo;
+        Atomics.store(w, OWNER_HI, me.hi);
         w[DEPTH] = 1;
         return false;
       }
-      case KIND_LOCK:
-        if (v !== 0) return false;
-        Atomics.store(this.#o, OWNER64, 0n);
-        return Atomics.compareExchange(w, WORD, 0, 1) === 0;
-      default:
+      default: {
+        const v = Atomics.load(w, WORD);
         if (v & WAITERS || (v & COUNT) >= this.#max) return false;
         return Atomics.compareExchange(w, WORD, v, v + 1) === v;
+      }
     }
   }
 
