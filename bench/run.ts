@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
 import { benchPool } from './pool.js';
+import { benchSync } from './sync.js';
 
 const quick = process.argv.includes('--quick');
 const scale = quick ? 1 : 5;
@@ -16,8 +17,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const pyScript = join(here.includes('/dist/') ? join(here, '..', '..', 'bench') : here, 'py_bench.py');
 
 interface Case {
-  /** The py_bench.py case that produces CPython's figure. */
-  py: string;
+  /** The py_bench.py case(s) that produce CPython's figures. */
+  py: string | string[];
   run: () => Promise<Row | Row[]>;
 }
 
@@ -26,12 +27,13 @@ const cases: Record<string, Case> = {
   pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
   pool: { py: 'pool', run: () => benchPool(quick) },
+  sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
 };
 
-function cpython(pyCase: string): Row[] {
-  const r = spawnSync('python3', [pyScript, ...(quick ? ['--quick'] : []), pyCase], { encoding: 'utf8' });
+function cpython(pyCases: string | string[]): Row[] {
+  const r = spawnSync('python3', [pyScript, ...(quick ? ['--quick'] : []), ...[pyCases].flat()], { encoding: 'utf8' });
   if (r.status !== 0) {
-    console.error(`python3 ${pyCase} failed: ${r.stderr}`);
+    console.error(`python3 ${pyCases} failed: ${r.stderr}`);
     return [];
   }
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);

@@ -1,7 +1,6 @@
 // 17.2.1.4: a lock makes sure that only one process prints to standard output at a time.
 import { pathToFileURL } from 'node:url';
-import { Process } from 'node-multiprocessing';
-import { Lock } from 'node-multiprocessing/synchronize';
+import { Lock, Process } from 'node-multiprocessing';
 
 export function f(l: Lock, i: number): void {
   l.acquireSync();

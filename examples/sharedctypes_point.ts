@@ -1,7 +1,6 @@
 // 17.2.2.6.1: ctypes objects in shared memory modified by a child process.
 import { pathToFileURL } from 'node:url';
-import { Process } from 'node-multiprocessing';
-import { Lock } from 'node-multiprocessing/synchronize';
+import { Lock, Process } from 'node-multiprocessing';
 import { Value, Array, Structure, c_double, type CharArray } from 'node-multiprocessing/sharedctypes';
 
 export class Point extends Structure {

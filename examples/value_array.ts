@@ -1,7 +1,6 @@
 // 17.2.1.5: sharing state between processes through shared memory.
 import { pathToFileURL } from 'node:url';
-import { Process } from 'node-multiprocessing';
-import { Value, Array, type Synchronized, type SynchronizedArray } from 'node-multiprocessing/sharedctypes';
+import { Array, Process, Value, type Synchronized, type SynchronizedArray } from 'node-multiprocessing';
 
 export function f(n: Synchronized<number>, a: SynchronizedArray<number>): void {
   n.value = 3.1415927;

@@ -6,6 +6,8 @@ import { Pipe } from './connection.js';
 import * as errors from './errors.js';
 import { RuntimeError, ValueError } from './errors.js';
 import { Pool, type PoolOptions } from './pool.js';
+import * as sharedctypes from './sharedctypes.js';
+import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, type BarrierAction, type Timeout } from './synchronize.js';
 import { activeChildren, BaseProcess, currentProcess, parentProcess, registerProcessClass, type Popen } from './process.js';
 import { setExecutable, spawnPopen } from './spawn.js';
 import { getLogger, logToStderr } from './util.js';
@@ -45,6 +47,39 @@ export class BaseContext {
   }
   setExecutable(path: string): void {
     setExecutable(path);
+  }
+  Lock(): Lock {
+    return new Lock();
+  }
+  RLock(): RLock {
+    return new RLock();
+  }
+  Condition(lock?: Lock | RLock | null): Condition {
+    return new Condition(lock);
+  }
+  Semaphore(value = 1): Semaphore {
+    return new Semaphore(value);
+  }
+  BoundedSemaphore(value = 1): BoundedSemaphore {
+    return new BoundedSemaphore(value);
+  }
+  Event(): Event {
+    return new Event();
+  }
+  Barrier(parties: number, action?: BarrierAction | null, timeout?: Timeout): Barrier {
+    return new Barrier(parties, action, timeout);
+  }
+  RawValue(typeOrCode: sharedctypes.TypeOrCode, ...args: unknown[]): any {
+    return sharedctypes.RawValue(typeOrCode, ...args);
+  }
+  RawArray(typeOrCode: sharedctypes.TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>): any {
+    return sharedctypes.RawArray(typeOrCode, sizeOrInit);
+  }
+  Value(typeOrCode: sharedctypes.TypeOrCode, ...args: unknown[]): any {
+    return sharedctypes.Value(typeOrCode, ...args);
+  }
+  Array(typeOrCode: sharedctypes.TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>, opts?: sharedctypes.SharedOptions): any {
+    return sharedctypes.Array(typeOrCode, sizeOrInit, opts);
   }
   /** A pool of worker processes started by this context. */
   Pool(processes?: number | PoolOptions | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null): Pool {

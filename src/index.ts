@@ -16,3 +16,12 @@ export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,
   RemoteTraceback, WorkerLostError, type PoolOptions,
 } from './pool.js';
+export {
+  Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SemLock, type AcquireOptions, type Held,
+} from './synchronize.js';
+export {
+  Array, SharedArray, RawArray, RawValue, Value, copy, synchronized, Structure,
+  c_bool, c_char, c_byte, c_ubyte, c_short, c_ushort, c_int, c_uint, c_long, c_ulong,
+  c_longlong, c_ulonglong, c_float, c_double, c_size_t,
+  Synchronized, SynchronizedArray, SynchronizedString, SynchronizedBase, CValue, CharArray, StructArray, SimpleCType,
+} from './sharedctypes.js';
