@@ -6,6 +6,8 @@
 //!   with descriptors carried by SCM_RIGHTS.
 //! - [`reactor`]: one epoll thread per process that reports readable descriptors,
 //!   so asynchronous waits need neither a thread per waiter nor libuv's pool.
+//! - [`ring`]: the shared-memory MPMC message queue behind Queue/JoinableQueue,
+//!   safe against participants killed mid-operation.
 //! - [`heap`]: shared arenas (memfds) with a small-block allocator and refcounted blocks.
 //! - [`sync`]: Lock, RLock, Semaphore, Condition, Event, Barrier in shared memory.
 //! - [`waiter`]: futex_waitv threads reporting changed words to asynchronous waiters.
@@ -18,6 +20,7 @@ pub mod futex;
 pub mod heap;
 pub mod net;
 pub mod reactor;
+pub mod ring;
 pub mod shm;
 pub mod spawn;
 pub mod sync;
