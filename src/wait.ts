@@ -3,20 +3,29 @@
 // libuv's thread pool is never used.
 import { native } from './native.js';
 
-type Waiter = () => void;
-const waiters = new Map<number, Set<Waiter>>();
-let pending = 0;
-let started = false;
-let referenced = false;
-
-function setPending(delta: number): void {
-  pending += delta;
-  const want = pending > 0;
-  if (want !== referenced) {
-    referenced = want;
-    native.reactorRef(want);
+/**
+ * Holds the event loop open while waits are pending, through a native threadsafe
+ * function's ref/unref (a new one starts referenced).
+ */
+class KeepAlive {
+  #pending = 0;
+  #referenced = true;
+  constructor(private readonly setRef: (ref: boolean) => void) {}
+  add(delta: number): void {
+    this.#pending += delta;
+    const want = this.#pending > 0;
+    if (want !== this.#referenced) {
+      this.#referenced = want;
+      this.setRef(want);
+    }
   }
 }
+
+type Waiter = () => void;
+const waiters = new Map<number, Set<Waiter>>();
+let started = false;
+const fdKeepAlive = new KeepAlive((ref) => native.reactorRef(ref));
+const setPending = (delta: number): void => fdKeepAlive.add(delta);
 
 function onReady(fds: number[]): void {
   for (const fd of fds) {
@@ -31,7 +40,6 @@ function ensureStarted(): void {
   if (started) return;
   native.reactorStart(onReady);
   started = true;
-  referenced = true; // a new threadsafe function starts referenced
   setPending(0);
 }
 
@@ -117,19 +125,10 @@ export function forget(fd: number): void {
 // the event loop is held open only while some token is pending.
 
 const changeWaiters = new Map<number, () => void>();
-let changePending = 0;
 let changeStarted = false;
-let changeReferenced = false;
 let nextToken = 0;
-
-function setChangePending(delta: number): void {
-  changePending += delta;
-  const want = changePending > 0;
-  if (want !== changeReferenced) {
-    changeReferenced = want;
-    native.waiterRef(want);
-  }
-}
+const changeKeepAlive = new KeepAlive((ref) => native.waiterRef(ref));
+const setChangePending = (delta: number): void => changeKeepAlive.add(delta);
 
 function onChanged(tokens: number[]): void {
   for (const t of tokens) {
@@ -148,7 +147,6 @@ export function futexToken(): number {
   if (!changeStarted) {
     native.waiterStart(onChanged);
     changeStarted = true;
-    changeReferenced = true; // a new threadsafe function starts referenced
     setChangePending(0);
   }
   nextToken = (nextToken + 1) >>> 0 || 1; // never 0: 0 means "don't watch"
