@@ -1,8 +1,9 @@
 // Process pools (Python's multiprocessing.pool): Pool, AsyncResult, MapResult,
 // IMapIterator. Each worker is a daemonic process with its own duplex Connection to
 // the pool: the pool sends task batches and keeps a few in flight per worker; the
-// worker sends result batches back. A worker's death is seen as EOF on its connection:
-// the tasks it held fail with an error naming it, and a fresh worker takes its place.
+// worker sends result batches back, in the order of its tasks (see pool_worker.ts for
+// the flat message layout). A worker's death is seen as EOF on its connection: the
+// tasks it held fail with an error naming it, and a fresh worker takes its place.
 import { inspect } from 'node:util';
 import { Pipe, type Connection } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';
@@ -10,7 +11,7 @@ import { ProcessError, TimeoutError, ValueError, registerErrorClass } from './er
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
 import { getLogger } from './util.js';
-import { INIT_FAILED, MaybeEncodingError, poolWorker, type Batch, type Result, type Task } from './pool_worker.js';
+import { INIT_FAILED, MaybeEncodingError, NumberScratch, PACK_MIN, poolWorker, type Batch, type Results } from './pool_worker.js';
 
 export { MaybeEncodingError };
 
@@ -46,18 +47,39 @@ const STATE_NAMES = ['RUN', 'CLOSE', 'TERMINATE'];
 const IN_FLIGHT = 3;
 /** Most tasks in one batch. */
 const MAX_BATCH = 256;
-/** A batch larger than this goes only to an idle worker (sends block; no deadlock). */
-const SMALL_BATCH_BYTES = 32 * 1024;
+/**
+ * Fewer pending calls than this wait for a worker to become idle rather than queue behind
+ * a busy one: small batches would cost a message each for nothing (the busy worker runs
+ * them no sooner), and a larger batch forms meanwhile.
+ */
+const MIN_QUEUED_CALLS = 32;
+/**
+ * Bytes of batches that may wait unread in a busy worker's socket. Sends block when the
+ * socket's buffer (about 208 KiB) is full; within this budget a send to a busy worker
+ * never blocks, so the pool cannot wait on a worker that waits on the pool to read its
+ * results. A batch beyond the budget waits for an idle worker.
+ */
+const BUSY_BUDGET = 96 * 1024;
+/** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
+const PLAIN = 0;
+const STAR = 1;
+const APPLY = 2;
+type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
 
 let jobCounter = 0;
 let fnCounter = 0;
 const fnIds = new WeakMap<Function, number>();
+let lastFn: Function | null = null;
+let lastFnId = 0;
 
 function fnIdOf(fn: Function): number {
+  if (fn === lastFn) return lastFnId;
   let id = fnIds.get(fn);
   if (id === undefined) fnIds.set(fn, (id = ++fnCounter));
+  lastFn = fn;
+  lastFnId = id;
   return id;
 }
 
@@ -87,31 +109,31 @@ function reportCallbackError(e: unknown): void {
   getLogger().error(`error in a Pool result callback: ${(e as Error)?.stack ?? String(e)}`);
 }
 
-/** Waiting for a settled flag, with an optional timeout. */
-class Settle {
-  done = false;
-  #waiters: Array<() => void> = [];
+/** Waiters for something to change, woken all at once; nothing is allocated until one waits. */
+class Signal {
+  #waiters: Array<() => void> | null = null;
+
   fire(): void {
-    this.done = true;
     const w = this.#waiters;
-    this.#waiters = [];
+    if (w === null) return;
+    this.#waiters = null;
     for (const f of w) f();
   }
-  wait(timeout?: number | null): Promise<boolean> {
-    if (this.done) return Promise.resolve(true);
-    const ms = timeoutMs(timeout);
+
+  /** Resolves at the next `fire()`, or after `ms` milliseconds (null: no limit). */
+  wait(ms: number | null): Promise<void> {
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      const f = () => {
+      const f = (): void => {
         if (timer) clearTimeout(timer);
-        resolve(true);
+        resolve();
       };
-      this.#waiters.push(f);
+      (this.#waiters ??= []).push(f);
       if (ms !== null) {
         timer = setTimeout(() => {
-          const i = this.#waiters.indexOf(f);
-          if (i >= 0) this.#waiters.splice(i, 1);
-          resolve(this.done);
+          const i = this.#waiters?.indexOf(f) ?? -1;
+          if (i >= 0) this.#waiters!.splice(i, 1);
+          resolve();
         }, ms);
       }
     });
@@ -119,13 +141,17 @@ class Settle {
 }
 
 interface Job {
-  /** A chunk of the job finished: values of its items, or its error. */
-  _set(index: number, ok: boolean, value: unknown): void;
+  /**
+   * A task of the job finished. `ok`: its values are `data[offset, offset + count)`
+   * (count: the task's number of items). Otherwise `data` is its error.
+   */
+  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void;
 }
 
 /** The result of `applyAsync` (Python's `ApplyResult`/`AsyncResult`). */
 export class AsyncResult<T = unknown> implements Job {
-  protected _settle = new Settle();
+  #done = false;
+  #signal: Signal | null = null;
   protected _ok = false;
   protected _value: unknown;
   readonly _job: number;
@@ -136,34 +162,34 @@ export class AsyncResult<T = unknown> implements Job {
 
   /** Whether the call has completed. */
   ready(): boolean {
-    return this._settle.done;
+    return this.#done;
   }
 
   /** Whether the call completed without throwing; ValueError before it is ready. */
   successful(): boolean {
-    if (!this.ready()) throw new ValueError(`${this} not ready`);
+    if (!this.#done) throw new ValueError(`${this} not ready`);
     return this._ok;
   }
 
   /** Wait until the result is available or `timeout` seconds pass. */
   async wait(timeout?: number | null): Promise<void> {
-    await this._settle.wait(timeout);
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
   }
 
   /** The result; throws the task's error; TimeoutError if not ready within `timeout` seconds. */
   async get(timeout?: number | null): Promise<T> {
-    if (!this._settle.done) await this._settle.wait(timeout);
-    if (!this._settle.done) throw new TimeoutError();
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
+    if (!this.#done) throw new TimeoutError();
     if (this._ok) return this._value as T;
     throw this._value;
   }
 
-  _set(_index: number, ok: boolean, value: unknown): void {
-    this._finish(ok, ok ? (value as unknown[])[0] : value);
+  _set(_index: number, ok: boolean, data: unknown, offset: number, _count?: number): void {
+    this._finish(ok, ok ? (data as ArrayLike<unknown>)[offset] : data);
   }
 
   protected _finish(ok: boolean, value: unknown): void {
-    if (this._settle.done) return;
+    if (this.#done) return;
     this._ok = ok;
     this._value = value;
     try {
@@ -172,8 +198,10 @@ export class AsyncResult<T = unknown> implements Job {
     } catch (e) {
       reportCallbackError(e);
     }
-    this._settle.fire();
-    this._pool?._jobDone(this._job);
+    this.#done = true;
+    this.#signal?.fire();
+    this.#signal = null;
+    this._pool?._jobDone(this);
     this._pool = null;
   }
 
@@ -202,44 +230,53 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
     if (this.#left === 0) queueMicrotask(() => this._finish(true, this.#values));
   }
 
-  override _set(index: number, ok: boolean, value: unknown): void {
-    if (this._settle.done) return;
+  override _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
+    if (this.ready()) return;
     if (!ok) {
-      this._finish(false, value);
+      this._finish(false, data);
       return;
     }
-    const vals = value as T[];
-    const base = index * this.#chunksize;
-    for (let i = 0; i < vals.length; i++) this.#values[base + i] = vals[i];
-    if (--this.#left === 0) this._finish(true, this.#values);
+    const vals = data as ArrayLike<T>;
+    const out = this.#values;
+    const base = index * this.#chunksize - offset;
+    for (let i = offset, end = offset + count; i < end; i++) out[base + i] = vals[i];
+    if (--this.#left === 0) this._finish(true, out);
   }
 }
 
-/** Done marker in the imap buffers. */
+/** A failed chunk in an imap's buffer: its error, and how many items it stands for. */
+class Failure {
+  constructor(readonly error: unknown, readonly count: number) {}
+}
+/** What `#take` returns when nothing is ready, and at the end. */
+const NONE = Symbol('none');
 const END = Symbol('end');
 
 /**
  * The iterator of `imap` (ordered) and `imapUnordered`: an async iterable whose
  * `next(timeout)` throws TimeoutError when no result comes in time. The input is
- * consumed lazily, with a bounded number of tasks in flight.
+ * consumed lazily, with a bounded number of items ahead of the consumer.
  */
 export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> {
   readonly _job: number;
   #pool: Pool | null;
   #ordered: boolean;
-  /** Ordered: chunk index -> items. Unordered: arrival order. */
-  #byIndex = new Map<number, { ok: boolean; value: unknown }>();
-  #queue: Array<{ ok: boolean; value: unknown }> = [];
+  /** Ordered: chunks that came before their turn, by chunk index. */
+  #early = new Map<number, ArrayLike<unknown> | Failure>();
   #nextIndex = 0;
-  #items: unknown[] = [];
-  #itemPos = 0;
+  /** Items ready for the consumer, in the order it gets them (a failed chunk: a Failure). */
+  #ready: unknown[] = [];
+  #head = 0;
   #chunksSent = 0;
-  #chunksTaken = 0;
   #received = 0;
+  #itemsSent = 0;
+  #itemsTaken = 0;
+  /** Most items sent ahead of the consumer; the feeder resumes at half. */
+  #window = Infinity;
   #inputDone = false;
   #inputError: { e: unknown } | null = null;
   #stopped = false;
-  #changed = new Settle();
+  #changed = new Signal();
   #feederWake: (() => void) | null = null;
 
   constructor(pool: Pool, ordered: boolean) {
@@ -248,32 +285,53 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     this._job = ++jobCounter;
   }
 
-  /** Feed the pool from `iterable`, at most `window` chunks ahead of the consumer. @internal */
+  #submit(pool: Pool, fn: Function, src: unknown[], start: number, count: number, kind: Kind): void {
+    this.#itemsSent += count;
+    pool._submit({ job: this, index: this.#chunksSent++, fn, src, start, count, kind });
+  }
+
+  /** Whether the feeder must wait for the consumer. */
+  #full(pool: Pool): boolean {
+    return this.#itemsSent - this.#itemsTaken >= this.#window && !this.#stopped && pool._running();
+  }
+
+  /** Feed the pool from `iterable`, at most `window` items ahead of the consumer. @internal */
   async _feed(iterable: Iterable<unknown> | AsyncIterable<unknown>, fn: Function, chunksize: number, star: boolean, window: number): Promise<void> {
     const pool = this.#pool!;
-    const asyncIt = typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
-    const it: Iterator<unknown> | AsyncIterator<unknown> = asyncIt
-      ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-      : (iterable as Iterable<unknown>)[Symbol.iterator]();
+    this.#window = window;
     try {
-      let chunk: unknown[] = [];
-      for (;;) {
-        while (this.#chunksSent - this.#chunksTaken >= window && !this.#stopped && pool._running()) {
-          await new Promise<void>((r) => (this.#feederWake = r));
+      if (Array.isArray(iterable) && !star) {
+        // An array is chunked in place: tasks refer to its items, nothing is copied.
+        for (let i = 0; i < iterable.length;) {
+          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
+          if (this.#stopped || pool._terminated()) break;
+          const count = Math.min(chunksize, iterable.length - i);
+          this.#submit(pool, fn, iterable, i, count, PLAIN);
+          i += count;
         }
-        if (this.#stopped || pool._terminated()) {
-          if (typeof it.return === 'function') await it.return();
-          break;
+      } else {
+        const asyncIt = typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+        const it: Iterator<unknown> | AsyncIterator<unknown> = asyncIt
+          ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+          : (iterable as Iterable<unknown>)[Symbol.iterator]();
+        const kind = star ? STAR : PLAIN;
+        let chunk: unknown[] = [];
+        for (;;) {
+          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
+          if (this.#stopped || pool._terminated()) {
+            if (typeof it.return === 'function') await it.return();
+            break;
+          }
+          const r = asyncIt ? await (it as AsyncIterator<unknown>).next() : (it as Iterator<unknown>).next();
+          if (r.done) break;
+          chunk.push(star ? [...(r.value as Iterable<unknown>)] : r.value);
+          if (chunk.length >= chunksize) {
+            this.#submit(pool, fn, chunk, 0, chunk.length, kind);
+            chunk = [];
+          }
         }
-        const r = asyncIt ? await (it as AsyncIterator<unknown>).next() : (it as Iterator<unknown>).next();
-        if (r.done) break;
-        chunk.push(star ? [...(r.value as Iterable<unknown>)] : r.value);
-        if (chunk.length >= chunksize) {
-          pool._submit({ job: this, index: this.#chunksSent++, fn, items: chunk, star });
-          chunk = [];
-        }
+        if (chunk.length) this.#submit(pool, fn, chunk, 0, chunk.length, kind);
       }
-      if (chunk.length) pool._submit({ job: this, index: this.#chunksSent++, fn, items: chunk, star });
     } catch (e) {
       this.#inputError = { e };
     }
@@ -281,12 +339,27 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     this.#check();
   }
 
-  _set(index: number, ok: boolean, value: unknown): void {
+  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
     this.#received++;
-    const entry = { ok, value };
-    if (this.#ordered) this.#byIndex.set(index, entry);
-    else this.#queue.push(entry);
+    if (!this.#ordered || index === this.#nextIndex) {
+      this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
+      if (this.#ordered) {
+        this.#nextIndex++;
+        for (let e = this.#early.get(this.#nextIndex); e !== undefined; e = this.#early.get(this.#nextIndex)) {
+          this.#early.delete(this.#nextIndex++);
+          this.#push(e, 0, e instanceof Failure ? e.count : e.length);
+        }
+      }
+    } else {
+      this.#early.set(index, ok ? Array.prototype.slice.call(data as ArrayLike<unknown>, offset, offset + count) : new Failure(data, count));
+    }
     this.#check();
+  }
+
+  #push(values: ArrayLike<unknown> | Failure, offset: number, count: number): void {
+    const ready = this.#ready;
+    if (values instanceof Failure) ready.push(values);
+    else for (let i = offset, end = offset + count; i < end; i++) ready.push(values[i]);
   }
 
   /** Wake the feeder (the pool's state changed). @internal */
@@ -298,76 +371,66 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 
   #check(): void {
     if (this.#inputDone && this.#received >= this.#chunksSent) this.#finish();
-    const c = this.#changed;
-    this.#changed = new Settle();
-    c.fire();
+    this.#changed.fire();
   }
 
-  /** The next ready item, or END, or undefined when none is ready yet. */
-  #take(): { ok: boolean; value: unknown } | typeof END | undefined {
-    if (this.#itemPos < this.#items.length) {
-      const v = this.#items[this.#itemPos];
-      this.#items[this.#itemPos++] = undefined;
-      return { ok: true, value: v };
-    }
-    let entry: { ok: boolean; value: unknown } | undefined;
-    if (this.#ordered) {
-      entry = this.#byIndex.get(this.#nextIndex);
-      if (entry) {
-        this.#byIndex.delete(this.#nextIndex);
-        this.#nextIndex++;
+  /** The next ready item (a Failure for a failed chunk), END, or NONE when none is ready yet. */
+  #take(): unknown {
+    const ready = this.#ready;
+    if (this.#head < ready.length) {
+      const v = ready[this.#head];
+      ready[this.#head++] = undefined;
+      if (this.#head === ready.length) {
+        ready.length = 0;
+        this.#head = 0;
+      } else if (this.#head >= 4096 && this.#head * 2 >= ready.length) {
+        this.#ready = ready.slice(this.#head);
+        this.#head = 0;
       }
-    } else entry = this.#queue.shift();
-    if (entry) {
-      this.#chunksTaken++;
-      const wake = this.#feederWake;
-      this.#feederWake = null;
-      wake?.();
-      if (!entry.ok) return entry;
-      this.#items = entry.value as unknown[];
-      this.#itemPos = 0;
-      return this.#take();
+      this.#itemsTaken += v instanceof Failure ? v.count : 1;
+      if (this.#feederWake !== null && this.#itemsSent - this.#itemsTaken <= this.#window / 2) this._wake();
+      return v;
     }
-    if (this.#inputDone && this.#chunksTaken >= this.#chunksSent) {
+    if (this.#inputDone && this.#received >= this.#chunksSent) {
       if (this.#inputError) {
         const e = this.#inputError;
         this.#inputError = null;
-        return { ok: false, value: e.e };
+        return new Failure(e.e, 0);
       }
       return END;
     }
-    return undefined;
+    return NONE;
   }
 
   #finish(): void {
     if (this.#pool) {
-      this.#pool._jobDone(this._job);
+      this.#pool._jobDone(this);
       this.#pool = null;
     }
   }
 
   /** The next result; TimeoutError if none within `timeout` seconds (null: no limit). */
   async next(timeout?: number | null): Promise<IteratorResult<T>> {
-    const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
-    for (;;) {
-      const got = this.#take();
-      if (got === END) return { done: true, value: undefined };
-      if (got) {
-        if (got.ok) return { done: false, value: got.value as T };
-        throw got.value;
+    let got = this.#take();
+    if (got === NONE) {
+      const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+      for (;;) {
+        const left = deadline === null ? null : deadline - Date.now();
+        if (left !== null && left <= 0) throw new TimeoutError();
+        await this.#changed.wait(left);
+        got = this.#take();
+        if (got !== NONE) break;
       }
-      const left = deadline === null ? null : (deadline - Date.now()) / 1000;
-      if (left !== null && left <= 0) throw new TimeoutError();
-      await this.#changed.wait(left);
     }
+    if (got === END) return { done: true, value: undefined };
+    if (got instanceof Failure) throw got.error;
+    return { done: false, value: got as T };
   }
 
   /** Stop early (a `break` out of `for await`): no more input is taken. */
   async return(): Promise<IteratorResult<T>> {
     this.#stopped = true;
-    const wake = this.#feederWake;
-    this.#feederWake = null;
-    wake?.();
+    this._wake();
     return { done: true, value: undefined };
   }
 
@@ -386,22 +449,28 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 /** Python's name for the iterator of `imapUnordered`. */
 export const IMapUnorderedIterator = IMapIterator;
 
+/** One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on `src`). */
 interface PendingTask {
   job: Job;
   index: number;
   fn: Function;
-  items: unknown[];
-  star: boolean;
+  src: unknown[];
+  start: number;
+  count: number;
+  kind: Kind;
 }
 
 interface Worker {
   proc: BaseProcess;
   conn: Connection;
   name: string;
-  /** Batches sent and not answered: each is the tasks it holds. */
-  held: Map<string, PendingTask>;
-  /** Tasks left in each batch in flight, oldest first (results come back in order). */
+  /** Tasks sent and not answered, oldest first from `head` (results come back in order). */
+  held: PendingTask[];
+  head: number;
+  /** Tasks left in each batch in flight, oldest first. */
   inflight: number[];
+  /** Bytes of each batch in flight. */
+  inflightBytes: number[];
   /** Function ids this worker already has. */
   fns: Set<number>;
   /** Tasks sent to it (for maxtasksperchild). */
@@ -410,12 +479,115 @@ interface Worker {
   gone: boolean;
 }
 
-function checkFn(func: unknown): void {
-  if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
+/** Tasks a worker holds. */
+function heldCount(w: Worker): number {
+  return w.held.length - w.head;
 }
 
-function taskKey(job: number, index: number): string {
-  return `${job}:${index}`;
+/** The tasks a worker holds, taken from it. */
+function takeHeld(w: Worker): PendingTask[] {
+  const held = w.held.slice(w.head);
+  w.held = [];
+  w.head = 0;
+  w.inflight.length = 0;
+  w.inflightBytes.length = 0;
+  return held;
+}
+
+/** The number of calls in a task. */
+function callsOf(t: PendingTask): number {
+  return t.kind === APPLY ? 1 : t.count;
+}
+
+/** Append the calls of `t` to a batch's items (see pool_worker.ts for the layout). */
+function flatten(t: PendingTask, items: unknown[]): void {
+  const src = t.src;
+  if (t.kind === PLAIN) {
+    for (let i = t.start, end = t.start + t.count; i < end; i++) items.push(src[i]);
+  } else if (t.kind === APPLY) {
+    items.push(src.length);
+    for (let j = 0; j < src.length; j++) items.push(src[j]);
+  } else {
+    for (let i = t.start, end = t.start + t.count; i < end; i++) {
+      const a = src[i] as unknown[];
+      items.push(a.length);
+      for (let j = 0; j < a.length; j++) items.push(a[j]);
+    }
+  }
+}
+
+/** The number of item slots the calls of `t` take in a batch. */
+function slotsOf(t: PendingTask): number {
+  if (t.kind === PLAIN) return t.count;
+  if (t.kind === APPLY) return 1 + t.src.length;
+  let n = 0;
+  for (let i = t.start, end = t.start + t.count; i < end; i++) n += 1 + (t.src[i] as unknown[]).length;
+  return n;
+}
+
+/**
+ * Write the calls of `tasks` into `f`; false as soon as an argument is not a number.
+ * (Doubles all: telling 32-bit integers apart would cost the pool a test per item.)
+ */
+function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
+  let p = 0;
+  for (const t of tasks) {
+    const src = t.src;
+    if (t.kind === PLAIN) {
+      for (let i = t.start, end = t.start + t.count; i < end; i++) {
+        const v = src[i];
+        if (typeof v !== 'number') return false;
+        f[p++] = v;
+      }
+    } else if (t.kind === APPLY) {
+      f[p++] = src.length;
+      for (let j = 0; j < src.length; j++) {
+        const v = src[j];
+        if (typeof v !== 'number') return false;
+        f[p++] = v;
+      }
+    } else {
+      for (let i = t.start, end = t.start + t.count; i < end; i++) {
+        const a = src[i] as unknown[];
+        f[p++] = a.length;
+        for (let j = 0; j < a.length; j++) {
+          const v = a[j];
+          if (typeof v !== 'number') return false;
+          f[p++] = v;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+/** Batches are packed here, then copied out by the serializer. */
+const itemScratch = new NumberScratch();
+
+/** The first argument of a task's calls (to guess whether a batch is all numbers). */
+function firstArg(t: PendingTask): unknown {
+  if (t.kind === PLAIN) return t.src[t.start];
+  if (t.kind === APPLY) return t.src.length ? t.src[0] : 0;
+  const a = t.src[t.start] as unknown[];
+  return a.length ? a[0] : 0;
+}
+
+/**
+ * The items of a batch: packed numbers when they all are (in scratch space: serialize
+ * them before the next batch), else an array.
+ */
+function packItems(tasks: PendingTask[], slots: number): unknown[] | Int32Array | Float64Array {
+  if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
+    const f = itemScratch.for(slots);
+    if (fillNumbers(tasks, f)) return itemScratch.packed(f, slots, false);
+  }
+  const items: unknown[] = [];
+  for (const t of tasks) flatten(t, items);
+  return items;
+}
+
+function checkFn(func: unknown): void {
+  if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
 }
 
 function parseOptions(args: unknown[]): PoolOptions {
@@ -439,10 +611,16 @@ export class Pool {
   #workers = new Set<Worker>();
   #queue: PendingTask[] = [];
   #head = 0;
-  #jobs = new Map<number, Job>();
+  /** Calls in the pending tasks. */
+  #queuedCalls = 0;
+  /** Jobs not finished; the imaps among them. */
+  #jobCount = 0;
+  #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   #initError: unknown = null;
-  #jobsChanged = new Settle();
+  #jobsChanged = new Signal();
+  /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
+  #bytesPerItem = 16;
 
   constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null, context?: BaseContext | null);
   constructor(options?: PoolOptions);
@@ -504,7 +682,9 @@ export class Pool {
     } finally {
       theirs.close();
     }
-    const w: Worker = { proc, conn: mine, name: proc.name, held: new Map(), inflight: [], fns: new Set(), assigned: 0, reading: false, gone: false };
+    const w: Worker = {
+      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], fns: new Set(), assigned: 0, reading: false, gone: false,
+    };
     this.#workers.add(w);
     return w;
   }
@@ -517,10 +697,11 @@ export class Pool {
   /** @internal */
   _submit(t: PendingTask): void {
     if (this.#initError !== null || this.#state === TERMINATE) {
-      t.job._set(t.index, false, this.#initError ?? new ProcessError('the pool was terminated before this task completed'));
+      t.job._set(t.index, false, this.#initError ?? new ProcessError('the pool was terminated before this task completed'), 0, t.count);
       return;
     }
     this.#queue.push(t);
+    this.#queuedCalls += callsOf(t);
     if (!this.#dispatchScheduled) {
       this.#dispatchScheduled = true;
       queueMicrotask(() => {
@@ -530,12 +711,16 @@ export class Pool {
     }
   }
 
+  #addJob(job: Job): void {
+    this.#jobCount++;
+    if (job instanceof IMapIterator) this.#imaps.add(job);
+  }
+
   /** @internal */
-  _jobDone(job: number): void {
-    this.#jobs.delete(job);
-    const c = this.#jobsChanged;
-    this.#jobsChanged = new Settle();
-    c.fire();
+  _jobDone(job: Job): void {
+    this.#jobCount--;
+    if (job instanceof IMapIterator) this.#imaps.delete(job);
+    this.#jobsChanged.fire();
     if (this.#state === CLOSE) this.#maybeStopWorkers();
   }
 
@@ -545,12 +730,23 @@ export class Pool {
 
   #dispatch(): void {
     if (this.#state === TERMINATE) return;
+    let live = 0;
+    let held = 0;
+    for (const w of this.#workers) {
+      if (w.gone) continue;
+      live++;
+      held += heldCount(w);
+    }
+    // Batches of an even share of all the work not done, so that the workers stay busy
+    // and finish together.
+    const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#pending() + held) / ((live || 1) * IN_FLIGHT))));
     // Idle workers first, then a second and third batch for each.
-    for (let level = 0; level < IN_FLIGHT && this.#pending() > 0; level++) {
+    for (let level = 0; level < IN_FLIGHT; level++) {
+      const least = level === 0 ? 1 : MIN_QUEUED_CALLS;
       for (const w of this.#workers) {
-        if (this.#pending() === 0) break;
+        if (this.#pending() === 0 || this.#queuedCalls < least) break;
         if (w.gone || w.inflight.length !== level) continue;
-        this.#sendBatch(w, level);
+        this.#sendBatch(w, level, size);
       }
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
@@ -560,25 +756,36 @@ export class Pool {
     if (this.#state === CLOSE) this.#maybeStopWorkers();
   }
 
-  #sendBatch(w: Worker, level: number): void {
-    const live = [...this.#workers].filter((x) => !x.gone).length || 1;
-    let n = Math.min(MAX_BATCH, Math.max(1, Math.ceil(this.#pending() / (live * IN_FLIGHT))));
+  #sendBatch(w: Worker, level: number, n: number): void {
     if (this.#maxtasks !== null) n = Math.min(n, this.#maxtasks - w.assigned);
     if (n <= 0) return;
-    const tasks: Task[] = [];
+    // A busy worker takes what fits its budget (estimated from earlier batches).
+    let budget = Infinity;
+    if (level > 0) {
+      budget = BUSY_BUDGET;
+      for (let i = 1; i < w.inflightBytes.length; i++) budget -= w.inflightBytes[i];
+      if (budget <= 0) return;
+    }
+    const perItem = this.#bytesPerItem;
     const defs: Array<[number, Function]> = [];
+    const meta: number[] = [];
     const taken: PendingTask[] = [];
+    let estimate = 0;
+    let slots = 0;
     for (let i = 0; i < n && this.#pending() > 0; i++) {
       const t = this.#queue[this.#head];
+      estimate += (t.kind === APPLY ? t.src.length + 1 : t.count) * perItem;
+      if (estimate > budget && taken.length > 0) break;
+      if (estimate > budget) return;
       this.#queue[this.#head++] = undefined as unknown as PendingTask;
+      this.#queuedCalls -= callsOf(t);
       const id = fnIdOf(t.fn);
-      if (!w.fns.has(id)) {
-        defs.push([id, t.fn]);
-      }
-      tasks.push([(t.job as unknown as { _job: number })._job, t.index, id, t.items, t.star]);
+      if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
+      meta.push(id * 2 + (t.kind === PLAIN ? 0 : 1), t.kind === APPLY ? 1 : t.count);
+      slots += slotsOf(t);
       taken.push(t);
     }
-    const batch: Batch = [defs.length ? defs : null, tasks];
+    const batch: Batch = [defs.length ? defs : null, meta, packItems(taken, slots)];
     let data: Buffer;
     let fds: number[];
     try {
@@ -588,33 +795,52 @@ export class Pool {
       const ok: PendingTask[] = [];
       for (const t of taken) {
         try {
-          dumps([t.fn, t.items]);
+          const its: unknown[] = [];
+          flatten(t, its);
+          dumps([t.fn, its]);
           ok.push(t);
         } catch (err) {
-          t.job._set(t.index, false, err);
+          t.job._set(t.index, false, err, 0, t.count);
         }
       }
-      if (ok.length === taken.length) throw e;
-      for (const t of ok) this.#queue.push(t);
+      if (ok.length === taken.length) {
+        // Each can be sent alone but not all together: they fail rather than vanish.
+        for (const t of taken) t.job._set(t.index, false, e, 0, t.count);
+        return;
+      }
+      for (const t of ok) {
+        this.#queue.push(t);
+        this.#queuedCalls += callsOf(t);
+      }
       return;
     }
-    if (level > 0 && data.length > SMALL_BATCH_BYTES) {
+    if (slots > 0) this.#bytesPerItem = (perItem + data.length / slots) / 2;
+    if (data.length > budget) {
       // Only idle workers take big batches: put them back.
-      this.#head -= taken.length;
-      for (let i = 0; i < taken.length; i++) this.#queue[this.#head + i] = taken[i];
+      this.#putBack(taken);
       return;
     }
     for (const [id] of defs) w.fns.add(id);
-    for (const t of taken) w.held.set(taskKey((t.job as unknown as { _job: number })._job, t.index), t);
+    for (const t of taken) w.held.push(t);
     w.assigned += taken.length;
     w.inflight.push(taken.length);
+    w.inflightBytes.push(data.length);
     try {
       if (fds.length) w.conn.send(batch);
       else w.conn.sendBytes(data);
     } catch {
       // The worker is gone: its reader sees EOF and fails what it held.
     }
-    this.#read(w);
+    if (!w.reading) void this.#read(w);
+  }
+
+  /** Return tasks just taken from the queue to its head. */
+  #putBack(taken: PendingTask[]): void {
+    this.#head -= taken.length;
+    for (let i = 0; i < taken.length; i++) {
+      this.#queue[this.#head + i] = taken[i];
+      this.#queuedCalls += callsOf(taken[i]);
+    }
   }
 
   /** Read results from `w` while it holds tasks. */
@@ -622,32 +848,58 @@ export class Pool {
     if (w.reading) return;
     w.reading = true;
     try {
-      while (w.held.size > 0 && !w.gone) {
-        let msg: Result[];
+      while (heldCount(w) > 0 && !w.gone) {
+        let msg: Results;
         try {
           msg = await w.conn.recv();
         } catch (e) {
           if (!w.gone) await this.#lost(w);
           return;
         }
-        for (const [job, index, ok, value] of msg) {
-          if (w.inflight.length && --w.inflight[0] <= 0) w.inflight.shift();
-          if (job === INIT_FAILED) {
-            this.#initFailed(value);
-            continue;
-          }
-          const key = taskKey(job, index);
-          const t = w.held.get(key);
-          if (!t) continue;
-          w.held.delete(key);
-          t.job._set(index, ok, ok ? value : fromWorker(value));
+        this.#deliver(w, msg);
+        if (heldCount(w) === 0) {
+          w.held.length = 0;
+          w.head = 0;
+          w.inflight.length = 0;
+          w.inflightBytes.length = 0;
         }
-        if (w.held.size === 0) w.inflight.length = 0;
-        if (this.#maxtasks !== null && w.assigned >= this.#maxtasks && w.held.size === 0) this.#retire(w);
+        if (this.#maxtasks !== null && w.assigned >= this.#maxtasks && heldCount(w) === 0) this.#retire(w);
         this.#dispatch();
       }
     } finally {
       w.reading = false;
+    }
+  }
+
+  /** Hand the results of `w`'s oldest tasks to their jobs. */
+  #deliver(w: Worker, [n, failed, values]: Results): void {
+    if (n === INIT_FAILED) {
+      this.#initFailed(values[0]);
+      return;
+    }
+    const held = w.held;
+    let pos = 0;
+    let f = 0;
+    for (let k = 0; k < n; k++) {
+      if (w.head >= held.length) break; // failed already (the pool was terminated)
+      const t = held[w.head];
+      held[w.head++] = undefined as unknown as PendingTask;
+      if (w.inflight.length && --w.inflight[0] <= 0) {
+        w.inflight.shift();
+        w.inflightBytes.shift();
+      }
+      if (failed !== null && failed[f] === k) {
+        f++;
+        t.job._set(t.index, false, fromWorker(values[pos++]), 0, t.count);
+      } else {
+        const count = t.kind === APPLY ? 1 : t.count;
+        t.job._set(t.index, true, values, pos, count);
+        pos += count;
+      }
+    }
+    if (w.head > 1024 && w.head * 2 > held.length) {
+      w.held = held.slice(w.head);
+      w.head = 0;
     }
   }
 
@@ -663,13 +915,10 @@ export class Pool {
     const pending = this.#queue.slice(this.#head);
     this.#queue = [];
     this.#head = 0;
-    for (const w of this.#workers) {
-      for (const t of w.held.values()) pending.push(t);
-      w.held.clear();
-      w.inflight.length = 0;
-    }
-    for (const t of pending) t.job._set(t.index, false, e);
-    for (const job of [...this.#jobs.values()]) if (job instanceof IMapIterator) job._wake();
+    this.#queuedCalls = 0;
+    for (const w of this.#workers) for (const t of takeHeld(w)) pending.push(t);
+    for (const t of pending) t.job._set(t.index, false, e, 0, t.count);
+    for (const job of [...this.#imaps]) job._wake();
   }
 
   /** A worker that reached maxtasksperchild exits by itself: replace it. */
@@ -696,11 +945,10 @@ export class Pool {
     }
     if (this.#initError !== null) return;
     const code = w.proc.exitcode;
-    const held = [...w.held.values()];
-    w.held.clear();
+    const held = takeHeld(w);
     if (held.length) {
       const err = new WorkerLostError(`worker ${w.name} (pid ${w.proc.pid}) died with exit code ${code} while running this task`);
-      for (const t of held) t.job._set(t.index, false, err);
+      for (const t of held) t.job._set(t.index, false, err, 0, t.count);
     }
     if (this.#state === RUN || (this.#state === CLOSE && this.#pending() > 0)) this.#startWorker();
     this.#dispatch();
@@ -717,9 +965,10 @@ export class Pool {
   applyAsync<A extends unknown[], R>(func: (...a: A) => R, args: A | [] = [], callback?: Callback<Awaited<R>>, errorCallback?: ErrorCallback): AsyncResult<Awaited<R>> {
     this.#checkRunning();
     checkFn(func);
+    const a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
     const r = new AsyncResult<Awaited<R>>(this, callback, errorCallback);
-    this.#jobs.set(r._job, r);
-    this._submit({ job: r, index: 0, fn: func, items: [[...args]], star: true });
+    this.#addJob(r);
+    this._submit({ job: r, index: 0, fn: func, src: a, start: 0, count: 1, kind: APPLY });
     return r;
   }
 
@@ -734,11 +983,13 @@ export class Pool {
     let cs = chunksize ?? this.#defaultChunksize(items.length);
     if (chunksize != null && (!Number.isInteger(chunksize) || chunksize < 1)) throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
     if (cs < 1) cs = 1;
-    const r = new MapResult(this, cs, items.length, callback, errorCallback);
-    this.#jobs.set(r._job, r);
-    for (let i = 0, c = 0; i < items.length; i += cs, c++) {
-      const chunk = items.slice(i, i + cs);
-      this._submit({ job: r, index: c, fn: func, items: star ? chunk.map((a) => [...(a as Iterable<unknown>)]) : chunk, star });
+    // Star items become argument arrays now (a non-iterable throws here).
+    const src = star && !items.every(Array.isArray) ? items.map((a) => (Array.isArray(a) ? a : [...(a as Iterable<unknown>)])) : items;
+    const r = new MapResult(this, cs, src.length, callback, errorCallback);
+    this.#addJob(r);
+    // Chunks refer to the items in place: nothing is copied until a batch is serialized.
+    for (let i = 0, c = 0; i < src.length; i += cs, c++) {
+      this._submit({ job: r, index: c, fn: func, src, start: i, count: Math.min(cs, src.length - i), kind: star ? STAR : PLAIN });
     }
     return r;
   }
@@ -802,8 +1053,9 @@ export class Pool {
       throw new TypeError(`${inspect(iterable)} is not iterable`);
     }
     const it = new IMapIterator<R>(this, ordered);
-    this.#jobs.set(it._job, it);
-    const window = Math.max(64, this.#processes * IN_FLIGHT * 32);
+    this.#addJob(it);
+    // Enough chunks ahead of the consumer for full batches in flight to every worker.
+    const window = Math.max(64, this.#processes * IN_FLIGHT * MAX_BATCH) * cs;
     void it._feed(iterable, func, cs, false, window);
     return it;
   }
@@ -825,15 +1077,15 @@ export class Pool {
     if (this.#state === RUN) {
       this.#state = CLOSE;
       // Unconsumed imaps finish feeding, as Python's task handler does.
-      for (const job of this.#jobs.values()) if (job instanceof IMapIterator) job._wake();
+      for (const job of [...this.#imaps]) job._wake();
       this.#maybeStopWorkers();
     }
   }
 
   #maybeStopWorkers(): void {
-    if (this.#state !== CLOSE || this.#pending() > 0 || this.#jobs.size > 0) return;
+    if (this.#state !== CLOSE || this.#pending() > 0 || this.#jobCount > 0) return;
     for (const w of this.#workers) {
-      if (w.held.size > 0) return;
+      if (heldCount(w) > 0) return;
     }
     for (const w of this.#workers) {
       if (w.gone) continue;
@@ -866,8 +1118,8 @@ export class Pool {
     if (this.#state === RUN) throw new ValueError('Pool is still running');
     if (this.#state === CLOSE) {
       // Wait for the work to finish; the last result stops the workers.
-      for (const job of this.#jobs.values()) if (job instanceof IMapIterator) job._wake();
-      while (this.#jobs.size > 0 || this.#pending() > 0) await this.#jobsChanged.wait();
+      for (const job of [...this.#imaps]) job._wake();
+      while (this.#jobCount > 0 || this.#pending() > 0) await this.#jobsChanged.wait(null);
       this.#maybeStopWorkers();
     }
     for (;;) {

@@ -1,6 +1,10 @@
 // The loop each Pool worker runs (Python's multiprocessing.pool.worker). The worker has
 // its own duplex Connection to the pool: it receives task batches, runs them, and sends
 // result batches back. It blocks while waiting: it has nothing else to do.
+//
+// Both directions are flat arrays rather than one object per task, so that a batch of
+// small tasks costs the serializer little: a worker runs its tasks in the order they came
+// and answers in that order, so results need not name their tasks.
 import { inspect } from 'node:util';
 import type { Connection } from './connection.js';
 import { EOFError, OSError, registerErrorClass } from './errors.js';
@@ -15,40 +19,149 @@ export class MaybeEncodingError extends Error {
 }
 registerErrorClass(MaybeEncodingError);
 
-/** One task: [jobId, index, fnId, items, star]. A chunk of items, each a call. */
-export type Task = [number, number, number, unknown[], boolean];
-/** A batch from the pool: functions not sent to this worker yet, then tasks. null: stop. */
-export type Batch = [Array<[number, Function]> | null, Task[]] | null;
-/** One result: [jobId, index, ok, values or error]. */
-export type Result = [number, number, boolean, unknown];
-/** Sent once, if the initializer throws. */
+/**
+ * A batch from the pool, or null: stop.
+ * - `defs`: functions this worker has not been sent yet, as [id, function].
+ * - `meta`: two numbers per task: `fnId * 2 + (star ? 1 : 0)`, then its number of calls.
+ * - `items`: the arguments of all the calls, task after task: a plain call takes one
+ *   slot (its argument), a star call `1 + n` (n, then its n arguments).
+ */
+export type Batch = [Array<[number, Function]> | null, number[], unknown[] | Int32Array | Float64Array] | null;
+/**
+ * Results of the next `n` tasks, in the order they were sent: `[n, failed, values]`.
+ * `failed` lists the positions (0..n-1) of the tasks that threw, or is null. In
+ * `values`, a task that completed puts one value per call, one that threw its error.
+ */
+export type Results = [number, number[] | null, unknown[] | Int32Array | Float64Array];
+/** In place of `n`, once, if the initializer throws: `[INIT_FAILED, null, [error]]`. */
 export const INIT_FAILED = -1;
 
 /** Results of slow tasks go back at once; fast ones ride together (fewer wakeups). */
 const FLUSH_MS = 2;
+/**
+ * From this many items, a batch's items or results that are all numbers travel as an
+ * Int32Array (all 32-bit integers) or a Float64Array: the same values on the other side,
+ * serialized as raw bytes in one go rather than item by item.
+ */
+export const PACK_MIN = 16;
+
+/**
+ * Scratch space for numbers on their way to the serializer, which copies them out: reused
+ * from batch to batch, as fresh memory is dear (a page fault per 4 KiB).
+ */
+export class NumberScratch {
+  #f64 = new Float64Array(256);
+  #i32 = new Int32Array(256);
+
+  /** At least `n` doubles to fill; the array is only good until the next `for`. */
+  for(n: number): Float64Array {
+    if (this.#f64.length < n) this.#f64 = new Float64Array(Math.max(n, this.#f64.length * 2));
+    return this.#f64;
+  }
+
+  /** The first `n` numbers of `f`, as 32-bit integers when `int`. */
+  packed(f: Float64Array, n: number, int: boolean): Int32Array | Float64Array {
+    if (!int) return f.subarray(0, n);
+    if (this.#i32.length < n) this.#i32 = new Int32Array(Math.max(n, this.#i32.length * 2));
+    const out = this.#i32.subarray(0, n);
+    out.set(f.subarray(0, n));
+    return out;
+  }
+}
+
+/** The worker's results wait here (one worker loop per process). */
+const resultScratch = new NumberScratch();
+
+/** Results being collected: as numbers in scratch space while they are all numbers. */
+class ResultBuffer {
+  #nums: Float64Array | null;
+  #int = true;
+  #vals: unknown[] | null;
+  n = 0;
+
+  constructor(capacity: number) {
+    this.#nums = capacity >= PACK_MIN ? resultScratch.for(capacity) : null;
+    this.#vals = this.#nums === null ? [] : null;
+  }
+
+  push(v: unknown): void {
+    const nums = this.#nums;
+    if (nums !== null) {
+      if (typeof v === 'number' && this.n < nums.length) {
+        // Whether it survives a trip through an Int32Array: an integer in range, not -0.
+        if ((v | 0) !== v || (v === 0 && 1 / v < 0)) this.#int = false;
+        nums[this.n++] = v;
+        return;
+      }
+      this.#vals = Array.from(nums.subarray(0, this.n));
+      this.#nums = null;
+    }
+    this.#vals!.push(v);
+    this.n++;
+  }
+
+  truncate(n: number): void {
+    this.n = n;
+    if (this.#vals !== null) this.#vals.length = n;
+  }
+
+  /** The results; numbers are in scratch space, good until they are sent. */
+  take(): unknown[] | Int32Array | Float64Array {
+    return this.#nums !== null ? resultScratch.packed(this.#nums, this.n, this.#int) : this.#vals!;
+  }
+}
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
-function sendResults(conn: Connection, out: Result[]): void {
+/** Where in `items` the task starting at `p` with `count` calls ends. */
+function taskEnd(items: ArrayLike<unknown>, p: number, count: number, star: boolean): number {
+  if (!star) return p + count;
+  for (let c = 0; c < count; c++) p += 1 + (items[p] as number);
+  return p;
+}
+
+/**
+ * Send the results of the tasks `meta[2*from ..]`. If some result cannot be serialized,
+ * that task alone fails with MaybeEncodingError.
+ */
+function sendResults(conn: Connection, meta: number[], from: number, n: number, failed: number[] | null, values: unknown[] | Int32Array | Float64Array): void {
   try {
-    conn.send(out);
+    conn.send([n, failed, values] satisfies Results);
     return;
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
   }
-  // Some result cannot be serialized: that task alone fails.
-  const fixed = out.map((r): Result => {
-    try {
-      dumps(r);
-      return r;
-    } catch (e) {
-      const err = new MaybeEncodingError(`Error sending result: '${inspect(r[3]).slice(0, 200)}'. Reason: '${(e as Error).message}'`);
-      return [r[0], r[1], false, err];
+  const fixedFailed: number[] = [];
+  const fixedValues: unknown[] = [];
+  let pos = 0;
+  let f = 0;
+  for (let k = 0; k < n; k++) {
+    if (failed !== null && failed[f] === k) {
+      f++;
+      fixedFailed.push(k);
+      const err = values[pos++];
+      try {
+        dumps(err);
+        fixedValues.push(err);
+      } catch (e) {
+        fixedValues.push(new MaybeEncodingError(`Error sending result: '${inspect(err).slice(0, 200)}'. Reason: '${(e as Error).message}'`));
+      }
+      continue;
     }
-  });
-  conn.send(fixed);
+    const count = meta[2 * (from + k) + 1];
+    const vals = Array.prototype.slice.call(values, pos, pos + count);
+    pos += count;
+    try {
+      dumps(vals);
+      for (const v of vals) fixedValues.push(v);
+    } catch (e) {
+      fixedFailed.push(k);
+      fixedValues.push(new MaybeEncodingError(`Error sending result: '${inspect(vals).slice(0, 200)}'. Reason: '${(e as Error).message}'`));
+    }
+  }
+  conn.send([n, fixedFailed.length ? fixedFailed : null, fixedValues] satisfies Results);
 }
 
 /**
@@ -62,7 +175,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       if (isThenable(r)) await r;
     } catch (e) {
       try {
-        conn.send([[INIT_FAILED, 0, false, e]]);
+        conn.send([INIT_FAILED, null, [e]] satisfies Results);
       } catch {
         /* the pool is gone */
       }
@@ -83,34 +196,57 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       throw e;
     }
     if (batch === null) break;
-    const [defs, tasks] = batch;
+    const [defs, meta, items] = batch;
     if (defs) for (const [id, fn] of defs) fns.set(id, fn);
-    let out: Result[] = [];
+    const tasks = meta.length >> 1;
+    let calls = 0;
+    for (let k = 0; k < tasks; k++) calls += meta[2 * k + 1];
+    let out = new ResultBuffer(calls);
+    let failed: number[] | null = null;
+    let from = 0;
     let last = performance.now();
-    for (const [job, index, fnId, items, star] of tasks) {
-      const fn = fns.get(fnId)!;
-      let res: Result;
+    let p = 0;
+    for (let k = 0; k < tasks; k++) {
+      const code = meta[2 * k];
+      const count = meta[2 * k + 1];
+      const fn = fns.get(code >> 1)!;
+      const star = (code & 1) === 1;
+      const start = out.n;
+      const p0 = p;
       try {
-        const values = new Array(items.length);
-        for (let i = 0; i < items.length; i++) {
-          let v = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
-          if (isThenable(v)) v = await v;
-          values[i] = v;
+        for (let c = 0; c < count; c++) {
+          let v: unknown;
+          if (star) {
+            const n = items[p] as number;
+            if (n === 0) v = fn();
+            else if (n === 1) v = fn(items[p + 1]);
+            else if (n === 2) v = fn(items[p + 1], items[p + 2]);
+            else v = fn(...Array.prototype.slice.call(items, p + 1, p + 1 + n));
+            p += 1 + n;
+          } else {
+            v = fn(items[p++]);
+          }
+          if (typeof v !== 'number' && isThenable(v)) v = await v;
+          out.push(v);
         }
-        res = [job, index, true, values];
       } catch (e) {
-        res = [job, index, false, e];
+        out.truncate(start);
+        out.push(e);
+        (failed ??= []).push(k - from);
+        p = taskEnd(items, p0, count, star);
       }
-      out.push(res);
       completed++;
+      calls -= count;
       const now = performance.now();
       if (now - last > FLUSH_MS) {
-        sendResults(conn, out);
-        out = [];
+        sendResults(conn, meta, from, k + 1 - from, failed, out.take());
+        out = new ResultBuffer(calls);
+        failed = null;
+        from = k + 1;
         last = now;
       }
     }
-    if (out.length) sendResults(conn, out);
+    if (from < tasks) sendResults(conn, meta, from, tasks - from, failed, out.take());
     if (maxtasks !== null && completed >= maxtasks) break;
   }
   conn.close();
