@@ -11,4 +11,5 @@ mod heap;
 mod net;
 mod process;
 mod reactor;
+mod ring;
 mod sync;

@@ -74,7 +74,7 @@ pub fn waiter_cancel(token: u32) -> bool {
     WAITER.get().is_some_and(|w| w.waiter.cancel(token as u64))
 }
 
-fn watch(token: u32, on: WaitOn, timeout: Option<f64>) -> napi::Result<()> {
+pub(crate) fn watch(token: u32, on: WaitOn, timeout: Option<f64>) -> napi::Result<()> {
     waiter()?.waiter.watch(token as u64, on, deadline(timeout)).map_err(os)
 }
 

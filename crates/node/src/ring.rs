@@ -1,0 +1,406 @@
+//! `multiprocessing.Queue`'s engine: mp-core's kill-safe shared-memory ring, as plain
+//! functions over an External handle (a napi function call costs a fraction of a class
+//! method call, and `putSync`/`getSync` are one call each on the uncontended path).
+//!
+//! Received items up to the size of the calling thread's scratch buffer (registered once
+//! with `ringScratch`) are copied there and the call returns their length; bigger ones
+//! come back as a Buffer that the item is copied into directly.
+//!
+//! Asynchronous waits use the process's one futex waiter (src/wait.ts): an `...OrWatch`
+//! call that would block registers `token` and returns; once the token is reported the
+//! caller calls `ringDisarm(token)` and retries.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::ptr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use mp_core::ring::{QueueError, Ring, RingWait};
+use mp_core::sys::deadline;
+use napi::bindgen_prelude::{BufferSlice, Either, External, FromNapiValue, Uint8Array};
+use napi::{sys, Env};
+use napi_derive::napi;
+
+use crate::error::{coded, os};
+use crate::sync::watch;
+
+pub struct RingHandle {
+    ring: Arc<Ring>,
+    /// Waits registered by `...OrWatch` calls, by token, until `ringDisarm`.
+    armed: Mutex<HashMap<u32, RingWait>>,
+}
+
+
+thread_local! {
+    static SCRATCH: Cell<(*mut u8, usize)> = const { Cell::new((ptr::null_mut(), 0)) };
+}
+
+fn handle(ring: Ring) -> External<RingHandle> {
+    let cap = ring.capacity();
+    External::new_with_size_hint(RingHandle { ring: Arc::new(ring), armed: Mutex::new(HashMap::new()) }, cap.min(1 << 20))
+}
+
+fn qerr(e: QueueError) -> napi::Error {
+    match e {
+        QueueError::TooLong { .. } | QueueError::Value(_) => coded("Value", e),
+        QueueError::Os(e) => os(e),
+        QueueError::Corrupt(_) => coded("OS", format!("errno=0 {e}")),
+        QueueError::Timeout | QueueError::WouldBlock(_) => coded("Timeout", e),
+    }
+}
+
+/// A new queue ring of about `capacity` bytes; `maxsize <= 0`: no limit on items.
+#[napi]
+pub fn ring_create(capacity: f64, maxsize: f64) -> napi::Result<External<RingHandle>> {
+    if !(capacity.is_finite() && capacity >= 0.0) {
+        return Err(coded("Value", "queue capacity must be a non-negative number of bytes"));
+    }
+    let maxsize = if maxsize.is_finite() { maxsize as i64 } else { 0 };
+    Ring::create(capacity as usize, maxsize).map(handle).map_err(os)
+}
+
+/// The ring whose descriptor arrived from another process (takes ownership of `fd`).
+#[napi]
+pub fn ring_adopt(fd: i32) -> napi::Result<External<RingHandle>> {
+    if fd < 0 {
+        return Err(coded("Value", "bad descriptor"));
+    }
+    Ring::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }).map(handle).map_err(os)
+}
+
+#[napi]
+pub fn ring_fd(h: &External<RingHandle>) -> i32 {
+    h.ring.raw_fd()
+}
+
+/// [maxsize (0: unbounded), capacity in bytes, largest item in bytes]
+#[napi]
+pub fn ring_info(h: &External<RingHandle>) -> Vec<f64> {
+    vec![h.ring.maxsize() as f64, h.ring.capacity() as f64, h.ring.max_item_len() as f64]
+}
+
+/// Register the calling thread's receive buffer. It must stay alive (and attached) for
+/// as long as the thread calls `ringGet`/`ringGetOrWatch`.
+#[napi]
+pub fn ring_scratch(mut buf: Uint8Array) {
+    let s = unsafe { buf.as_mut() };
+    SCRATCH.with(|c| c.set((s.as_mut_ptr(), s.len())));
+}
+
+/// Copy an item out: into the scratch buffer (returns its length), or into a new Buffer.
+fn receive<'env>(env: &'env Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32, BufferSlice<'env>>> {
+    let len = a.len() + b.len();
+    let (sp, slen) = SCRATCH.with(Cell::get);
+    if len <= slen && len <= i32::MAX as usize {
+        unsafe {
+            ptr::copy_nonoverlapping(a.as_ptr(), sp, a.len());
+            ptr::copy_nonoverlapping(b.as_ptr(), sp.add(a.len()), b.len());
+        }
+        return Ok(Either::A(len as i32));
+    }
+    let mut data = ptr::null_mut();
+    let mut value = ptr::null_mut();
+    let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
+    if status != sys::Status::napi_ok {
+        return Err(coded("OS", format!("errno=12 cannot allocate a buffer of {len} bytes for a queue item")));
+    }
+    unsafe {
+        let d = data as *mut u8;
+        ptr::copy_nonoverlapping(a.as_ptr(), d, a.len());
+        ptr::copy_nonoverlapping(b.as_ptr(), d.add(a.len()), b.len());
+        Ok(Either::B(BufferSlice::from_napi_value(env.raw(), value)?))
+    }
+}
+
+fn timeout_deadline(timeout: f64) -> Option<Instant> {
+    if timeout < 0.0 || timeout.is_nan() {
+        None
+    } else {
+        deadline(Some(timeout))
+    }
+}
+
+/// Put `data`, waiting up to `timeout` seconds (negative: no limit; 0: don't wait).
+/// True when put, false when the queue stayed full.
+#[napi]
+pub fn ring_put(h: &External<RingHandle>, data: &[u8], timeout: f64) -> napi::Result<bool> {
+    let r = if timeout == 0.0 { h.ring.try_put(data) } else { h.ring.put(data, timeout_deadline(timeout)) };
+    match r {
+        Ok(()) => Ok(true),
+        Err(QueueError::WouldBlock(w)) => {
+            h.ring.disarm(&w);
+            Ok(false)
+        }
+        Err(QueueError::Timeout) => Ok(false),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+/// Take an item, waiting up to `timeout` seconds (negative: no limit; 0: don't wait).
+/// Its length in the scratch buffer, a Buffer holding it, or -1 when none came.
+#[napi]
+pub fn ring_get<'env>(env: &'env Env, h: &External<RingHandle>, timeout: f64) -> napi::Result<Either<i32, BufferSlice<'env>>> {
+    let r = if timeout == 0.0 {
+        h.ring.try_get_with(|a, b| receive(env, a, b))
+    } else {
+        h.ring.get_with(timeout_deadline(timeout), |a, b| receive(env, a, b))
+    };
+    match r {
+        Ok(v) => v,
+        Err(QueueError::WouldBlock(w)) => {
+            h.ring.disarm(&w);
+            Ok(Either::A(-1))
+        }
+        Err(QueueError::Timeout) => Ok(Either::A(-1)),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+fn arm(h: &External<RingHandle>, token: u32, w: RingWait, timeout: Option<f64>) -> napi::Result<()> {
+    let on = w.wait_on(&h.ring);
+    if let Some(old) = h.armed.lock().unwrap().insert(token, w) {
+        h.ring.disarm(&old);
+    }
+    watch(token, on, timeout).inspect_err(|_| disarm_token(h, token))
+}
+
+fn disarm_token(h: &External<RingHandle>, token: u32) {
+    if let Some(w) = h.armed.lock().unwrap().remove(&token) {
+        h.ring.disarm(&w);
+    }
+}
+
+/// One attempt to put; if the queue is full, watch `token` (until space may have been made
+/// or `timeout` seconds pass) and return false.
+#[napi]
+pub fn ring_put_or_watch(h: &External<RingHandle>, data: &[u8], token: u32, timeout: Option<f64>) -> napi::Result<bool> {
+    match h.ring.try_put(data) {
+        Ok(()) => Ok(true),
+        Err(QueueError::WouldBlock(w)) => arm(h, token, w, timeout).map(|_| false),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+/// One attempt to get (as `ringGet`); if the queue is empty, watch `token` and return -1.
+#[napi]
+pub fn ring_get_or_watch<'env>(
+    env: &'env Env,
+    h: &External<RingHandle>,
+    token: u32,
+    timeout: Option<f64>,
+) -> napi::Result<Either<i32, BufferSlice<'env>>> {
+    match h.ring.try_get_with(|a, b| receive(env, a, b)) {
+        Ok(v) => v,
+        Err(QueueError::WouldBlock(w)) => arm(h, token, w, timeout).map(|_| Either::A(-1)),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+/// The wait of `token` is over (reported or given up): undo its registration.
+#[napi]
+pub fn ring_disarm(h: &External<RingHandle>, token: u32) {
+    disarm_token(h, token)
+}
+
+#[napi]
+pub fn ring_qsize(h: &External<RingHandle>) -> u32 {
+    h.ring.qsize() as u32
+}
+
+#[napi]
+pub fn ring_empty(h: &External<RingHandle>) -> bool {
+    h.ring.empty()
+}
+
+#[napi]
+pub fn ring_full(h: &External<RingHandle>) -> bool {
+    h.ring.full()
+}
+
+#[napi]
+pub fn ring_unfinished_tasks(h: &External<RingHandle>) -> u32 {
+    h.ring.unfinished_tasks()
+}
+
+/// JoinableQueue.task_done: `[Value]` when called more times than items were put.
+#[napi]
+pub fn ring_task_done(h: &External<RingHandle>) -> napi::Result<()> {
+    h.ring.task_done().map_err(qerr)
+}
+
+/// Wait until every item put has been marked done; false on timeout (negative: no limit).
+#[napi]
+pub fn ring_join(h: &External<RingHandle>, timeout: f64) -> napi::Result<bool> {
+    match h.ring.join(timeout_deadline(timeout)) {
+        Ok(()) => Ok(true),
+        Err(QueueError::Timeout) => Ok(false),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+/// True when every item put has been marked done; otherwise watch `token`, return false.
+#[napi]
+pub fn ring_join_or_watch(h: &External<RingHandle>, token: u32, timeout: Option<f64>) -> napi::Result<bool> {
+    match h.ring.try_join() {
+        Ok(()) => Ok(true),
+        Err(QueueError::WouldBlock(w)) => arm(h, token, w, timeout).map(|_| false),
+        Err(e) => Err(qerr(e)),
+    }
+}
+
+// ---- fast paths -----------------------------------------------------------------------
+//
+// `putSync`/`getSync` are one call each; napi-rs's generated wrappers cost more than the
+// ring operation itself, so these two are plain N-API callbacks over a raw External that
+// holds the ring.
+
+const RAW_MAGIC: u64 = u64::from_le_bytes(*b"mpraw-q1");
+
+#[repr(C)]
+struct RawRing {
+    magic: u64,
+    ring: Arc<Ring>,
+}
+
+unsafe extern "C" fn drop_raw(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
+    drop(unsafe { Box::from_raw(data as *mut RawRing) });
+}
+
+/// The handle for the fast paths of `ringFastPaths()`.
+#[napi(ts_return_type = "unknown")]
+pub fn ring_raw<'env>(env: &'env Env, h: &External<RingHandle>) -> napi::Result<napi::Unknown<'env>> {
+    let raw = Box::into_raw(Box::new(RawRing { magic: RAW_MAGIC, ring: h.ring.clone() }));
+    let mut value = ptr::null_mut();
+    let status = unsafe { sys::napi_create_external(env.raw(), raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) };
+    if status != sys::Status::napi_ok {
+        drop(unsafe { Box::from_raw(raw) });
+        return Err(coded("OS", "errno=0 cannot create a queue handle"));
+    }
+    Ok(unsafe { napi::Unknown::from_raw_unchecked(env.raw(), value) })
+}
+
+unsafe fn throw(env: sys::napi_env, e: napi::Error) -> sys::napi_value {
+    let msg = std::ffi::CString::new(e.reason.replace('\0', " ")).unwrap_or_default();
+    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
+    ptr::null_mut()
+}
+
+/// The arguments of a fast call: the ring, up to two more values.
+unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Ring, [sys::napi_value; 2]), napi::Error> {
+    let mut argv = [ptr::null_mut(); 3];
+    let mut argc = 3usize;
+    let bad = || coded("Value", "bad queue handle");
+    unsafe {
+        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+            return Err(bad());
+        }
+        let mut data = ptr::null_mut();
+        if argc < 2 || sys::napi_get_value_external(env, argv[0], &mut data) != sys::Status::napi_ok || data.is_null() {
+            return Err(bad());
+        }
+        let raw = &*(data as *const RawRing);
+        if raw.magic != RAW_MAGIC {
+            return Err(bad());
+        }
+        Ok((&raw.ring, [argv[1], argv[2]]))
+    }
+}
+
+unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value) -> f64 {
+    let mut t = -1.0;
+    if v.is_null() || unsafe { sys::napi_get_value_double(env, v, &mut t) } != sys::Status::napi_ok {
+        return -1.0;
+    }
+    t
+}
+
+/// `put(raw, data, timeout)`: as `ringPut`.
+unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (ring, [data, timeout]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let (mut p, mut len) = (ptr::null_mut(), 0usize);
+    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
+        return unsafe { throw(env, coded("Value", "queue item must be a Buffer")) };
+    }
+    let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
+    let timeout = unsafe { f64_arg(env, timeout) };
+    let r = if timeout == 0.0 { ring.try_put(bytes) } else { ring.put(bytes, timeout_deadline(timeout)) };
+    let ok = match r {
+        Ok(()) => true,
+        Err(QueueError::WouldBlock(w)) => {
+            ring.disarm(&w);
+            false
+        }
+        Err(QueueError::Timeout) => false,
+        Err(e) => return unsafe { throw(env, qerr(e)) },
+    };
+    let mut out = ptr::null_mut();
+    unsafe { sys::napi_get_boolean(env, ok, &mut out) };
+    out
+}
+
+/// `get(raw, timeout)`: as `ringGet`.
+unsafe extern "C" fn fast_get(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (ring, [timeout, _]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let timeout = unsafe { f64_arg(env, timeout) };
+    let e = Env::from_raw(env);
+    let r = if timeout == 0.0 {
+        ring.try_get_with(|a, b| receive_raw(&e, a, b))
+    } else {
+        ring.get_with(timeout_deadline(timeout), |a, b| receive_raw(&e, a, b))
+    };
+    let r = match r {
+        Ok(v) => v,
+        Err(QueueError::WouldBlock(w)) => {
+            ring.disarm(&w);
+            Ok(Either::A(-1))
+        }
+        Err(QueueError::Timeout) => Ok(Either::A(-1)),
+        Err(e) => Err(qerr(e)),
+    };
+    match r {
+        Ok(Either::A(n)) => {
+            let mut out = ptr::null_mut();
+            unsafe { sys::napi_create_int32(env, n, &mut out) };
+            out
+        }
+        Ok(Either::B(v)) => v,
+        Err(e) => unsafe { throw(env, e) },
+    }
+}
+
+fn receive_raw(env: &Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32, sys::napi_value>> {
+    match receive(env, a, b)? {
+        Either::A(n) => Ok(Either::A(n)),
+        Either::B(buf) => Ok(Either::B(unsafe { napi::bindgen_prelude::ToNapiValue::to_napi_value(env.raw(), buf)? })),
+    }
+}
+
+/// `{ put(raw, data, timeout): boolean, get(raw, timeout): number | Buffer }`.
+#[napi(ts_return_type = "unknown")]
+pub fn ring_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
+    let raw = env.raw();
+    unsafe {
+        let mut obj = ptr::null_mut();
+        sys::napi_create_object(raw, &mut obj);
+        for (name, cb) in [
+            (c"put", fast_put as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
+            (c"get", fast_get),
+        ] {
+            let mut f = ptr::null_mut();
+            let s = sys::napi_create_function(raw, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f);
+            if s != sys::Status::napi_ok {
+                return Err(coded("OS", "errno=0 cannot create the queue fast paths"));
+            }
+            sys::napi_set_named_property(raw, obj, name.as_ptr(), f);
+        }
+        Ok(napi::Unknown::from_raw_unchecked(raw, obj))
+    }
+}

@@ -1,0 +1,599 @@
+// Queues shared between processes (Python's multiprocessing.queues): Queue,
+// JoinableQueue, SimpleQueue.
+//
+// An item is serialized once (reduction.dumps) and copied into a ring of shared memory
+// (crates/core/src/ring.rs): there is no pipe, no feeder thread and no lock to leave
+// behind. A process killed in the middle of `put` or `get` does not corrupt the queue:
+// the other processes skip its unfinished message, and every completed `put` stays.
+//
+// Python's feeder thread returns from `put` at once and writes later; here `put` writes
+// at once when there is room (so `q.put(x)` without `await` has already enqueued), and a
+// put that has to wait for room is completed by a pending Promise, or at the latest by an
+// exit handler before the process exits (unless `cancelJoinThread()` was called).
+import { AssertionError } from 'node:assert';
+import { performance } from 'node:perf_hooks';
+import { inspect } from 'node:util';
+import { Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
+import { native } from './native.js';
+import { dumps, loads, reduce, registerKind, type Reduced } from './reduction.js';
+import { atExit } from './util.js';
+import { cancelChanged, changed, futexToken } from './wait.js';
+
+type Handle = ReturnType<typeof native.ringCreate>;
+
+/** Seconds; null/undefined: no limit; negative: zero. */
+export type Timeout = number | null | undefined;
+
+export interface QueueOptions {
+  /** Python's `maxsize`: the most items the queue holds; `<= 0` means no limit. */
+  maxsize?: number;
+  /**
+   * Bytes of shared memory for items in the queue (default 16 MiB). It bounds the
+   * largest item and the bytes waiting in the queue; pages are used as items pass.
+   */
+  capacity?: number;
+  /** Accepted for Python's `ctx` keyword; unused. */
+  ctx?: unknown;
+}
+
+export interface PutOptions {
+  block?: boolean;
+  timeout?: Timeout;
+}
+
+export type GetOptions = PutOptions;
+
+/** Default bytes of shared memory per queue. */
+export const DEFAULT_CAPACITY = 16 << 20;
+
+// Received items up to this size are copied into one buffer per thread instead of a
+// new Buffer each (see crates/node/src/ring.rs).
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = Buffer.from(new ArrayBuffer(SCRATCH_BYTES));
+native.ringScratch(scratch);
+
+const V8_FORMAT = 0xff;
+
+/** The one-call paths of putSync/getSync/putNowait/getNowait (plain N-API callbacks). */
+interface FastPaths {
+  /** As native.ringPut, over a `ringRaw` handle. */
+  put(raw: unknown, data: Buffer, timeout: number): boolean;
+  /** As native.ringGet, over a `ringRaw` handle. */
+  get(raw: unknown, timeout: number): number | Buffer;
+}
+const fast = native.ringFastPaths() as FastPaths;
+
+// Views of the first n bytes of `scratch` for small n, made once: loads copies what it
+// keeps, so the same view serves every item of that length.
+const VIEW_LIMIT = 4096;
+const views: (Buffer | undefined)[] = [];
+
+/** An item as received: its length in `scratch`, or a Buffer of its own. */
+function decode(r: number | Buffer): unknown {
+  if (typeof r !== 'number') return loads(r);
+  // The V8 format may rebuild objects by importing modules, which may use a queue in
+  // turn: keep the bytes out of the shared scratch buffer.
+  if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)));
+  if (r > VIEW_LIMIT) return loads(scratch.subarray(0, r));
+  let v = views[r];
+  if (v === undefined) v = views[r] = scratch.subarray(0, r);
+  return loads(v);
+}
+
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw mapNativeError(e);
+  }
+}
+
+function blockArgs(block: boolean | PutOptions | undefined, timeout: Timeout): [boolean, Timeout] {
+  if (block !== null && typeof block === 'object') return [block.block ?? true, block.timeout];
+  return [block ?? true, timeout];
+}
+
+function checkTimeout(timeout: Timeout): number | null {
+  if (timeout == null || timeout === Infinity) return null;
+  const t = Number(timeout);
+  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
+  return Math.max(0, t);
+}
+
+/** Seconds for the native blocking calls: -1 no limit, 0 don't wait. */
+function nativeTimeout(block: boolean, timeout: Timeout): number {
+  if (!block) return 0;
+  const t = checkTimeout(timeout);
+  return t === null ? -1 : t;
+}
+
+/** Absolute deadline in performance.now() milliseconds, or null. */
+function deadlineOf(timeout: Timeout): number | null {
+  const t = checkTimeout(timeout);
+  return t === null ? null : performance.now() + t * 1000;
+}
+
+function left(deadline: number | null): number | null {
+  return deadline === null ? null : Math.max(0, (deadline - performance.now()) / 1000);
+}
+
+function expired(deadline: number | null): boolean {
+  return deadline !== null && performance.now() >= deadline;
+}
+
+/** Serialize an item for the ring. */
+function serialize(obj: unknown): Buffer {
+  const { data, fds } = dumps(obj);
+  if (fds.length > 0) {
+    throw new TypeError(
+      'cannot put an item that contains queues, locks, connections or shared memory on a queue: ' +
+        'a queue carries bytes, not descriptors. Pass such objects as Process arguments or send them through a Pipe.',
+    );
+  }
+  return data;
+}
+
+/** A put waiting for room, in this process. */
+interface PendingPut {
+  data: Buffer;
+  deadline: number | null;
+  resolve(): void;
+  reject(e: unknown): void;
+  timer?: NodeJS.Timeout;
+}
+
+/** Queues of this process with puts still waiting for room: flushed at exit. */
+const unflushed = new Set<BaseQueue>();
+
+atExit(() => {
+  for (const q of [...unflushed]) q._flushAtExit();
+}, -5);
+
+const ADOPT = Symbol('adopt');
+type Adopted = { [ADOPT]: Handle };
+
+function isAdopted(v: unknown): v is Adopted {
+  return v !== null && typeof v === 'object' && ADOPT in v;
+}
+
+/** What Queue, JoinableQueue and SimpleQueue share. */
+abstract class BaseQueue {
+  /** @internal */
+  readonly _h: Handle;
+  /** The fast paths' handle on the same ring. */
+  readonly #raw: unknown;
+  #closed = false;
+  #cancelJoin = false;
+  /** Puts waiting for room, in order; only the first one watches. */
+  #pending: PendingPut[] = [];
+  #pumping = false;
+  /** Wakes the pump early (a synchronous put took its item). */
+  #kick: (() => void) | null = null;
+  #pumpToken = 0;
+  #drained: (() => void)[] = [];
+
+  constructor(maxsize: number | QueueOptions | Adopted | undefined, options?: QueueOptions) {
+    if (isAdopted(maxsize)) {
+      this._h = maxsize[ADOPT];
+      this.#raw = native.ringRaw(this._h);
+      return;
+    }
+    const opts: QueueOptions = maxsize !== null && typeof maxsize === 'object' ? { ...maxsize, ...options } : { ...options, maxsize };
+    const m = opts.maxsize ?? 0;
+    if (typeof m !== 'number' || !Number.isInteger(m)) throw new TypeError(`maxsize must be an integer, not ${inspect(m)}`);
+    const cap = opts.capacity ?? DEFAULT_CAPACITY;
+    if (typeof cap !== 'number' || !(cap >= 0) || !Number.isFinite(cap)) {
+      throw new TypeError(`capacity must be a number of bytes, not ${inspect(cap)}`);
+    }
+    this._h = call(() => native.ringCreate(cap, m));
+    this.#raw = native.ringRaw(this._h);
+  }
+
+  /** The item limit; 0 means unbounded. */
+  get maxsize(): number {
+    return native.ringInfo(this._h)[0];
+  }
+
+  /** Bytes of shared memory for items (bounds the largest item). */
+  get capacity(): number {
+    return native.ringInfo(this._h)[1];
+  }
+
+  /** @internal */
+  protected _closedError(): Error {
+    return new ValueError(`Queue ${this} is closed`);
+  }
+
+  /** @internal */
+  protected get _isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal */
+  protected _putSync(obj: unknown, block: boolean, timeout: Timeout): void {
+    if (this.#closed) throw this._closedError();
+    const data = serialize(obj);
+    if (this.#pending.length > 0) {
+      if (!block) throw new Full();
+      // Earlier puts of this process go first.
+      const deadline = deadlineOf(timeout);
+      this.#flushSync(deadline);
+      if (this.#pending.length > 0) throw new Full();
+      if (!this.#put(data, deadline === null ? -1 : left(deadline)!)) throw new Full();
+      return;
+    }
+    if (!this.#put(data, nativeTimeout(block, timeout))) throw new Full();
+  }
+
+  /** Put serialized bytes, waiting up to `timeout` seconds (-1: no limit); false if full. */
+  #put(data: Buffer, timeout: number): boolean {
+    try {
+      return fast.put(this.#raw, data, timeout);
+    } catch (e) {
+      throw mapNativeError(e);
+    }
+  }
+
+  /** Take an item, waiting up to `timeout` seconds (-1: no limit); throws Empty. */
+  #get(timeout: number): unknown {
+    let r: number | Buffer;
+    try {
+      r = fast.get(this.#raw, timeout);
+    } catch (e) {
+      throw mapNativeError(e);
+    }
+    if (r === -1) throw new Empty();
+    return decode(r);
+  }
+
+  /** @internal */
+  protected _put(obj: unknown, block: boolean, timeout: Timeout): Promise<void> {
+    let data: Buffer;
+    let deadline: number | null;
+    try {
+      if (this.#closed) throw this._closedError();
+      data = serialize(obj);
+      deadline = deadlineOf(timeout);
+      if (this.#pending.length === 0 && this.#put(data, 0)) return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!block || (deadline !== null && expired(deadline) && this.#pending.length === 0)) return Promise.reject(new Full());
+    return new Promise<void>((resolve, reject) => {
+      const p: PendingPut = { data, deadline, resolve, reject };
+      this.#pending.push(p);
+      unflushed.add(this);
+      if (deadline !== null && this.#pending.length > 1) {
+        // Puts behind the first time out on their own; the first one's watch has its deadline.
+        p.timer = setTimeout(() => {
+          const i = this.#pending.indexOf(p);
+          if (i > 0) {
+            this.#pending.splice(i, 1);
+            reject(new Full());
+          }
+        }, Math.max(0, deadline - performance.now()));
+      }
+      if (!this.#pumping) void this.#pump();
+    });
+  }
+
+  #settled(p: PendingPut, err?: unknown): void {
+    const i = this.#pending.indexOf(p);
+    if (i >= 0) this.#pending.splice(i, 1);
+    if (p.timer) clearTimeout(p.timer);
+    if (err === undefined) p.resolve();
+    else p.reject(err);
+    if (this.#pending.length === 0) {
+      unflushed.delete(this);
+      for (const d of this.#drained.splice(0)) d();
+    }
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#pending.length > 0) {
+        const p = this.#pending[0];
+        let err: unknown;
+        let done = false;
+        try {
+          if (expired(p.deadline)) {
+            done = this.#put(p.data, 0);
+            if (!done) err = new Full();
+          } else {
+            const token = futexToken();
+            done = call(() => native.ringPutOrWatch(this._h, p.data, token, left(p.deadline)));
+            if (!done) {
+              this.#pumpToken = token;
+              await new Promise<void>((wake) => {
+                this.#kick = wake;
+                void changed(token).then(wake);
+              });
+              this.#kick = null;
+              this.#pumpToken = 0;
+              native.ringDisarm(this._h, token);
+              continue;
+            }
+          }
+        } catch (e) {
+          err = e ?? new Error('put failed');
+        }
+        if (this.#pending[0] === p && (done || err !== undefined)) this.#settled(p, done ? undefined : err);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Stop the pump's wait (its first item is being put synchronously). */
+  #stopWatch(): void {
+    if (this.#pumpToken !== 0) {
+      cancelChanged(this.#pumpToken);
+      native.ringDisarm(this._h, this.#pumpToken);
+      this.#pumpToken = 0;
+    }
+    this.#kick?.();
+  }
+
+  /** Put this process's waiting items now, blocking, until `deadline`. */
+  #flushSync(deadline: number | null): void {
+    if (this.#pending.length === 0) return;
+    this.#stopWatch();
+    while (this.#pending.length > 0) {
+      const p = this.#pending[0];
+      const d = p.deadline === null ? deadline : deadline === null ? p.deadline : Math.min(p.deadline, deadline);
+      let ok: boolean;
+      try {
+        ok = this.#put(p.data, d === null ? -1 : left(d)!);
+      } catch (e) {
+        this.#settled(p, e);
+        continue;
+      }
+      if (ok) this.#settled(p);
+      else if (p.deadline !== null && expired(p.deadline)) this.#settled(p, new Full());
+      else return;
+    }
+  }
+
+  /** @internal At exit: complete the puts still waiting (Python's feeder flush). */
+  _flushAtExit(): void {
+    unflushed.delete(this);
+    if (this.#cancelJoin) return;
+    this.#flushSync(null);
+  }
+
+  /** @internal Resolves when this process has no put waiting for room. */
+  protected _drained(): Promise<void> {
+    if (this.#pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  /** @internal Blocking form of `_drained`: puts the waiting items now. */
+  protected _drainSync(): void {
+    this.#flushSync(null);
+  }
+
+  /** @internal */
+  protected _getSync(block: boolean, timeout: Timeout): unknown {
+    if (this.#closed) throw this._closedError();
+    return this.#get(nativeTimeout(block, timeout));
+  }
+
+  /** @internal */
+  protected async _get(block: boolean, timeout: Timeout): Promise<unknown> {
+    if (this.#closed) throw this._closedError();
+    if (!block) return this.#get(0);
+    const deadline = deadlineOf(timeout);
+    for (;;) {
+      if (expired(deadline)) return this.#get(0);
+      const token = futexToken();
+      const r = call(() => native.ringGetOrWatch(this._h, token, left(deadline)));
+      if (r !== -1) return decode(r);
+      await changed(token);
+      native.ringDisarm(this._h, token);
+    }
+  }
+
+  /** @internal Python's `get_nowait()`. */
+  protected _getNowait(): unknown {
+    return this._getSync(false, null);
+  }
+
+  /** Whether the queue is empty (a snapshot: other processes may change it at once). */
+  empty(): boolean {
+    return native.ringEmpty(this._h);
+  }
+
+  /** @internal */
+  protected _close(): void {
+    this.#closed = true;
+  }
+
+  /** @internal */
+  protected _cancelJoinThread(): void {
+    this.#cancelJoin = true;
+  }
+
+  /** @internal */
+  protected _joinThread(): Promise<void> {
+    if (!this.#closed) return Promise.reject(new AssertionError({ message: `Queue ${this} not closed` }));
+    return this._drained();
+  }
+
+  /** @internal */
+  protected abstract get _kind(): string;
+
+  [reduce](): Reduced {
+    return { kind: 'queue', state: { cls: this._kind }, fds: [native.ringFd(this._h)] };
+  }
+
+  toString(): string {
+    return `<multiprocessing.queues.${this._kind} object maxsize=${this.maxsize}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Python's `multiprocessing.Queue`: many producers and consumers in many processes. */
+export class Queue extends BaseQueue {
+  /** `new Queue(maxsize = 0)`, `new Queue({ maxsize, capacity })`. */
+  constructor(maxsize: number | QueueOptions = 0, options?: QueueOptions) {
+    super(maxsize, options);
+  }
+
+  protected get _kind(): string {
+    return 'Queue';
+  }
+
+  /** Approximate number of items in the queue. */
+  qsize(): number {
+    return native.ringQsize(this._h);
+  }
+
+  /** Whether the queue is at `maxsize` (or its shared memory is full). */
+  full(): boolean {
+    return native.ringFull(this._h);
+  }
+
+  /**
+   * Put `obj`. Resolves once it is in the queue; with room it is there before `put`
+   * returns. `block` false or a timeout that passes: rejects with `Full`.
+   */
+  put(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): Promise<void> {
+    const [b, t] = blockArgs(block, timeout);
+    return this._put(obj, b, t);
+  }
+
+  /** As `put`, blocking the calling thread; throws `Full`. */
+  putSync(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): void {
+    if (block === undefined && timeout === undefined) return this._putSync(obj, true, null);
+    const [b, t] = blockArgs(block, timeout);
+    this._putSync(obj, b, t);
+  }
+
+  /** `put(obj, false)`, synchronously: throws `Full`. */
+  putNowait(obj: unknown): void {
+    this._putSync(obj, false, null);
+  }
+
+  /** Remove and return an item. `block` false or a timeout that passes: rejects with `Empty`. */
+  get(block?: boolean | GetOptions, timeout?: Timeout): Promise<unknown> {
+    const [b, t] = blockArgs(block, timeout);
+    return this._get(b, t);
+  }
+
+  /** As `get`, blocking the calling thread; throws `Empty`. */
+  getSync(block?: boolean | GetOptions, timeout?: Timeout): unknown {
+    if (block === undefined && timeout === undefined) return this._getSync(true, null);
+    const [b, t] = blockArgs(block, timeout);
+    return this._getSync(b, t);
+  }
+
+  /** `get(false)`, synchronously: throws `Empty`. */
+  getNowait(): unknown {
+    return this._getNowait();
+  }
+
+  /** No more puts or gets through this object in this process (waiting puts still complete). */
+  close(): void {
+    this._close();
+  }
+
+  /** After `close()`: resolves when this process's waiting puts are in the queue. */
+  joinThread(): Promise<void> {
+    return this._joinThread();
+  }
+
+  /** Don't wait at exit for this process's puts that are still waiting for room (they are dropped). */
+  cancelJoinThread(): void {
+    this._cancelJoinThread();
+  }
+}
+
+/** Python's `multiprocessing.JoinableQueue`: a Queue with `taskDone()` and `join()`. */
+export class JoinableQueue extends Queue {
+  protected override get _kind(): string {
+    return 'JoinableQueue';
+  }
+
+  /** One item taken from the queue has been processed. `ValueError` if called more times than items were put. */
+  taskDone(): void {
+    try {
+      native.ringTaskDone(this._h);
+    } catch (e) {
+      const m = mapNativeError(e);
+      if (m instanceof ValueError) throw new ValueError('task_done() called too many times');
+      throw m;
+    }
+  }
+
+  /** Resolves when every item put has been marked done with `taskDone()`. */
+  async join(): Promise<void> {
+    await this._drained();
+    for (;;) {
+      const token = futexToken();
+      if (call(() => native.ringJoinOrWatch(this._h, token, null))) return;
+      await changed(token);
+      native.ringDisarm(this._h, token);
+    }
+  }
+
+  /** As `join`, blocking the calling thread. */
+  joinSync(): void {
+    this._drainSync();
+    call(() => native.ringJoin(this._h, -1));
+  }
+}
+
+/** Python's `multiprocessing.SimpleQueue`: put, get, empty, close. */
+export class SimpleQueue extends BaseQueue {
+  /** `new SimpleQueue()`; `{ capacity }` sets the bytes of shared memory. */
+  constructor(options?: QueueOptions) {
+    super(isAdopted(options) ? options : { capacity: options?.capacity });
+  }
+
+  protected get _kind(): string {
+    return 'SimpleQueue';
+  }
+
+  protected override _closedError(): Error {
+    return new OSError('handle is closed');
+  }
+
+  /** Put `obj`; resolves once it is in the queue (at once when there is room). */
+  put(obj: unknown): Promise<void> {
+    return this._put(obj, true, null);
+  }
+
+  putSync(obj: unknown): void {
+    this._putSync(obj, true, null);
+  }
+
+  get(): Promise<unknown> {
+    return this._get(true, null);
+  }
+
+  getSync(): unknown {
+    return this._getSync(true, null);
+  }
+
+  close(): void {
+    this._close();
+  }
+}
+
+interface QueueState {
+  cls: string;
+}
+
+registerKind('queue', (s: QueueState, fds: number[]) => {
+  const h = call(() => native.ringAdopt(fds[0]));
+  const adopted = { [ADOPT]: h } as Adopted;
+  switch (s.cls) {
+    case 'JoinableQueue': return new JoinableQueue(adopted as unknown as number);
+    case 'SimpleQueue': return new SimpleQueue(adopted as unknown as QueueOptions);
+    default: return new Queue(adopted as unknown as number);
+  }
+});
