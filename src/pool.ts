@@ -60,6 +60,10 @@ const MIN_QUEUED_CALLS = 32;
  * results. A batch beyond the budget waits for an idle worker.
  */
 const BUSY_BUDGET = 96 * 1024;
+/** From this many items, numbers are copied with builtins rather than item by item. */
+const BULK_MIN = 64;
+/** Most arguments passed in one `apply` (far below any engine's limit). */
+const APPLY_MAX = 16384;
 /** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
 const PLAIN = 0;
 const STAR = 1;
@@ -218,16 +222,14 @@ export const ApplyResult = AsyncResult;
 
 /** The result of `mapAsync`/`starmapAsync`. */
 export class MapResult<T = unknown> extends AsyncResult<T[]> {
-  #values: T[];
-  #chunksize: number;
+  /** The values of each chunk, joined at the end (by builtins: no copy loop to compile). */
+  #chunks: T[][] = [];
   #left: number;
 
   constructor(pool: Pool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
     super(pool, callback, errorCallback);
-    this.#values = new Array(length);
-    this.#chunksize = chunksize;
     this.#left = length === 0 ? 0 : Math.ceil(length / chunksize);
-    if (this.#left === 0) queueMicrotask(() => this._finish(true, this.#values));
+    if (this.#left === 0) queueMicrotask(() => this._finish(true, []));
   }
 
   override _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
@@ -236,12 +238,29 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
       this._finish(false, data);
       return;
     }
-    const vals = data as ArrayLike<T>;
-    const out = this.#values;
-    const base = index * this.#chunksize - offset;
-    for (let i = offset, end = offset + count; i < end; i++) out[base + i] = vals[i];
-    if (--this.#left === 0) this._finish(true, out);
+    this.#chunks[index] = toArray(data as ArrayLike<T>, offset, count);
+    if (--this.#left === 0) this._finish(true, concatAll(this.#chunks));
   }
+}
+
+/** `data[offset, offset + count)` as an array of its own (`data` itself when that is all of it). */
+function toArray<T>(data: ArrayLike<T>, offset: number, count: number): T[] {
+  if (Array.isArray(data)) return offset === 0 && count === data.length ? data : data.slice(offset, offset + count);
+  const view = (data as unknown as Int32Array).subarray(offset, offset + count);
+  const out: T[] = [];
+  for (let i = 0; i < count; i += APPLY_MAX) {
+    Array.prototype.push.apply(out, (count <= APPLY_MAX ? view : view.subarray(i, i + APPLY_MAX)) as unknown as T[]);
+  }
+  return out;
+}
+
+/** The arrays one after another, in one new array. */
+function concatAll<T>(parts: T[][]): T[] {
+  if (parts.length === 1) return parts[0];
+  if (parts.length <= APPLY_MAX) return Array.prototype.concat.apply([], parts) as T[];
+  const joined: T[][] = [];
+  for (let i = 0; i < parts.length; i += APPLY_MAX) joined.push(concatAll(parts.slice(i, i + APPLY_MAX)));
+  return concatAll(joined);
 }
 
 /** A failed chunk in an imap's buffer: its error, and how many items it stands for. */
@@ -526,39 +545,58 @@ function slotsOf(t: PendingTask): number {
 }
 
 /**
- * Write the calls of `tasks` into `f`; false as soon as an argument is not a number.
- * (Doubles all: telling 32-bit integers apart would cost the pool a test per item.)
+ * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
+ * next position. (Doubles all: telling 32-bit integers apart would cost a test per item.
+ * One small loop per kind of task: the JIT compiles only those that run hot.)
  */
-function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
-  let p = 0;
-  for (const t of tasks) {
-    const src = t.src;
-    if (t.kind === PLAIN) {
-      for (let i = t.start, end = t.start + t.count; i < end; i++) {
-        const v = src[i];
-        if (typeof v !== 'number') return false;
-        f[p++] = v;
-      }
-    } else if (t.kind === APPLY) {
-      f[p++] = src.length;
-      for (let j = 0; j < src.length; j++) {
-        const v = src[j];
-        if (typeof v !== 'number') return false;
-        f[p++] = v;
-      }
-    } else {
-      for (let i = t.start, end = t.start + t.count; i < end; i++) {
-        const a = src[i] as unknown[];
-        f[p++] = a.length;
-        for (let j = 0; j < a.length; j++) {
-          const v = a[j];
-          if (typeof v !== 'number') return false;
-          f[p++] = v;
-        }
-      }
+function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
+  const n = end - start;
+  if (n >= BULK_MIN) {
+    // Builtins only, no loop here for the JIT to compile on a first, short run. Number.isFinite
+    // does not coerce; holes, which every() skips, become NaN in the Float64Array (NaN and
+    // infinities themselves fail the test and take the slower, general path).
+    const s = start === 0 && end === src.length ? src : src.slice(start, end);
+    if (!s.every(Number.isFinite)) return -1;
+    f.set(s as number[], p);
+    if (f.subarray(p, p + n).includes(NaN)) return -1;
+    return p + n;
+  }
+  for (let i = start; i < end; i++) {
+    const v = src[i];
+    if (typeof v !== 'number') return -1;
+    f[p++] = v;
+  }
+  return p;
+}
+
+/** As fillPlain, for argument lists: each as its length, then its items. */
+function fillArgs(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
+  for (let i = start; i < end; i++) {
+    const a = src[i] as unknown[];
+    f[p++] = a.length;
+    for (let j = 0; j < a.length; j++) {
+      const v = a[j];
+      if (typeof v !== 'number') return -1;
+      f[p++] = v;
     }
   }
-  return true;
+  return p;
+}
+
+/** Write the calls of `tasks` into `f`; false as soon as an argument is not a number. */
+function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
+  let p = 0;
+  for (let k = 0; k < tasks.length && p >= 0; k++) {
+    const t = tasks[k];
+    if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
+    else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
+    else {
+      const src = t.src;
+      f[p++] = src.length;
+      p = fillPlain(src, 0, src.length, f, p);
+    }
+  }
+  return p >= 0;
 }
 
 /** Batches are packed here, then copied out by the serializer. */
@@ -1054,8 +1092,9 @@ export class Pool {
     }
     const it = new IMapIterator<R>(this, ordered);
     this.#addJob(it);
-    // Enough chunks ahead of the consumer for full batches in flight to every worker.
-    const window = Math.max(64, this.#processes * IN_FLIGHT * MAX_BATCH) * cs;
+    // Items ahead of the consumer: enough for full batches in flight to every worker,
+    // and at least 64 chunks.
+    const window = Math.max(64 * cs, this.#processes * IN_FLIGHT * MAX_BATCH);
     void it._feed(iterable, func, cs, false, window);
     return it;
   }

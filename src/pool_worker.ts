@@ -74,41 +74,75 @@ const resultScratch = new NumberScratch();
 
 /** Results being collected: as numbers in scratch space while they are all numbers. */
 class ResultBuffer {
-  #nums: Float64Array | null;
-  #int = true;
-  #vals: unknown[] | null;
+  /** The numbers so far, or null once a result is not a number. */
+  nums: Float64Array | null;
+  /** Whether all the numbers are 32-bit integers. */
+  int = true;
+  /** The results so far, once one is not a number. */
+  vals: unknown[] | null;
   n = 0;
 
   constructor(capacity: number) {
-    this.#nums = capacity >= PACK_MIN ? resultScratch.for(capacity) : null;
-    this.#vals = this.#nums === null ? [] : null;
+    this.nums = capacity >= PACK_MIN ? resultScratch.for(capacity) : null;
+    this.vals = this.nums === null ? [] : null;
   }
 
   push(v: unknown): void {
-    const nums = this.#nums;
+    const nums = this.nums;
     if (nums !== null) {
       if (typeof v === 'number' && this.n < nums.length) {
         // Whether it survives a trip through an Int32Array: an integer in range, not -0.
-        if ((v | 0) !== v || (v === 0 && 1 / v < 0)) this.#int = false;
+        if ((v | 0) !== v || (v === 0 && 1 / v < 0)) this.int = false;
         nums[this.n++] = v;
         return;
       }
-      this.#vals = Array.from(nums.subarray(0, this.n));
-      this.#nums = null;
+      this.vals = Array.from(nums.subarray(0, this.n));
+      this.nums = null;
     }
-    this.#vals!.push(v);
+    this.vals!.push(v);
     this.n++;
   }
 
   truncate(n: number): void {
     this.n = n;
-    if (this.#vals !== null) this.#vals.length = n;
+    if (this.vals !== null) this.vals.length = n;
   }
 
   /** The results; numbers are in scratch space, good until they are sent. */
   take(): unknown[] | Int32Array | Float64Array {
-    return this.#nums !== null ? resultScratch.packed(this.#nums, this.n, this.#int) : this.#vals!;
+    return this.nums !== null ? resultScratch.packed(this.nums, this.n, this.int) : this.vals!;
   }
+}
+
+/** Whether `plainNumbers` stopped at a result that is not a number, and that result. */
+let stopped = false;
+let carried: unknown;
+
+/**
+ * The hot loop: `count` plain calls of `fn` on `items` from `p`, straight into the numbers
+ * of `out` (which must have them) while the results are numbers. Returns how many calls
+ * ran; if `stopped`, the last one returned `carried`, not stored yet.
+ */
+function plainNumbers(fn: Function, items: ArrayLike<unknown>, p: number, count: number, out: ResultBuffer): number {
+  const nums = out.nums!;
+  let n = out.n;
+  let int = out.int;
+  let c = 0;
+  stopped = false;
+  for (; c < count; c++) {
+    const v = fn(items[p + c]);
+    if (typeof v !== 'number') {
+      carried = v;
+      stopped = true;
+      c++;
+      break;
+    }
+    if (int && ((v | 0) !== v || (v === 0 && 1 / v < 0))) int = false;
+    nums[n++] = v;
+  }
+  out.n = n;
+  out.int = int;
+  return c;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -214,20 +248,33 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       const start = out.n;
       const p0 = p;
       try {
-        for (let c = 0; c < count; c++) {
-          let v: unknown;
-          if (star) {
+        if (star) {
+          for (let c = 0; c < count; c++) {
+            let v: unknown;
             const n = items[p] as number;
             if (n === 0) v = fn();
             else if (n === 1) v = fn(items[p + 1]);
             else if (n === 2) v = fn(items[p + 1], items[p + 2]);
             else v = fn(...Array.prototype.slice.call(items, p + 1, p + 1 + n));
             p += 1 + n;
-          } else {
-            v = fn(items[p++]);
+            if (typeof v !== 'number' && isThenable(v)) v = await v;
+            out.push(v);
           }
-          if (typeof v !== 'number' && isThenable(v)) v = await v;
-          out.push(v);
+        } else {
+          for (let c = 0; c < count;) {
+            let v: unknown;
+            if (out.nums !== null && out.n + (count - c) <= out.nums.length) {
+              c += plainNumbers(fn, items, p + c, count - c, out);
+              if (!stopped) continue;
+              v = carried;
+              carried = undefined;
+            } else {
+              v = fn(items[p + c++]);
+            }
+            if (typeof v !== 'number' && isThenable(v)) v = await v;
+            out.push(v);
+          }
+          p += count;
         }
       } catch (e) {
         out.truncate(start);
