@@ -230,7 +230,11 @@ abstract class BaseQueue {
     try {
       return fast.put(this.#raw, data, timeout);
     } catch (e) {
-      throw mapNativeError(e);
+      const m = mapNativeError(e);
+      if (m instanceof ValueError && m.message.includes("larger than the queue's capacity")) {
+        m.message += ': create the queue with a larger capacity, e.g. new Queue(maxsize, { capacity })';
+      }
+      throw m;
     }
   }
 
