@@ -11,7 +11,7 @@ import { ProcessError, TimeoutError, ValueError, registerErrorClass } from './er
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
 import { getLogger } from './util.js';
-import { INIT_FAILED, MaybeEncodingError, NumberScratch, PACK_MIN, poolWorker, type Batch, type Results } from './pool_worker.js';
+import { INIT_FAILED, MaybeEncodingError, NumberScratch, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
 
 export { MaybeEncodingError };
 
@@ -62,6 +62,18 @@ const MIN_QUEUED_CALLS = 32;
 const BUSY_BUDGET = 96 * 1024;
 /** From this many items, numbers are copied with builtins rather than item by item. */
 const BULK_MIN = 64;
+/**
+ * Items the builtins may copy in this process. They need no compiling, which is what a
+ * short run of a fresh process pays for a loop (milliseconds of a JIT thread), but cost
+ * some 15 ns an item more than a compiled loop: past this many items, loops take over.
+ */
+let bulkLeft = 1 << 18;
+
+function useBulk(n: number): boolean {
+  if (n < BULK_MIN || bulkLeft <= 0) return false;
+  bulkLeft -= n;
+  return true;
+}
 /** Most arguments passed in one `apply` (far below any engine's limit). */
 const APPLY_MAX = 16384;
 /** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
@@ -246,7 +258,12 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
 /** `data[offset, offset + count)` as an array of its own (`data` itself when that is all of it). */
 function toArray<T>(data: ArrayLike<T>, offset: number, count: number): T[] {
   if (Array.isArray(data)) return offset === 0 && count === data.length ? data : data.slice(offset, offset + count);
-  const view = (data as unknown as Int32Array).subarray(offset, offset + count);
+  const view = (data as unknown as Float64Array).subarray(offset, offset + count);
+  if (!useBulk(count)) {
+    const out = new Array<T>(count);
+    for (let i = 0; i < count; i++) out[i] = view[i] as T;
+    return out;
+  }
   const out: T[] = [];
   for (let i = 0; i < count; i += APPLY_MAX) {
     Array.prototype.push.apply(out, (count <= APPLY_MAX ? view : view.subarray(i, i + APPLY_MAX)) as unknown as T[]);
@@ -546,15 +563,14 @@ function slotsOf(t: PendingTask): number {
 
 /**
  * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
- * next position. (Doubles all: telling 32-bit integers apart would cost a test per item.
- * One small loop per kind of task: the JIT compiles only those that run hot.)
+ * next position. (One small loop per kind of task: the JIT compiles only those that run hot.)
  */
 function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
   const n = end - start;
-  if (n >= BULK_MIN) {
-    // Builtins only, no loop here for the JIT to compile on a first, short run. Number.isFinite
-    // does not coerce; holes, which every() skips, become NaN in the Float64Array (NaN and
-    // infinities themselves fail the test and take the slower, general path).
+  if (useBulk(n)) {
+    // Builtins only (see bulkLeft). Number.isFinite does not coerce; holes, which every()
+    // skips, become NaN in the Float64Array (NaN and infinities themselves fail the test
+    // and take the general path).
     const s = start === 0 && end === src.length ? src : src.slice(start, end);
     if (!s.every(Number.isFinite)) return -1;
     f.set(s as number[], p);
@@ -614,10 +630,10 @@ function firstArg(t: PendingTask): unknown {
  * The items of a batch: packed numbers when they all are (in scratch space: serialize
  * them before the next batch), else an array.
  */
-function packItems(tasks: PendingTask[], slots: number): unknown[] | Int32Array | Float64Array {
+function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
   if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
     const f = itemScratch.for(slots);
-    if (fillNumbers(tasks, f)) return itemScratch.packed(f, slots, false);
+    if (fillNumbers(tasks, f)) return f.subarray(0, slots);
   }
   const items: unknown[] = [];
   for (const t of tasks) flatten(t, items);
@@ -823,7 +839,10 @@ export class Pool {
       slots += slotsOf(t);
       taken.push(t);
     }
-    const batch: Batch = [defs.length ? defs : null, meta, packItems(taken, slots)];
+    const items = packItems(taken, slots);
+    // Numbers go as a frame of raw doubles after the batch (see pool_worker.ts).
+    const raw = items instanceof Float64Array ? items : null;
+    const batch: Batch = [defs.length ? defs : null, meta, raw !== null ? raw.length : (items as unknown[])];
     let data: Buffer;
     let fds: number[];
     try {
@@ -852,8 +871,9 @@ export class Pool {
       }
       return;
     }
-    if (slots > 0) this.#bytesPerItem = (perItem + data.length / slots) / 2;
-    if (data.length > budget) {
+    const bytes = data.length + (raw !== null ? raw.byteLength : 0);
+    if (slots > 0) this.#bytesPerItem = (perItem + bytes / slots) / 2;
+    if (bytes > budget) {
       // Only idle workers take big batches: put them back.
       this.#putBack(taken);
       return;
@@ -862,10 +882,11 @@ export class Pool {
     for (const t of taken) w.held.push(t);
     w.assigned += taken.length;
     w.inflight.push(taken.length);
-    w.inflightBytes.push(data.length);
+    w.inflightBytes.push(bytes);
     try {
       if (fds.length) w.conn.send(batch);
       else w.conn.sendBytes(data);
+      if (raw !== null) w.conn.sendBytes(raw);
     } catch {
       // The worker is gone: its reader sees EOF and fails what it held.
     }
@@ -890,6 +911,7 @@ export class Pool {
         let msg: Results;
         try {
           msg = await w.conn.recv();
+          if (typeof msg[2] === 'number') msg[2] = readDoubles(await w.conn.recvBytes(), msg[2]);
         } catch (e) {
           if (!w.gone) await this.#lost(w);
           return;
@@ -910,7 +932,10 @@ export class Pool {
   }
 
   /** Hand the results of `w`'s oldest tasks to their jobs. */
-  #deliver(w: Worker, [n, failed, values]: Results): void {
+  #deliver(w: Worker, msg: Results): void {
+    const n = msg[0];
+    const failed = msg[1];
+    const values = msg[2] as ArrayLike<unknown>;
     if (n === INIT_FAILED) {
       this.#initFailed(values[0]);
       return;

@@ -24,24 +24,26 @@ registerErrorClass(MaybeEncodingError);
  * - `defs`: functions this worker has not been sent yet, as [id, function].
  * - `meta`: two numbers per task: `fnId * 2 + (star ? 1 : 0)`, then its number of calls.
  * - `items`: the arguments of all the calls, task after task: a plain call takes one
- *   slot (its argument), a star call `1 + n` (n, then its n arguments).
+ *   slot (its argument), a star call `1 + n` (n, then its n arguments). When they are
+ *   all numbers, their count instead, and they follow as a frame of raw doubles.
  */
-export type Batch = [Array<[number, Function]> | null, number[], unknown[] | Int32Array | Float64Array] | null;
+export type Batch = [Array<[number, Function]> | null, number[], unknown[] | number | Float64Array] | null;
 /**
  * Results of the next `n` tasks, in the order they were sent: `[n, failed, values]`.
  * `failed` lists the positions (0..n-1) of the tasks that threw, or is null. In
  * `values`, a task that completed puts one value per call, one that threw its error.
+ * When they are all numbers, their count instead, and they follow as raw doubles.
  */
-export type Results = [number, number[] | null, unknown[] | Int32Array | Float64Array];
+export type Results = [number, number[] | null, unknown[] | number | Float64Array];
 /** In place of `n`, once, if the initializer throws: `[INIT_FAILED, null, [error]]`. */
 export const INIT_FAILED = -1;
 
 /** Results of slow tasks go back at once; fast ones ride together (fewer wakeups). */
 const FLUSH_MS = 2;
 /**
- * From this many items, a batch's items or results that are all numbers travel as an
- * Int32Array (all 32-bit integers) or a Float64Array: the same values on the other side,
- * serialized as raw bytes in one go rather than item by item.
+ * From this many items, a batch's items or results that are all numbers travel as a
+ * Float64Array: the same values on the other side, serialized as raw bytes in one go
+ * rather than item by item.
  */
 export const PACK_MIN = 16;
 
@@ -51,22 +53,24 @@ export const PACK_MIN = 16;
  */
 export class NumberScratch {
   #f64 = new Float64Array(256);
-  #i32 = new Int32Array(256);
 
   /** At least `n` doubles to fill; the array is only good until the next `for`. */
   for(n: number): Float64Array {
     if (this.#f64.length < n) this.#f64 = new Float64Array(Math.max(n, this.#f64.length * 2));
     return this.#f64;
   }
+}
 
-  /** The first `n` numbers of `f`, as 32-bit integers when `int`. */
-  packed(f: Float64Array, n: number, int: boolean): Int32Array | Float64Array {
-    if (!int) return f.subarray(0, n);
-    if (this.#i32.length < n) this.#i32 = new Int32Array(Math.max(n, this.#i32.length * 2));
-    const out = this.#i32.subarray(0, n);
-    out.set(f.subarray(0, n));
-    return out;
-  }
+/**
+ * The doubles of a raw frame (`bytes` as sent by `sendBytes` of a Float64Array): a view
+ * when the bytes are aligned, else a copy.
+ */
+export function readDoubles(bytes: Buffer, n: number): Float64Array {
+  if (bytes.byteLength !== n * 8) throw new TypeError(`expected ${n} doubles, got ${bytes.byteLength} bytes`);
+  if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, n);
+  const f = new Float64Array(n);
+  new Uint8Array(f.buffer).set(bytes);
+  return f;
 }
 
 /** The worker's results wait here (one worker loop per process). */
@@ -76,8 +80,6 @@ const resultScratch = new NumberScratch();
 class ResultBuffer {
   /** The numbers so far, or null once a result is not a number. */
   nums: Float64Array | null;
-  /** Whether all the numbers are 32-bit integers. */
-  int = true;
   /** The results so far, once one is not a number. */
   vals: unknown[] | null;
   n = 0;
@@ -91,8 +93,6 @@ class ResultBuffer {
     const nums = this.nums;
     if (nums !== null) {
       if (typeof v === 'number' && this.n < nums.length) {
-        // Whether it survives a trip through an Int32Array: an integer in range, not -0.
-        if ((v | 0) !== v || (v === 0 && 1 / v < 0)) this.int = false;
         nums[this.n++] = v;
         return;
       }
@@ -109,8 +109,8 @@ class ResultBuffer {
   }
 
   /** The results; numbers are in scratch space, good until they are sent. */
-  take(): unknown[] | Int32Array | Float64Array {
-    return this.nums !== null ? resultScratch.packed(this.nums, this.n, this.int) : this.vals!;
+  take(): unknown[] | Float64Array {
+    return this.nums !== null ? this.nums.subarray(0, this.n) : this.vals!;
   }
 }
 
@@ -125,24 +125,21 @@ let carried: unknown;
  */
 function plainNumbers(fn: Function, items: ArrayLike<unknown>, p: number, count: number, out: ResultBuffer): number {
   const nums = out.nums!;
-  let n = out.n;
-  let int = out.int;
-  let c = 0;
+  const shift = out.n - p;
+  const end = p + count;
+  let i = p;
   stopped = false;
-  for (; c < count; c++) {
-    const v = fn(items[p + c]);
+  for (; i < end; i++) {
+    const v = fn(items[i]);
     if (typeof v !== 'number') {
       carried = v;
       stopped = true;
-      c++;
       break;
     }
-    if (int && ((v | 0) !== v || (v === 0 && 1 / v < 0))) int = false;
-    nums[n++] = v;
+    nums[i + shift] = v;
   }
-  out.n = n;
-  out.int = int;
-  return c;
+  out.n = i + shift;
+  return stopped ? i + 1 - p : count;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -160,7 +157,12 @@ function taskEnd(items: ArrayLike<unknown>, p: number, count: number, star: bool
  * Send the results of the tasks `meta[2*from ..]`. If some result cannot be serialized,
  * that task alone fails with MaybeEncodingError.
  */
-function sendResults(conn: Connection, meta: number[], from: number, n: number, failed: number[] | null, values: unknown[] | Int32Array | Float64Array): void {
+function sendResults(conn: Connection, meta: number[], from: number, n: number, failed: number[] | null, values: unknown[] | Float64Array): void {
+  if (values instanceof Float64Array) {
+    conn.send([n, failed, values.length] satisfies Results);
+    conn.sendBytes(values);
+    return;
+  }
   try {
     conn.send([n, failed, values] satisfies Results);
     return;
@@ -230,7 +232,8 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       throw e;
     }
     if (batch === null) break;
-    const [defs, meta, items] = batch;
+    const [defs, meta] = batch;
+    const items = typeof batch[2] === 'number' ? readDoubles(conn.recvBytesSync(), batch[2]) : batch[2];
     if (defs) for (const [id, fn] of defs) fns.set(id, fn);
     const tasks = meta.length >> 1;
     let calls = 0;
