@@ -15,6 +15,12 @@ test('17.2.1.2 spawn start method with a Queue', async (t) => {
   t.is(r.stdout, 'hello\n');
 });
 
+test('17.2.1.2 a spawn context with its own Queue and Process', async (t) => {
+  const r = await runTs('examples/queue_context.ts');
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'hello\n');
+});
+
 test('17.2.4 task and done queues with four workers', async (t) => {
   const r = await runTs('examples/queue_workers.ts');
   t.is(r.code, 0, r.stderr);

@@ -10,7 +10,7 @@ export interface Row {
 }
 
 export async function processStartJoin(n: number): Promise<Row> {
-  const ctx = getContext('spawn') as unknown as { Process: typeof import('../index.js').Process };
+  const ctx = getContext('spawn');
   const t = performance.now();
   for (let i = 0; i < n; i++) {
     const p = new ctx.Process({ target: noop });
@@ -22,7 +22,7 @@ export async function processStartJoin(n: number): Promise<Row> {
 
 export async function pipeRoundtrip(n: number): Promise<Row> {
   const [a, b] = Pipe();
-  const p = new (getContext('spawn') as unknown as { Process: typeof import('../index.js').Process }).Process({ target: pipeEcho, args: [b, n + 1] });
+  const p = new (getContext('spawn').Process)({ target: pipeEcho, args: [b, n + 1] });
   p.start();
   a.send(0);
   a.recvSync();

@@ -24,7 +24,7 @@ function warmUp(payload: Buffer): void {
 }
 
 async function run(n: number, size: number, label: string): Promise<Row[]> {
-  const ctx = getContext('spawn') as unknown as { Process: typeof import('../index.js').Process };
+  const ctx = getContext('spawn');
   warmUp(Buffer.alloc(size, 'x'));
   const q = new Queue();
   const p = new ctx.Process({ target: queueProducer, args: [q, n, size] });

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
 import { benchPool } from './pool.js';
+import { benchQueues } from './queues.js';
 import { benchSync } from './sync.js';
 
 const quick = process.argv.includes('--quick');
@@ -26,6 +27,7 @@ const cases: Record<string, Case> = {
   process_start_join_spawn: { py: 'process_start_join_spawn', run: () => processStartJoin(5 * scale) },
   pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
+  queues: { py: ['queue_throughput_8B', 'queue_bandwidth_1MiB'], run: () => benchQueues(quick) },
   pool: { py: 'pool', run: () => benchPool(quick) },
   sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
 };

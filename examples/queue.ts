@@ -1,7 +1,6 @@
 // 17.2.1.3: exchanging objects through a Queue.
 import { pathToFileURL } from 'node:url';
-import { Process } from 'node-multiprocessing';
-import { Queue } from 'node-multiprocessing/queues';
+import { Process, Queue } from 'node-multiprocessing';
 
 export function f(q: Queue): void {
   // No await needed: there is room, so the item is in the queue when put() returns

@@ -1,7 +1,6 @@
 // JoinableQueue: workers mark each task done; join() returns once every task is done.
 import { pathToFileURL } from 'node:url';
-import { Process } from 'node-multiprocessing';
-import { JoinableQueue, type Queue } from 'node-multiprocessing/queues';
+import { JoinableQueue, Process, type Queue } from 'node-multiprocessing';
 
 export function worker(tasks: JoinableQueue, results: Queue): void {
   for (;;) {

@@ -1,7 +1,7 @@
 // 17.2.1.2: choosing the 'spawn' start method, then passing a Queue to a child.
 import { pathToFileURL } from 'node:url';
 import * as mp from 'node-multiprocessing';
-import { Queue } from 'node-multiprocessing/queues';
+import type { Queue } from 'node-multiprocessing';
 
 export async function foo(q: Queue): Promise<void> {
   await q.put('hello');
@@ -9,7 +9,7 @@ export async function foo(q: Queue): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   mp.setStartMethod('spawn');
-  const q = new Queue();
+  const q = new mp.Queue();
   const p = new mp.Process({ target: foo, args: [q] });
   p.start();
   console.log(await q.get());

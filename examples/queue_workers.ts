@@ -1,8 +1,7 @@
 // 17.2.4: feeding tasks to a collection of worker processes through one queue and
 // collecting the results through another.
 import { pathToFileURL } from 'node:url';
-import { currentProcess, freezeSupport, Process } from 'node-multiprocessing';
-import { Queue } from 'node-multiprocessing/queues';
+import { currentProcess, freezeSupport, Process, Queue } from 'node-multiprocessing';
 
 type Task = [(a: number, b: number) => Promise<number>, [number, number]];
 

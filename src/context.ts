@@ -6,6 +6,7 @@ import { Pipe } from './connection.js';
 import * as errors from './errors.js';
 import { RuntimeError, ValueError } from './errors.js';
 import { Pool, type PoolOptions } from './pool.js';
+import { JoinableQueue, Queue, SimpleQueue, type QueueOptions } from './queues.js';
 import * as sharedctypes from './sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, type BarrierAction, type Timeout } from './synchronize.js';
 import { activeChildren, BaseProcess, currentProcess, parentProcess, registerProcessClass, type Popen } from './process.js';
@@ -18,6 +19,8 @@ const REASONS: Record<string, string> = {
 };
 
 export class BaseContext {
+  /** The Process class of this context (set by each concrete context). */
+  declare readonly Process: typeof BaseProcess;
   readonly ProcessError = errors.ProcessError;
   readonly BufferTooShort = errors.BufferTooShort;
   readonly TimeoutError = errors.TimeoutError;
@@ -81,6 +84,15 @@ export class BaseContext {
   Array(typeOrCode: sharedctypes.TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>, opts?: sharedctypes.SharedOptions): any {
     return sharedctypes.Array(typeOrCode, sizeOrInit, opts);
   }
+  Queue(maxsize: number | QueueOptions = 0): Queue {
+    return new Queue(maxsize);
+  }
+  JoinableQueue(maxsize: number | QueueOptions = 0): JoinableQueue {
+    return new JoinableQueue(maxsize);
+  }
+  SimpleQueue(options?: QueueOptions): SimpleQueue {
+    return new SimpleQueue(options);
+  }
   /** A pool of worker processes started by this context. */
   Pool(processes?: number | PoolOptions | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null): Pool {
     const o: PoolOptions = processes !== null && typeof processes === 'object' ? processes : { processes, initializer, initargs, maxtasksperchild };
@@ -115,7 +127,7 @@ export class SpawnProcess extends BaseProcess {
 
 export class SpawnContext extends BaseContext {
   readonly _name = 'spawn';
-  readonly Process = SpawnProcess;
+  override readonly Process = SpawnProcess;
 }
 
 const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
@@ -129,7 +141,7 @@ export class Process extends BaseProcess {
 }
 
 export class DefaultContext extends BaseContext {
-  readonly Process = Process;
+  override readonly Process = Process;
   #actual: BaseContext | null = null;
 
   override getContext(method?: string | null): BaseContext {

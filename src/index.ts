@@ -25,3 +25,4 @@ export {
   c_longlong, c_ulonglong, c_float, c_double, c_size_t,
   Synchronized, SynchronizedArray, SynchronizedString, SynchronizedBase, CValue, CharArray, StructArray, SimpleCType,
 } from './sharedctypes.js';
+export { JoinableQueue, Queue, SimpleQueue, type GetOptions, type PutOptions, type QueueOptions } from './queues.js';

@@ -163,8 +163,9 @@ function dumpsFast(value: unknown): Buffer | undefined {
       return Buffer.of(TAG_UNDEFINED);
     case 'object':
       if (value === null) return Buffer.of(TAG_NULL);
-      if (Buffer.isBuffer(value) && value.length <= 4096) {
-        const b = Buffer.allocUnsafe(value.length + 1);
+      if (Buffer.isBuffer(value)) {
+        // Large buffers get memory of their own rather than a slice of Node's pool.
+        const b = value.length < 4096 ? Buffer.allocUnsafe(value.length + 1) : Buffer.allocUnsafeSlow(value.length + 1);
         b[0] = TAG_BUFFER;
         value.copy(b, 1);
         return b;
@@ -184,7 +185,11 @@ function loadsFast(data: Uint8Array): unknown {
     case TAG_FALSE: return false;
     case TAG_NUMBER: return b.readDoubleLE(1);
     case TAG_STRING: return b.toString('utf8', 1);
-    case TAG_BUFFER: return Buffer.from(b.subarray(1));
+    case TAG_BUFFER: {
+      const out = b.length - 1 < 4096 ? Buffer.allocUnsafe(b.length - 1) : Buffer.allocUnsafeSlow(b.length - 1);
+      b.copy(out, 0, 1);
+      return out;
+    }
     default: throw new TypeError(`not a serialized message (first byte ${b[0]})`);
   }
 }
