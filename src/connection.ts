@@ -138,11 +138,11 @@ export class Connection {
   /** Receive an object sent with `send`. */
   async recv(): Promise<any> {
     const data = await this.#recvRaw();
-    return loadsAsync(data, this.#takeFds);
+    return loadsAsync(data, this.#takeFds, true);
   }
 
   recvSync(): any {
-    return loads(this.#recvRawSync(), this.#takeFds);
+    return loads(this.#recvRawSync(), this.#takeFds, true);
   }
 
   /** Receive one message's bytes; a message longer than `maxlength` raises and leaves the connection unreadable. */

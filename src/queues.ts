@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
-import { dumps, loads, reduce, registerKind, type Reduced } from './reduction.js';
+import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit } from './util.js';
 import { cancelChanged, changed, futexToken } from './wait.js';
 
@@ -57,7 +57,7 @@ const V8_FORMAT = 0xff;
 /** The one-call paths of putSync/getSync/putNowait/getNowait (plain N-API callbacks). */
 interface FastPaths {
   /** As native.ringPut, over a `ringRaw` handle. */
-  put(raw: unknown, data: Buffer, timeout: number): boolean;
+  put(raw: unknown, data: Buffer, timeout: number, tag?: number): boolean;
   /** As native.ringGet, over a `ringRaw` handle. */
   get(raw: unknown, timeout: number): number | Buffer;
 }
@@ -70,7 +70,7 @@ const views: (Buffer | undefined)[] = [];
 
 /** An item as received: its length in `scratch`, or a Buffer of its own. */
 function decode(r: number | Buffer): unknown {
-  if (typeof r !== 'number') return loads(r);
+  if (typeof r !== 'number') return loads(r, undefined, true);
   // The V8 format may rebuild objects by importing modules, which may use a queue in
   // turn: keep the bytes out of the shared scratch buffer.
   if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)));
@@ -121,21 +121,27 @@ function expired(deadline: number | null): boolean {
   return deadline !== null && performance.now() >= deadline;
 }
 
+/** An item serialized for the ring: `tag`, when set, is a byte written before `data`. */
+interface Item {
+  data: Buffer;
+  tag?: number;
+}
+
 /** Serialize an item for the ring. */
-function serialize(obj: unknown): Buffer {
-  const { data, fds } = dumps(obj);
+function serialize(obj: unknown): Item {
+  const { data, fds, tag } = dumpsSplit(obj);
   if (fds.length > 0) {
     throw new TypeError(
       'cannot put an item that contains queues, locks, connections or shared memory on a queue: ' +
         'a queue carries bytes, not descriptors. Pass such objects as Process arguments or send them through a Pipe.',
     );
   }
-  return data;
+  return { data, tag };
 }
 
 /** A put waiting for room, in this process. */
 interface PendingPut {
-  data: Buffer;
+  item: Item;
   deadline: number | null;
   resolve(): void;
   reject(e: unknown): void;
@@ -212,23 +218,23 @@ abstract class BaseQueue {
   /** @internal */
   protected _putSync(obj: unknown, block: boolean, timeout: Timeout): void {
     if (this.#closed) throw this._closedError();
-    const data = serialize(obj);
+    const item = serialize(obj);
     if (this.#pending.length > 0) {
       if (!block) throw new Full();
       // Earlier puts of this process go first.
       const deadline = deadlineOf(timeout);
       this.#flushSync(deadline);
       if (this.#pending.length > 0) throw new Full();
-      if (!this.#put(data, deadline === null ? -1 : left(deadline)!)) throw new Full();
+      if (!this.#put(item, deadline === null ? -1 : left(deadline)!)) throw new Full();
       return;
     }
-    if (!this.#put(data, nativeTimeout(block, timeout))) throw new Full();
+    if (!this.#put(item, nativeTimeout(block, timeout))) throw new Full();
   }
 
-  /** Put serialized bytes, waiting up to `timeout` seconds (-1: no limit); false if full. */
-  #put(data: Buffer, timeout: number): boolean {
+  /** Put a serialized item, waiting up to `timeout` seconds (-1: no limit); false if full. */
+  #put(item: Item, timeout: number): boolean {
     try {
-      return fast.put(this.#raw, data, timeout);
+      return fast.put(this.#raw, item.data, timeout, item.tag);
     } catch (e) {
       const m = mapNativeError(e);
       if (m instanceof ValueError && m.message.includes("larger than the queue's capacity")) {
@@ -252,19 +258,21 @@ abstract class BaseQueue {
 
   /** @internal */
   protected _put(obj: unknown, block: boolean, timeout: Timeout): Promise<void> {
-    let data: Buffer;
+    let item: Item;
     let deadline: number | null;
     try {
       if (this.#closed) throw this._closedError();
-      data = serialize(obj);
+      item = serialize(obj);
       deadline = deadlineOf(timeout);
-      if (this.#pending.length === 0 && this.#put(data, 0)) return Promise.resolve();
+      if (this.#pending.length === 0 && this.#put(item, 0)) return Promise.resolve();
+      // It waits: keep a copy, as the caller may reuse a Buffer it passed as is.
+      if (item.tag !== undefined) item = { data: Buffer.from(item.data), tag: item.tag };
     } catch (e) {
       return Promise.reject(e);
     }
     if (!block || (deadline !== null && expired(deadline) && this.#pending.length === 0)) return Promise.reject(new Full());
     return new Promise<void>((resolve, reject) => {
-      const p: PendingPut = { data, deadline, resolve, reject };
+      const p: PendingPut = { item, deadline, resolve, reject };
       this.#pending.push(p);
       unflushed.add(this);
       if (deadline !== null && this.#pending.length > 1) {
@@ -302,11 +310,11 @@ abstract class BaseQueue {
         let done = false;
         try {
           if (expired(p.deadline)) {
-            done = this.#put(p.data, 0);
+            done = this.#put(p.item, 0);
             if (!done) err = new Full();
           } else {
             const token = futexToken();
-            done = call(() => native.ringPutOrWatch(this._h, p.data, token, left(p.deadline)));
+            done = call(() => native.ringPutOrWatch(this._h, p.item.data, token, left(p.deadline), p.item.tag));
             if (!done) {
               this.#pumpToken = token;
               await new Promise<void>((wake) => {
@@ -348,7 +356,7 @@ abstract class BaseQueue {
       const d = p.deadline === null ? deadline : deadline === null ? p.deadline : Math.min(p.deadline, deadline);
       let ok: boolean;
       try {
-        ok = this.#put(p.data, d === null ? -1 : left(d)!);
+        ok = this.#put(p.item, d === null ? -1 : left(d)!);
       } catch (e) {
         this.#settled(p, e);
         continue;

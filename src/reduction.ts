@@ -176,7 +176,7 @@ function dumpsFast(value: unknown): Buffer | undefined {
   }
 }
 
-function loadsFast(data: Uint8Array): unknown {
+function loadsFast(data: Uint8Array, owned: boolean): unknown {
   const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   switch (b[0]) {
     case TAG_UNDEFINED: return undefined;
@@ -186,12 +186,25 @@ function loadsFast(data: Uint8Array): unknown {
     case TAG_NUMBER: return b.readDoubleLE(1);
     case TAG_STRING: return b.toString('utf8', 1);
     case TAG_BUFFER: {
+      if (owned) return b.subarray(1);
       const out = b.length - 1 < 4096 ? Buffer.allocUnsafe(b.length - 1) : Buffer.allocUnsafeSlow(b.length - 1);
       b.copy(out, 0, 1);
       return out;
     }
     default: throw new TypeError(`not a serialized message (first byte ${b[0]})`);
   }
+}
+
+/** Buffers at least this large are sent as a tag byte plus the caller's own bytes. */
+const SPLIT_BUFFER = 64 * 1024;
+
+/**
+ * Serialize `value` as a tag byte and a payload kept apart, when a large Buffer can go
+ * without a copy (for channels that write several parts at once); else as `dumps`.
+ */
+export function dumpsSplit(value: unknown): Dumped & { tag?: number } {
+  if (Buffer.isBuffer(value) && value.length >= SPLIT_BUFFER) return { tag: TAG_BUFFER, data: value, fds: NO_FDS };
+  return dumps(value);
 }
 
 /** Serialize `value`. Throws TypeError naming what cannot be sent. */
@@ -301,11 +314,12 @@ function decode(data: Uint8Array): { refs: RefEntry[] | null; des: v8.DefaultDes
 
 /**
  * Deserialize. `takeFds(n)` hands over the descriptors that arrived with the message
- * (ownership passes to the rebuilt objects).
+ * (ownership passes to the rebuilt objects). With `owned`, `data` is a buffer nobody
+ * else uses, so the result may keep a view of it instead of a copy.
  */
-export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds): unknown {
+export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false): unknown {
   if (data.length === 0) throw new TypeError('not a serialized message (empty)');
-  if (data[0] !== 0xff) return loadsFast(data);
+  if (data[0] !== 0xff) return loadsFast(data, owned);
   const { refs, des } = decode(data);
   const body = des.readValue();
   if (!refs || refs.length === 0) return body;
@@ -315,8 +329,8 @@ export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds
 }
 
 /** As `loads`, but first imports the modules that sent functions come from. */
-export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds): Promise<unknown> {
-  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds);
+export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false): Promise<unknown> {
+  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned);
   const { refs } = decode(data);
   if (refs) {
     for (const r of refs) {

@@ -406,12 +406,16 @@ impl Ring {
         }
     }
 
-    fn write_payload(&self, q: u32, bytes: &[u8]) {
-        let start = (q & (self.ncells - 1)) as usize * CELL + HEAD_BYTES;
-        let first = bytes.len().min(self.capacity() - start);
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(start), first);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), self.data, bytes.len() - first);
+    /// Copy the parts of an item one after the other, wrapping at the end of the ring.
+    fn write_payload(&self, q: u32, parts: &[&[u8]]) {
+        let mut at = (q & (self.ncells - 1)) as usize * CELL + HEAD_BYTES;
+        for bytes in parts {
+            let first = bytes.len().min(self.capacity() - at);
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(at), first);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), self.data, bytes.len() - first);
+            }
+            at = if first < bytes.len() { bytes.len() - first } else { at + first };
         }
     }
 
@@ -479,11 +483,12 @@ impl Ring {
         }
     }
 
-    fn put_step(&self, bytes: &[u8], patient: bool) -> Result<Step<()>, QueueError> {
+    fn put_step(&self, parts: &[&[u8]], patient: bool) -> Result<Step<()>, QueueError> {
         let h = self.h();
-        let k = Self::cells_of(bytes.len() as u64);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let k = Self::cells_of(len as u64);
         if k > self.ncells as u64 {
-            return Err(QueueError::TooLong { len: bytes.len(), max: self.max_item_len() });
+            return Err(QueueError::TooLong { len, max: self.max_item_len() });
         }
         let k = k as u32;
         let me = my_pid();
@@ -509,11 +514,11 @@ impl Ring {
                 continue;
             }
             // Nothing reads these cells until `enq` moves past them.
-            self.len_word(q).store(bytes.len() as u64, Relaxed);
+            self.len_word(q).store(len as u64, Relaxed);
             self.state(q).store(pack(q, RESERVED, me), Relaxed);
             h.enq.pos.store(join(items.wrapping_add(1), q.wrapping_add(k)), Release);
             Self::unlock(&h.enq.lock);
-            self.write_payload(q, bytes);
+            self.write_payload(q, parts);
             self.state(q).store(pack(q, PUBLISHED, me), Release);
             Self::notify(&h.avail);
             return Ok(Step::Done(()));
@@ -735,12 +740,22 @@ impl Ring {
 
     /// Put an item, waiting for room until `deadline` (None: forever).
     pub fn put(&self, item: &[u8], deadline: Option<Instant>) -> Result<(), QueueError> {
-        self.block(Which::Space, deadline, || self.put_step(item, true))
+        self.put_parts(&[item], deadline)
     }
 
     /// Put an item if there is room now.
     pub fn try_put(&self, item: &[u8]) -> Result<(), QueueError> {
-        self.attempt(Which::Space, || self.put_step(item, false))
+        self.try_put_parts(&[item])
+    }
+
+    /// Put one item made of several parts (e.g. a tag and a large payload), without
+    /// first joining them in a buffer.
+    pub fn put_parts(&self, parts: &[&[u8]], deadline: Option<Instant>) -> Result<(), QueueError> {
+        self.block(Which::Space, deadline, || self.put_step(parts, true))
+    }
+
+    pub fn try_put_parts(&self, parts: &[&[u8]]) -> Result<(), QueueError> {
+        self.attempt(Which::Space, || self.put_step(parts, false))
     }
 
     /// Take the oldest item, waiting until `deadline` (None: forever).
@@ -1304,5 +1319,22 @@ mod tests {
         let dt = t.elapsed().as_secs_f64();
         assert_eq!(reap(kid), 0);
         eprintln!("1 MiB messages: {:.2} GB/s", m as f64 * big as f64 / dt / 1e9);
+    }
+
+    #[test]
+    fn an_item_in_parts_arrives_whole_across_the_wrap() {
+        let r = Ring::create(4096, 0).unwrap();
+        // Push the write position near the end so that the next item wraps.
+        for _ in 0..5 {
+            r.put(&[1u8; 600], None).unwrap();
+            r.get(None).unwrap();
+        }
+        let body: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
+        r.put_parts(&[&[9u8], &body, &[7u8, 7]], None).unwrap();
+        let got = r.get(None).unwrap();
+        assert_eq!(got.len(), 1503);
+        assert_eq!(got[0], 9);
+        assert_eq!(&got[1..1501], &body[..]);
+        assert_eq!(&got[1501..], &[7, 7]);
     }
 }

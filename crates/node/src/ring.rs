@@ -174,9 +174,12 @@ fn disarm_token(h: &External<RingHandle>, token: u32) {
 
 /// One attempt to put; if the queue is full, watch `token` (until space may have been made
 /// or `timeout` seconds pass) and return false.
+/// `tag`, when given, is a byte written before `data` (see `ringFastPaths().put`).
 #[napi]
-pub fn ring_put_or_watch(h: &External<RingHandle>, data: &[u8], token: u32, timeout: Option<f64>) -> napi::Result<bool> {
-    match h.ring.try_put(data) {
+pub fn ring_put_or_watch(h: &External<RingHandle>, data: &[u8], token: u32, timeout: Option<f64>, tag: Option<u32>) -> napi::Result<bool> {
+    let prefix = [tag.unwrap_or(0) as u8];
+    let parts: &[&[u8]] = if tag.is_some() { &[&prefix, data] } else { &[data] };
+    match h.ring.try_put_parts(parts) {
         Ok(()) => Ok(true),
         Err(QueueError::WouldBlock(w)) => arm(h, token, w, timeout).map(|_| false),
         Err(e) => Err(qerr(e)),
@@ -287,10 +290,10 @@ unsafe fn throw(env: sys::napi_env, e: napi::Error) -> sys::napi_value {
     ptr::null_mut()
 }
 
-/// The arguments of a fast call: the ring, up to two more values.
-unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Ring, [sys::napi_value; 2]), napi::Error> {
-    let mut argv = [ptr::null_mut(); 3];
-    let mut argc = 3usize;
+/// The arguments of a fast call: the ring, up to three more values.
+unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Ring, [sys::napi_value; 3]), napi::Error> {
+    let mut argv = [ptr::null_mut(); 4];
+    let mut argc = 4usize;
     let bad = || coded("Value", "bad queue handle");
     unsafe {
         if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
@@ -304,7 +307,7 @@ unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Re
         if raw.magic != RAW_MAGIC {
             return Err(bad());
         }
-        Ok((&raw.ring, [argv[1], argv[2]]))
+        Ok((&raw.ring, [argv[1], argv[2], argv[3]]))
     }
 }
 
@@ -316,9 +319,9 @@ unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value) -> f64 {
     t
 }
 
-/// `put(raw, data, timeout)`: as `ringPut`.
+/// `put(raw, data, timeout, tag?)`: as `ringPut`.
 unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let (ring, [data, timeout]) = match unsafe { fast_args(env, info) } {
+    let (ring, [data, timeout, tag]) = match unsafe { fast_args(env, info) } {
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
@@ -328,7 +331,10 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
     }
     let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
     let timeout = unsafe { f64_arg(env, timeout) };
-    let r = if timeout == 0.0 { ring.try_put(bytes) } else { ring.put(bytes, timeout_deadline(timeout)) };
+    let tag = unsafe { f64_arg(env, tag) };
+    let prefix = [tag as u8];
+    let parts: &[&[u8]] = if (0.0..256.0).contains(&tag) { &[&prefix, bytes] } else { &[bytes] };
+    let r = if timeout == 0.0 { ring.try_put_parts(parts) } else { ring.put_parts(parts, timeout_deadline(timeout)) };
     let ok = match r {
         Ok(()) => true,
         Err(QueueError::WouldBlock(w)) => {
@@ -345,7 +351,7 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
 
 /// `get(raw, timeout)`: as `ringGet`.
 unsafe extern "C" fn fast_get(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let (ring, [timeout, _]) = match unsafe { fast_args(env, info) } {
+    let (ring, [timeout, _, _]) = match unsafe { fast_args(env, info) } {
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
@@ -383,7 +389,9 @@ fn receive_raw(env: &Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32, sys::n
     }
 }
 
-/// `{ put(raw, data, timeout): boolean, get(raw, timeout): number | Buffer }`.
+/// `{ put(raw, data, timeout, tag?): boolean, get(raw, timeout): number | Buffer }`;
+/// `tag` (0-255) is a byte written before `data`, so that a large payload is not first
+/// copied into a buffer with its tag.
 #[napi(ts_return_type = "unknown")]
 pub fn ring_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
     let raw = env.raw();
