@@ -224,16 +224,17 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
   let completed = 0;
   for (;;) {
     let batch: Batch;
+    let items: unknown[] | Float64Array;
     try {
       conn.pollSync(null);
       batch = await conn.recv();
+      if (batch === null) break;
+      items = typeof batch[2] === 'number' ? readDoubles(conn.recvBytesSync(), batch[2]) : batch[2];
     } catch (e) {
       if (e instanceof EOFError || e instanceof OSError) break;
       throw e;
     }
-    if (batch === null) break;
     const [defs, meta] = batch;
-    const items = typeof batch[2] === 'number' ? readDoubles(conn.recvBytesSync(), batch[2]) : batch[2];
     if (defs) for (const [id, fn] of defs) fns.set(id, fn);
     const tasks = meta.length >> 1;
     let calls = 0;
