@@ -490,20 +490,10 @@ interface PendingTask {
   job: Job;
   index: number;
   fn: Function;
-  /** A map's input is copied to doubles up front when it is all numbers. */
-  src: unknown[] | Float64Array;
+  src: unknown[];
   start: number;
   count: number;
   kind: Kind;
-  /** The doubles of `src`, to hand back to the pool once every task using them is sent. */
-  packed?: PackedSource;
-}
-
-/** A map's input as doubles, shared by its tasks. */
-interface PackedSource {
-  buf: Float64Array;
-  /** Tasks not sent yet. */
-  left: number;
 }
 
 interface Worker {
@@ -575,12 +565,8 @@ function slotsOf(t: PendingTask): number {
  * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
  * next position. (One small loop per kind of task: the JIT compiles only those that run hot.)
  */
-function fillPlain(src: unknown[] | Float64Array, start: number, end: number, f: Float64Array, p: number): number {
+function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
   const n = end - start;
-  if (src instanceof Float64Array) {
-    f.set(src.subarray(start, end), p);
-    return p + n;
-  }
   if (useBulk(n)) {
     // Builtins only (see bulkLeft). Number.isFinite does not coerce; holes, which every()
     // skips, become NaN in the Float64Array (NaN and infinities themselves fail the test
@@ -619,7 +605,7 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
   for (let k = 0; k < tasks.length && p >= 0; k++) {
     const t = tasks[k];
     if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
-    else if (t.kind === STAR) p = fillArgs(t.src as unknown[], t.start, t.start + t.count, f, p);
+    else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
     else {
       const src = t.src;
       f[p++] = src.length;
@@ -631,28 +617,6 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
 
 /** Batches are packed here, then copied out by the serializer. */
 const itemScratch = new NumberScratch();
-
-/**
- * `items` as doubles in `into` (or a new array) if they are all numbers, else null. The
- * input of a map is copied thus once, then sent a chunk at a time with no copy.
- */
-function toDoubles(items: unknown[], into: Float64Array | null): Float64Array | null {
-  const n = items.length;
-  if (useBulk(n)) {
-    // Builtins only (see bulkLeft; holes become NaN, as in fillPlain).
-    if (!items.every(Number.isFinite)) return null;
-    const f = into !== null && into.length >= n ? into.subarray(0, n) : new Float64Array(n);
-    f.set(items as number[]);
-    return f.includes(NaN) ? null : f;
-  }
-  const f = into !== null && into.length >= n ? into.subarray(0, n) : new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = items[i];
-    if (typeof v !== 'number') return null;
-    f[i] = v;
-  }
-  return f;
-}
 
 /** The first argument of a task's calls (to guess whether a batch is all numbers). */
 function firstArg(t: PendingTask): unknown {
@@ -667,14 +631,6 @@ function firstArg(t: PendingTask): unknown {
  * them before the next batch), else an array.
  */
 function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
-  // Consecutive chunks of a map's doubles: sent from where they are.
-  const first = tasks[0];
-  if (first.src instanceof Float64Array && first.kind === PLAIN) {
-    let end = first.start + first.count;
-    let k = 1;
-    while (k < tasks.length && tasks[k].src === first.src && tasks[k].kind === PLAIN && tasks[k].start === end) end += tasks[k++].count;
-    if (k === tasks.length) return first.src.subarray(first.start, end);
-  }
   if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
     const f = itemScratch.for(slots);
     if (fillNumbers(tasks, f)) return f.subarray(0, slots);
@@ -719,8 +675,6 @@ export class Pool {
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
   #bytesPerItem = 16;
-  /** Doubles a finished map's input used, for the next one (fresh memory is dear). */
-  #spareDoubles: Float64Array | null = null;
 
   constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null, context?: BaseContext | null);
   constructor(options?: PoolOptions);
@@ -936,17 +890,7 @@ export class Pool {
     } catch {
       // The worker is gone: its reader sees EOF and fails what it held.
     }
-    for (const t of taken) {
-      const pk = t.packed;
-      if (pk !== undefined && --pk.left === 0) this.#spare(pk.buf);
-    }
     if (!w.reading) void this.#read(w);
-  }
-
-  /** Keep the (larger) doubles of a map whose input is all sent. */
-  #spare(buf: Float64Array): void {
-    const whole = new Float64Array(buf.buffer);
-    if (this.#spareDoubles === null || whole.length > this.#spareDoubles.length) this.#spareDoubles = whole;
   }
 
   /** Return tasks just taken from the queue to its head. */
@@ -1103,22 +1047,13 @@ export class Pool {
     if (chunksize != null && (!Number.isInteger(chunksize) || chunksize < 1)) throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
     if (cs < 1) cs = 1;
     // Star items become argument arrays now (a non-iterable throws here).
-    let src: unknown[] | Float64Array = star && !items.every(Array.isArray) ? items.map((a) => (Array.isArray(a) ? a : [...(a as Iterable<unknown>)])) : items;
-    // All numbers: copied to doubles now, sent from there. Otherwise chunks refer to the
-    // items in place and nothing is copied until a batch is serialized.
-    let packed: PackedSource | undefined;
-    if (!star && items.length >= PACK_MIN && typeof items[0] === 'number') {
-      const buf = toDoubles(items, this.#spareDoubles);
-      if (buf !== null) {
-        if (buf.buffer === this.#spareDoubles?.buffer) this.#spareDoubles = null;
-        packed = { buf, left: Math.ceil(items.length / cs) };
-        src = buf;
-      }
-    }
+    const src = star && !items.every(Array.isArray) ? items.map((a) => (Array.isArray(a) ? a : [...(a as Iterable<unknown>)])) : items;
     const r = new MapResult(this, cs, src.length, callback, errorCallback);
     this.#addJob(r);
+    // Chunks refer to the items in place: nothing is copied until a batch is packed, so the
+    // first batch leaves before the rest are looked at.
     for (let i = 0, c = 0; i < src.length; i += cs, c++) {
-      this._submit({ job: r, index: c, fn: func, src, start: i, count: Math.min(cs, src.length - i), kind: star ? STAR : PLAIN, packed });
+      this._submit({ job: r, index: c, fn: func, src, start: i, count: Math.min(cs, src.length - i), kind: star ? STAR : PLAIN });
     }
     return r;
   }
