@@ -11,7 +11,7 @@ import { ProcessError, TimeoutError, ValueError, registerErrorClass } from './er
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
 import { getLogger } from './util.js';
-import { INIT_FAILED, MaybeEncodingError, NumberScratch, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
+import { INIT_FAILED, MaybeEncodingError, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
 
 export { MaybeEncodingError };
 
@@ -615,8 +615,31 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
   return p >= 0;
 }
 
-/** Batches are packed here, then copied out by the serializer. */
-const itemScratch = new NumberScratch();
+/**
+ * Batches' numbers are packed here, each in a region of its own until the dispatch that
+ * packed them has sent them all; then the space is reused (fresh memory is dear).
+ */
+class BatchScratch {
+  #buf = new Float64Array(1024);
+  #used = 0;
+
+  take(n: number): Float64Array {
+    if (this.#used + n > this.#buf.length) {
+      // Regions already taken stay on the old buffer.
+      this.#buf = new Float64Array(Math.max(n, this.#buf.length * 2));
+      this.#used = 0;
+    }
+    const region = this.#buf.subarray(this.#used, this.#used + n);
+    this.#used += n;
+    return region;
+  }
+
+  reset(): void {
+    this.#used = 0;
+  }
+}
+
+const itemScratch = new BatchScratch();
 
 /** The first argument of a task's calls (to guess whether a batch is all numbers). */
 function firstArg(t: PendingTask): unknown {
@@ -632,8 +655,8 @@ function firstArg(t: PendingTask): unknown {
  */
 function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
   if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
-    const f = itemScratch.for(slots);
-    if (fillNumbers(tasks, f)) return f.subarray(0, slots);
+    const f = itemScratch.take(slots);
+    if (fillNumbers(tasks, f)) return f;
   }
   const items: unknown[] = [];
   for (const t of tasks) flatten(t, items);
@@ -671,6 +694,8 @@ export class Pool {
   #jobCount = 0;
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
+  /** Batches packed by the current dispatch, sent at its end. */
+  #outbox: Array<{ w: Worker; batch: Batch; data: Buffer; fds: number[]; raw: Float64Array | null }> = [];
   #initError: unknown = null;
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
@@ -784,6 +809,7 @@ export class Pool {
 
   #dispatch(): void {
     if (this.#state === TERMINATE) return;
+    itemScratch.reset();
     let live = 0;
     let held = 0;
     for (const w of this.#workers) {
@@ -802,6 +828,20 @@ export class Pool {
         if (w.gone || w.inflight.length !== level) continue;
         this.#sendBatch(w, level, size);
       }
+    }
+    // All batches are packed before any is sent: a worker woken by a batch takes a core,
+    // which the pool would otherwise have to share while it packs the next ones.
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    for (const { w, batch, data, fds, raw } of outbox) {
+      try {
+        if (fds.length) w.conn.send(batch);
+        else w.conn.sendBytes(data);
+        if (raw !== null) w.conn.sendBytes(raw);
+      } catch {
+        // The worker is gone: its reader sees EOF and fails what it held.
+      }
+      if (!w.reading) void this.#read(w);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -883,14 +923,7 @@ export class Pool {
     w.assigned += taken.length;
     w.inflight.push(taken.length);
     w.inflightBytes.push(bytes);
-    try {
-      if (fds.length) w.conn.send(batch);
-      else w.conn.sendBytes(data);
-      if (raw !== null) w.conn.sendBytes(raw);
-    } catch {
-      // The worker is gone: its reader sees EOF and fails what it held.
-    }
-    if (!w.reading) void this.#read(w);
+    this.#outbox.push({ w, batch, data, fds, raw });
   }
 
   /** Return tasks just taken from the queue to its head. */
