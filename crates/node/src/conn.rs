@@ -2,7 +2,7 @@ use std::os::fd::IntoRawFd;
 
 use mp_core::frame::{self, FrameReader, Mode};
 use mp_core::sys::deadline;
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::bindgen_prelude::BufferSlice;
 use napi::Env;
 
 const COPY_LIMIT: usize = 64 * 1024;
@@ -15,6 +15,22 @@ use crate::error::{coded, os, recv};
 pub struct NativeConnection {
     pub(crate) fd: i32,
     pub(crate) reader: FrameReader,
+    /// Spins in a row that found nothing, and receives left that will not spin.
+    spin_misses: u32,
+    spin_off: u32,
+}
+
+const SPIN_MISSES_BEFORE_PAUSE: u32 = 3;
+const SPIN_PAUSE: u32 = 64;
+
+/// Small messages are copied into V8's heap (cheaper than an external buffer and its
+/// finalizer); large ones are handed over without a copy.
+fn to_js(env: &Env, v: Vec<u8>) -> napi::Result<BufferSlice<'_>> {
+    if v.len() <= COPY_LIMIT {
+        BufferSlice::copy_from(env, &v)
+    } else {
+        BufferSlice::from_data(env, v)
+    }
 }
 
 #[napi]
@@ -22,7 +38,7 @@ impl NativeConnection {
     /// Take ownership of `fd`.
     #[napi(constructor)]
     pub fn new(fd: i32) -> Self {
-        NativeConnection { fd, reader: FrameReader::new() }
+        NativeConnection { fd, reader: FrameReader::new(), spin_misses: 0, spin_off: 0 }
     }
 
     #[napi(getter)]
@@ -51,10 +67,7 @@ impl NativeConnection {
         let mode = if block { Mode::Until(deadline(timeout)) } else { Mode::NonBlocking };
         let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
         match self.reader.recv(self.fd, mode, limit) {
-            // Small messages are copied into V8's heap (cheaper than an external buffer
-            // and its finalizer); large ones are handed over without a copy.
-            Ok(Some(v)) if v.len() <= COPY_LIMIT => Ok(Some(BufferSlice::copy_from(env, &v)?)),
-            Ok(Some(v)) => Ok(Some(BufferSlice::from_data(env, v)?)),
+            Ok(Some(v)) => Ok(Some(to_js(env, v)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(recv(e)),
         }
@@ -105,27 +118,48 @@ impl Drop for NativeConnection {
 /// Receiving for the blocking (`...Sync`) calls of Connection.
 #[napi]
 impl NativeConnection {
-    /// Receive one message, waiting for ever: first polls without sleeping for up to
-    /// `spin_us` microseconds (a reply from a peer on another core usually arrives
-    /// sooner than a sleeping thread could be woken), then blocks.
+    /// Receive one message, waiting for ever: first polls for up to `spin_us`
+    /// microseconds, yielding the CPU between polls (a reply from a peer on another
+    /// core usually arrives sooner than a sleeping thread could be woken), then blocks.
+    /// Spinning adapts: after a few spins that found nothing, the next receives block
+    /// at once, so that an overloaded machine does not pay for it.
     #[napi]
-    pub fn recv_spin(&mut self, spin_us: u32, maxlength: Option<f64>) -> napi::Result<Buffer> {
+    pub fn recv_spin<'env>(&mut self, env: &'env Env, spin_us: u32, maxlength: Option<f64>) -> napi::Result<BufferSlice<'env>> {
         self.check_open()?;
         let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
-        let spin = std::time::Duration::from_micros(spin_us.into());
-        let start = std::time::Instant::now();
-        loop {
-            match self.reader.recv(self.fd, Mode::NonBlocking, limit) {
-                Ok(Some(v)) => return Ok(v.into()),
-                Ok(None) if start.elapsed() < spin => std::hint::spin_loop(),
-                Ok(None) => break,
-                Err(e) => return Err(recv(e)),
+        let got = if self.spin_off > 0 {
+            self.spin_off -= 1;
+            None
+        } else {
+            let spin = std::time::Duration::from_micros(spin_us.into());
+            let start = std::time::Instant::now();
+            loop {
+                match self.reader.recv(self.fd, Mode::NonBlocking, limit) {
+                    Ok(Some(v)) => {
+                        self.spin_misses = 0;
+                        break Some(v);
+                    }
+                    Ok(None) if start.elapsed() < spin => std::thread::yield_now(),
+                    Ok(None) => {
+                        self.spin_misses += 1;
+                        if self.spin_misses >= SPIN_MISSES_BEFORE_PAUSE {
+                            self.spin_misses = 0;
+                            self.spin_off = SPIN_PAUSE;
+                        }
+                        break None;
+                    }
+                    Err(e) => return Err(recv(e)),
+                }
             }
-        }
-        match self.reader.recv(self.fd, Mode::Until(None), limit) {
-            Ok(Some(v)) => Ok(v.into()),
-            Ok(None) => Err(coded("OS", "errno=0 a blocking receive returned nothing")),
-            Err(e) => Err(recv(e)),
-        }
+        };
+        let v = match got {
+            Some(v) => v,
+            None => match self.reader.recv(self.fd, Mode::Until(None), limit) {
+                Ok(Some(v)) => v,
+                Ok(None) => return Err(coded("OS", "errno=0 a blocking receive returned nothing")),
+                Err(e) => return Err(recv(e)),
+            },
+        };
+        to_js(env, v)
     }
 }
