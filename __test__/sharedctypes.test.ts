@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -14,6 +14,17 @@ import { Point, fillShared, keepShared, modify, negate } from './fixtures/sync_t
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
+
+/** Start a child that is killed (if still running) and joined when the test ends, passed or failed. */
+function start(t: ExecutionContext, target: (...a: any[]) => unknown, args: unknown[]): Process {
+  const p = new Process({ target, args });
+  p.start();
+  t.teardown(async () => {
+    if (p.isAlive()) p.kill();
+    await p.join(30);
+  });
+  return p;
+}
 
 async function collect(): Promise<void> {
   for (let i = 0; i < 4; i++) {
@@ -167,8 +178,7 @@ test('copy and synchronized', (t) => {
 test('17.2.1.5: a child changes a Value and an Array', async (t) => {
   const num = Value('d', 0.0);
   const arr = SharedArray('i', Array.from({ length: 10 }, (_, i) => i));
-  const p = new Process({ target: negate, args: [num, arr] });
-  p.start();
+  const p = start(t, negate, [num, arr]);
   await p.join();
   t.is(p.exitcode, 0);
   t.is(num.value, 3.1415927);
@@ -181,8 +191,7 @@ test('17.2.2.6.1: structures, strings and unlocked values modified by a child', 
   const x = Value(c_double, 1.0 / 3.0, { lock: false });
   const s = SharedArray('c', Buffer.from('hello world'), { lock });
   const A = SharedArray(Point, [[1.875, -6.25], [-5.75, 2.0], [2.375, 9.5]], { lock });
-  const p = new Process({ target: modify, args: [n, x, s, A] });
-  p.start();
+  const p = start(t, modify, [n, x, s, A]);
   await p.join();
   t.is(p.exitcode, 0);
   t.is(n.value, 49);
@@ -197,8 +206,7 @@ test('every kind of shared object crosses as the same memory, also inside messag
   const chars = RawArray('c', 3);
   const pt = RawValue(Point);
   const arr = SharedArray('i', 3);
-  const p = new Process({ target: fillShared, args: [raw, big, chars, pt, arr] });
-  p.start();
+  const p = start(t, fillShared, [raw, big, chars, pt, arr]);
   await p.join();
   t.is(p.exitcode, 0);
   t.deepEqual([...raw], [0, 1.5, 3, 4.5]);
@@ -251,9 +259,8 @@ test('nothing is left in /dev/shm after children holding shared objects are kill
   const before = list();
   const ready = new Event();
   const objs = [Value('i', 1), RawArray('d', 1 << 18), new Lock()];
-  const p = new Process({ target: keepShared, args: [objs, ready] });
-  p.start();
-  t.true(await ready.wait(30));
+  const p = start(t, keepShared, [objs, ready]);
+  t.true(await ready.wait(60));
   p.kill();
   await p.join();
   t.is(p.exitcode, -9);

@@ -1,22 +1,46 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { AssertionError } from 'node:assert';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Pipe, Process, ValueError, BrokenBarrierError, getLogger } from '../index.js';
-import { Value, Array as SharedArray } from '../src/sharedctypes.js';
+import { Value, Array as SharedArray, RawArray } from '../src/sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from '../src/synchronize.js';
 import {
-  barrierBroken, barrierPartyCounting, barrierPartySync, boundedOverRelease, countPass, holdForever,
-  incrementAsync, incrementSync, lockFromMessage, releaseForeign, semaphoreVisitor, setEventLater,
-  waitForFlag, waitForFlagSync,
+  barrierBroken, barrierPartyCounting, barrierPartySync, boundedOverRelease, countPass, hammerSemaphores,
+  holdForever, incrementAsync, incrementSync, lockFromMessage, releaseForeign, semaphoreVisitor,
+  setEventLater, waitForFlag, waitForFlagSync,
 } from './fixtures/sync_targets.js';
+
+// Every test that starts processes is serial: started all at once, the children of this
+// file (two dozen Node processes loading TypeScript) take well over ten seconds to come
+// up on a two-core machine, which is longer than the waits below allow for. Time limits
+// are generous for the same reason (a loaded machine); they catch hangs, not slowness.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function run(target: (...a: any[]) => unknown, args: unknown[]): Promise<Process> {
+/**
+ * Start `target(...args)` in a child that is killed (if still running) and joined when the
+ * test ends, passed or failed: a failed assertion throws (AVA 7), and a child left running
+ * would be joined by the exit handler (as in Python) and hang the worker.
+ */
+function run(t: ExecutionContext, target: (...a: any[]) => unknown, args: unknown[]): Process {
   const p = new Process({ target, args });
   p.start();
+  t.teardown(async () => {
+    if (p.isAlive()) p.kill();
+    await p.join(30);
+  });
   return p;
+}
+
+/** Poll `cond` every 5 ms until it holds; false if `seconds` pass first. */
+async function until(cond: () => boolean, seconds: number): Promise<boolean> {
+  const end = performance.now() + seconds * 1000;
+  while (!cond()) {
+    if (performance.now() > end) return false;
+    await sleep(5);
+  }
+  return true;
 }
 
 test.serial('Lock: booleans, non-blocking, timeouts, ValueError on release of an unlocked lock', async (t) => {
@@ -31,11 +55,11 @@ test.serial('Lock: booleans, non-blocking, timeouts, ValueError on release of an
   let t0 = performance.now();
   t.false(l.acquireSync({ timeout: 0.1 }));
   let dt = performance.now() - t0;
-  t.true(dt >= 95 && dt < 190, `sync timeout took ${dt} ms`);
+  t.true(dt >= 95 && dt < 1000, `sync timeout took ${dt} ms`);
   t0 = performance.now();
   t.false(await l.acquire(true, 0.1));
   dt = performance.now() - t0;
-  t.true(dt >= 95 && dt < 190, `async timeout took ${dt} ms`);
+  t.true(dt >= 95 && dt < 1000, `async timeout took ${dt} ms`);
   l.release();
   t.is(String(l), '<Lock(owner=None)>');
   t.throws(() => l.release(), { instanceOf: ValueError });
@@ -47,7 +71,7 @@ test.serial('Lock: booleans, non-blocking, timeouts, ValueError on release of an
   l.release();
 });
 
-test('RLock: re-entrant, repr with the count, AssertionError when not the owner', async (t) => {
+test.serial('RLock: re-entrant, repr with the count, AssertionError when not the owner', async (t) => {
   const r = new RLock();
   t.is(String(r), '<RLock(None, 0)>');
   t.throws(() => r.release(), { instanceOf: AssertionError });
@@ -60,7 +84,7 @@ test('RLock: re-entrant, repr with the count, AssertionError when not the owner'
   t.is(String(r), '<RLock(MainProcess, 1)>');
   // Another process may not release it.
   const [a, b] = Pipe();
-  const p = await run(releaseForeign, [r, b]);
+  const p = run(t, releaseForeign, [r, b]);
   t.is(await a.recv(), 'AssertionError');
   await p.join();
   t.is(String(r), '<RLock(MainProcess, 1)>');
@@ -68,15 +92,15 @@ test('RLock: re-entrant, repr with the count, AssertionError when not the owner'
   t.is(String(r), '<RLock(None, 0)>');
   // Held by another process: repr says so, and our acquire times out.
   const ready = new Event();
-  const holder = await run(holdForever, [r, ready]);
-  t.true(await ready.wait(10));
+  const holder = run(t, holdForever, [r, ready]);
+  t.true(await ready.wait(60));
   t.is(String(r), '<RLock(SomeOtherProcess, nonzero)>');
   t.false(await r.acquire(true, 0.05));
   holder.terminate();
   await holder.join();
 });
 
-test('Semaphore and BoundedSemaphore: getValue, repr, over-release', async (t) => {
+test.serial('Semaphore and BoundedSemaphore: getValue, repr, over-release', async (t) => {
   const s = new Semaphore(2);
   t.is(s.getValue(), 2);
   t.is(String(s), '<Semaphore(value=2)>');
@@ -96,7 +120,7 @@ test('Semaphore and BoundedSemaphore: getValue, repr, over-release', async (t) =
   t.is(String(b), '<BoundedSemaphore(value=0, maxvalue=1)>');
   b.release();
   const [x, y] = Pipe();
-  const p = await run(boundedOverRelease, [b, y]);
+  const p = run(t, boundedOverRelease, [b, y]);
   t.is(await x.recv(), 'ValueError');
   await p.join();
 });
@@ -109,13 +133,15 @@ test('1,000 pending async acquires leave file reads and timers running, then all
     order.push(i);
     return ok;
   }));
+  // The event loop keeps running: timers tick and a file is read while all are pending
+  // (a blocked loop would never get there: the lock is ours).
   let ticks = 0;
   const iv = setInterval(() => ticks++, 5);
   const text = await readFile(new URL(import.meta.url));
   t.true(text.length > 0);
-  await sleep(100);
+  const ticked = await until(() => ticks >= 10, 30);
   clearInterval(iv);
-  t.true(ticks >= 10, `timers ran ${ticks} times`);
+  t.true(ticked, `timers ran ${ticks} times`);
   t.deepEqual(order, []);
   for (let i = 0; i < 1000; i++) {
     l.release();
@@ -150,13 +176,13 @@ test('a scoped hold releases at the end of the block', async (t) => {
   l.release();
 });
 
-test('several processes increment one locked Value exactly', async (t) => {
+test.serial('several processes increment one locked Value exactly', async (t) => {
   const v = Value('i', 0);
   const ps = [
-    await run(incrementSync, [v, 3000]),
-    await run(incrementSync, [v, 3000]),
-    await run(incrementAsync, [v, 2000]),
-    await run(incrementAsync, [v, 2000]),
+    run(t, incrementSync, [v, 3000]),
+    run(t, incrementSync, [v, 3000]),
+    run(t, incrementAsync, [v, 2000]),
+    run(t, incrementAsync, [v, 2000]),
   ];
   await incrementAsync(v, 1000);
   for (const p of ps) {
@@ -166,12 +192,12 @@ test('several processes increment one locked Value exactly', async (t) => {
   t.is(v.value, 11000);
 });
 
-test('Semaphore(2) admits at most two of six processes at a time', async (t) => {
+test.serial('Semaphore(2) admits at most two of six processes at a time', async (t) => {
   const sem = new Semaphore(2);
   const guard = new Lock();
   const inside = SharedArray('i', 2);
   const ps = [];
-  for (let i = 0; i < 6; i++) ps.push(await run(semaphoreVisitor, [sem, guard, inside, 5]));
+  for (let i = 0; i < 6; i++) ps.push(run(t, semaphoreVisitor, [sem, guard, inside, 5]));
   for (const p of ps) {
     await p.join();
     t.is(p.exitcode, 0);
@@ -190,7 +216,7 @@ test.serial('Condition: wait times out, notify(n) and notifyAll need the lock', 
   const t0 = performance.now();
   t.false(await c.wait(0.1));
   const dt = performance.now() - t0;
-  t.true(dt >= 95 && dt < 190, `wait took ${dt} ms`);
+  t.true(dt >= 95 && dt < 1000, `wait took ${dt} ms`);
   t.false(c.waitSync(0.01));
   t.regex(String(c), /^<Condition\(<Lock\(owner=MainProcess\)>, 0\)>$/);
   c.release();
@@ -205,11 +231,12 @@ test.serial('Condition: wait times out, notify(n) and notifyAll need the lock', 
     cond.release();
     return ok;
   });
-  await sleep(30);
+  t.true(await until(() => String(cond).endsWith(', 3)>'), 30), String(cond));
   await cond.acquire();
   t.is(String(cond), '<Condition(<Lock(owner=MainProcess)>, 3)>');
   cond.notify(2);
   cond.release();
+  t.true(await until(() => woken.length >= 2, 30));
   await sleep(50);
   t.is(woken.length, 2);
   await cond.acquire();
@@ -218,12 +245,12 @@ test.serial('Condition: wait times out, notify(n) and notifyAll need the lock', 
   t.deepEqual(await Promise.all(waiters), [true, true, true]);
 });
 
-test('Condition.waitFor across processes (async and sync forms)', async (t) => {
+test.serial('Condition.waitFor across processes (async and sync forms)', async (t) => {
   for (const target of [waitForFlag, waitForFlagSync]) {
     const cond = new Condition();
     const flag = Value('i', 0, { lock: false });
     const [a, b] = Pipe();
-    const p = await run(target, [cond, flag, 3, b]);
+    const p = run(t, target, [cond, flag, 3, b]);
     t.is(await a.recv(), 'waiting');
     for (let i = 1; i <= 3; i++) {
       await cond.acquire();
@@ -253,14 +280,14 @@ test.serial('Event: isSet, set, clear, wait with timeout, set from another proce
   t.true(ev.waitSync());
   ev.clear();
   t.false(ev.isSet());
-  const p = await run(setEventLater, [ev, 50]);
-  t.true(await ev.wait(30));
+  const p = run(t, setEventLater, [ev, 50]);
+  t.true(await ev.wait(60));
   await p.join();
 });
 
-test('Barrier with five parties across processes: distinct indexes, the action once per pass', async (t) => {
+test.serial('Barrier with five parties across processes: distinct indexes, the action once per pass', async (t) => {
   const counter = Value('i', 0);
-  const b = new Barrier(5, countPass, 10);
+  const b = new Barrier(5, countPass, 60);
   t.is(b.parties, 5);
   t.is(b.nWaiting, 0);
   t.false(b.broken);
@@ -269,7 +296,7 @@ test('Barrier with five parties across processes: distinct indexes, the action o
   for (let i = 0; i < 5; i++) {
     const [a, c] = Pipe();
     conns.push(a);
-    ps.push(await run(i % 2 ? barrierPartySync : barrierPartyCounting, [b, counter, 3, c]));
+    ps.push(run(t, i % 2 ? barrierPartySync : barrierPartyCounting, [b, counter, 3, c]));
   }
   const results: number[][] = [];
   for (const a of conns) results.push(await a.recv());
@@ -295,7 +322,7 @@ test.serial('Barrier in one process: action once per pass, abort and reset', asy
   const first = b.wait();
   const t0 = performance.now();
   await t.throwsAsync(() => b.wait(0.05), { instanceOf: BrokenBarrierError });
-  t.true(performance.now() - t0 < 200);
+  t.true(performance.now() - t0 < 1000);
   await t.throwsAsync(first, { instanceOf: BrokenBarrierError });
   t.true(b.broken);
   t.throws(() => b.waitSync(), { instanceOf: BrokenBarrierError });
@@ -311,20 +338,16 @@ test.serial('Barrier in one process: action once per pass, abort and reset', asy
   t.regex(String(b), /^<Barrier\(parties=3, nWaiting=0, broken=False\)>$/);
 });
 
-test('Barrier.abort wakes parties in other processes with BrokenBarrierError', async (t) => {
+test.serial('Barrier.abort wakes parties in other processes with BrokenBarrierError', async (t) => {
   const b = new Barrier(5);
   const conns = [];
   const ps = [];
   for (let i = 0; i < 3; i++) {
     const [a, c] = Pipe();
     conns.push(a);
-    ps.push(await run(barrierBroken, [b, c]));
+    ps.push(run(t, barrierBroken, [b, c]));
   }
-  const t0 = performance.now();
-  while (b.nWaiting < 3) {
-    if (performance.now() - t0 > 10_000) t.fail('parties did not arrive');
-    await sleep(5);
-  }
+  t.true(await until(() => b.nWaiting >= 3, 60), `parties did not arrive (${b.nWaiting} waiting)`);
   b.abort();
   t.true(b.broken);
   for (const a of conns) t.deepEqual(await a.recv(), { error: 'BrokenBarrierError' });
@@ -332,21 +355,21 @@ test('Barrier.abort wakes parties in other processes with BrokenBarrierError', a
   await t.throwsAsync(() => b.wait(), { instanceOf: BrokenBarrierError });
 });
 
-test('a holder killed while holding a Lock or RLock: the next acquirer gets it, with a WARNING', async (t) => {
+test.serial('a holder killed while holding a Lock or RLock: the next acquirer gets it, with a WARNING', async (t) => {
   for (const lock of [new Lock(), new RLock()]) {
     const records: string[] = [];
     const handler = (r: { levelname: string; message: string }) => records.push(`${r.levelname}: ${r.message}`);
     getLogger().addHandler(handler);
     try {
       const ready = new Event();
-      const p = await run(holdForever, [lock, ready]);
-      t.true(await ready.wait(10));
+      const p = run(t, holdForever, [lock, ready]);
+      t.true(await ready.wait(60));
       t.false(lock.acquireSync(false));
-      const waiting = lock.acquire(true, 10);
+      const waiting = lock.acquire(true, 30);
       p.kill();
       const t0 = performance.now();
       t.true(await waiting, 'acquired after the holder died');
-      t.true(performance.now() - t0 < 2000);
+      t.true(performance.now() - t0 < 5000);
       t.true(records.some((m) => m.startsWith('WARNING: ') && m.includes(String(p.pid)) && m.includes('died')), records.join('\n'));
       lock.release();
       t.true(lock.acquireSync(false));
@@ -358,28 +381,28 @@ test('a holder killed while holding a Lock or RLock: the next acquirer gets it, 
   }
 });
 
-test('the sync form recovers a lock from a dead holder too', async (t) => {
+test.serial('the sync form recovers a lock from a dead holder too', async (t) => {
   const lock = new Lock();
   const ready = new Event();
   const handler = () => {};
   getLogger().addHandler(handler);
   try {
-    const p = await run(holdForever, [lock, ready]);
-    t.true(await ready.wait(10));
+    const p = run(t, holdForever, [lock, ready]);
+    t.true(await ready.wait(60));
     p.kill();
     await p.join();
-    t.true(lock.acquireSync(true, 5));
+    t.true(lock.acquireSync(true, 30));
     lock.release();
   } finally {
     getLogger().removeHandler(handler);
   }
 });
 
-test('locks travel inside messages and are the same lock', async (t) => {
+test.serial('locks travel inside messages and are the same lock', async (t) => {
   const lock = new Lock();
   const ev = new Event();
   const [a, b] = Pipe();
-  const p = await run(lockFromMessage, [b]);
+  const p = run(t, lockFromMessage, [b]);
   lock.acquireSync();
   a.send({ lock, ev });
   await sleep(50);
@@ -394,4 +417,29 @@ test('locks travel inside messages and are the same lock', async (t) => {
   t.true(lock.acquireSync(false));
   lock.release();
   await p.join();
+});
+
+test.serial('async and blocking waits in several processes lose no wake-ups (semaphores, event, barrier)', async (t) => {
+  // Semaphores have no holder recheck: a wake-up the futex waiter missed would stall here.
+  const kids = 4;
+  const rounds = 1500;
+  const sems = [new Semaphore(1), new Semaphore(1), new Semaphore(1)];
+  const inside = RawArray('i', sems.length) as Int32Array;
+  const ev = new Event();
+  const bar = new Barrier(kids + 1, null, 60);
+  const conns = [];
+  for (let i = 0; i < kids; i++) {
+    const [a, b] = Pipe();
+    conns.push(a);
+    run(t, hammerSemaphores, [sems, inside, rounds, i + 1, ev, bar, b]);
+  }
+  const [me, sink] = Pipe();
+  const mine = hammerSemaphores(sems, inside, rounds, 99, ev, bar, sink);
+  t.is(await me.recv(), 'hammered');
+  for (const a of conns) t.is(await a.recv(), 'hammered');
+  ev.set();
+  for (const a of [me, ...conns]) t.is(await a.recv(), 'event');
+  await mine;
+  for (const a of [me, ...conns]) t.is(await a.recv(), 'passed');
+  t.deepEqual(sems.map((s) => s.getValue()), [1, 1, 1]);
 });

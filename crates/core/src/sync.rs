@@ -1479,6 +1479,178 @@ mod tests {
         assert!(matches!(b.poll(&first).unwrap(), Try::Ready(0)));
     }
 
+    /// xorshift64: deterministic choices for the stress tests.
+    fn next_rand(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Many asynchronous acquirers driven through one [`Waiter`] (several tokens on one
+    /// word, tokens cancelled and re-watched in the same turn, holds across turns, idle
+    /// watches that give the waiter several threads whose shares shift), against
+    /// processes taking the same semaphores with blocking calls. Semaphores have no
+    /// holder recheck, so a lost wake-up shows as a stall; the "inside" flags check
+    /// mutual exclusion.
+    fn async_waiters_lose_no_wakeups(sems_n: usize, idle_n: usize) {
+        use std::collections::HashMap;
+        const TASKS: usize = 48;
+        const ROUNDS: usize = 150;
+        const KID_ROUNDS: usize = 3000;
+        let heap = Heap::new();
+        let sems: Vec<SemLock> = (0..sems_n).map(|_| SemLock::semaphore(&heap, 1).unwrap()).collect();
+        let inside = heap.alloc(4 * sems_n).unwrap();
+        let inside = unsafe { std::slice::from_raw_parts(inside.as_ptr() as *const AtomicU32, sems_n) };
+        let go = heap.alloc(4).unwrap();
+        let go = unsafe { &*(go.as_ptr() as *const AtomicU32) };
+        let enter = |i: usize| assert_eq!(inside[i].swap(1, AcqRel), 0, "two holders of semaphore {i}");
+        let leave = |i: usize| inside[i].store(0, Release);
+        // The blocking side: forked before the waiter thread exists.
+        let kids: Vec<i32> = (0..2u64)
+            .map(|k| {
+                fork_child(|| {
+                    while go.load(Acquire) == 0 {
+                        let _ = futex::wait(go, 0, None);
+                    }
+                    let mut r = 0x9e37_79b9_7f4a_7c15 ^ (k + 1);
+                    for n in 0..KID_ROUNDS {
+                        let i = next_rand(&mut r) as usize % sems_n;
+                        sems[i].acquire(true, None).unwrap();
+                        enter(i);
+                        if n % 4 == 0 {
+                            std::thread::sleep(Duration::from_micros(next_rand(&mut r) % 200));
+                        }
+                        leave(i);
+                        sems[i].release().unwrap();
+                    }
+                    0
+                })
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        let waiter = Waiter::start(move |t| tx.send(t).unwrap()).unwrap();
+        // Idle watches on words that never change.
+        let idle: Vec<SemLock> = (0..idle_n).map(|_| SemLock::semaphore(&heap, 0).unwrap()).collect();
+        let mut next_token = 1u64;
+        for s in &idle {
+            let Try::WouldBlock(on) = s.try_acquire(false) else { panic!() };
+            waiter.watch(next_token, on, None).unwrap();
+            next_token += 1;
+        }
+        go.store(1, Release);
+        futex::wake(go, u32::MAX);
+
+        struct Task {
+            sem: usize,
+            left: usize,
+            holding: bool,
+        }
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        let mut tasks: Vec<Task> =
+            (0..TASKS).map(|_| Task { sem: next_rand(&mut r) as usize % sems_n, left: ROUNDS, holding: false }).collect();
+        let mut runnable: Vec<usize> = (0..TASKS).collect();
+        let mut parked: HashMap<u64, usize> = HashMap::new();
+        let mut done = 0;
+        let mut cancelled = 0;
+        let mut parks = 0;
+        while done < TASKS {
+            // One "turn": run every runnable task until it blocks or finishes a round.
+            let mut again = Vec::new();
+            for ti in runnable.drain(..) {
+                let t = &mut tasks[ti];
+                if t.holding {
+                    leave(t.sem);
+                    sems[t.sem].release().unwrap();
+                    t.holding = false;
+                    t.left -= 1;
+                    if t.left == 0 {
+                        done += 1;
+                        continue;
+                    }
+                    t.sem = next_rand(&mut r) as usize % sems_n;
+                }
+                match sems[t.sem].try_acquire(false) {
+                    Try::Ready(_) => {
+                        enter(t.sem);
+                        t.holding = true;
+                        // Hold until the next turn (the blocking side waits on us).
+                        again.push(ti);
+                    }
+                    Try::WouldBlock(on) => {
+                        let token = next_token;
+                        next_token += 1;
+                        parks += 1;
+                        if token.is_multiple_of(7) {
+                            // Give up and watch again at once, as a timed-out retry does.
+                            let (word, expected) = (on.addr(), on.expected);
+                            waiter.watch(token, on, None).unwrap();
+                            if waiter.cancel(token) {
+                                cancelled += 1;
+                                let on = unsafe { WaitOn::new(word as *const AtomicU32, expected, None) };
+                                let token = next_token;
+                                next_token += 1;
+                                waiter.watch(token, on, None).unwrap();
+                                parked.insert(token, ti);
+                            } else {
+                                again.push(ti);
+                            }
+                        } else {
+                            waiter.watch(token, on, None).unwrap();
+                            parked.insert(token, ti);
+                        }
+                    }
+                }
+            }
+            runnable = again;
+            if done == TASKS {
+                break;
+            }
+            // Wait for reports (only if nothing can run), as the event loop would.
+            let mut batch = if runnable.is_empty() {
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(b) => b,
+                    Err(_) => {
+                        let words: Vec<String> =
+                            parked.values().map(|&ti| format!("{}:{:#x}", tasks[ti].sem, sems[tasks[ti].sem].s().word.load(SeqCst))).collect();
+                        panic!("stalled: {} tasks parked (sem:word {words:?}), {} done, {} tokens pending", parked.len(), done, waiter.pending());
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            while let Ok(b) = rx.try_recv() {
+                batch.extend(b);
+            }
+            for t in batch {
+                if let Some(ti) = parked.remove(&t) {
+                    runnable.push(ti);
+                } else {
+                    assert!(t > idle_n as u64, "an idle watch was reported: {t}");
+                }
+            }
+        }
+        for k in kids {
+            assert_eq!(reap(k), 0);
+        }
+        assert!(parked.is_empty());
+        assert_eq!(waiter.pending(), idle_n);
+        assert!(cancelled > 0 && parks > 100, "{parks} waits, {cancelled} re-watched");
+        for s in &sems {
+            assert_eq!(s.value(), 1);
+        }
+    }
+
+    #[test]
+    fn async_waiters_lose_no_wakeups_on_few_words() {
+        async_waiters_lose_no_wakeups(4, 0);
+    }
+
+    #[test]
+    fn async_waiters_lose_no_wakeups_across_waiter_threads() {
+        async_waiters_lose_no_wakeups(16, 300);
+    }
+
     #[test]
     fn uncontended_lock_release_is_fast() {
         let heap = Heap::new();
