@@ -1044,7 +1044,7 @@ mod tests {
         let t = Instant::now();
         assert_eq!(lock.acquire(true, soon(60)).unwrap(), None);
         let e = t.elapsed();
-        assert!(e >= ms(60) && e < ms(160), "{e:?}");
+        assert!(e >= ms(60) && e < ms(1000), "{e:?}");
         // Any thread may release a Lock.
         let l2 = lock.clone();
         std::thread::spawn(move || l2.release().unwrap()).join().unwrap();
@@ -1062,7 +1062,7 @@ mod tests {
         lock.release().unwrap();
         let (r, e) = h.join().unwrap();
         assert_eq!(r, Some(Acquired::Clean));
-        assert!(e >= ms(25) && e < ms(130), "{e:?}");
+        assert!(e >= ms(25) && e < ms(1000), "{e:?}");
     }
 
     #[test]
@@ -1231,7 +1231,8 @@ mod tests {
         let pid = fork_child(|| {
             lock.acquire(true, None).unwrap();
             flag.store(1, SeqCst);
-            std::thread::sleep(ms(400));
+            // Long enough that a loaded machine cannot let the timed acquire below outlast it.
+            std::thread::sleep(ms(2000));
             lock.release().unwrap();
             0
         });
@@ -1239,7 +1240,7 @@ mod tests {
             std::thread::sleep(ms(1));
         }
         assert_eq!(lock.acquire(true, soon(250)).unwrap(), None);
-        assert_eq!(lock.acquire(true, soon(3000)).unwrap(), Some(Acquired::Clean));
+        assert_eq!(lock.acquire(true, soon(10000)).unwrap(), Some(Acquired::Clean));
         lock.release().unwrap();
         assert_eq!(reap(pid), 0);
     }
@@ -1256,7 +1257,7 @@ mod tests {
         lock.acquire(true, None).unwrap();
         let t = Instant::now();
         assert!(!cond.wait(soon(50)).unwrap());
-        assert!(t.elapsed() >= ms(50) && t.elapsed() < ms(150));
+        assert!(t.elapsed() >= ms(50) && t.elapsed() < ms(1000));
         assert_eq!(lock.count(), 2);
         lock.release().unwrap();
         lock.release().unwrap();
@@ -1407,7 +1408,7 @@ mod tests {
         }
         let t = Instant::now();
         assert!(matches!(b.wait(soon(50), || true), Err(SyncError::Broken)));
-        assert!(t.elapsed() >= ms(50) && t.elapsed() < ms(200));
+        assert!(t.elapsed() >= ms(50) && t.elapsed() < ms(1000));
         assert!(matches!(h.join().unwrap(), Err(SyncError::Broken)));
         assert!(b.broken());
         assert!(matches!(b.wait(None, || true), Err(SyncError::Broken)));

@@ -283,7 +283,7 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(30));
         assert_eq!(collect(&rx, 1), vec![7]);
         let e = t.elapsed();
-        assert!(e >= Duration::from_millis(60) && e < Duration::from_millis(200), "{e:?}");
+        assert!(e >= Duration::from_millis(60) && e < Duration::from_millis(1000), "{e:?}");
     }
 
     #[test]
