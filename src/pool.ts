@@ -616,11 +616,13 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
 }
 
 /**
- * Batches' numbers are packed here, each in a region of its own until the dispatch that
- * packed them has sent them all; then the space is reused (fresh memory is dear).
+ * Batches' numbers are packed here, each in a region of its own until it is sent; then
+ * the space is reused (fresh memory is dear: a page fault per 4 KiB written first).
  */
 class BatchScratch {
-  #buf = new Float64Array(1024);
+  // Only the pages written to become memory: a large buffer costs nothing more, and
+  // growing one would mean writing fresh pages again.
+  #buf = new Float64Array(1 << 19);
   #used = 0;
 
   take(n: number): Float64Array {
@@ -809,7 +811,6 @@ export class Pool {
 
   #dispatch(): void {
     if (this.#state === TERMINATE) return;
-    itemScratch.reset();
     let live = 0;
     let held = 0;
     for (const w of this.#workers) {
@@ -820,7 +821,9 @@ export class Pool {
     // Batches of an even share of all the work not done, so that the workers stay busy
     // and finish together.
     const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#pending() + held) / ((live || 1) * IN_FLIGHT))));
-    // Idle workers first, then a second and third batch for each.
+    // Idle workers first, then a second and third batch for each. The batches of a round
+    // are all packed before any is sent: a worker woken by a batch takes a core, which
+    // the pool would otherwise have to share while it packs the next ones.
     for (let level = 0; level < IN_FLIGHT; level++) {
       const least = level === 0 ? 1 : MIN_QUEUED_CALLS;
       for (const w of this.#workers) {
@@ -828,20 +831,7 @@ export class Pool {
         if (w.gone || w.inflight.length !== level) continue;
         this.#sendBatch(w, level, size);
       }
-    }
-    // All batches are packed before any is sent: a worker woken by a batch takes a core,
-    // which the pool would otherwise have to share while it packs the next ones.
-    const outbox = this.#outbox;
-    this.#outbox = [];
-    for (const { w, batch, data, fds, raw } of outbox) {
-      try {
-        if (fds.length) w.conn.send(batch);
-        else w.conn.sendBytes(data);
-        if (raw !== null) w.conn.sendBytes(raw);
-      } catch {
-        // The worker is gone: its reader sees EOF and fails what it held.
-      }
-      if (!w.reading) void this.#read(w);
+      this.#flush();
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -924,6 +914,24 @@ export class Pool {
     w.inflight.push(taken.length);
     w.inflightBytes.push(bytes);
     this.#outbox.push({ w, batch, data, fds, raw });
+  }
+
+  /** Send the batches packed so far. */
+  #flush(): void {
+    const outbox = this.#outbox;
+    if (outbox.length === 0) return;
+    this.#outbox = [];
+    for (const { w, batch, data, fds, raw } of outbox) {
+      try {
+        if (fds.length) w.conn.send(batch);
+        else w.conn.sendBytes(data);
+        if (raw !== null) w.conn.sendBytes(raw);
+      } catch {
+        // The worker is gone: its reader sees EOF and fails what it held.
+      }
+      if (!w.reading) void this.#read(w);
+    }
+    itemScratch.reset();
   }
 
   /** Return tasks just taken from the queue to its head. */

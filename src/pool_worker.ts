@@ -52,7 +52,9 @@ export const PACK_MIN = 16;
  * from batch to batch, as fresh memory is dear (a page fault per 4 KiB).
  */
 export class NumberScratch {
-  #f64 = new Float64Array(256);
+  // Only the pages written to become memory: a large buffer costs nothing more, and
+  // growing one would mean writing fresh pages again.
+  #f64 = new Float64Array(1 << 19);
 
   /** At least `n` doubles to fill; the array is only good until the next `for`. */
   for(n: number): Float64Array {
