@@ -12,10 +12,12 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run a TypeScript file with tsx (as a user would) and collect its output. */
+/** Run a TypeScript file under tsx (as a user would) and collect its output. */
 export function runTs(file: string, args: string[] = [], timeoutMs = 60_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), [join(root, file), ...args], { cwd: root });
+    // node itself with tsx's loader (not the tsx CLI, which would run node as a grandchild
+    // that a kill on timeout would not reach).
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, file), ...args], { cwd: root });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
