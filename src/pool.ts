@@ -607,9 +607,14 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
     if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
     else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
     else {
+      // One call: its arguments (few; no builtins for so few).
       const src = t.src;
       f[p++] = src.length;
-      p = fillPlain(src, 0, src.length, f, p);
+      for (let j = 0; j < src.length; j++) {
+        const v = src[j];
+        if (typeof v !== 'number') return false;
+        f[p++] = v;
+      }
     }
   }
   return p >= 0;
@@ -642,6 +647,8 @@ class BatchScratch {
 }
 
 const itemScratch = new BatchScratch();
+/** A batch's task table (see pool_worker.ts), as a typed array: copied, not walked, by the serializer. */
+const metaScratch = new Float64Array(2 * MAX_BATCH);
 
 /** The first argument of a task's calls (to guess whether a batch is all numbers). */
 function firstArg(t: PendingTask): unknown {
@@ -782,7 +789,7 @@ export class Pool {
       return;
     }
     this.#queue.push(t);
-    this.#queuedCalls += callsOf(t);
+    this.#queuedCalls += t.kind === APPLY ? 1 : t.count;
     if (!this.#dispatchScheduled) {
       this.#dispatchScheduled = true;
       queueMicrotask(() => {
@@ -852,27 +859,37 @@ export class Pool {
     }
     const perItem = this.#bytesPerItem;
     const defs: Array<[number, Function]> = [];
-    const meta: number[] = [];
+    const meta = metaScratch;
     const taken: PendingTask[] = [];
     let estimate = 0;
     let slots = 0;
-    for (let i = 0; i < n && this.#pending() > 0; i++) {
-      const t = this.#queue[this.#head];
-      estimate += (t.kind === APPLY ? t.src.length + 1 : t.count) * perItem;
+    let known = -1;
+    const queue = this.#queue;
+    for (let i = 0; i < n && this.#head < queue.length; i++) {
+      const t = queue[this.#head];
+      const apply = t.kind === APPLY;
+      const tslots = apply ? t.src.length + 1 : t.kind === PLAIN ? t.count : slotsOf(t);
+      estimate += tslots * perItem;
       if (estimate > budget && taken.length > 0) break;
       if (estimate > budget) return;
-      this.#queue[this.#head++] = undefined as unknown as PendingTask;
-      this.#queuedCalls -= callsOf(t);
+      queue[this.#head++] = undefined as unknown as PendingTask;
+      const calls = apply ? 1 : t.count;
+      this.#queuedCalls -= calls;
       const id = fnIdOf(t.fn);
-      if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
-      meta.push(id * 2 + (t.kind === PLAIN ? 0 : 1), t.kind === APPLY ? 1 : t.count);
-      slots += slotsOf(t);
+      if (id !== known) {
+        if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
+        known = id;
+      }
+      meta[2 * taken.length] = id * 2 + (t.kind === PLAIN ? 0 : 1);
+      meta[2 * taken.length + 1] = calls;
+      slots += tslots;
       taken.push(t);
     }
     const items = packItems(taken, slots);
     // Numbers go as a frame of raw doubles after the batch (see pool_worker.ts).
     const raw = items instanceof Float64Array ? items : null;
-    const batch: Batch = [defs.length ? defs : null, meta, raw !== null ? raw.length : (items as unknown[])];
+    // (The serializer copies meta out of its scratch space at once.)
+    const batch: Batch = [defs.length ? defs : null, meta.subarray(0, 2 * taken.length), raw !== null ? raw.length : (items as unknown[])];
     let data: Buffer;
     let fds: number[];
     try {
@@ -913,6 +930,8 @@ export class Pool {
     w.assigned += taken.length;
     w.inflight.push(taken.length);
     w.inflightBytes.push(bytes);
+    // With descriptors the batch is serialized again when sent: it needs its own meta.
+    if (fds.length) batch[1] = batch[1].slice();
     this.#outbox.push({ w, batch, data, fds, raw });
   }
 
@@ -1067,11 +1086,11 @@ export class Pool {
 
   /** Call `func(...args)` in a worker; returns an AsyncResult. */
   applyAsync<A extends unknown[], R>(func: (...a: A) => R, args: A | [] = [], callback?: Callback<Awaited<R>>, errorCallback?: ErrorCallback): AsyncResult<Awaited<R>> {
-    this.#checkRunning();
-    checkFn(func);
+    if (this.#state !== RUN) this.#checkRunning();
+    if (typeof func !== 'function') checkFn(func);
     const a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
     const r = new AsyncResult<Awaited<R>>(this, callback, errorCallback);
-    this.#addJob(r);
+    this.#jobCount++;
     this._submit({ job: r, index: 0, fn: func, src: a, start: 0, count: 1, kind: APPLY });
     return r;
   }

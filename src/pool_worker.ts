@@ -22,12 +22,13 @@ registerErrorClass(MaybeEncodingError);
 /**
  * A batch from the pool, or null: stop.
  * - `defs`: functions this worker has not been sent yet, as [id, function].
- * - `meta`: two numbers per task: `fnId * 2 + (star ? 1 : 0)`, then its number of calls.
+ * - `meta`: two numbers per task: `fnId * 2 + (star ? 1 : 0)`, then its number of calls
+ *   (a Float64Array).
  * - `items`: the arguments of all the calls, task after task: a plain call takes one
  *   slot (its argument), a star call `1 + n` (n, then its n arguments). When they are
  *   all numbers, their count instead, and they follow as a frame of raw doubles.
  */
-export type Batch = [Array<[number, Function]> | null, number[], unknown[] | number | Float64Array] | null;
+export type Batch = [Array<[number, Function]> | null, Float64Array, unknown[] | number | Float64Array] | null;
 /**
  * Results of the next `n` tasks, in the order they were sent: `[n, failed, values]`.
  * `failed` lists the positions (0..n-1) of the tasks that threw, or is null. In
@@ -159,7 +160,7 @@ function taskEnd(items: ArrayLike<unknown>, p: number, count: number, star: bool
  * Send the results of the tasks `meta[2*from ..]`. If some result cannot be serialized,
  * that task alone fails with MaybeEncodingError.
  */
-function sendResults(conn: Connection, meta: number[], from: number, n: number, failed: number[] | null, values: unknown[] | Float64Array): void {
+function sendResults(conn: Connection, meta: Float64Array, from: number, n: number, failed: number[] | null, values: unknown[] | Float64Array): void {
   if (values instanceof Float64Array) {
     conn.send([n, failed, values.length] satisfies Results);
     conn.sendBytes(values);
