@@ -818,6 +818,7 @@ export class Pool {
 
   #dispatch(): void {
     if (this.#state === TERMINATE) return;
+    itemScratch.reset();
     let live = 0;
     let held = 0;
     for (const w of this.#workers) {
