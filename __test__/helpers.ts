@@ -1,7 +1,9 @@
 // Shared test helpers.
+import type { ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Process } from '../index.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -31,4 +33,19 @@ export function runTs(file: string, args: string[] = [], timeoutMs = 60_000): Pr
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * Start `target(...args)` in a child that is killed (if still running) and joined when the
+ * test ends, passed or failed: a failed assertion throws (AVA 7), and a child left running
+ * would be joined by the exit handler (as in Python) and hang the worker.
+ */
+export function startChild(t: ExecutionContext, target: (...a: any[]) => unknown, args: unknown[]): Process {
+  const p = new Process({ target, args });
+  p.start();
+  t.teardown(async () => {
+    if (p.isAlive()) p.kill();
+    await p.join(30);
+  });
+  return p;
 }

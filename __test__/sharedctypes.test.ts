@@ -1,8 +1,8 @@
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Pipe, Process, ValueError } from '../index.js';
+import { Pipe, ValueError } from '../index.js';
 import { _arenaBufferCount } from '../src/heap.js';
 import {
   Array as SharedArray, CharArray, RawArray, RawValue, SharedArray as SharedArray2, Structure, Synchronized,
@@ -11,20 +11,10 @@ import {
 } from '../src/sharedctypes.js';
 import { Event, Lock, RLock } from '../src/synchronize.js';
 import { Point, fillShared, keepShared, modify, negate } from './fixtures/sync_targets.js';
+import { startChild } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** Start a child that is killed (if still running) and joined when the test ends, passed or failed. */
-function start(t: ExecutionContext, target: (...a: any[]) => unknown, args: unknown[]): Process {
-  const p = new Process({ target, args });
-  p.start();
-  t.teardown(async () => {
-    if (p.isAlive()) p.kill();
-    await p.join(30);
-  });
-  return p;
-}
 
 async function collect(): Promise<void> {
   for (let i = 0; i < 4; i++) {
@@ -178,7 +168,7 @@ test('copy and synchronized', (t) => {
 test('17.2.1.5: a child changes a Value and an Array', async (t) => {
   const num = Value('d', 0.0);
   const arr = SharedArray('i', Array.from({ length: 10 }, (_, i) => i));
-  const p = start(t, negate, [num, arr]);
+  const p = startChild(t, negate, [num, arr]);
   await p.join();
   t.is(p.exitcode, 0);
   t.is(num.value, 3.1415927);
@@ -191,7 +181,7 @@ test('17.2.2.6.1: structures, strings and unlocked values modified by a child', 
   const x = Value(c_double, 1.0 / 3.0, { lock: false });
   const s = SharedArray('c', Buffer.from('hello world'), { lock });
   const A = SharedArray(Point, [[1.875, -6.25], [-5.75, 2.0], [2.375, 9.5]], { lock });
-  const p = start(t, modify, [n, x, s, A]);
+  const p = startChild(t, modify, [n, x, s, A]);
   await p.join();
   t.is(p.exitcode, 0);
   t.is(n.value, 49);
@@ -206,7 +196,7 @@ test('every kind of shared object crosses as the same memory, also inside messag
   const chars = RawArray('c', 3);
   const pt = RawValue(Point);
   const arr = SharedArray('i', 3);
-  const p = start(t, fillShared, [raw, big, chars, pt, arr]);
+  const p = startChild(t, fillShared, [raw, big, chars, pt, arr]);
   await p.join();
   t.is(p.exitcode, 0);
   t.deepEqual([...raw], [0, 1.5, 3, 4.5]);
@@ -259,7 +249,7 @@ test('nothing is left in /dev/shm after children holding shared objects are kill
   const before = list();
   const ready = new Event();
   const objs = [Value('i', 1), RawArray('d', 1 << 18), new Lock()];
-  const p = start(t, keepShared, [objs, ready]);
+  const p = startChild(t, keepShared, [objs, ready]);
   t.true(await ready.wait(60));
   p.kill();
   await p.join();

@@ -1,8 +1,8 @@
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { AssertionError } from 'node:assert';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { Pipe, Process, ValueError, BrokenBarrierError, getLogger } from '../index.js';
+import { Pipe, ValueError, BrokenBarrierError, getLogger } from '../index.js';
 import { Value, Array as SharedArray, RawArray } from '../src/sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from '../src/synchronize.js';
 import {
@@ -10,6 +10,7 @@ import {
   holdForever, incrementAsync, incrementSync, lockFromMessage, releaseForeign, semaphoreVisitor,
   setEventLater, waitForFlag, waitForFlagSync,
 } from './fixtures/sync_targets.js';
+import { startChild } from './helpers.js';
 
 // Every test that starts processes is serial: started all at once, the children of this
 // file (two dozen Node processes loading TypeScript) take well over ten seconds to come
@@ -17,21 +18,6 @@ import {
 // are generous for the same reason (a loaded machine); they catch hangs, not slowness.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Start `target(...args)` in a child that is killed (if still running) and joined when the
- * test ends, passed or failed: a failed assertion throws (AVA 7), and a child left running
- * would be joined by the exit handler (as in Python) and hang the worker.
- */
-function run(t: ExecutionContext, target: (...a: any[]) => unknown, args: unknown[]): Process {
-  const p = new Process({ target, args });
-  p.start();
-  t.teardown(async () => {
-    if (p.isAlive()) p.kill();
-    await p.join(30);
-  });
-  return p;
-}
 
 /** Poll `cond` every 5 ms until it holds; false if `seconds` pass first. */
 async function until(cond: () => boolean, seconds: number): Promise<boolean> {
@@ -84,7 +70,7 @@ test.serial('RLock: re-entrant, repr with the count, AssertionError when not the
   t.is(String(r), '<RLock(MainProcess, 1)>');
   // Another process may not release it.
   const [a, b] = Pipe();
-  const p = run(t, releaseForeign, [r, b]);
+  const p = startChild(t, releaseForeign, [r, b]);
   t.is(await a.recv(), 'AssertionError');
   await p.join();
   t.is(String(r), '<RLock(MainProcess, 1)>');
@@ -92,7 +78,7 @@ test.serial('RLock: re-entrant, repr with the count, AssertionError when not the
   t.is(String(r), '<RLock(None, 0)>');
   // Held by another process: repr says so, and our acquire times out.
   const ready = new Event();
-  const holder = run(t, holdForever, [r, ready]);
+  const holder = startChild(t, holdForever, [r, ready]);
   t.true(await ready.wait(60));
   t.is(String(r), '<RLock(SomeOtherProcess, nonzero)>');
   t.false(await r.acquire(true, 0.05));
@@ -120,7 +106,7 @@ test.serial('Semaphore and BoundedSemaphore: getValue, repr, over-release', asyn
   t.is(String(b), '<BoundedSemaphore(value=0, maxvalue=1)>');
   b.release();
   const [x, y] = Pipe();
-  const p = run(t, boundedOverRelease, [b, y]);
+  const p = startChild(t, boundedOverRelease, [b, y]);
   t.is(await x.recv(), 'ValueError');
   await p.join();
 });
@@ -179,10 +165,10 @@ test('a scoped hold releases at the end of the block', async (t) => {
 test.serial('several processes increment one locked Value exactly', async (t) => {
   const v = Value('i', 0);
   const ps = [
-    run(t, incrementSync, [v, 3000]),
-    run(t, incrementSync, [v, 3000]),
-    run(t, incrementAsync, [v, 2000]),
-    run(t, incrementAsync, [v, 2000]),
+    startChild(t, incrementSync, [v, 3000]),
+    startChild(t, incrementSync, [v, 3000]),
+    startChild(t, incrementAsync, [v, 2000]),
+    startChild(t, incrementAsync, [v, 2000]),
   ];
   await incrementAsync(v, 1000);
   for (const p of ps) {
@@ -197,7 +183,7 @@ test.serial('Semaphore(2) admits at most two of six processes at a time', async 
   const guard = new Lock();
   const inside = SharedArray('i', 2);
   const ps = [];
-  for (let i = 0; i < 6; i++) ps.push(run(t, semaphoreVisitor, [sem, guard, inside, 5]));
+  for (let i = 0; i < 6; i++) ps.push(startChild(t, semaphoreVisitor, [sem, guard, inside, 5]));
   for (const p of ps) {
     await p.join();
     t.is(p.exitcode, 0);
@@ -250,7 +236,7 @@ test.serial('Condition.waitFor across processes (async and sync forms)', async (
     const cond = new Condition();
     const flag = Value('i', 0, { lock: false });
     const [a, b] = Pipe();
-    const p = run(t, target, [cond, flag, 3, b]);
+    const p = startChild(t, target, [cond, flag, 3, b]);
     t.is(await a.recv(), 'waiting');
     for (let i = 1; i <= 3; i++) {
       await cond.acquire();
@@ -280,7 +266,7 @@ test.serial('Event: isSet, set, clear, wait with timeout, set from another proce
   t.true(ev.waitSync());
   ev.clear();
   t.false(ev.isSet());
-  const p = run(t, setEventLater, [ev, 50]);
+  const p = startChild(t, setEventLater, [ev, 50]);
   t.true(await ev.wait(60));
   await p.join();
 });
@@ -296,7 +282,7 @@ test.serial('Barrier with five parties across processes: distinct indexes, the a
   for (let i = 0; i < 5; i++) {
     const [a, c] = Pipe();
     conns.push(a);
-    ps.push(run(t, i % 2 ? barrierPartySync : barrierPartyCounting, [b, counter, 3, c]));
+    ps.push(startChild(t, i % 2 ? barrierPartySync : barrierPartyCounting, [b, counter, 3, c]));
   }
   const results: number[][] = [];
   for (const a of conns) results.push(await a.recv());
@@ -345,7 +331,7 @@ test.serial('Barrier.abort wakes parties in other processes with BrokenBarrierEr
   for (let i = 0; i < 3; i++) {
     const [a, c] = Pipe();
     conns.push(a);
-    ps.push(run(t, barrierBroken, [b, c]));
+    ps.push(startChild(t, barrierBroken, [b, c]));
   }
   t.true(await until(() => b.nWaiting >= 3, 60), `parties did not arrive (${b.nWaiting} waiting)`);
   b.abort();
@@ -362,7 +348,7 @@ test.serial('a holder killed while holding a Lock or RLock: the next acquirer ge
     getLogger().addHandler(handler);
     try {
       const ready = new Event();
-      const p = run(t, holdForever, [lock, ready]);
+      const p = startChild(t, holdForever, [lock, ready]);
       t.true(await ready.wait(60));
       t.false(lock.acquireSync(false));
       const waiting = lock.acquire(true, 30);
@@ -387,7 +373,7 @@ test.serial('the sync form recovers a lock from a dead holder too', async (t) =>
   const handler = () => {};
   getLogger().addHandler(handler);
   try {
-    const p = run(t, holdForever, [lock, ready]);
+    const p = startChild(t, holdForever, [lock, ready]);
     t.true(await ready.wait(60));
     p.kill();
     await p.join();
@@ -402,7 +388,7 @@ test.serial('locks travel inside messages and are the same lock', async (t) => {
   const lock = new Lock();
   const ev = new Event();
   const [a, b] = Pipe();
-  const p = run(t, lockFromMessage, [b]);
+  const p = startChild(t, lockFromMessage, [b]);
   lock.acquireSync();
   a.send({ lock, ev });
   await sleep(50);
@@ -431,7 +417,7 @@ test.serial('async and blocking waits in several processes lose no wake-ups (sem
   for (let i = 0; i < kids; i++) {
     const [a, b] = Pipe();
     conns.push(a);
-    run(t, hammerSemaphores, [sems, inside, rounds, i + 1, ev, bar, b]);
+    startChild(t, hammerSemaphores, [sems, inside, rounds, i + 1, ev, bar, b]);
   }
   const [me, sink] = Pipe();
   const mine = hammerSemaphores(sems, inside, rounds, 99, ev, bar, sink);
