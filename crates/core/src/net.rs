@@ -238,15 +238,7 @@ fn connect_raw(fd: RawFd, addr: *const libc::sockaddr, len: libc::socklen_t) -> 
             return Err(e);
         }
     }
-    let mut err: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    cvt(unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
-    })?;
-    if err != 0 {
-        return Err(io::Error::from_raw_os_error(err));
-    }
-    Ok(())
+    pending_error(fd)
 }
 
 /// A connect started without waiting: the socket, and whether the connect is still in
@@ -279,9 +271,8 @@ pub fn connect_unix_start(path: &str) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// Complete a connect from [`connect_start`]/[`connect_unix_start`]: report its error,
-/// make the socket blocking again, and set TCP_NODELAY on TCP sockets.
-pub fn connect_finish(fd: RawFd) -> io::Result<()> {
+/// The error a non-blocking connect ended with (SO_ERROR), if any.
+fn pending_error(fd: RawFd) -> io::Result<()> {
     let mut err: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     cvt(unsafe {
@@ -290,6 +281,13 @@ pub fn connect_finish(fd: RawFd) -> io::Result<()> {
     if err != 0 {
         return Err(io::Error::from_raw_os_error(err));
     }
+    Ok(())
+}
+
+/// Complete a connect from [`connect_start`]/[`connect_unix_start`]: report its error,
+/// make the socket blocking again, and set TCP_NODELAY on TCP sockets.
+pub fn connect_finish(fd: RawFd) -> io::Result<()> {
+    pending_error(fd)?;
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
     if !matches!(local_addr(fd)?, Addr::Unix(_)) {
