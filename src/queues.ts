@@ -17,12 +17,12 @@ import { Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit } from './util.js';
+import { blockArgs, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { cancelChanged, changed, futexToken } from './wait.js';
 
 type Handle = ReturnType<typeof native.ringCreate>;
 
-/** Seconds; null/undefined: no limit; negative: zero. */
-export type Timeout = number | null | undefined;
+export type { Timeout } from './timeouts.js';
 
 export interface QueueOptions {
   /** Python's `maxsize`: the most items the queue holds; `<= 0` means no limit. */
@@ -36,10 +36,7 @@ export interface QueueOptions {
   ctx?: unknown;
 }
 
-export interface PutOptions {
-  block?: boolean;
-  timeout?: Timeout;
-}
+export type PutOptions = BlockOptions;
 
 export type GetOptions = PutOptions;
 
@@ -88,37 +85,11 @@ function call<T>(fn: () => T): T {
   }
 }
 
-function blockArgs(block: boolean | PutOptions | undefined, timeout: Timeout): [boolean, Timeout] {
-  if (block !== null && typeof block === 'object') return [block.block ?? true, block.timeout];
-  return [block ?? true, timeout];
-}
-
-function checkTimeout(timeout: Timeout): number | null {
-  if (timeout == null || timeout === Infinity) return null;
-  const t = Number(timeout);
-  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
-  return Math.max(0, t);
-}
-
 /** Seconds for the native blocking calls: -1 no limit, 0 don't wait. */
 function nativeTimeout(block: boolean, timeout: Timeout): number {
   if (!block) return 0;
-  const t = checkTimeout(timeout);
+  const t = timeoutSeconds(timeout);
   return t === null ? -1 : t;
-}
-
-/** Absolute deadline in performance.now() milliseconds, or null. */
-function deadlineOf(timeout: Timeout): number | null {
-  const t = checkTimeout(timeout);
-  return t === null ? null : performance.now() + t * 1000;
-}
-
-function left(deadline: number | null): number | null {
-  return deadline === null ? null : Math.max(0, (deadline - performance.now()) / 1000);
-}
-
-function expired(deadline: number | null): boolean {
-  return deadline !== null && performance.now() >= deadline;
 }
 
 /** An item serialized for the ring: `tag`, when set, is a byte written before `data`. */
@@ -225,7 +196,7 @@ abstract class BaseQueue {
       const deadline = deadlineOf(timeout);
       this.#flushSync(deadline);
       if (this.#pending.length > 0) throw new Full();
-      if (!this.#put(item, deadline === null ? -1 : left(deadline)!)) throw new Full();
+      if (!this.#put(item, deadline === null ? -1 : secondsLeft(deadline)!)) throw new Full();
       return;
     }
     if (!this.#put(item, nativeTimeout(block, timeout))) throw new Full();
@@ -314,7 +285,7 @@ abstract class BaseQueue {
             if (!done) err = new Full();
           } else {
             const token = futexToken();
-            done = call(() => native.ringPutOrWatch(this._h, p.item.data, token, left(p.deadline), p.item.tag));
+            done = call(() => native.ringPutOrWatch(this._h, p.item.data, token, secondsLeft(p.deadline), p.item.tag));
             if (!done) {
               this.#pumpToken = token;
               await new Promise<void>((wake) => {
@@ -356,7 +327,7 @@ abstract class BaseQueue {
       const d = p.deadline === null ? deadline : deadline === null ? p.deadline : Math.min(p.deadline, deadline);
       let ok: boolean;
       try {
-        ok = this.#put(p.item, d === null ? -1 : left(d)!);
+        ok = this.#put(p.item, d === null ? -1 : secondsLeft(d)!);
       } catch (e) {
         this.#settled(p, e);
         continue;
@@ -399,7 +370,7 @@ abstract class BaseQueue {
     for (;;) {
       if (expired(deadline)) return this.#get(0);
       const token = futexToken();
-      const r = call(() => native.ringGetOrWatch(this._h, token, left(deadline)));
+      const r = call(() => native.ringGetOrWatch(this._h, token, secondsLeft(deadline)));
       if (r !== -1) return decode(r);
       await changed(token);
       native.ringDisarm(this._h, token);

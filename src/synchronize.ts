@@ -14,6 +14,7 @@ import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { getLogger } from './util.js';
+import { blockArgs, deadlineOf, expired, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { changed, futexToken } from './wait.js';
 
 type NSemLock = InstanceType<typeof native.NativeSemLock>;
@@ -23,46 +24,9 @@ type NEvent = InstanceType<typeof native.NativeEvent>;
 type NBarrier = InstanceType<typeof native.NativeBarrier>;
 type BlockId = ReturnType<NSemLock['retainForTransfer']>;
 
-/** Seconds; null/undefined: no limit; negative: zero. */
-export type Timeout = number | null | undefined;
+export type { Timeout } from './timeouts.js';
 
-export interface AcquireOptions {
-  block?: boolean;
-  timeout?: Timeout;
-}
-
-/** Absolute deadline in performance.now() milliseconds, or null for none. */
-function deadlineOf(timeout: Timeout): number | null {
-  if (timeout == null || timeout === Infinity) return null;
-  const t = Number(timeout);
-  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
-  return performance.now() + Math.max(0, t) * 1000;
-}
-
-/** Seconds left until `deadline` (never negative), or null. */
-function left(deadline: number | null): number | null {
-  return deadline === null ? null : Math.max(0, (deadline - performance.now()) / 1000);
-}
-
-function expired(deadline: number | null): boolean {
-  return deadline !== null && performance.now() >= deadline;
-}
-
-function syncTimeout(timeout: Timeout): number | null {
-  if (timeout == null || timeout === Infinity) return null;
-  const t = Number(timeout);
-  if (Number.isNaN(t)) throw new TypeError(`timeout must be a number, not ${inspect(timeout)}`);
-  return Math.max(0, t);
-}
-
-function acquireArgs(block: boolean | AcquireOptions | undefined, timeout: Timeout): [boolean, Timeout] {
-  if (block !== null && typeof block === 'object') return [block.block ?? true, block.timeout];
-  return [block ?? true, timeout];
-}
-
-function timeoutArg(timeout: Timeout | { timeout?: Timeout }): Timeout {
-  return timeout !== null && typeof timeout === 'object' ? timeout.timeout : timeout;
-}
+export type AcquireOptions = BlockOptions;
 
 /** Native barrier/condition calls: `[Broken]` becomes BrokenBarrierError. */
 function call<T>(fn: () => T): T {
@@ -239,8 +203,8 @@ export class SemLock {
       r = nativeCall(() => this._n.acquire(true, null));
     } else {
       if (this.#fastAcquire()) return true;
-      const [b, t] = acquireArgs(block, timeout);
-      const secs = syncTimeout(t);
+      const [b, t] = blockArgs(block, timeout);
+      const secs = timeoutSeconds(t);
       r = nativeCall(() => this._n.acquire(b, secs));
     }
     if (r < 0) this.#recovered(-r);
@@ -252,7 +216,7 @@ export class SemLock {
     if (this.#queue.length === 0 && this.#fastAcquire()) return Promise.resolve(true);
     let r = this.#queue.length === 0 ? this._n.tryAcquire() : 0;
     if (r === 0) {
-      const [b, t] = acquireArgs(block, timeout);
+      const [b, t] = blockArgs(block, timeout);
       if (!b) return Promise.resolve(false);
       let dl: number | null;
       try {
@@ -313,7 +277,7 @@ export class SemLock {
     for (;;) {
       const over = expired(deadline);
       const token = over ? 0 : futexToken();
-      const r = nativeCall(() => this._n.acquireOrWatch(token, left(deadline)));
+      const r = nativeCall(() => this._n.acquireOrWatch(token, secondsLeft(deadline)));
       if (r !== 0 || over) return r;
       await changed(token);
     }
@@ -344,14 +308,14 @@ export class SemLock {
 
   /** Acquire (async) and return a handle that releases on scope exit. */
   async hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
-    const [b, t] = acquireArgs(block, timeout);
+    const [b, t] = blockArgs(block, timeout);
     if (!(await this.acquire(b, t))) throw new TimeoutError('could not acquire the lock');
     return held(() => this.release());
   }
 
   /** Acquire (blocking) and return a handle that releases on scope exit. */
   holdSync(block?: boolean | AcquireOptions, timeout?: Timeout): Held {
-    const [b, t] = acquireArgs(block, timeout);
+    const [b, t] = blockArgs(block, timeout);
     if (!this.acquireSync(b, t)) throw new TimeoutError('could not acquire the lock');
     return held(() => this.release());
   }
@@ -530,7 +494,7 @@ export class Condition {
       for (;;) {
         const over = expired(dl);
         const token = over ? 0 : futexToken();
-        if (nativeCall(() => this._n.pollOrWatch(w, token, left(dl))) === 1) {
+        if (nativeCall(() => this._n.pollOrWatch(w, token, secondsLeft(dl))) === 1) {
           notified = true;
           break;
         }
@@ -547,7 +511,7 @@ export class Condition {
   }
 
   waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
-    const secs = syncTimeout(timeoutArg(timeout));
+    const secs = timeoutSeconds(timeoutArg(timeout));
     const w = this.#begin();
     let notified = false;
     try {
@@ -563,13 +527,8 @@ export class Condition {
   async waitFor<T>(predicate: () => T | Promise<T>, timeout?: Timeout | { timeout?: Timeout }): Promise<T> {
     let result = await predicate();
     const dl = deadlineOf(timeoutArg(timeout));
-    while (!result) {
-      let wait: number | null = null;
-      if (dl !== null) {
-        wait = (dl - performance.now()) / 1000;
-        if (wait <= 0) break;
-      }
-      await this.wait(wait);
+    while (!result && !expired(dl)) {
+      await this.wait(secondsLeft(dl));
       result = await predicate();
     }
     return result;
@@ -578,13 +537,8 @@ export class Condition {
   waitForSync<T>(predicate: () => T, timeout?: Timeout | { timeout?: Timeout }): T {
     let result = predicate();
     const dl = deadlineOf(timeoutArg(timeout));
-    while (!result) {
-      let wait: number | null = null;
-      if (dl !== null) {
-        wait = (dl - performance.now()) / 1000;
-        if (wait <= 0) break;
-      }
-      this.waitSync(wait);
+    while (!result && !expired(dl)) {
+      this.waitSync(secondsLeft(dl));
       result = predicate();
     }
     return result;
@@ -647,14 +601,14 @@ export class Event {
     for (;;) {
       const over = expired(dl);
       const token = over ? 0 : futexToken();
-      if (nativeCall(() => this._n.waitOrWatch(token, left(dl))) === 1) return true;
+      if (nativeCall(() => this._n.waitOrWatch(token, secondsLeft(dl))) === 1) return true;
       if (over) return false;
       await changed(token);
     }
   }
 
   waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
-    const secs = syncTimeout(timeoutArg(timeout));
+    const secs = timeoutSeconds(timeoutArg(timeout));
     return nativeCall(() => this._n.wait(secs));
   }
 
@@ -730,7 +684,7 @@ export class Barrier {
     for (;;) {
       const over = expired(dl);
       const token = over ? 0 : futexToken();
-      a = call(() => this._n.arriveOrWatch(token, left(dl)));
+      a = call(() => this._n.arriveOrWatch(token, secondsLeft(dl)));
       if (a) break;
       if (over) {
         this._n.abort();
@@ -742,7 +696,7 @@ export class Barrier {
     for (;;) {
       const over = expired(dl);
       const token = over ? 0 : futexToken();
-      const r = call(() => this._n.pollOrWatch(a, token, left(dl)));
+      const r = call(() => this._n.pollOrWatch(a, token, secondsLeft(dl)));
       if (r >= 0) return r;
       if (r === -1) throw new BrokenBarrierError();
       if (over) {
@@ -757,12 +711,12 @@ export class Barrier {
   waitSync(timeout?: Timeout | { timeout?: Timeout }): number {
     let t = timeoutArg(timeout);
     if (t == null) t = this.#timeout;
-    const secs = syncTimeout(t);
+    const secs = timeoutSeconds(t);
     const dl = deadlineOf(t);
     const a = call(() => this._n.arrive(secs));
     if (!a) throw new BrokenBarrierError();
     if (a.last) return this.#last(a, false) as number;
-    const r = call(() => this._n.pollWait(a, left(dl)));
+    const r = call(() => this._n.pollWait(a, secondsLeft(dl)));
     if (r < 0) throw new BrokenBarrierError();
     return r;
   }
