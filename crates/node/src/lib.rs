@@ -9,6 +9,7 @@ mod conn;
 mod error;
 mod heap;
 mod net;
+mod notify;
 mod process;
 mod reactor;
 mod ring;

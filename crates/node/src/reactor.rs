@@ -1,18 +1,16 @@
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use mp_core::reactor::Reactor;
 use napi::bindgen_prelude::Function;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{coded, os};
-
-type ReadyFn = ThreadsafeFunction<Vec<i32>, (), Vec<i32>, Status, false, false, 0>;
+use crate::notify::Notifier;
 
 struct State {
     reactor: Reactor,
-    tsfn: Arc<Mutex<ReadyFn>>,
+    notifier: Notifier<i32>,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -24,14 +22,9 @@ pub fn reactor_start(on_ready: Function<Vec<i32>, ()>) -> napi::Result<()> {
     if STATE.get().is_some() {
         return Err(coded("Value", "reactor already started"));
     }
-    let tsfn: ReadyFn = on_ready.build_threadsafe_function().callee_handled::<false>().build()?;
-    let tsfn = Arc::new(Mutex::new(tsfn));
-    let caller = tsfn.clone();
-    let reactor = Reactor::start(move |fds| {
-        caller.lock().unwrap().call(fds, ThreadsafeFunctionCallMode::NonBlocking);
-    })
-    .map_err(os)?;
-    let _ = STATE.set(State { reactor, tsfn });
+    let notifier = Notifier::new(on_ready)?;
+    let reactor = Reactor::start(notifier.sender()).map_err(os)?;
+    let _ = STATE.set(State { reactor, notifier });
     Ok(())
 }
 
@@ -59,13 +52,6 @@ pub fn reactor_forget(fd: i32) -> napi::Result<()> {
 
 /// Keep the event loop alive (true) while waits are pending, or let it exit (false).
 #[napi]
-#[allow(deprecated)]
 pub fn reactor_ref(env: Env, keep_alive: bool) -> napi::Result<()> {
-    let st = state()?;
-    let mut tsfn = st.tsfn.lock().unwrap();
-    if keep_alive {
-        tsfn.refer(&env)
-    } else {
-        tsfn.unref(&env)
-    }
+    state()?.notifier.set_ref(&env, keep_alive)
 }

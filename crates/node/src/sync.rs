@@ -6,28 +6,26 @@
 //! waiter thread reports tokens through one threadsafe function (`waiterStart`), and
 //! src/wait.ts settles the Promises, which retry.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use mp_core::heap::Heap;
 use mp_core::sync::{Acquired, Arrival, Barrier, CondWait, Condition, Event, Kind, SemLock, SyncError, Try};
 use mp_core::sys::deadline;
 use mp_core::waiter::{WaitOn, Waiter};
 use napi::bindgen_prelude::Function;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{coded, os};
+use crate::notify::Notifier;
 use crate::heap::{adopt_transferred, arena_buffer_of, byte_offset_of, id_to_js, BlockIdJs};
 use napi::bindgen_prelude::ArrayBuffer;
 
 // ---- the waiter ---------------------------------------------------------------------
 
-type ReadyFn = ThreadsafeFunction<Vec<u32>, (), Vec<u32>, Status, false, false, 0>;
-
 struct WaiterState {
     waiter: Waiter,
-    tsfn: Arc<Mutex<ReadyFn>>,
+    notifier: Notifier<u32>,
 }
 
 static WAITER: OnceLock<WaiterState> = OnceLock::new();
@@ -39,15 +37,10 @@ pub fn waiter_start(on_ready: Function<Vec<u32>, ()>) -> napi::Result<()> {
     if WAITER.get().is_some() {
         return Err(coded("Value", "waiter already started"));
     }
-    let tsfn: ReadyFn = on_ready.build_threadsafe_function().callee_handled::<false>().build()?;
-    let tsfn = Arc::new(Mutex::new(tsfn));
-    let caller = tsfn.clone();
-    let waiter = Waiter::start(move |tokens| {
-        let tokens: Vec<u32> = tokens.into_iter().map(|t| t as u32).collect();
-        caller.lock().unwrap().call(tokens, ThreadsafeFunctionCallMode::NonBlocking);
-    })
-    .map_err(os)?;
-    let _ = WAITER.set(WaiterState { waiter, tsfn });
+    let notifier = Notifier::new(on_ready)?;
+    let send = notifier.sender();
+    let waiter = Waiter::start(move |tokens| send(tokens.into_iter().map(|t| t as u32).collect())).map_err(os)?;
+    let _ = WAITER.set(WaiterState { waiter, notifier });
     Ok(())
 }
 
@@ -59,13 +52,7 @@ fn waiter() -> napi::Result<&'static WaiterState> {
 #[napi]
 #[allow(deprecated)]
 pub fn waiter_ref(env: Env, keep_alive: bool) -> napi::Result<()> {
-    let st = waiter()?;
-    let mut tsfn = st.tsfn.lock().unwrap();
-    if keep_alive {
-        tsfn.refer(&env)
-    } else {
-        tsfn.unref(&env)
-    }
+    waiter()?.notifier.set_ref(&env, keep_alive)
 }
 
 /// Forget a token; returns whether it was still pending.
