@@ -7,6 +7,7 @@ export interface Row {
   case: string;
   value: number;
   unit: string;
+  impl?: string;
 }
 
 export async function processStartJoin(n: number): Promise<Row> {

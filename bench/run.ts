@@ -1,11 +1,13 @@
 // `npm run bench`: each case of node-multiprocessing, then CPython's figure for the
 // same case from the same run, as JSON lines {case, impl, value, unit}, and a ratio
-// line per case. Run compiled (plain node), so that children start as users' would.
+// line per case; for the pool case also other Node pools (bench/node_pools.ts), each
+// with its ratio line. Run compiled (plain node), so that children start as users' would.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
+import { benchNodePools } from './node_pools.js';
 import { benchPool } from './pool.js';
 import { benchQueues } from './queues.js';
 import { benchSync } from './sync.js';
@@ -21,6 +23,8 @@ interface Case {
   /** The py_bench.py case(s) that produce CPython's figures. */
   py: string | string[];
   run: () => Promise<Row | Row[]>;
+  /** Other Node implementations of the same case(s), rows with `impl`, run after ours. */
+  node?: () => Promise<Row[]>;
 }
 
 const cases: Record<string, Case> = {
@@ -28,7 +32,7 @@ const cases: Record<string, Case> = {
   pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
   queues: { py: ['queue_throughput_8B', 'queue_bandwidth_1MiB'], run: () => benchQueues(quick) },
-  pool: { py: 'pool', run: () => benchPool(quick) },
+  pool: { py: 'pool', run: () => benchPool(quick), node: () => benchNodePools(quick) },
   sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
 };
 
@@ -46,14 +50,22 @@ const lowerIsBetter = (unit: string): boolean => ['ms', 'us', 'ns'].includes(uni
 for (const [name, c] of Object.entries(cases)) {
   if (only.length && !only.includes(name)) continue;
   const ours = [(await c.run())].flat();
+  const others = (await c.node?.()) ?? [];
   const theirs = cpython(c.py);
   for (const row of ours) {
     console.log(JSON.stringify({ case: row.case, impl: 'node-multiprocessing', value: +row.value.toFixed(3), unit: row.unit }));
     const py = theirs.find((p) => p.case === row.case);
-    if (!py) continue;
-    console.log(JSON.stringify({ case: row.case, impl: 'cpython', value: py.value, unit: py.unit }));
-    // ratio < 1 means we are faster (time) or ratio > 1 means we are faster (rate).
-    const ratio = row.value / py.value;
-    console.log(JSON.stringify({ case: row.case, impl: 'ratio', value: +ratio.toFixed(3), unit: lowerIsBetter(row.unit) ? 'ours/cpython time' : 'ours/cpython rate' }));
+    if (py) {
+      console.log(JSON.stringify({ case: row.case, impl: 'cpython', value: py.value, unit: py.unit }));
+      // ratio < 1 means we are faster (time) or ratio > 1 means we are faster (rate).
+      const ratio = row.value / py.value;
+      console.log(JSON.stringify({ case: row.case, impl: 'ratio', value: +ratio.toFixed(3), unit: lowerIsBetter(row.unit) ? 'ours/cpython time' : 'ours/cpython rate' }));
+    }
+    for (const o of others.filter((x) => x.case === row.case)) {
+      console.log(JSON.stringify({ case: row.case, impl: o.impl, value: +o.value.toFixed(3), unit: o.unit }));
+      const ratio = row.value / o.value;
+      const kind = lowerIsBetter(row.unit) ? 'time' : 'rate';
+      console.log(JSON.stringify({ case: row.case, impl: `ratio_vs_${o.impl}`, value: +ratio.toFixed(3), unit: `ours/${o.impl} ${kind}` }));
+    }
   }
 }
