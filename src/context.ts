@@ -9,8 +9,12 @@ import { Pool, type PoolOptions } from './pool.js';
 import { JoinableQueue, Queue, SimpleQueue, type QueueOptions } from './queues.js';
 import * as sharedctypes from './sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, type BarrierAction, type Timeout } from './synchronize.js';
-import { activeChildren, BaseProcess, currentProcess, parentProcess, registerProcessClass, type Popen } from './process.js';
-import { setExecutable, spawnPopen } from './spawn.js';
+import { _setStartMethodPopen, activeChildren, BaseProcess, currentProcess, parentProcess, Process, type Popen } from './process.js';
+import { setExecutable, SpawnProcess } from './spawn.js';
+
+// The Process classes live beside what they need (process.ts, spawn.ts) so that a child
+// does not load the whole library to re-create its Process object.
+export { Process, SpawnProcess };
 import { getLogger, logToStderr } from './util.js';
 
 const REASONS: Record<string, string> = {
@@ -118,27 +122,12 @@ export class BaseContext {
   }
 }
 
-/** Process started by spawning a fresh node process. */
-export class SpawnProcess extends BaseProcess {
-  protected override _Popen(proc: BaseProcess): Popen {
-    return spawnPopen(proc);
-  }
-}
-
 export class SpawnContext extends BaseContext {
   readonly _name = 'spawn';
   override readonly Process = SpawnProcess;
 }
 
 const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
-
-/** The default context: its Process uses whichever start method is current. */
-export class Process extends BaseProcess {
-  protected override _Popen(proc: BaseProcess): Popen {
-    const ctx = defaultContext.getContext(defaultContext.getStartMethod()) as SpawnContext;
-    return (ctx.Process.prototype as unknown as { _Popen(p: BaseProcess): Popen })._Popen.call(this, proc);
-  }
-}
 
 export class DefaultContext extends BaseContext {
   override readonly Process = Process;
@@ -171,10 +160,13 @@ export class DefaultContext extends BaseContext {
   }
 }
 
-registerProcessClass(Process);
-registerProcessClass(SpawnProcess);
-
 export const defaultContext = new DefaultContext();
+
+// The default context's Process starts the way the current start method says.
+_setStartMethodPopen((proc) => {
+  const ctx = defaultContext.getContext(defaultContext.getStartMethod()) as SpawnContext;
+  return (ctx.Process.prototype as unknown as { _Popen(p: BaseProcess): Popen })._Popen.call(proc, proc);
+});
 
 export const getContext = (method?: string | null): BaseContext => defaultContext.getContext(method);
 export const getStartMethod = (allowNone = false): string | null => defaultContext.getStartMethod(allowNone);

@@ -1,6 +1,15 @@
 // Error classes with Python's names, and the one place where native error codes
 // become those classes.
-import { AssertionError } from 'node:assert';
+import { createRequire } from 'node:module';
+
+/**
+ * Python's AssertionError is node's `assert.AssertionError`. node:assert is loaded on
+ * the first one made: importing it costs a child ~5 ms of start-up (it sets up stderr).
+ */
+export function assertionError(message: string): Error {
+  const { AssertionError } = createRequire(import.meta.url)('node:assert') as typeof import('node:assert');
+  return new AssertionError({ message });
+}
 
 /** Python-style exception base: keeps the constructor arguments in `args`. */
 export class PythonError extends Error {
@@ -54,7 +63,7 @@ export function mapNativeError(e: unknown): unknown {
     case 'Value': return new ValueError(msg);
     case 'Timeout': return new TimeoutError(msg);
     case 'Auth': return new AuthenticationError(msg);
-    case 'Assertion': return new AssertionError({ message: msg });
+    case 'Assertion': return assertionError(msg);
     case 'Closed': return new OSError('handle is closed');
     case 'OS': {
       const om = /^errno=(\d+) ([\s\S]*)$/.exec(msg);

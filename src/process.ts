@@ -1,10 +1,9 @@
 // Process objects (Python's multiprocessing.process): BaseProcess, the current and
 // parent process, activeChildren. How a child is started lives in spawn.ts.
-import { AssertionError } from 'node:assert';
-import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { inspect } from 'node:util';
-import { RuntimeError, ValueError, nativeCall } from './errors.js';
+import { assertionError, RuntimeError, ValueError, nativeCall } from './errors.js';
 import { native } from './native.js';
 import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
 import { _setProcessNameSource, atExit } from './util.js';
@@ -81,7 +80,7 @@ function parseOptions(args: unknown[]): ProcessOptions {
   if (args.length === 1 && first !== null && typeof first === 'object' && !Array.isArray(first)) return first as ProcessOptions;
   // Python's positional order: (group, target, name, args, kwargs, daemon).
   const [group, target, name, pargs, kwargs, daemon] = args as [unknown, Function, string, unknown[], unknown, boolean];
-  if (group != null) throw new AssertionError({ message: 'group argument must be None for now' });
+  if (group != null) throw assertionError('group argument must be None for now');
   if (kwargs != null && Object.keys(kwargs as object).length) throw new TypeError('kwargs are not supported in JavaScript: pass args');
   return { target, name, args: pargs, daemon };
 }
@@ -103,7 +102,7 @@ export class BaseProcess {
       args: [...(opts.args ?? [])],
       name: '',
       identity,
-      config: cur ? { ...cur.config } : { authkey: randomBytes(32) },
+      config: cur ? { ...cur.config } : mainConfig(),
       parentPid: process.pid,
       popen: null,
       closed: false,
@@ -133,9 +132,9 @@ export class BaseProcess {
   start(): void {
     this.#checkClosed();
     const s = this[S];
-    if (s.popen !== null) throw new AssertionError({ message: 'cannot start a process twice' });
-    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only start a process object created by current process' });
-    if (current[S].config.daemon) throw new AssertionError({ message: 'daemonic processes are not allowed to have children' });
+    if (s.popen !== null) throw assertionError('cannot start a process twice');
+    if (s.parentPid !== process.pid) throw assertionError('can only start a process object created by current process');
+    if (current[S].config.daemon) throw assertionError('daemonic processes are not allowed to have children');
     if (importingForChild) throw new RuntimeError(BOOTSTRAP_MESSAGE);
     cleanup();
     spawning = this;
@@ -160,8 +159,8 @@ export class BaseProcess {
   #checkJoinable(): Popen {
     this.#checkClosed();
     const s = this[S];
-    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only join a child process' });
-    if (!s.popen) throw new AssertionError({ message: 'can only join a started process' });
+    if (s.parentPid !== process.pid) throw assertionError('can only join a child process');
+    if (!s.popen) throw assertionError('can only join a started process');
     return s.popen;
   }
 
@@ -180,7 +179,7 @@ export class BaseProcess {
     this.#checkClosed();
     const s = this[S];
     if (s.isCurrent) return true;
-    if (s.parentPid !== process.pid) throw new AssertionError({ message: 'can only test a child process' });
+    if (s.parentPid !== process.pid) throw assertionError('can only test a child process');
     if (!s.popen) return false;
     if (s.popen.poll() === null) return true;
     children.delete(this);
@@ -217,7 +216,7 @@ export class BaseProcess {
     return this[S].config.daemon ?? false;
   }
   set daemon(v: boolean) {
-    if (this[S].popen !== null) throw new AssertionError({ message: 'process has already started' });
+    if (this[S].popen !== null) throw assertionError('process has already started');
     this[S].config.daemon = Boolean(v);
   }
 
@@ -361,6 +360,37 @@ registerKind('process', (w: ProcessStateWire) => {
   };
   return obj;
 });
+
+let startMethodPopen: ((proc: BaseProcess) => Popen) | null = null;
+/** Set by the context module: how the default context starts a process. */
+export function _setStartMethodPopen(fn: (proc: BaseProcess) => Popen): void {
+  startMethodPopen = fn;
+}
+
+/** The default context's Process: starts with whichever start method is current. */
+export class Process extends BaseProcess {
+  protected override _Popen(proc: BaseProcess): Popen {
+    if (!startMethodPopen) throw new ValueError('no start method is loaded: import the library\'s context');
+    return startMethodPopen(proc);
+  }
+}
+registerProcessClass(Process);
+
+// The main process's key is made when first read: a child replaces its MainProcess
+// with the Process object it receives, so node:crypto stays off its start-up path.
+function mainConfig(): Config {
+  let key: Buffer | undefined;
+  const config = {} as Config;
+  Object.defineProperty(config, 'authkey', {
+    get: () => (key ??= (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomBytes(32)),
+    set: (v: Buffer) => {
+      key = v;
+    },
+    enumerable: true,
+    configurable: true,
+  });
+  return config;
+}
 
 class MainProcess extends BaseProcess {
   constructor() {

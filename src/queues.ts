@@ -10,10 +10,9 @@
 // at once when there is room (so `q.put(x)` without `await` has already enqueued), and a
 // put that has to wait for room is completed by a pending Promise, or at the latest by an
 // exit handler before the process exits (unless `cancelJoinThread()` was called).
-import { AssertionError } from 'node:assert';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
-import { Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
+import { assertionError, Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit } from './util.js';
@@ -399,7 +398,7 @@ abstract class BaseQueue {
 
   /** @internal */
   protected _joinThread(): Promise<void> {
-    if (!this.#closed) return Promise.reject(new AssertionError({ message: `Queue ${this} not closed` }));
+    if (!this.#closed) return Promise.reject(assertionError(`Queue ${this} not closed`));
     return this._drained();
   }
 

@@ -7,7 +7,7 @@
 // Wire layout: V8 header, then a table of references, then the value, in which each
 // reference is a marker object `{ __mp_ref__: index }`.
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { errorClasses, PythonError } from './errors.js';
@@ -35,6 +35,26 @@ const rebuilders = new Map<string, Rebuild>();
 /** Register how objects of `kind` are re-created from their state and descriptors. */
 export function registerKind(kind: string, rebuild: Rebuild): void {
   rebuilders.set(kind, rebuild);
+}
+
+// The modules that register the library's own kinds. A child loads only what its
+// messages carry: the module of a kind is imported (or required, when decoding is
+// synchronous) the first time an object of that kind arrives.
+const ownExt = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const kindModules: Record<string, string> = {
+  connection: 'connection',
+  queue: 'queues',
+  semlock: 'synchronize',
+  condition: 'synchronize',
+  event: 'synchronize',
+  barrier: 'synchronize',
+  ctypes: 'sharedctypes',
+  'ctypes-struct-copy': 'sharedctypes',
+  synchronized: 'sharedctypes',
+};
+function kindModuleUrl(kind: string): string | undefined {
+  const m = kindModules[kind];
+  return m && new URL(`./${m}${ownExt}`, import.meta.url).href;
 }
 
 export interface Dumped {
@@ -300,7 +320,13 @@ class Reviver {
 }
 
 function rebuild(kind: string, state: unknown, fds: number[]): unknown {
-  const fn = rebuilders.get(kind);
+  let fn = rebuilders.get(kind);
+  const home = fn ? undefined : kindModuleUrl(kind);
+  if (home) {
+    // Node >= 20.19 loads ES modules synchronously with require().
+    require(fileURLToPath(home));
+    fn = rebuilders.get(kind);
+  }
   if (!fn) throw new TypeError(`cannot rebuild an object of kind '${kind}': its module is not loaded`);
   return fn(state, fds);
 }
@@ -334,6 +360,8 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
   const { refs } = decode(data);
   if (refs) {
     for (const r of refs) {
+      const home = rebuilders.has(r.k) ? undefined : kindModuleUrl(r.k);
+      if (home) await import(home);
       const url = r.k === 'function' ? (r.s as FunctionState).url : undefined;
       if (url && !modules.has(url)) await importModule(url);
     }

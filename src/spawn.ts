@@ -5,8 +5,8 @@
 import { fileURLToPath } from 'node:url';
 import { nativeCall } from './errors.js';
 import { native } from './native.js';
-import type { BaseProcess, Popen } from './process.js';
-import { currentProcess } from './process.js';
+import type { Popen } from './process.js';
+import { BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
 import { _logLevelForChildren } from './util.js';
 import * as wait from './wait.js';
@@ -135,6 +135,10 @@ class SpawnPopen implements Popen {
   }
 }
 
-export function spawnPopen(proc: BaseProcess): Popen {
-  return new SpawnPopen(proc);
+/** Process started by spawning a fresh node process (Python's context.SpawnProcess). */
+export class SpawnProcess extends BaseProcess {
+  protected override _Popen(proc: BaseProcess): Popen {
+    return new SpawnPopen(proc);
+  }
 }
+registerProcessClass(SpawnProcess);

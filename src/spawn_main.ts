@@ -5,8 +5,9 @@ import { _becomeChild, type BaseProcess } from './process.js';
 import { _setImportingForChild, loads, loadsAsync } from './reduction.js';
 import { logToStderr, runExitHandlers } from './util.js';
 import type { Preparation } from './spawn.js';
-// The context module registers the Process classes this library defines.
-import './context.js';
+// Registers SpawnProcess. Nothing else of the library is loaded up front: the modules
+// of the objects a message carries are loaded when it is decoded (reduction.ts).
+import './spawn.js';
 
 const BOOTSTRAP_FD = 3;
 

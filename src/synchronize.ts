@@ -5,10 +5,9 @@
 // Every blocking call has an async form (a Promise; the event loop keeps running and
 // libuv's thread pool is not used: waits go through wait.ts's futex waiter) and a
 // `...Sync` form that blocks the calling thread.
-import { AssertionError } from 'node:assert';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
-import { BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';
+import { assertionError, BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';
 import { arenaBuffer } from './heap.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
@@ -301,7 +300,7 @@ export class SemLock {
 
   #releaseError(e: unknown): unknown {
     const m = mapNativeError(e);
-    if (m instanceof AssertionError) return new AssertionError({ message: 'attempt to release recursive lock not owned by thread' });
+    if ((m as Error)?.name === 'AssertionError') return assertionError('attempt to release recursive lock not owned by thread');
     if (m instanceof ValueError) return new ValueError('semaphore or lock released too many times');
     return m;
   }
@@ -477,7 +476,7 @@ export class Condition {
   }
 
   #begin(): NCondWait {
-    if (!this._lock._n.isMine()) throw new AssertionError({ message: 'must acquire() condition before using wait()' });
+    if (!this._lock._n.isMine()) throw assertionError('must acquire() condition before using wait()');
     return nativeCall(() => this._n.waitBegin());
   }
 
@@ -547,7 +546,7 @@ export class Condition {
   /** Wake up to `n` waiters (default 1); the lock must be held. */
   notify(n: number | { n?: number } = 1): void {
     const k = typeof n === 'object' ? n.n ?? 1 : n;
-    if (!this._lock._n.isMine()) throw new AssertionError({ message: 'lock is not owned' });
+    if (!this._lock._n.isMine()) throw assertionError('lock is not owned');
     nativeCall(() => this._n.notify(k));
   }
 
