@@ -16,10 +16,20 @@ export interface RunResult {
 
 /** Run a TypeScript file under tsx (as a user would) and collect its output. */
 export function runTs(file: string, args: string[] = [], timeoutMs = 60_000): Promise<RunResult> {
+  // node itself with tsx's loader (not the tsx CLI, which would run node as a grandchild
+  // that a kill on timeout would not reach).
+  return runNode(['--import', 'tsx', join(root, file), ...args], timeoutMs);
+}
+
+/** Run a JavaScript file with plain node (no TypeScript loader) and collect its output. */
+export function runJs(file: string, args: string[] = [], timeoutMs = 60_000): Promise<RunResult> {
+  return runNode([join(root, file), ...args], timeoutMs);
+}
+
+function runNode(nodeArgs: string[], timeoutMs: number): Promise<RunResult> {
+  const file = nodeArgs.find((a) => a.startsWith(root)) ?? nodeArgs.join(' ');
   return new Promise((resolve, reject) => {
-    // node itself with tsx's loader (not the tsx CLI, which would run node as a grandchild
-    // that a kill on timeout would not reach).
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, file), ...args], { cwd: root });
+    const child = spawn(process.execPath, nodeArgs, { cwd: root });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

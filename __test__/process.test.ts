@@ -4,6 +4,7 @@ import {
   activeChildren, currentProcess, getAllStartMethods, getContext, Pipe, Process, ValueError,
 } from '../index.js';
 import { describeSelf, exitWith, Greeter, sendBack, sleepForever, throws } from './fixtures/targets.js';
+import { runJs } from './helpers.js';
 
 test('a target runs in a child with its arguments and the exit code is 0', async (t) => {
   const [a, b] = Pipe();
@@ -133,4 +134,17 @@ test('the sentinel is readable once the process ends (usable with connection.wai
   t.deepEqual(await wait([p.sentinel], 10), [p.sentinel]);
   await p.join();
   t.is(p.exitcode, -15);
+});
+
+test('a child loads the modules of the objects it receives (plain node, built package)', async (t) => {
+  // The target's module imports nothing of the library: the Lock and Value arrive as
+  // arguments (decoded at start-up) and then inside a message read synchronously.
+  const r = await runJs('__test__/fixtures/lazy_kinds_main.mjs');
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '');
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(lines, [
+    { got: ['Lock', false, 1], exitcode: 0 },
+    { got: ['Lock', false, 2], exitcode: 0 },
+  ]);
 });

@@ -12,6 +12,9 @@ import './spawn.js';
 const BOOTSTRAP_FD = 3;
 
 async function main(): Promise<number> {
+  // Under a TypeScript loader (tsx), require() of a library module makes a second copy
+  // of it, so reduction.ts could not load a kind synchronously: load them all up front.
+  if (import.meta.url.endsWith('.ts')) await import('./context.js');
   const channel = new native.NativeConnection(BOOTSTRAP_FD);
   const takeFds = (n: number) => channel.takeFds(n);
   const prep = loads(channel.recv(true, null, null)!, takeFds) as Preparation;
