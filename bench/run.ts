@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pipeRoundtrip, processStartJoin, type Row } from './cases.js';
+import { nodeForkJoin, pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
 import { benchNodePools } from './node_pools.js';
 import { benchPool } from './pool.js';
@@ -28,7 +28,7 @@ interface Case {
 }
 
 const cases: Record<string, Case> = {
-  process_start_join_spawn: { py: 'process_start_join_spawn', run: () => processStartJoin(5 * scale) },
+  process_start_join_spawn: { py: 'process_start_join_spawn', run: () => processStartJoin(5 * scale), node: () => nodeForkJoin(5 * scale) },
   pipe_roundtrip: { py: 'pipe_roundtrip', run: () => pipeRoundtrip(5000 * scale) },
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
   queues: { py: ['queue_throughput_8B', 'queue_bandwidth_1MiB'], run: () => benchQueues(quick) },
@@ -53,14 +53,18 @@ for (const [name, c] of Object.entries(cases)) {
   const others = (await c.node?.()) ?? [];
   const theirs = cpython(c.py);
   for (const row of ours) {
-    console.log(JSON.stringify({ case: row.case, impl: 'node-multiprocessing', value: +row.value.toFixed(3), unit: row.unit }));
+    // A row with its own impl is a variant of ours (e.g. another environment): compared with CPython only.
+    const variant = row.impl !== undefined;
+    console.log(JSON.stringify({ case: row.case, impl: row.impl ?? 'node-multiprocessing', value: +row.value.toFixed(3), unit: row.unit }));
     const py = theirs.find((p) => p.case === row.case);
     if (py) {
-      console.log(JSON.stringify({ case: row.case, impl: 'cpython', value: py.value, unit: py.unit }));
+      if (!variant) console.log(JSON.stringify({ case: row.case, impl: 'cpython', value: py.value, unit: py.unit }));
       // ratio < 1 means we are faster (time) or ratio > 1 means we are faster (rate).
       const ratio = row.value / py.value;
-      console.log(JSON.stringify({ case: row.case, impl: 'ratio', value: +ratio.toFixed(3), unit: lowerIsBetter(row.unit) ? 'ours/cpython time' : 'ours/cpython rate' }));
+      const impl = variant ? `ratio (${row.impl})` : 'ratio';
+      console.log(JSON.stringify({ case: row.case, impl, value: +ratio.toFixed(3), unit: lowerIsBetter(row.unit) ? 'ours/cpython time' : 'ours/cpython rate' }));
     }
+    if (variant) continue;
     for (const o of others.filter((x) => x.case === row.case)) {
       console.log(JSON.stringify({ case: row.case, impl: o.impl, value: +o.value.toFixed(3), unit: o.unit }));
       const ratio = row.value / o.value;
