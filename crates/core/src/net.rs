@@ -271,6 +271,19 @@ pub fn connect_unix_start(path: &str) -> io::Result<Option<OwnedFd>> {
     }
 }
 
+/// Ask for a send buffer of `bytes` on `fd` (the kernel doubles the request, capped by
+/// net.core.wmem_max) and return what it granted: how much may be written without a
+/// reader before a send blocks.
+pub fn set_send_buffer(fd: RawFd, bytes: usize) -> io::Result<usize> {
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)?;
+    let mut granted: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    cvt(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &mut granted as *mut _ as *mut libc::c_void, &mut len)
+    })?;
+    Ok(granted.max(0) as usize)
+}
+
 /// The error a non-blocking connect ended with (SO_ERROR), if any.
 fn pending_error(fd: RawFd) -> io::Result<()> {
     let mut err: libc::c_int = 0;
@@ -365,6 +378,25 @@ mod tests {
     use crate::frame::{send_frame, FrameReader, Mode};
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
+
+    #[test]
+    fn a_larger_send_buffer_holds_more_unread_bytes() {
+        let (a, _b) = crate::sys::socketpair().unwrap();
+        let granted = set_send_buffer(a.as_raw_fd(), 1 << 20).unwrap();
+        assert!(granted >= 1 << 20, "granted {granted}");
+        unsafe { libc::fcntl(a.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        // Nobody reads: count what fits in 100 KiB writes before one would block.
+        let chunk = vec![7u8; 100 * 1024];
+        let mut written = 0usize;
+        loop {
+            let n = unsafe { libc::write(a.as_raw_fd(), chunk.as_ptr() as *const libc::c_void, chunk.len()) };
+            if n <= 0 {
+                break;
+            }
+            written += n as usize;
+        }
+        assert!(written >= granted / 2, "only {written} of {granted}");
+    }
 
     fn flags(fd: RawFd) -> (bool, bool) {
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };

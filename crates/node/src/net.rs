@@ -122,3 +122,10 @@ pub fn connect_unix_start(path: String) -> napi::Result<Option<i32>> {
 pub fn connect_finish(fd: i32) -> napi::Result<()> {
     net::connect_finish(fd).map_err(os)
 }
+
+/// Ask for a send buffer of `bytes` on a socket; returns the size granted.
+#[napi]
+pub fn set_send_buffer(fd: i32, bytes: u32) -> napi::Result<u32> {
+    let granted = net::set_send_buffer(fd, bytes as usize).map_err(os)?;
+    Ok(u32::try_from(granted).unwrap_or(u32::MAX))
+}
