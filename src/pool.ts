@@ -7,7 +7,8 @@
 import { inspect } from 'node:util';
 import { Pipe, type Connection } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';
-import { ProcessError, TimeoutError, ValueError, registerErrorClass } from './errors.js';
+import { nativeCall, ProcessError, TimeoutError, ValueError, registerErrorClass } from './errors.js';
+import { native } from './native.js';
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
 import { getLogger } from './util.js';
@@ -54,12 +55,15 @@ const MAX_BATCH = 256;
  */
 const MIN_QUEUED_CALLS = 32;
 /**
- * Bytes of batches that may wait unread in a busy worker's socket. Sends block when the
- * socket's buffer (about 208 KiB) is full; within this budget a send to a busy worker
- * never blocks, so the pool cannot wait on a worker that waits on the pool to read its
- * results. A batch beyond the budget waits for an idle worker.
+ * The send buffer asked for on each worker's socket (the kernel grants twice this, within
+ * net.core.wmem_max). Sends block when it is full; batches waiting unread in a busy
+ * worker's socket are kept to a third of what was granted (the rest covers the kernel's
+ * per-write overhead), so a send to a busy worker never blocks and the pool cannot wait
+ * on a worker that waits on the pool to read its results. A batch beyond that budget
+ * waits for an idle worker. The default buffer (208 KiB) would not even hold one chunk
+ * of a large map behind the one running, leaving the worker idle between chunks.
  */
-const BUSY_BUDGET = 96 * 1024;
+const SEND_BUFFER = 1 << 20;
 /** From this many items, numbers are copied with builtins rather than item by item. */
 const BULK_MIN = 64;
 /**
@@ -74,8 +78,6 @@ function useBulk(n: number): boolean {
   bulkLeft -= n;
   return true;
 }
-/** Most arguments passed in one `apply` (far below any engine's limit). */
-const APPLY_MAX = 16384;
 /** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
 const PLAIN = 0;
 const STAR = 1;
@@ -234,12 +236,15 @@ export const ApplyResult = AsyncResult;
 
 /** The result of `mapAsync`/`starmapAsync`. */
 export class MapResult<T = unknown> extends AsyncResult<T[]> {
-  /** The values of each chunk, joined at the end (by builtins: no copy loop to compile). */
-  #chunks: T[][] = [];
+  /** The results, written in place as chunks arrive (no per-chunk arrays to join). */
+  #out: T[];
+  #chunksize: number;
   #left: number;
 
   constructor(pool: Pool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
     super(pool, callback, errorCallback);
+    this.#out = new Array<T>(length);
+    this.#chunksize = chunksize;
     this.#left = length === 0 ? 0 : Math.ceil(length / chunksize);
     if (this.#left === 0) queueMicrotask(() => this._finish(true, []));
   }
@@ -250,34 +255,14 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
       this._finish(false, data);
       return;
     }
-    this.#chunks[index] = toArray(data as ArrayLike<T>, offset, count);
-    if (--this.#left === 0) this._finish(true, concatAll(this.#chunks));
+    copyInto(this.#out, index * this.#chunksize, data as ArrayLike<T>, offset, count);
+    if (--this.#left === 0) this._finish(true, this.#out);
   }
 }
 
-/** `data[offset, offset + count)` as an array of its own (`data` itself when that is all of it). */
-function toArray<T>(data: ArrayLike<T>, offset: number, count: number): T[] {
-  if (Array.isArray(data)) return offset === 0 && count === data.length ? data : data.slice(offset, offset + count);
-  const view = (data as unknown as Float64Array).subarray(offset, offset + count);
-  if (!useBulk(count)) {
-    const out = new Array<T>(count);
-    for (let i = 0; i < count; i++) out[i] = view[i] as T;
-    return out;
-  }
-  const out: T[] = [];
-  for (let i = 0; i < count; i += APPLY_MAX) {
-    Array.prototype.push.apply(out, (count <= APPLY_MAX ? view : view.subarray(i, i + APPLY_MAX)) as unknown as T[]);
-  }
-  return out;
-}
-
-/** The arrays one after another, in one new array. */
-function concatAll<T>(parts: T[][]): T[] {
-  if (parts.length === 1) return parts[0];
-  if (parts.length <= APPLY_MAX) return Array.prototype.concat.apply([], parts) as T[];
-  const joined: T[][] = [];
-  for (let i = 0; i < parts.length; i += APPLY_MAX) joined.push(concatAll(parts.slice(i, i + APPLY_MAX)));
-  return concatAll(joined);
+/** `out[at, at + count) = data[offset, offset + count)` (data: an array, or packed numbers). */
+function copyInto<T>(out: T[], at: number, data: ArrayLike<T>, offset: number, count: number): void {
+  for (let i = 0; i < count; i++) out[at + i] = data[offset + i];
 }
 
 /** A failed chunk in an imap's buffer: its error, and how many items it stands for. */
@@ -507,6 +492,8 @@ interface Worker {
   inflight: number[];
   /** Bytes of each batch in flight. */
   inflightBytes: number[];
+  /** Bytes of batches that may wait unread in its socket (see SEND_BUFFER). */
+  budget: number;
   /** Function ids this worker already has. */
   fns: Set<number>;
   /** Tasks sent to it (for maxtasksperchild). */
@@ -695,6 +682,8 @@ export class Pool {
   #initargs: unknown[];
   #maxtasks: number | null;
   #workers = new Set<Worker>();
+  /** Scratch of #release/#settle: the tasks one results message answers. */
+  #released: PendingTask[] = [];
   #queue: PendingTask[] = [];
   #head = 0;
   /** Calls in the pending tasks. */
@@ -770,8 +759,10 @@ export class Pool {
     } finally {
       theirs.close();
     }
+    const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
     const w: Worker = {
-      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], fns: new Set(), assigned: 0, reading: false, gone: false,
+      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget: Math.floor(granted / 3),
+      fns: new Set(), assigned: 0, reading: false, gone: false,
     };
     this.#workers.add(w);
     return w;
@@ -854,7 +845,7 @@ export class Pool {
     // A busy worker takes what fits its budget (estimated from earlier batches).
     let budget = Infinity;
     if (level > 0) {
-      budget = BUSY_BUDGET;
+      budget = w.budget;
       for (let i = 1; i < w.inflightBytes.length; i++) budget -= w.inflightBytes[i];
       if (budget <= 0) return;
     }
@@ -977,7 +968,7 @@ export class Pool {
           if (!w.gone) await this.#lost(w);
           return;
         }
-        this.#deliver(w, msg);
+        const done = this.#release(w, msg);
         if (heldCount(w) === 0) {
           w.held.length = 0;
           w.head = 0;
@@ -985,7 +976,10 @@ export class Pool {
           w.inflightBytes.length = 0;
         }
         if (this.#maxtasks !== null && w.assigned >= this.#maxtasks && heldCount(w) === 0) this.#retire(w);
+        // The worker gets its next batch before the results are handed out: it computes
+        // while this process turns them into arrays and runs callbacks.
         this.#dispatch();
+        this.#settle(done, msg);
       }
     } finally {
       w.reading = false;
@@ -993,39 +987,53 @@ export class Pool {
   }
 
   /** Hand the results of `w`'s oldest tasks to their jobs. */
-  #deliver(w: Worker, msg: Results): void {
+  /** The tasks `msg` answers, taken off the worker's books (in `released`, reused). */
+  #release(w: Worker, msg: Results): number {
     const n = msg[0];
-    const failed = msg[1];
-    const values = msg[2] as ArrayLike<unknown>;
     if (n === INIT_FAILED) {
-      this.#initFailed(values[0]);
-      return;
+      this.#initFailed((msg[2] as unknown[])[0]);
+      return 0;
     }
     const held = w.held;
-    let pos = 0;
-    let f = 0;
-    for (let k = 0; k < n; k++) {
+    const done = this.#released;
+    let k = 0;
+    for (; k < n; k++) {
       if (w.head >= held.length) break; // failed already (the pool was terminated)
-      const t = held[w.head];
+      done[k] = held[w.head];
       held[w.head++] = undefined as unknown as PendingTask;
       if (w.inflight.length && --w.inflight[0] <= 0) {
         w.inflight.shift();
         w.inflightBytes.shift();
-      }
-      if (failed !== null && failed[f] === k) {
-        f++;
-        t.job._set(t.index, false, fromWorker(values[pos++]), 0, t.count);
-      } else {
-        const count = t.kind === APPLY ? 1 : t.count;
-        t.job._set(t.index, true, values, pos, count);
-        pos += count;
       }
     }
     if (w.head > 1024 && w.head * 2 > held.length) {
       w.held = held.slice(w.head);
       w.head = 0;
     }
+    return k;
   }
+
+  /** Hand the results of `msg` to the jobs of the `count` tasks `#release` took. */
+  #settle(count: number, msg: Results): void {
+    const failed = msg[1];
+    const values = msg[2] as ArrayLike<unknown>;
+    const done = this.#released;
+    let pos = 0;
+    let f = 0;
+    for (let k = 0; k < count; k++) {
+      const t = done[k];
+      done[k] = undefined as unknown as PendingTask;
+      if (failed !== null && failed[f] === k) {
+        f++;
+        t.job._set(t.index, false, fromWorker(values[pos++]), 0, t.count);
+      } else {
+        const c = t.kind === APPLY ? 1 : t.count;
+        t.job._set(t.index, true, values, pos, c);
+        pos += c;
+      }
+    }
+  }
+
 
   #initFailed(err: unknown): void {
     if (this.#initError !== null) return;
