@@ -12,6 +12,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { errorClasses, PythonError } from './errors.js';
 import { looksExported, moduleOf } from './locate.js';
+import { libraryModuleUrl } from './util.js';
 
 /** Objects of this library implement this to say how they cross a process boundary. */
 export const reduce = Symbol.for('node-multiprocessing.reduce');
@@ -40,7 +41,6 @@ export function registerKind(kind: string, rebuild: Rebuild): void {
 // The modules that register the library's own kinds. A child loads only what its
 // messages carry: the module of a kind is imported (or required, when decoding is
 // synchronous) the first time an object of that kind arrives.
-const ownExt = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const kindModules: Record<string, string> = {
   connection: 'connection',
   queue: 'queues',
@@ -54,7 +54,7 @@ const kindModules: Record<string, string> = {
 };
 function kindModuleUrl(kind: string): string | undefined {
   const m = kindModules[kind];
-  return m && new URL(`./${m}${ownExt}`, import.meta.url).href;
+  return m && libraryModuleUrl(m);
 }
 
 export interface Dumped {

@@ -8,7 +8,7 @@ import { native } from './native.js';
 import type { Popen } from './process.js';
 import { BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
-import { _logLevelForChildren } from './util.js';
+import { _logLevelForChildren, libraryModuleUrl } from './util.js';
 import * as wait from './wait.js';
 
 let executable = process.execPath;
@@ -21,8 +21,7 @@ export function getExecutable(): string {
   return executable;
 }
 
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const bootstrapPath = fileURLToPath(new URL(`./spawn_main${ext}`, import.meta.url));
+const bootstrapPath = fileURLToPath(libraryModuleUrl('spawn_main'));
 
 /** Options of the parent that must not reach a child (they would run other code, or clash). */
 const DROP_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-r_', '--input-type', '--inspect-port', '--debug-port']);

@@ -3,7 +3,7 @@
 import { native } from './native.js';
 import { _becomeChild, type BaseProcess } from './process.js';
 import { _setImportingForChild, loads, loadsAsync } from './reduction.js';
-import { logToStderr, runExitHandlers } from './util.js';
+import { fromSources, logToStderr, runExitHandlers } from './util.js';
 import type { Preparation } from './spawn.js';
 // Registers SpawnProcess. Nothing else of the library is loaded up front: the modules
 // of the objects a message carries are loaded when it is decoded (reduction.ts).
@@ -14,7 +14,7 @@ const BOOTSTRAP_FD = 3;
 async function main(): Promise<number> {
   // Under a TypeScript loader (tsx), require() of a library module makes a second copy
   // of it, so reduction.ts could not load a kind synchronously: load them all up front.
-  if (import.meta.url.endsWith('.ts')) await import('./context.js');
+  if (fromSources) await import('./context.js');
   const channel = new native.NativeConnection(BOOTSTRAP_FD);
   const takeFds = (n: number) => channel.takeFds(n);
   const prep = loads(channel.recv(true, null, null)!, takeFds) as Preparation;

@@ -1,6 +1,14 @@
 // Logging and exit handling, as Python's multiprocessing.util.
 import { format } from 'node:util';
 
+/** Whether the library runs from its TypeScript sources (under a loader such as tsx) rather than from dist/. */
+export const fromSources = import.meta.url.endsWith('.ts');
+
+/** The URL of the library module `name` (e.g. 'queues'), beside this one, as it runs. */
+export function libraryModuleUrl(name: string): string {
+  return new URL(`./${name}${fromSources ? '.ts' : '.js'}`, import.meta.url).href;
+}
+
 export const SUBDEBUG = 5;
 export const DEBUG = 10;
 export const INFO = 20;
