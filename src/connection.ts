@@ -14,7 +14,6 @@ import * as reactor from './wait.js';
 // Every child imports this module at startup; what only Listener/Client need is
 // loaded on first use.
 const lazyRequire = createRequire(import.meta.url);
-const crypto = (): typeof import('node:crypto') => lazyRequire('node:crypto');
 const dns = (): typeof import('node:dns/promises') => lazyRequire('node:dns/promises');
 const net = (): typeof import('node:net') => lazyRequire('node:net');
 
@@ -559,56 +558,13 @@ export async function Client(address: Address | ClientOptions, family?: Family |
 
 // --- The authentication handshake (CPython 3.12's protocol, which 3.11 peers speak too) ---
 
-const CHALLENGE = Buffer.from('#CHALLENGE#');
+// The messages are built and checked in mp-core (crates/core/src/auth.rs, through the
+// addon's auth* functions); the flow runs here, on the event loop.
+
 const WELCOME = Buffer.from('#WELCOME#');
 const FAILURE = Buffer.from('#FAILURE#');
-/** Random bytes in a challenge we deliver. */
-const MESSAGE_LENGTH = 40;
-/** A 3.11 challenge; also the shortest challenge accepted. */
-const MD5ONLY_MESSAGE_LENGTH = 20;
-const MD5_DIGEST_LEN = 16;
-const LEGACY_LENGTHS = [MD5ONLY_MESSAGE_LENGTH, MD5_DIGEST_LEN];
-const MAX_DIGEST_LEN = 8;
-/** Python's allowed digest names and their OpenSSL names. */
-const ALLOWED_DIGESTS = new Map([
-  ['md5', 'md5'], ['sha256', 'sha256'], ['sha384', 'sha384'], ['sha3_256', 'sha3-256'], ['sha3_384', 'sha3-384'],
-]);
 /** CPython's bound on every handshake message (`recv_bytes(256)`). */
 const HANDSHAKE_MAXLEN = 256;
-
-function hmacOf(authkey: Buffer, message: Buffer, digest: string): Buffer {
-  return crypto().createHmac(ALLOWED_DIGESTS.get(digest)!, authkey).update(message).digest();
-}
-
-/** (digest name, payload); the name is '' for a legacy unprefixed HMAC-MD5 message. */
-function digestNameAndPayload(message: Buffer): [string, Buffer] {
-  if (LEGACY_LENGTHS.includes(message.length)) return ['', message];
-  if (message[0] === 0x7b) {
-    const curly = message.indexOf(0x7d, 1);
-    if (curly > 0 && curly < MAX_DIGEST_LEN + 2) {
-      const digest = message.subarray(1, curly).toString('latin1');
-      if (ALLOWED_DIGESTS.has(digest)) return [digest, message.subarray(curly + 1)];
-    }
-  }
-  throw new AuthenticationError(`unsupported message length, missing digest prefix, or unsupported digest (${message.length} bytes)`);
-}
-
-function createResponse(authkey: Buffer, message: Buffer): Buffer {
-  const digest = digestNameAndPayload(message)[0];
-  // The MAC covers the whole message, digest prefix included.
-  if (!digest) return hmacOf(authkey, message, 'md5');
-  return Buffer.concat([Buffer.from(`{${digest}}`), hmacOf(authkey, message, digest)]);
-}
-
-function verifyChallenge(authkey: Buffer, message: Buffer, response: Buffer): void {
-  const [name, mac] = digestNameAndPayload(response);
-  const digest = name || 'md5';
-  const expected = hmacOf(authkey, message, digest);
-  if (expected.length !== mac.length) {
-    throw new AuthenticationError(`expected '${digest}' of length ${expected.length} got ${mac.length}`);
-  }
-  if (!crypto().timingSafeEqual(expected, mac)) throw new AuthenticationError('digest received was wrong');
-}
 
 async function recvHandshake(c: Connection, deadline: number | null): Promise<Buffer> {
   const m = await c._recvBytesBefore(HANDSHAKE_MAXLEN, deadline);
@@ -617,13 +573,14 @@ async function recvHandshake(c: Connection, deadline: number | null): Promise<Bu
 }
 
 async function deliver(c: Connection, authkey: Buffer, digestName: string, deadline: number | null): Promise<void> {
-  if (!ALLOWED_DIGESTS.has(digestName)) throw new ValueError(`unsupported digest ${digestName}`);
-  const message = Buffer.concat([Buffer.from(`{${digestName}}`), crypto().randomBytes(MESSAGE_LENGTH)]);
+  if (typeof digestName !== 'string') throw new ValueError(`unsupported digest ${String(digestName)}`);
+  // `#CHALLENGE#{digest}` and 40 random bytes; ValueError for a digest Python does not allow.
   // A 3.11 peer takes the whole thing as its challenge and answers with raw HMAC-MD5.
-  c.sendBytes(Buffer.concat([CHALLENGE, message]));
+  const challenge = nativeCall(() => native.authChallenge(digestName));
+  c.sendBytes(challenge);
   const response = await recvHandshake(c, deadline);
   try {
-    verifyChallenge(authkey, message, response);
+    nativeCall(() => native.authVerify(authkey, challenge, response));
   } catch (e) {
     c.sendBytes(FAILURE);
     throw e;
@@ -632,13 +589,8 @@ async function deliver(c: Connection, authkey: Buffer, digestName: string, deadl
 }
 
 async function answer(c: Connection, authkey: Buffer, deadline: number | null): Promise<void> {
-  const frame = await recvHandshake(c, deadline);
-  if (!frame.subarray(0, CHALLENGE.length).equals(CHALLENGE)) {
-    throw new AuthenticationError('Protocol error, expected challenge');
-  }
-  const message = frame.subarray(CHALLENGE.length);
-  if (message.length < MD5ONLY_MESSAGE_LENGTH) throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
-  c.sendBytes(createResponse(authkey, message));
+  const challenge = await recvHandshake(c, deadline);
+  c.sendBytes(nativeCall(() => native.authResponse(authkey, challenge)));
   const reply = await recvHandshake(c, deadline);
   if (!reply.equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
 }

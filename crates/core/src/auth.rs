@@ -3,7 +3,11 @@
 //! HMAC-MD5 over a 20-byte challenge) and 3.12+ (`{digest}`-prefixed challenges and
 //! replies, the MAC covering the prefix too).
 //!
-//! Every handshake message is read with CPython's 256-byte bound and under one
+//! The messages are built and checked by pure functions: [`challenge`], [`answer`]
+//! and [`verify`]. The binding exposes those, and src/connection.ts runs the message
+//! flow on the event loop. [`server_handshake`] / [`client_handshake`] run the same
+//! flow blocking on a descriptor (the python3 interop tests use them); every
+//! handshake message is read there with CPython's 256-byte bound and under one
 //! deadline, so a silent or hostile peer costs neither memory nor a stuck listener.
 
 use std::io;
@@ -145,13 +149,43 @@ fn split_digest(msg: &[u8]) -> Result<(Option<Digest>, &[u8]), AuthError> {
             }
         }
     }
-    Err(rejected("unsupported message length, missing digest prefix, or unsupported digest"))
+    Err(rejected(format!(
+        "unsupported message length, missing digest prefix, or unsupported digest ({} bytes)",
+        msg.len()
+    )))
 }
 
-/// Check a reply against the challenge `message` (everything after `#CHALLENGE#`).
+/// A challenge to deliver: `#CHALLENGE#`, `{digest}` and [`MESSAGE_LENGTH`] random
+/// bytes. A 3.11 peer takes everything after `#CHALLENGE#` as its challenge and
+/// answers with a raw HMAC-MD5 over it, which [`verify`] accepts.
+pub fn challenge(digest: Digest) -> io::Result<Vec<u8>> {
+    let mut random = [0u8; MESSAGE_LENGTH];
+    getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("getrandom: {e}")))?;
+    let mut frame = CHALLENGE.to_vec();
+    frame.extend_from_slice(format!("{{{}}}", digest.name()).as_bytes());
+    frame.extend_from_slice(&random);
+    Ok(frame)
+}
+
+/// The reply to a received challenge `frame` (`#CHALLENGE#` and the message).
+pub fn answer(authkey: &[u8], frame: &[u8]) -> Result<Vec<u8>, AuthError> {
+    let Some(message) = frame.strip_prefix(CHALLENGE) else {
+        return Err(rejected("Protocol error, expected challenge"));
+    };
+    if message.len() < LEGACY_CHALLENGE_LEN {
+        return Err(rejected(format!("challenge too short: {} bytes", message.len())));
+    }
+    response_for(authkey, message)
+}
+
+/// Check a `response` to the `challenge` frame we sent (as built by [`challenge`]).
 /// Any allowed digest is accepted: the MAC covers the `{digest}` prefix of the
-/// challenge, so a peer cannot downgrade what was asked without the key.
-fn verify(authkey: &[u8], message: &[u8], response: &[u8]) -> Result<(), AuthError> {
+/// challenge, so a peer cannot downgrade what was asked without the key. The MACs
+/// are compared in constant time.
+pub fn verify(authkey: &[u8], challenge: &[u8], response: &[u8]) -> Result<(), AuthError> {
+    let Some(message) = challenge.strip_prefix(CHALLENGE) else {
+        return Err(rejected("not a challenge frame: it must start with #CHALLENGE#"));
+    };
     let (digest, mac) = split_digest(response)?;
     let digest = digest.unwrap_or(Digest::Md5);
     let expected = digest.hmac(authkey, message);
@@ -178,25 +212,18 @@ pub fn response_for(authkey: &[u8], message: &[u8]) -> Result<Vec<u8>, AuthError
 }
 
 /// Send a `{sha256}` challenge, check the reply, answer `#WELCOME#` or `#FAILURE#`.
-///
-/// A 3.11 peer replies with a raw HMAC-MD5 over the whole `{sha256}...` message;
-/// that is accepted like CPython 3.12 does.
 pub fn deliver_challenge(
     fd: RawFd,
     reader: &mut FrameReader,
     authkey: &[u8],
     deadline: Option<Instant>,
 ) -> Result<(), AuthError> {
-    let mut random = [0u8; MESSAGE_LENGTH];
-    getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("getrandom: {e}")))?;
-    let mut frame = CHALLENGE.to_vec();
-    frame.extend_from_slice(format!("{{{}}}", Digest::Sha256.name()).as_bytes());
-    frame.extend_from_slice(&random);
+    let frame = challenge(Digest::Sha256)?;
     // Handshake messages are tiny: the socket buffer of a fresh connection takes
     // them without blocking, so sends need no deadline.
     send_frame(fd, &frame, &[])?;
     let response = recv_bounded(fd, reader, deadline)?;
-    match verify(authkey, &frame[CHALLENGE.len()..], &response) {
+    match verify(authkey, &frame, &response) {
         Ok(()) => {
             send_frame(fd, WELCOME, &[])?;
             Ok(())
@@ -217,13 +244,7 @@ pub fn answer_challenge(
     deadline: Option<Instant>,
 ) -> Result<(), AuthError> {
     let frame = recv_bounded(fd, reader, deadline)?;
-    let Some(message) = frame.strip_prefix(CHALLENGE) else {
-        return Err(rejected("Protocol error, expected challenge"));
-    };
-    if message.len() < LEGACY_CHALLENGE_LEN {
-        return Err(rejected(format!("challenge too short: {} bytes", message.len())));
-    }
-    send_frame(fd, &response_for(authkey, message)?, &[])?;
+    send_frame(fd, &answer(authkey, &frame)?, &[])?;
     if recv_bounded(fd, reader, deadline)? != WELCOME {
         return Err(rejected("digest sent was rejected"));
     }
@@ -350,28 +371,100 @@ mod tests {
         assert_eq!(e.code(), "EOF");
     }
 
+    /// `#CHALLENGE#` + `message`, as a peer sends it.
+    fn framed(message: &[u8]) -> Vec<u8> {
+        [CHALLENGE, message].concat()
+    }
+
     #[test]
-    fn responses_match_cpython_formats() {
-        let key = b"key";
-        // Legacy 20-byte challenge: raw 16-byte HMAC-MD5.
-        let legacy = [7u8; 20];
-        assert_eq!(response_for(key, &legacy).unwrap(), Digest::Md5.hmac(key, &legacy));
+    fn challenge_is_prefixed_random_and_fresh() {
         for d in Digest::ALL {
-            let mut msg = format!("{{{}}}", d.name()).into_bytes();
-            msg.extend_from_slice(&[1u8; MESSAGE_LENGTH]);
-            let resp = response_for(key, &msg).unwrap();
-            let prefix = format!("{{{}}}", d.name());
-            assert!(resp.starts_with(prefix.as_bytes()));
-            assert_eq!(&resp[prefix.len()..], &d.hmac(key, &msg)[..]);
-            verify(key, &msg, &resp).unwrap();
-            // A legacy raw MD5 reply over the whole message is accepted too.
-            verify(key, &msg, &Digest::Md5.hmac(key, &msg)).unwrap();
-            assert!(verify(b"nope", &msg, &resp).is_err());
+            let c = challenge(d).unwrap();
+            let prefix = format!("#CHALLENGE#{{{}}}", d.name());
+            assert!(c.starts_with(prefix.as_bytes()), "{d:?}");
+            assert_eq!(c.len(), prefix.len() + MESSAGE_LENGTH);
+            assert_ne!(challenge(d).unwrap(), c, "two challenges alike");
+            // Within CPython's bound on a handshake message.
+            assert!(c.len() as u64 <= HANDSHAKE_MAXLEN);
         }
-        // Unknown or missing prefixes are refused.
-        assert!(response_for(key, b"{sha1}0123456789012345678901234567890123456789").is_err());
-        assert!(response_for(key, &[0u8; 41]).is_err());
-        assert!(verify(key, b"x", b"{sha256}short").is_err());
+    }
+
+    #[test]
+    fn every_digest_round_trips() {
+        let key = b"key";
+        for d in Digest::ALL {
+            let c = challenge(d).unwrap();
+            let resp = answer(key, &c).unwrap();
+            let prefix = format!("{{{}}}", d.name());
+            assert!(resp.starts_with(prefix.as_bytes()), "{d:?}");
+            assert_eq!(&resp[prefix.len()..], &d.hmac(key, &c[CHALLENGE.len()..])[..]);
+            verify(key, &c, &resp).unwrap();
+            // A 3.11 peer's raw MD5 reply over the whole message is accepted too.
+            verify(key, &c, &Digest::Md5.hmac(key, &c[CHALLENGE.len()..])).unwrap();
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_rejected() {
+        for d in Digest::ALL {
+            let c = challenge(d).unwrap();
+            let e = verify(b"key", &c, &answer(b"nope", &c).unwrap()).unwrap_err();
+            assert!(matches!(&e, AuthError::Rejected(m) if m == "digest received was wrong"), "{e:?}");
+            assert_eq!(e.code(), "Auth");
+        }
+        // Legacy too.
+        let c = framed(&[7u8; 20]);
+        assert!(verify(b"key", &c, &answer(b"nope", &c).unwrap()).is_err());
+    }
+
+    #[test]
+    fn any_changed_byte_or_length_is_rejected() {
+        // The comparison is subtle's constant-time ct_eq (not timed here): every
+        // position counts, and a MAC of the wrong length is refused before comparing.
+        let key = b"key";
+        let c = challenge(Digest::Sha256).unwrap();
+        let good = answer(key, &c).unwrap();
+        for i in "{sha256}".len()..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            let e = verify(key, &c, &bad).unwrap_err();
+            assert!(matches!(&e, AuthError::Rejected(m) if m == "digest received was wrong"), "{i}: {e:?}");
+        }
+        let e = verify(key, &c, &good[..good.len() - 1]).unwrap_err();
+        assert!(matches!(&e, AuthError::Rejected(m) if m == "expected 'sha256' of length 32 got 31"), "{e:?}");
+    }
+
+    #[test]
+    fn legacy_md5_challenge_gets_a_raw_md5_reply() {
+        let key = b"key";
+        let legacy = [7u8; 20];
+        let resp = answer(key, &framed(&legacy)).unwrap();
+        assert_eq!(resp, Digest::Md5.hmac(key, &legacy));
+        assert_eq!(resp.len(), MD5_LEN);
+        verify(key, &framed(&legacy), &resp).unwrap();
+    }
+
+    #[test]
+    fn malformed_or_unknown_is_rejected() {
+        let key = b"key";
+        let msg = |m: &str| -> String {
+            match answer(key, m.as_bytes()).unwrap_err() {
+                AuthError::Rejected(m) => m,
+                e => panic!("{e:?}"),
+            }
+        };
+        assert!(msg("#CHALLENGE#{sha1}0123456789012345678901234567890123456789")
+            .starts_with("unsupported message length, missing digest prefix, or unsupported digest (46 bytes)"));
+        assert!(answer(key, &framed(&[0u8; 41])).is_err());
+        assert_eq!(msg("#CHALLENGE#short"), "challenge too short: 5 bytes");
+        assert_eq!(msg("#WELCOME#0123456789012345678901234"), "Protocol error, expected challenge");
+        assert!(verify(key, &challenge(Digest::Sha256).unwrap(), b"{sha256}short").is_err());
+        assert!(verify(key, &challenge(Digest::Sha256).unwrap(), b"{sha1}01234567890123456789").is_err());
+        // Only CPython's allowed digests have names.
+        assert_eq!(Digest::from_name(b"sha1"), None);
+        assert_eq!(Digest::from_name(b"sha3_256"), Some(Digest::Sha3_256));
+        // verify wants the frame that was sent, `#CHALLENGE#` included.
+        assert!(verify(key, &[1u8; 40], &Digest::Md5.hmac(key, &[1u8; 40])).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![deny(clippy::all)]
 #![allow(clippy::new_without_default)]
 
+mod auth;
 mod conn;
 mod error;
 mod heap;
