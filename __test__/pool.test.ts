@@ -182,3 +182,18 @@ test('pids differ across workers', async (t) => {
   const pids = await Promise.all(range(40).map(() => pool.apply(pid)));
   t.true(pids.every((p) => p !== process.pid));
 });
+
+// Serial (ava runs these before the concurrent tests): its load would slow the timed ones.
+test.serial('large items and large results both ways at once: busy workers get work queued and nothing blocks', async (t) => {
+  // 40 items of 300 KiB, one per task, echoed back: the pool queues batches behind busy
+  // workers (within their socket budget) while they send results of the same size.
+  await using pool = new Pool(2);
+  const items = Array.from({ length: 40 }, (_, i) => Buffer.alloc(300 * 1024, i));
+  const echoed = await pool.map((b: Uint8Array) => b, items, 1);
+  t.is(echoed.length, items.length);
+  t.true(echoed.every((b, i) => Buffer.compare(Buffer.from(b), items[i]) === 0));
+  // A large map with the default chunksize whose results are not numbers.
+  const pairs = await pool.map((x: number) => [x, -x], range(100_000));
+  t.deepEqual(pairs[99_999], [99_999, -99_999]);
+  t.is(pairs.length, 100_000);
+});
