@@ -11,11 +11,11 @@ import * as sharedctypes from './sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, type BarrierAction, type Timeout } from './synchronize.js';
 import { _setStartMethodPopen, activeChildren, BaseProcess, currentProcess, parentProcess, Process, type Popen } from './process.js';
 import { setExecutable, SpawnProcess } from './spawn.js';
+import { getLogger, logToStderr } from './util.js';
 
 // The Process classes live beside what they need (process.ts, spawn.ts) so that a child
 // does not load the whole library to re-create its Process object.
 export { Process, SpawnProcess };
-import { getLogger, logToStderr } from './util.js';
 
 const REASONS: Record<string, string> = {
   fork: "the 'fork' start method is not available: a Node.js process cannot be forked safely (V8's and libuv's threads do not survive fork); use 'spawn'",
