@@ -37,18 +37,23 @@ export class RuntimeError extends PythonError {}
 export class OSError extends PythonError {
   errno?: number;
 }
+/** A pool worker died (killed, exited, out of memory) while holding a task. */
+export class WorkerLostError extends ProcessError {}
+/** A pool task's result could not be sent back (Python's `multiprocessing.pool.MaybeEncodingError`). */
+export class MaybeEncodingError extends Error {
+  constructor(message = '') {
+    super(message);
+    this.name = 'MaybeEncodingError';
+  }
+}
 
 /** Errors re-created by name when they cross a process boundary. */
 export const errorClasses: Record<string, new (...args: any[]) => Error> = {
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
   ProcessError, BufferTooShort, AuthenticationError, TimeoutError, RemoteError,
   BrokenBarrierError, Empty, Full, ValueError, EOFError, RuntimeError, OSError,
+  WorkerLostError, MaybeEncodingError,
 };
-
-/** Register an error class so that it crosses process boundaries with its class. */
-export function registerErrorClass(cls: new (...args: any[]) => Error): void {
-  errorClasses[cls.name] = cls;
-}
 
 const CODED = /^\[(\w+)\] ([\s\S]*)$/;
 

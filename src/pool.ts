@@ -7,14 +7,14 @@
 import { inspect } from 'node:util';
 import { Pipe, type Connection } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';
-import { nativeCall, ProcessError, TimeoutError, ValueError, registerErrorClass } from './errors.js';
+import { MaybeEncodingError, nativeCall, ProcessError, TimeoutError, ValueError, WorkerLostError } from './errors.js';
 import { native } from './native.js';
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
 import { getLogger } from './util.js';
-import { INIT_FAILED, MaybeEncodingError, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
+import { INIT_FAILED, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
 
-export { MaybeEncodingError };
+export { MaybeEncodingError, WorkerLostError };
 
 /** The remote stack of an error thrown in a worker (Python's `RemoteTraceback`), its `cause`. */
 export class RemoteTraceback extends Error {
@@ -24,9 +24,6 @@ export class RemoteTraceback extends Error {
   }
 }
 
-/** A worker died (killed, exited, out of memory) while holding this task. */
-export class WorkerLostError extends ProcessError {}
-registerErrorClass(WorkerLostError);
 
 export interface PoolOptions {
   processes?: number | null;

@@ -7,17 +7,9 @@
 // and answers in that order, so results need not name their tasks.
 import { inspect } from 'node:util';
 import type { Connection } from './connection.js';
-import { EOFError, OSError, registerErrorClass } from './errors.js';
+import { EOFError, MaybeEncodingError, OSError } from './errors.js';
 import { dumps } from './reduction.js';
 
-/** A result could not be sent back (Python's `multiprocessing.pool.MaybeEncodingError`). */
-export class MaybeEncodingError extends Error {
-  constructor(message = '') {
-    super(message);
-    this.name = 'MaybeEncodingError';
-  }
-}
-registerErrorClass(MaybeEncodingError);
 
 /**
  * A batch from the pool, or null: stop.
