@@ -10,6 +10,7 @@ import {
   c_ulonglong, copy, synchronized,
 } from '../src/sharedctypes.js';
 import { Event, Lock, RLock } from '../src/synchronize.js';
+import { Queue } from '../src/queues.js';
 import { Point, fillShared, keepShared, modify, negate } from './fixtures/sync_targets.js';
 import { startChild } from './helpers.js';
 
@@ -255,4 +256,24 @@ test('nothing is left in /dev/shm after children holding shared objects are kill
   await p.join();
   t.is(p.exitcode, -9);
   t.deepEqual(list(), before);
+});
+
+test('a message that is not sent gives back the count it took on shared memory', async (t) => {
+  // Sending a shared object adds a count on its block for the receiver to take over;
+  // when the message is refused, fails to serialize or finds no peer, that count is
+  // given back, or the block could never be freed and reused.
+  const v = RawValue('i', 7);
+  const count = () => v._block.refcount;
+  const before = count();
+  const q = new Queue();
+  t.throws(() => q.putNowait(v), { instanceOf: TypeError });
+  t.is(count(), before);
+  const [a, b] = Pipe();
+  t.throws(() => a.send([v, Symbol('not serializable')]), { instanceOf: TypeError });
+  t.is(count(), before);
+  b.close();
+  t.throws(() => a.send(v));
+  t.is(count(), before);
+  a.close();
+  q.close();
 });

@@ -82,8 +82,13 @@ export class Connection {
   /** Send an object; returns once all of it is written (as Python's send). */
   send(obj: unknown): void {
     const c = this.#forWriting();
-    const { data, fds } = dumps(obj);
-    nativeCall(() => c.send(data, fds));
+    const { data, fds, undo } = dumps(obj);
+    try {
+      nativeCall(() => c.send(data, fds));
+    } catch (e) {
+      undo?.();
+      throw e;
+    }
   }
 
   /** Send `buf[offset, offset + size)` as one message. */

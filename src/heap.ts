@@ -61,6 +61,23 @@ export function adoptBlock(fd: number, id: BlockId): NativeBlock {
 
 export type BlockId = ReturnType<NativeBlock['retainForTransfer']>;
 
+/** What an object standing on a shared block sends: see `transferOf`. */
+export interface Transfer {
+  id: BlockId;
+  fds: number[];
+  undo: () => void;
+}
+
+/**
+ * A transfer of `b` in a message: one more count on the block, which the receiver takes
+ * over, and the arena's descriptor. `undo` gives the count back when the message is not
+ * sent after all.
+ */
+export function transferOf(b: { retainForTransfer(): BlockId; readonly arenaFd: number }): Transfer {
+  const id = b.retainForTransfer();
+  return { id, fds: [b.arenaFd], undo: () => nativeCall(() => native.releaseTransfer(id)) };
+}
+
 /** Keep `block` (one count) until `owner` is collected. */
 export function holdUntilCollected(owner: object, block: NativeBlock): void {
   release.register(owner, block);

@@ -882,7 +882,11 @@ export class Pool {
     let data: Buffer;
     let fds: number[];
     try {
-      ({ data, fds } = dumps(batch));
+      const d = dumps(batch);
+      ({ data, fds } = d);
+      // With descriptors this serialization only measures the batch: it is serialized
+      // again when sent (see #flush), which takes its own counts.
+      d.undo?.();
     } catch (e) {
       // Something in the tasks cannot be sent: find which, fail those, send the rest.
       const ok: PendingTask[] = [];
@@ -890,7 +894,7 @@ export class Pool {
         try {
           const its: unknown[] = [];
           flatten(t, its);
-          dumps([t.fn, its]);
+          dumps([t.fn, its]).undo?.();
           ok.push(t);
         } catch (err) {
           t.job._set(t.index, false, err, 0, t.count);

@@ -99,8 +99,9 @@ interface Item {
 
 /** Serialize an item for the ring. */
 function serialize(obj: unknown): Item {
-  const { data, fds, tag } = dumpsSplit(obj);
+  const { data, fds, tag, undo } = dumpsSplit(obj);
   if (fds.length > 0) {
+    undo?.();
     throw new TypeError(
       'cannot put an item that contains queues, locks, connections or shared memory on a queue: ' +
         'a queue carries bytes, not descriptors. Pass such objects as Process arguments or send them through a Pipe.',

@@ -24,6 +24,8 @@ export interface Reduced {
   state?: unknown;
   /** Descriptors the object stands on; sent as duplicates, the sender keeps its own. */
   fds?: number[];
+  /** Gives back what the reduction took for the receiver (a block's count) if the message is not sent. */
+  undo?: () => void;
 }
 
 export interface Shareable {
@@ -60,6 +62,18 @@ function kindModuleUrl(kind: string): string | undefined {
 export interface Dumped {
   data: Buffer;
   fds: number[];
+  /** Present when the message holds counts for its receiver: call it if the message is not sent. */
+  undo?: () => void;
+}
+
+function undoAll(undos: Array<() => void>): void {
+  for (const u of undos) {
+    try {
+      u();
+    } catch {
+      /* the object is gone already */
+    }
+  }
 }
 
 const MARK = '__mp_ref__';
@@ -96,6 +110,7 @@ function needsPrepare(v: unknown, seen: Set<object>): boolean {
 class Preparer {
   refs: RefEntry[] = [];
   fds: number[] = [];
+  undos: Array<() => void> = [];
   copies = new Map<object, unknown>();
 
   marker(r: Reduced): { [MARK]: number } {
@@ -103,6 +118,7 @@ class Preparer {
     const entry: RefEntry = { k: r.kind, s: undefined, n: r.fds?.length ?? 0 };
     this.refs.push(entry);
     if (r.fds) this.fds.push(...r.fds);
+    if (r.undo) this.undos.push(r.undo);
     entry.s = this.prepare(r.state);
     return { [MARK]: index };
   }
@@ -233,12 +249,19 @@ export function dumps(value: unknown): Dumped {
   if (fast) return { data: fast, fds: NO_FDS };
   let refs: RefEntry[] | null = null;
   let fds: number[] = [];
+  let undos: Array<() => void> = [];
   let body = value;
   if (needsPrepare(value, new Set())) {
     const p = new Preparer();
-    body = p.prepare(value);
+    try {
+      body = p.prepare(value);
+    } catch (e) {
+      undoAll(p.undos);
+      throw e;
+    }
     refs = p.refs;
     fds = p.fds;
+    undos = p.undos;
   }
   const ser = new v8.DefaultSerializer();
   ser.writeHeader();
@@ -246,9 +269,11 @@ export function dumps(value: unknown): Dumped {
     ser.writeValue(refs);
     ser.writeValue(body);
   } catch (e) {
+    undoAll(undos);
     throw new TypeError(`cannot serialize ${describe(value)}: ${(e as Error).message}`);
   }
-  return { data: ser.releaseBuffer(), fds };
+  const data = ser.releaseBuffer();
+  return undos.length ? { data, fds, undo: () => undoAll(undos) } : { data, fds };
 }
 
 function describe(v: unknown): string {

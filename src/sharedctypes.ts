@@ -4,7 +4,7 @@
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import { ValueError } from './errors.js';
-import { adoptBlock, allocBlock, bufferOf, holdUntilCollected, type BlockId, type NativeBlock } from './heap.js';
+import { adoptBlock, allocBlock, bufferOf, holdUntilCollected, transferOf, type BlockId, type NativeBlock } from './heap.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { RLock, type AcquireOptions, type Held, type Timeout } from './synchronize.js';
 
@@ -357,8 +357,8 @@ interface Spec {
 interface SharedState extends Spec { id: BlockId }
 
 function reduceShared(block: NativeBlock, spec: Spec): Reduced {
-  const state: SharedState = { ...spec, id: block.retainForTransfer() };
-  return { kind: 'ctypes', state, fds: [block.arenaFd] };
+  const { id, fds, undo } = transferOf(block);
+  return { kind: 'ctypes', state: { ...spec, id } satisfies SharedState, fds, undo };
 }
 
 /** A scalar ctypes object in shared memory: Python's `c_int(3)` from `RawValue('i', 3)`. */

@@ -58,7 +58,14 @@ class SpawnPopen implements Popen {
     const prep: Preparation = { parentName: currentProcess().name, logLevel: _logLevelForChildren };
     const prepMsg = dumps(prep);
     const procMsg = dumps(proc);
-    const [parentEnd, childEnd] = nativeCall(() => native.socketPair());
+    let pair: number[];
+    try {
+      pair = nativeCall(() => native.socketPair());
+    } catch (e) {
+      procMsg.undo?.();
+      throw e;
+    }
+    const [parentEnd, childEnd] = pair;
     let child;
     try {
       child = nativeCall(() =>
@@ -72,6 +79,7 @@ class SpawnPopen implements Popen {
       );
     } catch (e) {
       native.closeFd(parentEnd);
+      procMsg.undo?.();
       throw e;
     } finally {
       native.closeFd(childEnd);
@@ -86,6 +94,7 @@ class SpawnPopen implements Popen {
       });
     } catch {
       // The child died before reading: its exit code tells the story.
+      procMsg.undo?.();
     } finally {
       conn.close();
     }

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { assertionError, BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';
-import { arenaBuffer } from './heap.js';
+import { arenaBuffer, transferOf } from './heap.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
@@ -330,8 +330,8 @@ export class SemLock {
   }
 
   [reduce](): Reduced {
-    const state: SemLockState = { id: this._n.retainForTransfer(), kind: this._n.kind };
-    return { kind: 'semlock', state, fds: [this._n.arenaFd] };
+    const { id, fds, undo } = transferOf(this._n);
+    return { kind: 'semlock', state: { id, kind: this._n.kind } satisfies SemLockState, fds, undo };
   }
 
   [inspect.custom](): string {
@@ -555,8 +555,8 @@ export class Condition {
   }
 
   [reduce](): Reduced {
-    const state: ConditionState = { id: this._n.retainForTransfer(), lock: this._lock };
-    return { kind: 'condition', state, fds: [this._n.arenaFd] };
+    const { id, fds, undo } = transferOf(this._n);
+    return { kind: 'condition', state: { id, lock: this._lock } satisfies ConditionState, fds, undo };
   }
 
   toString(): string {
@@ -612,7 +612,8 @@ export class Event {
   }
 
   [reduce](): Reduced {
-    return { kind: 'event', state: { id: this._n.retainForTransfer() }, fds: [this._n.arenaFd] };
+    const { id, fds, undo } = transferOf(this._n);
+    return { kind: 'event', state: { id }, fds, undo };
   }
 
   toString(): string {
@@ -756,8 +757,8 @@ export class Barrier {
   }
 
   [reduce](): Reduced {
-    const state: BarrierState = { id: this._n.retainForTransfer(), action: this.#action, timeout: this.#timeout };
-    return { kind: 'barrier', state, fds: [this._n.arenaFd] };
+    const { id, fds, undo } = transferOf(this._n);
+    return { kind: 'barrier', state: { id, action: this.#action, timeout: this.#timeout } satisfies BarrierState, fds, undo };
   }
 
   toString(): string {

@@ -52,6 +52,16 @@ pub fn adopt_transferred(fd: i32, id: &BlockIdJs) -> napi::Result<Block> {
     Ok(block)
 }
 
+/// Give back the count that `retain_for_transfer` added for a message that was never
+/// sent (refused, failed to serialize, or the peer was gone): the block's arena is
+/// attached in this process, the sender's.
+#[napi]
+pub fn release_transfer(id: BlockIdJs) -> napi::Result<()> {
+    let id = id_from_js(&id)?;
+    drop(Heap::global().adopt_transferred(&id).map_err(os)?);
+    Ok(())
+}
+
 /// A block of shared memory held by this process (one count of its refcount).
 #[napi]
 pub struct NativeBlock {
