@@ -47,7 +47,7 @@ test('exit codes: throw gives 1, process.exit(n) gives n, signals are negative',
   p3.terminate();
   await p3.join();
   t.is(p3.exitcode, -15);
-  t.regex(String(p3), /exitcode=SIGTERM/);
+  t.regex(String(p3), /exitcode=-SIGTERM>/);
   const p4 = new Process({ target: sleepForever });
   p4.start();
   t.true(p4.isAlive());

@@ -10,7 +10,8 @@ export {
 } from './errors.js';
 export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProcess } from './process.js';
 export { setExecutable } from './spawn.js';
-export { getLogger, logToStderr, SUBDEBUG, SUBWARNING } from './util.js';
+// Python's logging levels (logging.INFO...) with multiprocessing's own two; there is no logging module here.
+export { CRITICAL, DEBUG, ERROR, getLogger, INFO, logToStderr, SUBDEBUG, SUBWARNING, WARNING } from './util.js';
 export { reduce, registerKind, type Reduced, type Shareable } from './reduction.js';
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,

@@ -56,9 +56,11 @@ const children = new Set<BaseProcess>();
 /** Sending a Process is only allowed while starting it (Python's spawning popen check). */
 let spawning: BaseProcess | null = null;
 
+// Python's names for exit codes of killed processes: '-SIGTERM' for -15; of two names for
+// one signal, the one Python picks.
 const exitcodeToName = new Map<number, string>();
 for (const [name, num] of Object.entries(osConstants.signals)) {
-  if (!exitcodeToName.has(-num)) exitcodeToName.set(-num, name);
+  if (!exitcodeToName.has(-num) || name === 'SIGABRT' || name === 'SIGPOLL') exitcodeToName.set(-num, `-${name}`);
 }
 
 const BOOTSTRAP_MESSAGE = `
