@@ -23,8 +23,16 @@ function post<T = any>(method: string, params?: object): T {
   return out as T;
 }
 
-/** Refresh the scriptId -> URL table (Debugger.enable replays every parsed script). */
-function refreshScripts(): void {
+/**
+ * Refresh the scriptId -> URL table until it knows `scriptId`. Best-effort coverage lists
+ * the scripts that have run, at a few ms and without changing how V8 runs; a function's
+ * module has run, so it is almost always there. Else Debugger.enable replays every parsed
+ * script, but its first call costs tens of ms (over 100 with a large library loaded).
+ */
+function refreshScripts(scriptId: string): void {
+  const { result } = post<{ result: Array<{ scriptId: string; url: string }> }>('Profiler.getBestEffortCoverage');
+  for (const s of result) if (s.url) scriptUrls.set(s.scriptId, s.url);
+  if (scriptUrls.has(scriptId)) return;
   post('Debugger.enable');
   post('Debugger.disable');
 }
@@ -51,7 +59,7 @@ export function moduleOf(fn: Function): string | undefined {
     const loc = props.internalProperties?.find((p: { name: string }) => p.name === '[[FunctionLocation]]');
     const scriptId: string | undefined = loc?.value?.value?.scriptId;
     if (scriptId) {
-      if (!scriptUrls.has(scriptId)) refreshScripts();
+      if (!scriptUrls.has(scriptId)) refreshScripts(scriptId);
       url = scriptUrls.get(scriptId);
     }
   } finally {
