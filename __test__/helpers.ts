@@ -15,10 +15,10 @@ export interface RunResult {
 }
 
 /** Run a TypeScript file under tsx (as a user would) and collect its output. */
-export function runTs(file: string, args: string[] = [], timeoutMs = 60_000): Promise<RunResult> {
+export function runTs(file: string, args: string[] = [], timeoutMs = 60_000, nodeOptions: string[] = []): Promise<RunResult> {
   // node itself with tsx's loader (not the tsx CLI, which would run node as a grandchild
   // that a kill on timeout would not reach).
-  return runNode(['--import', 'tsx', join(root, file), ...args], timeoutMs);
+  return runNode([...nodeOptions, '--import', 'tsx', join(root, file), ...args], timeoutMs);
 }
 
 /** Run a JavaScript file with plain node (no TypeScript loader) and collect its output. */

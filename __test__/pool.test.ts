@@ -4,6 +4,7 @@ import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError
 import {
   add, exitNow, failAt, init, initThrows, killSelf, naturals, pid, readInit, sleep, sleepThen, square, unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
+import { runTs } from './helpers.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
@@ -115,6 +116,16 @@ test('a worker that dies fails its task naming it and the exit code, and the poo
   t.regex(e2!.message, /exit code 3/);
   t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
   t.is(pool._pool.length, 2);
+});
+
+test('a worker that runs out of memory fails its task and is replaced', async (t) => {
+  // The workers inherit the parent's small heap limit; the task allocates past it.
+  const r = await runTs('__test__/fixtures/pool_oom_main.ts', [], 60_000, ['--max-old-space-size=64']);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.is(out.failure?.name, 'WorkerLostError', r.stdout);
+  t.regex(out.failure.message, /SpawnPoolWorker-\d+ .*exit code (-6|134)/);
+  t.is(out.after, 49);
 });
 
 test('a result that cannot be serialized fails that task only', async (t) => {
