@@ -1,29 +1,26 @@
-// Process pools (Python's multiprocessing.pool): Pool, AsyncResult, MapResult,
-// IMapIterator. Each worker is a daemonic process with its own duplex Connection to
-// the pool: the pool sends task batches and keeps a few in flight per worker; the
-// worker sends result batches back, in the order of its tasks (see pool_worker.ts for
-// the flat message layout). A worker's death is seen as EOF on its connection: the
-// tasks it held fail with an error naming it, and a fresh worker takes its place.
+// Process pools (Python's multiprocessing.pool.Pool). Each worker is a daemonic process
+// with its own duplex Connection to the pool: the pool sends task batches and keeps a few
+// in flight per worker; the worker sends result batches back, in the order of its tasks
+// (see pool_worker.ts for the flat message layout). A worker's death is seen as EOF on
+// its connection: the tasks it held fail with an error naming it, and a fresh worker
+// takes its place. The results and iterators handed to callers are in pool_jobs.ts;
+// how tasks are packed into batches, in pool_batch.ts.
 import { inspect } from 'node:util';
 import { Pipe, type Connection } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';
-import { MaybeEncodingError, nativeCall, ProcessError, TimeoutError, ValueError, WorkerLostError } from './errors.js';
+import { MaybeEncodingError, nativeCall, ProcessError, ValueError, WorkerLostError } from './errors.js';
 import { native } from './native.js';
 import type { BaseProcess } from './process.js';
 import { dumps } from './reduction.js';
-import { getLogger } from './util.js';
-import { INIT_FAILED, PACK_MIN, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
+import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
+import {
+  APPLY, AsyncResult, fromWorker, IMapIterator, MapResult, PLAIN, Signal, STAR,
+  type Callback, type ErrorCallback, type Job, type PendingTask,
+} from './pool_jobs.js';
+import { INIT_FAILED, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
 
+export { ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, RemoteTraceback } from './pool_jobs.js';
 export { MaybeEncodingError, WorkerLostError };
-
-/** The remote stack of an error thrown in a worker (Python's `RemoteTraceback`), its `cause`. */
-export class RemoteTraceback extends Error {
-  constructor(tb: string) {
-    super(`\n"""\n${tb}"""`);
-    this.name = 'RemoteTraceback';
-  }
-}
-
 
 export interface PoolOptions {
   processes?: number | null;
@@ -33,9 +30,6 @@ export interface PoolOptions {
   context?: BaseContext | null;
 }
 
-type Callback<T> = ((value: T) => void) | null | undefined;
-type ErrorCallback = ((error: unknown) => void) | null | undefined;
-
 const RUN = 0;
 const CLOSE = 1;
 const TERMINATE = 2;
@@ -43,8 +37,6 @@ const STATE_NAMES = ['RUN', 'CLOSE', 'TERMINATE'];
 
 /** Batches in flight per worker (one running, the rest queued in its socket). */
 const IN_FLIGHT = 3;
-/** Most tasks in one batch. */
-const MAX_BATCH = 256;
 /**
  * Fewer pending calls than this wait for a worker to become idle rather than queue behind
  * a busy one: small batches would cost a message each for nothing (the busy worker runs
@@ -61,29 +53,9 @@ const MIN_QUEUED_CALLS = 32;
  * of a large map behind the one running, leaving the worker idle between chunks.
  */
 const SEND_BUFFER = 1 << 20;
-/** From this many items, numbers are copied with builtins rather than item by item. */
-const BULK_MIN = 64;
-/**
- * Items the builtins may copy in this process. They need no compiling, which is what a
- * short run of a fresh process pays for a loop (milliseconds of a JIT thread), but cost
- * some 15 ns an item more than a compiled loop: past this many items, loops take over.
- */
-let bulkLeft = 1 << 18;
-
-function useBulk(n: number): boolean {
-  if (n < BULK_MIN || bulkLeft <= 0) return false;
-  bulkLeft -= n;
-  return true;
-}
-/** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
-const PLAIN = 0;
-const STAR = 1;
-const APPLY = 2;
-type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
 
-let jobCounter = 0;
 let fnCounter = 0;
 const fnIds = new WeakMap<Function, number>();
 let lastFn: Function | null = null;
@@ -98,388 +70,23 @@ function fnIdOf(fn: Function): number {
   return id;
 }
 
-function timeoutMs(timeout: number | null | undefined): number | null {
-  return timeout == null ? null : Math.max(0, timeout) * 1000;
-}
-
 /**
- * An error from a worker, re-created as a real Error of the same class (name and message
- * kept) with the worker's stack under `cause`, as Python chains a RemoteTraceback.
+ * What a pool needs of the process (or thread) a worker runs in: BaseProcess's surface.
+ * @internal
  */
-function fromWorker(e: unknown): unknown {
-  if (!(e instanceof Error)) return e;
-  const cls = (Object.getPrototypeOf(e)?.constructor ?? Error) as new (...a: unknown[]) => Error;
-  const err = Reflect.construct(Error, [e.message], cls) as Error;
-  for (const k of Object.keys(e)) (err as unknown as Record<string, unknown>)[k] = (e as unknown as Record<string, unknown>)[k];
-  if (err.name !== e.name) Object.defineProperty(err, 'name', { value: e.name, writable: true, configurable: true });
-  const tb = e.stack ?? `${e.name}: ${e.message}`;
-  const remote = new RemoteTraceback(tb);
-  const prior = (e as { cause?: unknown }).cause;
-  if (prior !== undefined) Object.defineProperty(remote, 'cause', { value: prior, configurable: true, writable: true });
-  Object.defineProperty(err, 'cause', { value: remote, writable: true, configurable: true });
-  return err;
+export interface PoolWorkerProcess {
+  name: string;
+  daemon: boolean;
+  readonly exitcode: number | null;
+  readonly ident: number | null;
+  start(): void;
+  join(timeout?: number | null): Promise<void>;
+  terminate(): void;
+  kill(): void;
 }
 
-function reportCallbackError(e: unknown): void {
-  getLogger().error(`error in a Pool result callback: ${(e as Error)?.stack ?? String(e)}`);
-}
-
-/** Waiters for something to change, woken all at once; nothing is allocated until one waits. */
-class Signal {
-  #waiters: Array<() => void> | null = null;
-
-  fire(): void {
-    const w = this.#waiters;
-    if (w === null) return;
-    this.#waiters = null;
-    for (const f of w) f();
-  }
-
-  /** Resolves at the next `fire()`, or after `ms` milliseconds (null: no limit). */
-  wait(ms: number | null): Promise<void> {
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const f = (): void => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-      (this.#waiters ??= []).push(f);
-      if (ms !== null) {
-        timer = setTimeout(() => {
-          const i = this.#waiters?.indexOf(f) ?? -1;
-          if (i >= 0) this.#waiters!.splice(i, 1);
-          resolve();
-        }, ms);
-      }
-    });
-  }
-}
-
-interface Job {
-  /**
-   * A task of the job finished. `ok`: its values are `data[offset, offset + count)`
-   * (count: the task's number of items). Otherwise `data` is its error.
-   */
-  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void;
-}
-
-/** The result of `applyAsync` (Python's `ApplyResult`/`AsyncResult`). */
-export class AsyncResult<T = unknown> implements Job {
-  #done = false;
-  #signal: Signal | null = null;
-  protected _ok = false;
-  protected _value: unknown;
-  readonly _job: number;
-
-  constructor(protected _pool: Pool | null, private _callback: Callback<T>, private _errorCallback: ErrorCallback) {
-    this._job = ++jobCounter;
-  }
-
-  /** Whether the call has completed. */
-  ready(): boolean {
-    return this.#done;
-  }
-
-  /** Whether the call completed without throwing; ValueError before it is ready. */
-  successful(): boolean {
-    if (!this.#done) throw new ValueError(`${this} not ready`);
-    return this._ok;
-  }
-
-  /** Wait until the result is available or `timeout` seconds pass. */
-  async wait(timeout?: number | null): Promise<void> {
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
-  }
-
-  /** The result; throws the task's error; TimeoutError if not ready within `timeout` seconds. */
-  async get(timeout?: number | null): Promise<T> {
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
-    if (!this.#done) throw new TimeoutError();
-    if (this._ok) return this._value as T;
-    throw this._value;
-  }
-
-  _set(_index: number, ok: boolean, data: unknown, offset: number, _count?: number): void {
-    this._finish(ok, ok ? (data as ArrayLike<unknown>)[offset] : data);
-  }
-
-  protected _finish(ok: boolean, value: unknown): void {
-    if (this.#done) return;
-    this._ok = ok;
-    this._value = value;
-    try {
-      if (ok && this._callback) this._callback(value as T);
-      if (!ok && this._errorCallback) this._errorCallback(value);
-    } catch (e) {
-      reportCallbackError(e);
-    }
-    this.#done = true;
-    this.#signal?.fire();
-    this.#signal = null;
-    this._pool?._jobDone(this);
-    this._pool = null;
-  }
-
-  toString(): string {
-    return `<${this.constructor.name} job=${this._job} ${this.ready() ? (this._ok ? 'successful' : 'failed') : 'pending'}>`;
-  }
-  [inspect.custom](): string {
-    return this.toString();
-  }
-}
-
-/** Python's name for the class of `applyAsync`'s result. */
-export const ApplyResult = AsyncResult;
-
-/** The result of `mapAsync`/`starmapAsync`. */
-export class MapResult<T = unknown> extends AsyncResult<T[]> {
-  /** The results, written in place as chunks arrive (no per-chunk arrays to join). */
-  #out: T[];
-  #chunksize: number;
-  #left: number;
-
-  constructor(pool: Pool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
-    super(pool, callback, errorCallback);
-    this.#out = new Array<T>(length);
-    this.#chunksize = chunksize;
-    this.#left = length === 0 ? 0 : Math.ceil(length / chunksize);
-    if (this.#left === 0) queueMicrotask(() => this._finish(true, []));
-  }
-
-  override _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
-    if (this.ready()) return;
-    if (!ok) {
-      this._finish(false, data);
-      return;
-    }
-    copyInto(this.#out, index * this.#chunksize, data as ArrayLike<T>, offset, count);
-    if (--this.#left === 0) this._finish(true, this.#out);
-  }
-}
-
-/** `out[at, at + count) = data[offset, offset + count)` (data: an array, or packed numbers). */
-function copyInto<T>(out: T[], at: number, data: ArrayLike<T>, offset: number, count: number): void {
-  for (let i = 0; i < count; i++) out[at + i] = data[offset + i];
-}
-
-/** A failed chunk in an imap's buffer: its error, and how many items it stands for. */
-class Failure {
-  constructor(readonly error: unknown, readonly count: number) {}
-}
-/** What `#take` returns when nothing is ready, and at the end. */
-const NONE = Symbol('none');
-const END = Symbol('end');
-
-/**
- * The iterator of `imap` (ordered) and `imapUnordered`: an async iterable whose
- * `next(timeout)` throws TimeoutError when no result comes in time. The input is
- * consumed lazily, with a bounded number of items ahead of the consumer.
- */
-export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> {
-  readonly _job: number;
-  #pool: Pool | null;
-  #ordered: boolean;
-  /** Ordered: chunks that came before their turn, by chunk index. */
-  #early = new Map<number, ArrayLike<unknown> | Failure>();
-  #nextIndex = 0;
-  /** Items ready for the consumer, in the order it gets them (a failed chunk: a Failure). */
-  #ready: unknown[] = [];
-  #head = 0;
-  #chunksSent = 0;
-  #received = 0;
-  #itemsSent = 0;
-  #itemsTaken = 0;
-  /** Most items sent ahead of the consumer; the feeder resumes at half. */
-  #window = Infinity;
-  #inputDone = false;
-  #inputError: { e: unknown } | null = null;
-  #stopped = false;
-  #changed = new Signal();
-  #feederWake: (() => void) | null = null;
-
-  constructor(pool: Pool, ordered: boolean) {
-    this.#pool = pool;
-    this.#ordered = ordered;
-    this._job = ++jobCounter;
-  }
-
-  #submit(pool: Pool, fn: Function, src: unknown[], start: number, count: number, kind: Kind): void {
-    this.#itemsSent += count;
-    pool._submit({ job: this, index: this.#chunksSent++, fn, src, start, count, kind });
-  }
-
-  /** Whether the feeder must wait for the consumer. */
-  #full(pool: Pool): boolean {
-    return this.#itemsSent - this.#itemsTaken >= this.#window && !this.#stopped && pool._running();
-  }
-
-  /** Feed the pool from `iterable`, at most `window` items ahead of the consumer. @internal */
-  async _feed(iterable: Iterable<unknown> | AsyncIterable<unknown>, fn: Function, chunksize: number, star: boolean, window: number): Promise<void> {
-    const pool = this.#pool!;
-    this.#window = window;
-    try {
-      if (Array.isArray(iterable) && !star) {
-        // An array is chunked in place: tasks refer to its items, nothing is copied.
-        for (let i = 0; i < iterable.length;) {
-          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
-          if (this.#stopped || pool._terminated()) break;
-          const count = Math.min(chunksize, iterable.length - i);
-          this.#submit(pool, fn, iterable, i, count, PLAIN);
-          i += count;
-        }
-      } else {
-        const asyncIt = typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
-        const it: Iterator<unknown> | AsyncIterator<unknown> = asyncIt
-          ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-          : (iterable as Iterable<unknown>)[Symbol.iterator]();
-        const kind = star ? STAR : PLAIN;
-        let chunk: unknown[] = [];
-        for (;;) {
-          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
-          if (this.#stopped || pool._terminated()) {
-            if (typeof it.return === 'function') await it.return();
-            break;
-          }
-          const r = asyncIt ? await (it as AsyncIterator<unknown>).next() : (it as Iterator<unknown>).next();
-          if (r.done) break;
-          chunk.push(star ? [...(r.value as Iterable<unknown>)] : r.value);
-          if (chunk.length >= chunksize) {
-            this.#submit(pool, fn, chunk, 0, chunk.length, kind);
-            chunk = [];
-          }
-        }
-        if (chunk.length) this.#submit(pool, fn, chunk, 0, chunk.length, kind);
-      }
-    } catch (e) {
-      this.#inputError = { e };
-    }
-    this.#inputDone = true;
-    this.#check();
-  }
-
-  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
-    this.#received++;
-    if (!this.#ordered || index === this.#nextIndex) {
-      this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
-      if (this.#ordered) {
-        this.#nextIndex++;
-        for (let e = this.#early.get(this.#nextIndex); e !== undefined; e = this.#early.get(this.#nextIndex)) {
-          this.#early.delete(this.#nextIndex++);
-          this.#push(e, 0, e instanceof Failure ? e.count : e.length);
-        }
-      }
-    } else {
-      this.#early.set(index, ok ? Array.prototype.slice.call(data as ArrayLike<unknown>, offset, offset + count) : new Failure(data, count));
-    }
-    this.#check();
-  }
-
-  #push(values: ArrayLike<unknown> | Failure, offset: number, count: number): void {
-    const ready = this.#ready;
-    if (values instanceof Failure) ready.push(values);
-    else for (let i = offset, end = offset + count; i < end; i++) ready.push(values[i]);
-  }
-
-  /** Wake the feeder (the pool's state changed). @internal */
-  _wake(): void {
-    const wake = this.#feederWake;
-    this.#feederWake = null;
-    wake?.();
-  }
-
-  #check(): void {
-    if (this.#inputDone && this.#received >= this.#chunksSent) this.#finish();
-    this.#changed.fire();
-  }
-
-  /** The next ready item (a Failure for a failed chunk), END, or NONE when none is ready yet. */
-  #take(): unknown {
-    const ready = this.#ready;
-    if (this.#head < ready.length) {
-      const v = ready[this.#head];
-      ready[this.#head++] = undefined;
-      if (this.#head === ready.length) {
-        ready.length = 0;
-        this.#head = 0;
-      } else if (this.#head >= 4096 && this.#head * 2 >= ready.length) {
-        this.#ready = ready.slice(this.#head);
-        this.#head = 0;
-      }
-      this.#itemsTaken += v instanceof Failure ? v.count : 1;
-      if (this.#feederWake !== null && this.#itemsSent - this.#itemsTaken <= this.#window / 2) this._wake();
-      return v;
-    }
-    if (this.#inputDone && this.#received >= this.#chunksSent) {
-      if (this.#inputError) {
-        const e = this.#inputError;
-        this.#inputError = null;
-        return new Failure(e.e, 0);
-      }
-      return END;
-    }
-    return NONE;
-  }
-
-  #finish(): void {
-    if (this.#pool) {
-      this.#pool._jobDone(this);
-      this.#pool = null;
-    }
-  }
-
-  /** The next result; TimeoutError if none within `timeout` seconds (null: no limit). */
-  async next(timeout?: number | null): Promise<IteratorResult<T>> {
-    let got = this.#take();
-    if (got === NONE) {
-      const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
-      for (;;) {
-        const left = deadline === null ? null : deadline - Date.now();
-        if (left !== null && left <= 0) throw new TimeoutError();
-        await this.#changed.wait(left);
-        got = this.#take();
-        if (got !== NONE) break;
-      }
-    }
-    if (got === END) return { done: true, value: undefined };
-    if (got instanceof Failure) throw got.error;
-    return { done: false, value: got as T };
-  }
-
-  /** Stop early (a `break` out of `for await`): no more input is taken. */
-  async return(): Promise<IteratorResult<T>> {
-    this.#stopped = true;
-    this._wake();
-    return { done: true, value: undefined };
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  toString(): string {
-    return `<${this.#ordered ? 'IMapIterator' : 'IMapUnorderedIterator'} job=${this._job}>`;
-  }
-  [inspect.custom](): string {
-    return this.toString();
-  }
-}
-
-/** Python's name for the iterator of `imapUnordered`. */
-export const IMapUnorderedIterator = IMapIterator;
-
-/** One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on `src`). */
-interface PendingTask {
-  job: Job;
-  index: number;
-  fn: Function;
-  src: unknown[];
-  start: number;
-  count: number;
-  kind: Kind;
-}
-
-interface Worker {
-  proc: BaseProcess;
+interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
+  proc: P;
   conn: Connection;
   name: string;
   /** Tasks sent and not answered, oldest first from `head` (results come back in order). */
@@ -514,148 +121,6 @@ function takeHeld(w: Worker): PendingTask[] {
   return held;
 }
 
-/** The number of calls in a task. */
-function callsOf(t: PendingTask): number {
-  return t.kind === APPLY ? 1 : t.count;
-}
-
-/** Append the calls of `t` to a batch's items (see pool_worker.ts for the layout). */
-function flatten(t: PendingTask, items: unknown[]): void {
-  const src = t.src;
-  if (t.kind === PLAIN) {
-    for (let i = t.start, end = t.start + t.count; i < end; i++) items.push(src[i]);
-  } else if (t.kind === APPLY) {
-    items.push(src.length);
-    for (let j = 0; j < src.length; j++) items.push(src[j]);
-  } else {
-    for (let i = t.start, end = t.start + t.count; i < end; i++) {
-      const a = src[i] as unknown[];
-      items.push(a.length);
-      for (let j = 0; j < a.length; j++) items.push(a[j]);
-    }
-  }
-}
-
-/** The number of item slots the calls of `t` take in a batch. */
-function slotsOf(t: PendingTask): number {
-  if (t.kind === PLAIN) return t.count;
-  if (t.kind === APPLY) return 1 + t.src.length;
-  let n = 0;
-  for (let i = t.start, end = t.start + t.count; i < end; i++) n += 1 + (t.src[i] as unknown[]).length;
-  return n;
-}
-
-/**
- * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
- * next position. (One small loop per kind of task: the JIT compiles only those that run hot.)
- */
-function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
-  const n = end - start;
-  if (useBulk(n)) {
-    // Builtins only (see bulkLeft). Number.isFinite does not coerce; holes, which every()
-    // skips, become NaN in the Float64Array (NaN and infinities themselves fail the test
-    // and take the general path).
-    const s = start === 0 && end === src.length ? src : src.slice(start, end);
-    if (!s.every(Number.isFinite)) return -1;
-    f.set(s as number[], p);
-    if (f.subarray(p, p + n).includes(NaN)) return -1;
-    return p + n;
-  }
-  for (let i = start; i < end; i++) {
-    const v = src[i];
-    if (typeof v !== 'number') return -1;
-    f[p++] = v;
-  }
-  return p;
-}
-
-/** As fillPlain, for argument lists: each as its length, then its items. */
-function fillArgs(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
-  for (let i = start; i < end; i++) {
-    const a = src[i] as unknown[];
-    f[p++] = a.length;
-    for (let j = 0; j < a.length; j++) {
-      const v = a[j];
-      if (typeof v !== 'number') return -1;
-      f[p++] = v;
-    }
-  }
-  return p;
-}
-
-/** Write the calls of `tasks` into `f`; false as soon as an argument is not a number. */
-function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
-  let p = 0;
-  for (let k = 0; k < tasks.length && p >= 0; k++) {
-    const t = tasks[k];
-    if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
-    else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
-    else {
-      // One call: its arguments (few; no builtins for so few).
-      const src = t.src;
-      f[p++] = src.length;
-      for (let j = 0; j < src.length; j++) {
-        const v = src[j];
-        if (typeof v !== 'number') return false;
-        f[p++] = v;
-      }
-    }
-  }
-  return p >= 0;
-}
-
-/**
- * Batches' numbers are packed here, each in a region of its own until it is sent; then
- * the space is reused (fresh memory is dear: a page fault per 4 KiB written first).
- */
-class BatchScratch {
-  // Only the pages written to become memory: a large buffer costs nothing more, and
-  // growing one would mean writing fresh pages again.
-  #buf = new Float64Array(1 << 19);
-  #used = 0;
-
-  take(n: number): Float64Array {
-    if (this.#used + n > this.#buf.length) {
-      // Regions already taken stay on the old buffer.
-      this.#buf = new Float64Array(Math.max(n, this.#buf.length * 2));
-      this.#used = 0;
-    }
-    const region = this.#buf.subarray(this.#used, this.#used + n);
-    this.#used += n;
-    return region;
-  }
-
-  reset(): void {
-    this.#used = 0;
-  }
-}
-
-const itemScratch = new BatchScratch();
-/** A batch's task table (see pool_worker.ts), as a typed array: copied, not walked, by the serializer. */
-const metaScratch = new Float64Array(2 * MAX_BATCH);
-
-/** The first argument of a task's calls (to guess whether a batch is all numbers). */
-function firstArg(t: PendingTask): unknown {
-  if (t.kind === PLAIN) return t.src[t.start];
-  if (t.kind === APPLY) return t.src.length ? t.src[0] : 0;
-  const a = t.src[t.start] as unknown[];
-  return a.length ? a[0] : 0;
-}
-
-/**
- * The items of a batch: packed numbers when they all are (in scratch space: serialize
- * them before the next batch), else an array.
- */
-function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
-  if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
-    const f = itemScratch.take(slots);
-    if (fillNumbers(tasks, f)) return f;
-  }
-  const items: unknown[] = [];
-  for (const t of tasks) flatten(t, items);
-  return items;
-}
-
 function checkFn(func: unknown): void {
   if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
 }
@@ -671,14 +136,14 @@ function parseOptions(args: unknown[]): PoolOptions {
  * A pool of worker processes: `new Pool(4)` or
  * `new Pool({ processes, initializer, initargs, maxtasksperchild, context })`.
  */
-export class Pool {
+export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #state = RUN;
   #ctx: BaseContext;
   #processes: number;
   #initializer: Function | null;
   #initargs: unknown[];
   #maxtasks: number | null;
-  #workers = new Set<Worker>();
+  #workers = new Set<Worker<P>>();
   /** Scratch of #release/#settle: the tasks one results message answers. */
   #released: PendingTask[] = [];
   #queue: PendingTask[] = [];
@@ -690,7 +155,7 @@ export class Pool {
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   /** Batches packed by the current dispatch, sent at its end. */
-  #outbox: Array<{ w: Worker; batch: Batch; data: Buffer; fds: number[]; raw: Float64Array | null }> = [];
+  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; raw: Float64Array | null }> = [];
   #initError: unknown = null;
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
@@ -728,7 +193,7 @@ export class Pool {
   }
 
   /** The worker processes (Python's `_pool`). */
-  get _pool(): BaseProcess[] {
+  get _pool(): P[] {
     return [...this.#workers].map((w) => w.proc);
   }
 
@@ -741,14 +206,11 @@ export class Pool {
     return this.#state === TERMINATE;
   }
 
-  #startWorker(): Worker {
+  #startWorker(): Worker<P> {
     const [mine, theirs] = Pipe(true);
-    const Proc = (this.#ctx as unknown as { Process: new (o: object) => BaseProcess }).Process;
-    let proc: BaseProcess;
+    let proc: P;
     try {
-      proc = new Proc({ target: poolWorker, args: [theirs, this.#initializer, this.#initargs, this.#maxtasks] });
-      proc.name = proc.name.replace('Process', 'PoolWorker');
-      proc.daemon = true;
+      proc = this._makeWorker({ target: poolWorker, args: [theirs, this.#initializer, this.#initargs, this.#maxtasks] });
       proc.start();
     } catch (e) {
       mine.close();
@@ -757,12 +219,30 @@ export class Pool {
       theirs.close();
     }
     const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
-    const w: Worker = {
+    const w: Worker<P> = {
       proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget: Math.floor(granted / 3),
       fns: new Set(), assigned: 0, reading: false, gone: false,
     };
     this.#workers.add(w);
     return w;
+  }
+
+  /**
+   * A new, not yet started, daemonic worker running `target(...args)` (Python's
+   * `Pool.Process`): a process of the pool's context here, a thread in ThreadPool.
+   * @internal
+   */
+  protected _makeWorker(options: { target: Function; args: unknown[] }): P {
+    const Proc = (this.#ctx as unknown as { Process: new (o: object) => P }).Process;
+    const proc = new Proc(options);
+    proc.name = proc.name.replace('Process', 'PoolWorker');
+    proc.daemon = true;
+    return proc;
+  }
+
+  /** How an error names a worker that died. @internal */
+  protected _describeWorker(proc: P): string {
+    return `worker ${proc.name} (pid ${proc.ident})`;
   }
 
   #checkRunning(): void {
@@ -836,7 +316,7 @@ export class Pool {
     if (this.#state === CLOSE) this.#maybeStopWorkers();
   }
 
-  #sendBatch(w: Worker, level: number, n: number): void {
+  #sendBatch(w: Worker<P>, level: number, n: number): void {
     if (this.#maxtasks !== null) n = Math.min(n, this.#maxtasks - w.assigned);
     if (n <= 0) return;
     // A busy worker takes what fits its budget (estimated from earlier batches).
@@ -956,7 +436,7 @@ export class Pool {
   }
 
   /** Read results from `w` while it holds tasks. */
-  async #read(w: Worker): Promise<void> {
+  async #read(w: Worker<P>): Promise<void> {
     if (w.reading) return;
     w.reading = true;
     try {
@@ -989,7 +469,7 @@ export class Pool {
 
   /** Hand the results of `w`'s oldest tasks to their jobs. */
   /** The tasks `msg` answers, taken off the worker's books (in `released`, reused). */
-  #release(w: Worker, msg: Results): number {
+  #release(w: Worker<P>, msg: Results): number {
     const n = msg[0];
     if (n === INIT_FAILED) {
       this.#initFailed((msg[2] as unknown[])[0]);
@@ -1055,7 +535,7 @@ export class Pool {
   }
 
   /** A worker that reached maxtasksperchild exits by itself: replace it. */
-  #retire(w: Worker): void {
+  #retire(w: Worker<P>): void {
     w.gone = true;
     this.#workers.delete(w);
     w.conn.close();
@@ -1066,7 +546,7 @@ export class Pool {
   }
 
   /** EOF from a worker that was not done: fail what it held, replace it. */
-  async #lost(w: Worker): Promise<void> {
+  async #lost(w: Worker<P>): Promise<void> {
     if (w.gone) return;
     w.gone = true;
     this.#workers.delete(w);
@@ -1080,7 +560,7 @@ export class Pool {
     const code = w.proc.exitcode;
     const held = takeHeld(w);
     if (held.length) {
-      const err = new WorkerLostError(`worker ${w.name} (pid ${w.proc.pid}) died with exit code ${code} while running this task`);
+      const err = new WorkerLostError(`${this._describeWorker(w.proc)} died with exit code ${code} while running this task`);
       for (const t of held) t.job._set(t.index, false, err, 0, t.count);
     }
     if (this.#state === RUN || (this.#state === CLOSE && this.#pending() > 0)) this.#startWorker();

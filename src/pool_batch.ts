@@ -1,0 +1,163 @@
+// How a pool packs tasks into the batches it sends its workers (the layout is described
+// in pool_worker.ts): the calls' arguments as a flat array, or as packed doubles when they
+// are all numbers. Shared by Pool and ThreadPool.
+import { APPLY, PLAIN, STAR, type PendingTask } from './pool_jobs.js';
+import { PACK_MIN } from './pool_worker.js';
+
+/** Most tasks in one batch. */
+export const MAX_BATCH = 256;
+/** From this many items, numbers are copied with builtins rather than item by item. */
+const BULK_MIN = 64;
+/**
+ * Items the builtins may copy in this process. They need no compiling, which is what a
+ * short run of a fresh process pays for a loop (milliseconds of a JIT thread), but cost
+ * some 15 ns an item more than a compiled loop: past this many items, loops take over.
+ */
+let bulkLeft = 1 << 18;
+
+function useBulk(n: number): boolean {
+  if (n < BULK_MIN || bulkLeft <= 0) return false;
+  bulkLeft -= n;
+  return true;
+}
+/** The number of calls in a task. */
+export function callsOf(t: PendingTask): number {
+  return t.kind === APPLY ? 1 : t.count;
+}
+
+/** Append the calls of `t` to a batch's items (see pool_worker.ts for the layout). */
+export function flatten(t: PendingTask, items: unknown[]): void {
+  const src = t.src;
+  if (t.kind === PLAIN) {
+    for (let i = t.start, end = t.start + t.count; i < end; i++) items.push(src[i]);
+  } else if (t.kind === APPLY) {
+    items.push(src.length);
+    for (let j = 0; j < src.length; j++) items.push(src[j]);
+  } else {
+    for (let i = t.start, end = t.start + t.count; i < end; i++) {
+      const a = src[i] as unknown[];
+      items.push(a.length);
+      for (let j = 0; j < a.length; j++) items.push(a[j]);
+    }
+  }
+}
+
+/** The number of item slots the calls of `t` take in a batch. */
+export function slotsOf(t: PendingTask): number {
+  if (t.kind === PLAIN) return t.count;
+  if (t.kind === APPLY) return 1 + t.src.length;
+  let n = 0;
+  for (let i = t.start, end = t.start + t.count; i < end; i++) n += 1 + (t.src[i] as unknown[]).length;
+  return n;
+}
+
+/**
+ * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
+ * next position. (One small loop per kind of task: the JIT compiles only those that run hot.)
+ */
+function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
+  const n = end - start;
+  if (useBulk(n)) {
+    // Builtins only (see bulkLeft). Number.isFinite does not coerce; holes, which every()
+    // skips, become NaN in the Float64Array (NaN and infinities themselves fail the test
+    // and take the general path).
+    const s = start === 0 && end === src.length ? src : src.slice(start, end);
+    if (!s.every(Number.isFinite)) return -1;
+    f.set(s as number[], p);
+    if (f.subarray(p, p + n).includes(NaN)) return -1;
+    return p + n;
+  }
+  for (let i = start; i < end; i++) {
+    const v = src[i];
+    if (typeof v !== 'number') return -1;
+    f[p++] = v;
+  }
+  return p;
+}
+
+/** As fillPlain, for argument lists: each as its length, then its items. */
+function fillArgs(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
+  for (let i = start; i < end; i++) {
+    const a = src[i] as unknown[];
+    f[p++] = a.length;
+    for (let j = 0; j < a.length; j++) {
+      const v = a[j];
+      if (typeof v !== 'number') return -1;
+      f[p++] = v;
+    }
+  }
+  return p;
+}
+
+/** Write the calls of `tasks` into `f`; false as soon as an argument is not a number. */
+function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
+  let p = 0;
+  for (let k = 0; k < tasks.length && p >= 0; k++) {
+    const t = tasks[k];
+    if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
+    else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
+    else {
+      // One call: its arguments (few; no builtins for so few).
+      const src = t.src;
+      f[p++] = src.length;
+      for (let j = 0; j < src.length; j++) {
+        const v = src[j];
+        if (typeof v !== 'number') return false;
+        f[p++] = v;
+      }
+    }
+  }
+  return p >= 0;
+}
+
+/**
+ * Batches' numbers are packed here, each in a region of its own until it is sent; then
+ * the space is reused (fresh memory is dear: a page fault per 4 KiB written first).
+ */
+class BatchScratch {
+  // Only the pages written to become memory: a large buffer costs nothing more, and
+  // growing one would mean writing fresh pages again.
+  #buf = new Float64Array(1 << 19);
+  #used = 0;
+
+  take(n: number): Float64Array {
+    if (this.#used + n > this.#buf.length) {
+      // Regions already taken stay on the old buffer.
+      this.#buf = new Float64Array(Math.max(n, this.#buf.length * 2));
+      this.#used = 0;
+    }
+    const region = this.#buf.subarray(this.#used, this.#used + n);
+    this.#used += n;
+    return region;
+  }
+
+  reset(): void {
+    this.#used = 0;
+  }
+}
+
+export const itemScratch = new BatchScratch();
+/** A batch's task table (see pool_worker.ts), as a typed array: copied, not walked, by the serializer. */
+export const metaScratch = new Float64Array(2 * MAX_BATCH);
+
+/** The first argument of a task's calls (to guess whether a batch is all numbers). */
+function firstArg(t: PendingTask): unknown {
+  if (t.kind === PLAIN) return t.src[t.start];
+  if (t.kind === APPLY) return t.src.length ? t.src[0] : 0;
+  const a = t.src[t.start] as unknown[];
+  return a.length ? a[0] : 0;
+}
+
+/**
+ * The items of a batch: packed numbers when they all are (in scratch space: serialize
+ * them before the next batch), else an array.
+ */
+export function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
+  if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
+    const f = itemScratch.take(slots);
+    if (fillNumbers(tasks, f)) return f;
+  }
+  const items: unknown[] = [];
+  for (const t of tasks) flatten(t, items);
+  return items;
+}

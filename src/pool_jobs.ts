@@ -1,0 +1,414 @@
+// The results of Pool calls (Python's ApplyResult, MapResult, IMapIterator): the
+// bookkeeping that does not depend on how tasks reach workers, shared by Pool (worker
+// processes) and ThreadPool (worker threads). A pool hands each finished task to its
+// job with `_set`; a job tells its pool when it is done with `_jobDone`.
+import { inspect } from 'node:util';
+import { TimeoutError, ValueError } from './errors.js';
+import { getLogger } from './util.js';
+/** The remote stack of an error thrown in a worker (Python's `RemoteTraceback`), its `cause`. */
+export class RemoteTraceback extends Error {
+  constructor(tb: string) {
+    super(`\n"""\n${tb}"""`);
+    this.name = 'RemoteTraceback';
+  }
+}
+
+
+export type Callback<T> = ((value: T) => void) | null | undefined;
+export type ErrorCallback = ((error: unknown) => void) | null | undefined;
+
+/** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
+export const PLAIN = 0;
+export const STAR = 1;
+export const APPLY = 2;
+export type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
+
+let jobCounter = 0;
+
+function timeoutMs(timeout: number | null | undefined): number | null {
+  return timeout == null ? null : Math.max(0, timeout) * 1000;
+}
+
+/**
+ * An error from a worker, re-created as a real Error of the same class (name and message
+ * kept) with the worker's stack under `cause`, as Python chains a RemoteTraceback.
+ */
+export function fromWorker(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const cls = (Object.getPrototypeOf(e)?.constructor ?? Error) as new (...a: unknown[]) => Error;
+  const err = Reflect.construct(Error, [e.message], cls) as Error;
+  for (const k of Object.keys(e)) (err as unknown as Record<string, unknown>)[k] = (e as unknown as Record<string, unknown>)[k];
+  if (err.name !== e.name) Object.defineProperty(err, 'name', { value: e.name, writable: true, configurable: true });
+  const tb = e.stack ?? `${e.name}: ${e.message}`;
+  const remote = new RemoteTraceback(tb);
+  const prior = (e as { cause?: unknown }).cause;
+  if (prior !== undefined) Object.defineProperty(remote, 'cause', { value: prior, configurable: true, writable: true });
+  Object.defineProperty(err, 'cause', { value: remote, writable: true, configurable: true });
+  return err;
+}
+
+function reportCallbackError(e: unknown): void {
+  getLogger().error(`error in a Pool result callback: ${(e as Error)?.stack ?? String(e)}`);
+}
+
+/** Waiters for something to change, woken all at once; nothing is allocated until one waits. */
+export class Signal {
+  #waiters: Array<() => void> | null = null;
+
+  fire(): void {
+    const w = this.#waiters;
+    if (w === null) return;
+    this.#waiters = null;
+    for (const f of w) f();
+  }
+
+  /** Resolves at the next `fire()`, or after `ms` milliseconds (null: no limit). */
+  wait(ms: number | null): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const f = (): void => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      (this.#waiters ??= []).push(f);
+      if (ms !== null) {
+        timer = setTimeout(() => {
+          const i = this.#waiters?.indexOf(f) ?? -1;
+          if (i >= 0) this.#waiters!.splice(i, 1);
+          resolve();
+        }, ms);
+      }
+    });
+  }
+}
+
+export interface Job {
+  /**
+   * A task of the job finished. `ok`: its values are `data[offset, offset + count)`
+   * (count: the task's number of items). Otherwise `data` is its error.
+   */
+  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void;
+}
+
+/** What a job needs of its pool. @internal */
+export interface JobPool {
+  _submit(t: PendingTask): void;
+  _jobDone(job: Job): void;
+  _running(): boolean;
+  _terminated(): boolean;
+}
+
+/** The result of `applyAsync` (Python's `ApplyResult`/`AsyncResult`). */
+export class AsyncResult<T = unknown> implements Job {
+  #done = false;
+  #signal: Signal | null = null;
+  protected _ok = false;
+  protected _value: unknown;
+  readonly _job: number;
+
+  constructor(protected _pool: JobPool | null, private _callback: Callback<T>, private _errorCallback: ErrorCallback) {
+    this._job = ++jobCounter;
+  }
+
+  /** Whether the call has completed. */
+  ready(): boolean {
+    return this.#done;
+  }
+
+  /** Whether the call completed without throwing; ValueError before it is ready. */
+  successful(): boolean {
+    if (!this.#done) throw new ValueError(`${this} not ready`);
+    return this._ok;
+  }
+
+  /** Wait until the result is available or `timeout` seconds pass. */
+  async wait(timeout?: number | null): Promise<void> {
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
+  }
+
+  /** The result; throws the task's error; TimeoutError if not ready within `timeout` seconds. */
+  async get(timeout?: number | null): Promise<T> {
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
+    if (!this.#done) throw new TimeoutError();
+    if (this._ok) return this._value as T;
+    throw this._value;
+  }
+
+  _set(_index: number, ok: boolean, data: unknown, offset: number, _count?: number): void {
+    this._finish(ok, ok ? (data as ArrayLike<unknown>)[offset] : data);
+  }
+
+  protected _finish(ok: boolean, value: unknown): void {
+    if (this.#done) return;
+    this._ok = ok;
+    this._value = value;
+    try {
+      if (ok && this._callback) this._callback(value as T);
+      if (!ok && this._errorCallback) this._errorCallback(value);
+    } catch (e) {
+      reportCallbackError(e);
+    }
+    this.#done = true;
+    this.#signal?.fire();
+    this.#signal = null;
+    this._pool?._jobDone(this);
+    this._pool = null;
+  }
+
+  toString(): string {
+    return `<${this.constructor.name} job=${this._job} ${this.ready() ? (this._ok ? 'successful' : 'failed') : 'pending'}>`;
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Python's name for the class of `applyAsync`'s result. */
+export const ApplyResult = AsyncResult;
+
+/** The result of `mapAsync`/`starmapAsync`. */
+export class MapResult<T = unknown> extends AsyncResult<T[]> {
+  /** The results, written in place as chunks arrive (no per-chunk arrays to join). */
+  #out: T[];
+  #chunksize: number;
+  #left: number;
+
+  constructor(pool: JobPool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
+    super(pool, callback, errorCallback);
+    this.#out = new Array<T>(length);
+    this.#chunksize = chunksize;
+    this.#left = length === 0 ? 0 : Math.ceil(length / chunksize);
+    if (this.#left === 0) queueMicrotask(() => this._finish(true, []));
+  }
+
+  override _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
+    if (this.ready()) return;
+    if (!ok) {
+      this._finish(false, data);
+      return;
+    }
+    copyInto(this.#out, index * this.#chunksize, data as ArrayLike<T>, offset, count);
+    if (--this.#left === 0) this._finish(true, this.#out);
+  }
+}
+
+/** `out[at, at + count) = data[offset, offset + count)` (data: an array, or packed numbers). */
+function copyInto<T>(out: T[], at: number, data: ArrayLike<T>, offset: number, count: number): void {
+  for (let i = 0; i < count; i++) out[at + i] = data[offset + i];
+}
+
+/** A failed chunk in an imap's buffer: its error, and how many items it stands for. */
+class Failure {
+  constructor(readonly error: unknown, readonly count: number) {}
+}
+/** What `#take` returns when nothing is ready, and at the end. */
+const NONE = Symbol('none');
+const END = Symbol('end');
+
+/**
+ * The iterator of `imap` (ordered) and `imapUnordered`: an async iterable whose
+ * `next(timeout)` throws TimeoutError when no result comes in time. The input is
+ * consumed lazily, with a bounded number of items ahead of the consumer.
+ */
+export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> {
+  readonly _job: number;
+  #pool: JobPool | null;
+  #ordered: boolean;
+  /** Ordered: chunks that came before their turn, by chunk index. */
+  #early = new Map<number, ArrayLike<unknown> | Failure>();
+  #nextIndex = 0;
+  /** Items ready for the consumer, in the order it gets them (a failed chunk: a Failure). */
+  #ready: unknown[] = [];
+  #head = 0;
+  #chunksSent = 0;
+  #received = 0;
+  #itemsSent = 0;
+  #itemsTaken = 0;
+  /** Most items sent ahead of the consumer; the feeder resumes at half. */
+  #window = Infinity;
+  #inputDone = false;
+  #inputError: { e: unknown } | null = null;
+  #stopped = false;
+  #changed = new Signal();
+  #feederWake: (() => void) | null = null;
+
+  constructor(pool: JobPool, ordered: boolean) {
+    this.#pool = pool;
+    this.#ordered = ordered;
+    this._job = ++jobCounter;
+  }
+
+  #submit(pool: JobPool, fn: Function, src: unknown[], start: number, count: number, kind: Kind): void {
+    this.#itemsSent += count;
+    pool._submit({ job: this, index: this.#chunksSent++, fn, src, start, count, kind });
+  }
+
+  /** Whether the feeder must wait for the consumer. */
+  #full(pool: JobPool): boolean {
+    return this.#itemsSent - this.#itemsTaken >= this.#window && !this.#stopped && pool._running();
+  }
+
+  /** Feed the pool from `iterable`, at most `window` items ahead of the consumer. @internal */
+  async _feed(iterable: Iterable<unknown> | AsyncIterable<unknown>, fn: Function, chunksize: number, star: boolean, window: number): Promise<void> {
+    const pool = this.#pool!;
+    this.#window = window;
+    try {
+      if (Array.isArray(iterable) && !star) {
+        // An array is chunked in place: tasks refer to its items, nothing is copied.
+        for (let i = 0; i < iterable.length;) {
+          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
+          if (this.#stopped || pool._terminated()) break;
+          const count = Math.min(chunksize, iterable.length - i);
+          this.#submit(pool, fn, iterable, i, count, PLAIN);
+          i += count;
+        }
+      } else {
+        const asyncIt = typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+        const it: Iterator<unknown> | AsyncIterator<unknown> = asyncIt
+          ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+          : (iterable as Iterable<unknown>)[Symbol.iterator]();
+        const kind = star ? STAR : PLAIN;
+        let chunk: unknown[] = [];
+        for (;;) {
+          while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
+          if (this.#stopped || pool._terminated()) {
+            if (typeof it.return === 'function') await it.return();
+            break;
+          }
+          const r = asyncIt ? await (it as AsyncIterator<unknown>).next() : (it as Iterator<unknown>).next();
+          if (r.done) break;
+          chunk.push(star ? [...(r.value as Iterable<unknown>)] : r.value);
+          if (chunk.length >= chunksize) {
+            this.#submit(pool, fn, chunk, 0, chunk.length, kind);
+            chunk = [];
+          }
+        }
+        if (chunk.length) this.#submit(pool, fn, chunk, 0, chunk.length, kind);
+      }
+    } catch (e) {
+      this.#inputError = { e };
+    }
+    this.#inputDone = true;
+    this.#check();
+  }
+
+  _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
+    this.#received++;
+    if (!this.#ordered || index === this.#nextIndex) {
+      this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
+      if (this.#ordered) {
+        this.#nextIndex++;
+        for (let e = this.#early.get(this.#nextIndex); e !== undefined; e = this.#early.get(this.#nextIndex)) {
+          this.#early.delete(this.#nextIndex++);
+          this.#push(e, 0, e instanceof Failure ? e.count : e.length);
+        }
+      }
+    } else {
+      this.#early.set(index, ok ? Array.prototype.slice.call(data as ArrayLike<unknown>, offset, offset + count) : new Failure(data, count));
+    }
+    this.#check();
+  }
+
+  #push(values: ArrayLike<unknown> | Failure, offset: number, count: number): void {
+    const ready = this.#ready;
+    if (values instanceof Failure) ready.push(values);
+    else for (let i = offset, end = offset + count; i < end; i++) ready.push(values[i]);
+  }
+
+  /** Wake the feeder (the pool's state changed). @internal */
+  _wake(): void {
+    const wake = this.#feederWake;
+    this.#feederWake = null;
+    wake?.();
+  }
+
+  #check(): void {
+    if (this.#inputDone && this.#received >= this.#chunksSent) this.#finish();
+    this.#changed.fire();
+  }
+
+  /** The next ready item (a Failure for a failed chunk), END, or NONE when none is ready yet. */
+  #take(): unknown {
+    const ready = this.#ready;
+    if (this.#head < ready.length) {
+      const v = ready[this.#head];
+      ready[this.#head++] = undefined;
+      if (this.#head === ready.length) {
+        ready.length = 0;
+        this.#head = 0;
+      } else if (this.#head >= 4096 && this.#head * 2 >= ready.length) {
+        this.#ready = ready.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#itemsTaken += v instanceof Failure ? v.count : 1;
+      if (this.#feederWake !== null && this.#itemsSent - this.#itemsTaken <= this.#window / 2) this._wake();
+      return v;
+    }
+    if (this.#inputDone && this.#received >= this.#chunksSent) {
+      if (this.#inputError) {
+        const e = this.#inputError;
+        this.#inputError = null;
+        return new Failure(e.e, 0);
+      }
+      return END;
+    }
+    return NONE;
+  }
+
+  #finish(): void {
+    if (this.#pool) {
+      this.#pool._jobDone(this);
+      this.#pool = null;
+    }
+  }
+
+  /** The next result; TimeoutError if none within `timeout` seconds (null: no limit). */
+  async next(timeout?: number | null): Promise<IteratorResult<T>> {
+    let got = this.#take();
+    if (got === NONE) {
+      const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+      for (;;) {
+        const left = deadline === null ? null : deadline - Date.now();
+        if (left !== null && left <= 0) throw new TimeoutError();
+        await this.#changed.wait(left);
+        got = this.#take();
+        if (got !== NONE) break;
+      }
+    }
+    if (got === END) return { done: true, value: undefined };
+    if (got instanceof Failure) throw got.error;
+    return { done: false, value: got as T };
+  }
+
+  /** Stop early (a `break` out of `for await`): no more input is taken. */
+  async return(): Promise<IteratorResult<T>> {
+    this.#stopped = true;
+    this._wake();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  toString(): string {
+    return `<${this.#ordered ? 'IMapIterator' : 'IMapUnorderedIterator'} job=${this._job}>`;
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Python's name for the iterator of `imapUnordered`. */
+export const IMapUnorderedIterator = IMapIterator;
+
+/** One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on `src`). */
+export interface PendingTask {
+  job: Job;
+  index: number;
+  fn: Function;
+  src: unknown[];
+  start: number;
+  count: number;
+  kind: Kind;
+}
