@@ -161,7 +161,8 @@ test('terminate with thousands of pending tasks returns fast and fails them', as
   const started = Date.now();
   pool.terminate();
   await pool.join();
-  t.true(Date.now() - started < 2000);
+  // Far less than running them (5000 x 10 ms on 2 workers), generous for a loaded machine.
+  t.true(Date.now() - started < 10_000);
   const e = await t.throwsAsync(rs[4999].get(1));
   t.true(e instanceof ProcessError);
   t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });

@@ -8,7 +8,7 @@ import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSErro
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
-import { atExit } from './util.js';
+import { atExit, info } from './util.js';
 import * as reactor from './wait.js';
 
 // Every child imports this module at startup; what only Listener/Client need is
@@ -439,6 +439,7 @@ export class Listener {
         const p = nativeCall(() => native.privateSocketPath());
         addr = p.path;
         privateDir = p.dir;
+        info('created temp directory %s', p.dir);
       }
     }
     try {

@@ -10,8 +10,13 @@ export {
 } from './errors.js';
 export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProcess } from './process.js';
 export { setExecutable } from './spawn.js';
-// Python's logging levels (logging.INFO...) with multiprocessing's own two; there is no logging module here.
-export { CRITICAL, DEBUG, ERROR, getLogger, INFO, logToStderr, SUBDEBUG, SUBWARNING, WARNING } from './util.js';
+// The logger (Python's get_logger, log_to_stderr) and the parts of Python's logging module
+// that the docs use with it: the levels (with multiprocessing's SUBDEBUG and SUBWARNING),
+// Formatter, Handler, StreamHandler, LogRecord.
+export {
+  CRITICAL, DEBUG, ERROR, Formatter, getLogger, Handler, INFO, LogRecord, Logger, logToStderr, NOTSET,
+  StreamHandler, SUBDEBUG, SUBWARNING, WARNING, type HandlerLike,
+} from './logging.js';
 export { reduce, registerKind, type Reduced, type Shareable } from './reduction.js';
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,

@@ -11,6 +11,7 @@ import { DefaultContext, defaultContext, type BaseContext } from './context.js';
 import { MaybeEncodingError, nativeCall, ProcessError, ValueError, WorkerLostError } from './errors.js';
 import { native } from './native.js';
 import type { BaseProcess } from './process.js';
+import { debug } from './logging.js';
 import { dumps } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
@@ -157,6 +158,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   /** Batches packed by the current dispatch, sent at its end. */
   #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; raw: Float64Array | null }> = [];
   #initError: unknown = null;
+  /** The workers have been told to stop (after close(), once the work is done). */
+  #stopping = false;
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
   #bytesPerItem = 16;
@@ -224,6 +227,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       fns: new Set(), assigned: 0, reading: false, gone: false,
     };
     this.#workers.add(w);
+    debug('added worker');
     return w;
   }
 
@@ -556,6 +560,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       w.proc.kill();
       await w.proc.join(KILL_GRACE);
     }
+    debug('cleaning up worker %d', w.proc.ident);
     if (this.#initError !== null) return;
     const code = w.proc.exitcode;
     const held = takeHeld(w);
@@ -689,6 +694,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   /** No more tasks; the workers exit once all submitted work is done. */
   close(): void {
+    debug('closing pool');
     if (this.#state === RUN) {
       this.#state = CLOSE;
       // Unconsumed imaps finish feeding, as Python's task handler does.
@@ -702,6 +708,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     for (const w of this.#workers) {
       if (heldCount(w) > 0) return;
     }
+    if (!this.#stopping) {
+      // CPython's handler threads reach their ends here.
+      this.#stopping = true;
+      debug('worker handler exiting');
+      debug('task handler sending sentinel to workers');
+      debug('task handler exiting');
+      debug('result handler exiting: len(cache)=%d, thread._state=%s', this.#jobCount, STATE_NAMES[this.#state]);
+    }
     for (const w of this.#workers) {
       if (w.gone) continue;
       try {
@@ -714,8 +728,11 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   /** Stop the workers at once; outstanding work fails. */
   terminate(): void {
+    debug('terminating pool');
     if (this.#state === TERMINATE) return;
     this.#state = TERMINATE;
+    debug('finalizing pool');
+    if (this.#workers.size > 0) debug('terminating workers');
     for (const w of this.#workers) {
       w.gone = true;
       try {
@@ -730,6 +747,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   /** Wait for the workers to exit; call `close()` or `terminate()` first. */
   async join(): Promise<void> {
+    debug('joining pool');
     if (this.#state === RUN) throw new ValueError('Pool is still running');
     if (this.#state === CLOSE) {
       // Wait for the work to finish; the last result stops the workers.
@@ -737,10 +755,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       while (this.#jobCount > 0 || this.#pending() > 0) await this.#jobsChanged.wait(null);
       this.#maybeStopWorkers();
     }
+    if (this.#workers.size > 0) debug('joining pool workers');
     for (;;) {
       const ws = [...this.#workers];
       if (ws.length === 0) break;
       await Promise.all(ws.map(async (w) => {
+        if (w.proc.exitcode === null) debug('cleaning up worker %d', w.proc.ident);
         await w.proc.join(this.#state === TERMINATE ? KILL_GRACE : null);
         if (w.proc.exitcode === null) {
           w.proc.kill();

@@ -4,7 +4,7 @@
 // job with `_set`; a job tells its pool when it is done with `_jobDone`.
 import { inspect } from 'node:util';
 import { TimeoutError, ValueError } from './errors.js';
-import { getLogger } from './util.js';
+import { error as logError } from './logging.js';
 /** The remote stack of an error thrown in a worker (Python's `RemoteTraceback`), its `cause`. */
 export class RemoteTraceback extends Error {
   constructor(tb: string) {
@@ -48,7 +48,7 @@ export function fromWorker(e: unknown): unknown {
 }
 
 function reportCallbackError(e: unknown): void {
-  getLogger().error(`error in a Pool result callback: ${(e as Error)?.stack ?? String(e)}`);
+  logError('error in a Pool result callback: %s', (e as Error)?.stack ?? String(e));
 }
 
 /** Waiters for something to change, woken all at once; nothing is allocated until one waits. */

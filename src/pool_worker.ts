@@ -8,6 +8,7 @@
 import { inspect } from 'node:util';
 import type { Connection } from './connection.js';
 import { EOFError, MaybeEncodingError, OSError } from './errors.js';
+import { debug } from './logging.js';
 import { dumps } from './reduction.js';
 
 
@@ -152,6 +153,12 @@ function taskEnd(items: ArrayLike<unknown>, p: number, count: number, star: bool
  * Send the results of the tasks `meta[2*from ..]`. If some result cannot be serialized,
  * that task alone fails with MaybeEncodingError.
  */
+function encodingError(what: unknown, e: unknown): MaybeEncodingError {
+  const err = new MaybeEncodingError(`Error sending result: '${inspect(what).slice(0, 200)}'. Reason: '${(e as Error).message}'`);
+  debug('Possible encoding error while sending result: %s', err.message);
+  return err;
+}
+
 function sendResults(conn: Connection, meta: Float64Array, from: number, n: number, failed: number[] | null, values: unknown[] | Float64Array): void {
   if (values instanceof Float64Array) {
     conn.send([n, failed, values.length] satisfies Results);
@@ -177,7 +184,7 @@ function sendResults(conn: Connection, meta: Float64Array, from: number, n: numb
         dumps(err);
         fixedValues.push(err);
       } catch (e) {
-        fixedValues.push(new MaybeEncodingError(`Error sending result: '${inspect(err).slice(0, 200)}'. Reason: '${(e as Error).message}'`));
+        fixedValues.push(encodingError(err, e));
       }
       continue;
     }
@@ -189,7 +196,7 @@ function sendResults(conn: Connection, meta: Float64Array, from: number, n: numb
       for (const v of vals) fixedValues.push(v);
     } catch (e) {
       fixedFailed.push(k);
-      fixedValues.push(new MaybeEncodingError(`Error sending result: '${inspect(vals).slice(0, 200)}'. Reason: '${(e as Error).message}'`));
+      fixedValues.push(encodingError(vals, e));
     }
   }
   conn.send([n, fixedFailed.length ? fixedFailed : null, fixedValues] satisfies Results);
@@ -223,10 +230,16 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     try {
       conn.pollSync(null);
       batch = await conn.recv();
-      if (batch === null) break;
+      if (batch === null) {
+        debug('worker got sentinel -- exiting');
+        break;
+      }
       items = typeof batch[2] === 'number' ? readDoubles(conn.recvBytesSync(), batch[2]) : batch[2];
     } catch (e) {
-      if (e instanceof EOFError || e instanceof OSError) break;
+      if (e instanceof EOFError || e instanceof OSError) {
+        debug('worker got EOFError or OSError -- exiting');
+        break;
+      }
       throw e;
     }
     const [defs, meta] = batch;
@@ -295,5 +308,6 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     if (from < tasks) sendResults(conn, meta, from, tasks - from, failed, out.take());
     if (maxtasks !== null && completed >= maxtasks) break;
   }
+  debug('worker exiting after %d tasks', completed);
   conn.close();
 }

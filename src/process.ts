@@ -6,7 +6,7 @@ import { inspect } from 'node:util';
 import { assertionError, RuntimeError, ValueError, nativeCall } from './errors.js';
 import { native } from './native.js';
 import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
-import { _setProcessNameSource, atExit } from './util.js';
+import { _setChildrenAtExit, _setProcessNameSource, info, runExitHandlers } from './util.js';
 import * as wait from './wait.js';
 
 /** What starts a child and tracks it: implemented per start method (spawn.ts). */
@@ -316,11 +316,17 @@ export class BaseProcess {
   async _bootstrap(): Promise<number> {
     let exitcode = 0;
     try {
-      await this.run();
+      info('child process calling self.run()');
+      try {
+        await this.run();
+      } finally {
+        runExitHandlers();
+      }
     } catch (e) {
       exitcode = 1;
       process.stderr.write(`Process ${this[S].name}:\n${(e as Error)?.stack ?? String(e)}\n`);
     }
+    info('process exiting with exitcode %d', exitcode);
     return exitcode;
   }
 }
@@ -472,12 +478,16 @@ export function activeChildren(): BaseProcess[] {
 }
 
 // At exit, as Python's _exit_function: terminate daemonic children, join the rest.
-atExit(() => {
+_setChildrenAtExit(() => {
   for (const p of activeChildren()) {
-    if (p.daemon) p[S].popen?.terminate();
+    if (p.daemon) {
+      info('calling terminate() for daemon %s', p.name);
+      p[S].popen?.terminate();
+    }
   }
   for (const p of activeChildren()) {
+    info('calling join() for process %s', p.name);
     p[S].popen?.waitSync(null);
     children.delete(p);
   }
-}, -10);
+});

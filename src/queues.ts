@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 import { assertionError, Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
-import { atExit } from './util.js';
+import { atExit, debug } from './util.js';
 import { blockArgs, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { cancelChanged, changed, futexToken } from './wait.js';
 
@@ -122,9 +122,10 @@ interface PendingPut {
 /** Queues of this process with puts still waiting for room: flushed at exit. */
 const unflushed = new Set<BaseQueue>();
 
-atExit(() => {
+// Before children are joined (priority >= 0): a child may be waiting for these items.
+atExit(function flushQueues() {
   for (const q of [...unflushed]) q._flushAtExit();
-}, -5);
+}, 5);
 
 const ADOPT = Symbol('adopt');
 type Adopted = { [ADOPT]: Handle };
@@ -486,11 +487,13 @@ export class Queue extends BaseQueue {
 
   /** After `close()`: resolves when this process's waiting puts are in the queue. */
   joinThread(): Promise<void> {
+    debug('Queue.join_thread()');
     return this._joinThread();
   }
 
   /** Don't wait at exit for this process's puts that are still waiting for room (they are dropped). */
   cancelJoinThread(): void {
+    debug('Queue.cancel_join_thread()');
     this._cancelJoinThread();
   }
 }
@@ -573,6 +576,7 @@ interface QueueState {
 
 registerKind('queue', (s: QueueState, fds: number[]) => {
   const h = call(() => native.ringAdopt(fds[0]));
+  if (s.cls !== 'SimpleQueue') debug('Queue._after_fork()');
   const adopted = { [ADOPT]: h } as Adopted;
   switch (s.cls) {
     case 'JoinableQueue': return new JoinableQueue(adopted as unknown as number);

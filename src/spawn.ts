@@ -8,7 +8,8 @@ import { native } from './native.js';
 import type { Popen } from './process.js';
 import { BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
-import { _logLevelForChildren, libraryModuleUrl } from './util.js';
+import { libraryModuleUrl } from './util.js';
+import { _loggingForChild } from './logging.js';
 import * as wait from './wait.js';
 
 let executable = process.execPath;
@@ -44,6 +45,9 @@ export function childExecArgv(argv: string[] = process.execArgv): string[] {
 /** What a child needs before its Process object is loaded (Python's preparation data). */
 export interface Preparation {
   parentName: string;
+  /** The parent called logToStderr(): so does the child. */
+  logToStderr: boolean;
+  /** The parent's logger level, if it has asked for its logger. */
   logLevel?: number;
 }
 
@@ -55,7 +59,7 @@ class SpawnPopen implements Popen {
 
   constructor(proc: BaseProcess) {
     // Serialize first: an unsendable argument fails here, before any child exists.
-    const prep: Preparation = { parentName: currentProcess().name, logLevel: _logLevelForChildren };
+    const prep: Preparation = { parentName: currentProcess().name, ..._loggingForChild() };
     const prepMsg = dumps(prep);
     const procMsg = dumps(proc);
     let pair: number[];

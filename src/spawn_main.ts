@@ -3,13 +3,15 @@
 import { native } from './native.js';
 import { _becomeChild, type BaseProcess } from './process.js';
 import { _setImportingForChild, loads, loadsAsync } from './reduction.js';
-import { fromSources, logToStderr, runExitHandlers } from './util.js';
+import { _applyParentLogging, info } from './logging.js';
+import { fromSources } from './util.js';
 import type { Preparation } from './spawn.js';
 // Registers SpawnProcess. Nothing else of the library is loaded up front: the modules
 // of the objects a message carries are loaded when it is decoded (reduction.ts).
 import './spawn.js';
 
 const BOOTSTRAP_FD = 3;
+let bootstrapped = false;
 
 async function main(): Promise<number> {
   // Under a TypeScript loader (tsx), require() of a library module makes a second copy
@@ -18,7 +20,7 @@ async function main(): Promise<number> {
   const channel = new native.NativeConnection(BOOTSTRAP_FD);
   const takeFds = (n: number) => channel.takeFds(n);
   const prep = loads(channel.recv(true, null, null)!, takeFds) as Preparation;
-  if (prep.logLevel !== undefined) logToStderr(prep.logLevel);
+  _applyParentLogging(prep);
   const procData = channel.recv(true, null, null)!;
   let proc: BaseProcess;
   // While the target's modules load, starting a process is Python's bootstrapping error.
@@ -30,8 +32,12 @@ async function main(): Promise<number> {
     channel.close();
   }
   _becomeChild(proc, prep.parentName);
+  // A target that calls process.exit() skips the end of _bootstrap: say how it exits.
+  process.on('exit', (code) => {
+    if (!bootstrapped) info('process exiting with exitcode %d', code);
+  });
   const code = await proc._bootstrap();
-  runExitHandlers();
+  bootstrapped = true;
   return code;
 }
 

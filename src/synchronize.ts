@@ -12,7 +12,7 @@ import { arenaBuffer, transferOf } from './heap.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
-import { getLogger } from './util.js';
+import { debug, warning } from './logging.js';
 import { blockArgs, deadlineOf, expired, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { changed, futexToken } from './wait.js';
 
@@ -118,6 +118,8 @@ export class SemLock {
   /** @internal */
   constructor(kind: number, value: number, maxvalue: number, adopted?: NSemLock) {
     this._n = adopted ?? nativeCall(() => new native.NativeSemLock(kind, value, maxvalue));
+    if (adopted) debug('recreated blocker with handle %s', this._n.byteOffset);
+    else debug('created semlock with handle %s', this._n.byteOffset);
     const buf = arenaBuffer(this._n);
     this.#w = new Uint32Array(buf, this._n.byteOffset, 8);
     this.#kind = this._n.kind;
@@ -283,7 +285,7 @@ export class SemLock {
   }
 
   #recovered(pid: number): void {
-    getLogger().warning(
+    warning(
       `${this.constructor.name}: holder process ${pid} died while holding it; the lock was handed to process ${process.pid} (the data it protected may be inconsistent)`,
     );
   }
