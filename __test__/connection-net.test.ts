@@ -1,12 +1,10 @@
 // Listener, Client, the authentication handshake and wait(): the rules of issue 6,
 // across real processes and against the real python3 on this machine.
 import test from 'ava';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   AuthenticationError, currentProcess, EOFError, OSError, Pipe, Process, ValueError,
 } from '../index.js';
@@ -14,49 +12,13 @@ import {
   addressType, answerChallenge, Client, deliverChallenge, Listener, SocketListener, wait, type Address,
 } from '../src/connection.js';
 import { loads } from '../src/reduction.js';
-import { root, runTs } from './helpers.js';
+import { Py, root, runTs } from './helpers.js';
 import { clientEcho, sendNamed, sleepThenExit } from './fixtures/net_targets.js';
 
 const key = Buffer.from('sesame');
 const SHA256_PEER = join(root, 'crates/core/tests/py_sha256_peer.py');
 
 // --- helpers -----------------------------------------------------------------
-
-/** A python3 child with its stdout read line by line. */
-class Py {
-  child: ChildProcessWithoutNullStreams;
-  lines: string[] = [];
-  #waiters: Array<() => void> = [];
-  stderr = '';
-  exit: Promise<number | null>;
-  constructor(args: string[]) {
-    this.child = spawn('python3', args, { cwd: root });
-    this.child.stderr.on('data', (d) => (this.stderr += d));
-    createInterface({ input: this.child.stdout }).on('line', (l) => {
-      this.lines.push(l);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.exit = new Promise((resolve, reject) => {
-      this.child.on('error', reject);
-      this.child.on('close', (code) => resolve(code));
-    });
-  }
-  /** The next line of output (consumed). */
-  async line(): Promise<string> {
-    while (this.lines.length === 0) {
-      const closed = await Promise.race([new Promise<boolean>((r) => this.#waiters.push(() => r(false))), this.exit.then(() => true)]);
-      if (closed && this.lines.length === 0) throw new Error(`python exited early: ${this.stderr}`);
-    }
-    return this.lines.shift()!;
-  }
-  async finish(): Promise<{ code: number | null; out: string }> {
-    const code = await this.exit;
-    return { code, out: this.lines.join('\n') };
-  }
-  kill(): void {
-    this.child.kill('SIGKILL');
-  }
-}
 
 const PY_LISTENER = `
 import sys

@@ -1,7 +1,10 @@
 // Shared test helpers.
 import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Process } from '../index.js';
 
@@ -58,4 +61,76 @@ export function startChild(t: ExecutionContext, target: (...a: any[]) => unknown
     await p.join(30);
   });
   return p;
+}
+
+/** A Python child (python3 unless `exe` names another interpreter) with its stdout read line by line. */
+export class Py {
+  child: ChildProcessWithoutNullStreams;
+  lines: string[] = [];
+  #waiters: Array<() => void> = [];
+  stderr = '';
+  exit: Promise<number | null>;
+  constructor(args: string[], exe = 'python3') {
+    this.child = spawn(exe, args, { cwd: root });
+    this.child.stderr.on('data', (d) => (this.stderr += d));
+    createInterface({ input: this.child.stdout }).on('line', (l) => {
+      this.lines.push(l);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.exit = new Promise((resolve, reject) => {
+      this.child.on('error', reject);
+      this.child.on('close', (code) => resolve(code));
+    });
+  }
+  /** The next line of output (consumed). */
+  async line(): Promise<string> {
+    while (this.lines.length === 0) {
+      const closed = await Promise.race([new Promise<boolean>((r) => this.#waiters.push(() => r(false))), this.exit.then(() => true)]);
+      if (closed && this.lines.length === 0) throw new Error(`python exited early: ${this.stderr}`);
+    }
+    return this.lines.shift()!;
+  }
+  async finish(): Promise<{ code: number | null; out: string }> {
+    const code = await this.exit;
+    return { code, out: this.lines.join('\n') };
+  }
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+export interface PythonInterpreter {
+  /** 'X.Y' */
+  version: string;
+  minor: number;
+  exe: string;
+}
+
+function pythonVersionOf(exe: string): string | null {
+  const r = spawnSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/**
+ * Every python3.x on this machine: pyenv's (`$PYENV_ROOT/versions/3.N.*`), else
+ * `python3.N` on PATH, each checked by running it; `absent` names the
+ * versions from 3.6 to 3.13 that were not found, `defaultVersion` is what `python3` runs.
+ */
+export function findPythons(): { found: PythonInterpreter[]; absent: string[]; defaultVersion: string | null } {
+  const pyenvVersions = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
+  const installed = existsSync(pyenvVersions) ? readdirSync(pyenvVersions) : [];
+  const found: PythonInterpreter[] = [];
+  const absent: string[] = [];
+  for (let minor = 6; minor <= 20; minor++) {
+    const version = `3.${minor}`;
+    // pyenv's own executables first: its shims on PATH are slow scripts.
+    const candidates = [
+      ...installed.filter((d) => d.startsWith(`${version}.`)).sort().reverse().map((d) => join(pyenvVersions, d, 'bin', `python${version}`)),
+      `python${version}`,
+    ];
+    const exe = candidates.find((c) => pythonVersionOf(c) === version);
+    if (exe) found.push({ version, minor, exe });
+    else if (minor <= 13) absent.push(version);
+  }
+  return { found, absent, defaultVersion: pythonVersionOf('python3') };
 }

@@ -25,10 +25,34 @@ type NativeConnection = InstanceType<typeof native.NativeConnection>;
  */
 const SYNC_SPIN_US = 50;
 
+/**
+ * How `send`/`recv` turn objects into bytes: `'v8'` (the default: V8's serializer and the
+ * library's shared objects, between Node processes) or `'pickle'` (Python's pickle, to
+ * exchange objects with CPython; see `node-multiprocessing/pickle`). Python's `'xmlrpclib'`
+ * is not available.
+ */
+export type Serializer = 'v8' | 'pickle';
+
+/** A serializer name checked (ValueError for anything else, naming it). @internal */
+export function checkSerializer(serializer: unknown): Serializer {
+  if (serializer === undefined || serializer === null || serializer === 'v8') return 'v8';
+  if (serializer === 'pickle') return 'pickle';
+  if (serializer === 'xmlrpclib') throw new ValueError("serializer 'xmlrpclib' is not supported: use 'pickle' to talk to Python, or 'v8'");
+  throw new ValueError(`unknown serializer ${inspect(serializer)}: 'v8' or 'pickle'`);
+}
+
+type PickleCodec = Pick<typeof import('./pickle.js'), 'dumps' | 'loads'>;
+
+/** The pickle module, loaded when a connection first needs it (children that never talk to Python skip it). */
+async function pickleCodec(serializer: Serializer): Promise<PickleCodec | null> {
+  return serializer === 'pickle' ? import('./pickle.js') : null;
+}
+
 export class Connection {
   #conn: NativeConnection | null;
   #readable: boolean;
   #writable: boolean;
+  #pickle: PickleCodec | null = null;
 
   /** Wrap (and take ownership of) a connected stream socket descriptor. */
   constructor(fd: number, readable = true, writable = true) {
@@ -79,9 +103,22 @@ export class Connection {
     this.close();
   }
 
+  /**
+   * Use Python's pickle for `send`/`recv` from now on (what `serializer: 'pickle'` on a
+   * Listener or Client does). @internal
+   */
+  _usePickle(codec: PickleCodec): void {
+    this.#pickle = codec;
+  }
+
   /** Send an object; returns once all of it is written (as Python's send). */
   send(obj: unknown): void {
     const c = this.#forWriting();
+    if (this.#pickle) {
+      const data = this.#pickle.dumps(obj);
+      nativeCall(() => c.send(data, null));
+      return;
+    }
     const { data, fds, undo } = dumps(obj);
     try {
       nativeCall(() => c.send(data, fds));
@@ -142,10 +179,12 @@ export class Connection {
   /** Receive an object sent with `send`. */
   async recv(): Promise<any> {
     const data = await this.#recvRaw();
+    if (this.#pickle) return this.#pickle.loads(data);
     return loadsAsync(data, this.#takeFds, true);
   }
 
   recvSync(): any {
+    if (this.#pickle) return this.#pickle.loads(this.#recvRawSync());
     return loads(this.#recvRawSync(), this.#takeFds, true);
   }
 
@@ -409,6 +448,8 @@ export interface ListenerOptions {
   authenticate?: boolean;
   /** Seconds a client has to authenticate (default 20; null: no limit). */
   handshakeTimeout?: number | null;
+  /** `'pickle'` to exchange objects with CPython clients (default `'v8'`, Node to Node). */
+  serializer?: Serializer;
 }
 
 /**
@@ -420,6 +461,7 @@ export class Listener {
   #listener: SocketListener | null;
   #authkey: Buffer | null;
   #handshakeTimeout: number | null;
+  #serializer: Serializer;
 
   constructor(address?: Address | ListenerOptions | null, family?: Family | null | ListenerOptions, backlog = 1, authkey: AuthKey | null = null) {
     let o: ListenerOptions;
@@ -428,6 +470,7 @@ export class Listener {
     else o = { address: address as Address | null | undefined, family: family as Family | null | undefined, backlog, authkey };
     const fam = o.family || (o.address ? addressType(o.address) : null) || defaultFamily;
     validateFamily(fam);
+    this.#serializer = checkSerializer(o.serializer);
     let key: Buffer | null = null;
     if (o.authkey != null) key = toAuthKey(o.authkey, () => new TypeError('authkey should be a byte string'));
     else if (o.authenticate) key = currentProcess().authkey;
@@ -460,7 +503,9 @@ export class Listener {
   async accept(): Promise<Connection> {
     const l = this.#listener;
     if (!l) throw new OSError('listener is closed');
+    const codec = await pickleCodec(this.#serializer);
     const c = await l.accept();
+    if (codec) c._usePickle(codec);
     // Python: `if self._authkey:` (an empty key means no authentication).
     if (this.#authkey && this.#authkey.length > 0) {
       const deadline = handshakeDeadline(this.#handshakeTimeout);
@@ -525,6 +570,8 @@ export interface ClientOptions {
   authenticate?: boolean;
   /** Seconds the listener has to complete the handshake (default 20; null: no limit). */
   handshakeTimeout?: number | null;
+  /** `'pickle'` to exchange objects with a CPython listener (default `'v8'`, Node to Node). */
+  serializer?: Serializer;
 }
 
 /**
@@ -541,6 +588,7 @@ export async function Client(address: Address | ClientOptions, family?: Family |
   const fam = o.family || addressType(o.address);
   validateFamily(fam);
   const addr = checkAddress(o.address, fam);
+  const codec = await pickleCodec(checkSerializer(o.serializer));
   let key: Buffer | null = null;
   if (o.authkey != null) key = toAuthKey(o.authkey, () => new TypeError('authkey should be a byte string'));
   else if (o.authenticate) key = currentProcess().authkey;
@@ -548,6 +596,7 @@ export async function Client(address: Address | ClientOptions, family?: Family |
     ? await connectTcp(...(addr as readonly [string, number]))
     : await connectUnix(addr as string);
   const c = new Connection(fd);
+  if (codec) c._usePickle(codec);
   // Python: `if authkey is not None:` (an empty key still authenticates).
   if (key !== null) {
     const deadline = handshakeDeadline(o.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : o.handshakeTimeout);

@@ -37,6 +37,14 @@ export class RuntimeError extends PythonError {}
 export class OSError extends PythonError {
   errno?: number;
 }
+/** Python's RecursionError (a RuntimeError): nesting deeper than the pickler goes. */
+export class RecursionError extends RuntimeError {}
+/** Python's `pickle.PickleError`, the base of the two below. */
+export class PickleError extends PythonError {}
+/** Python's `pickle.PicklingError`: an object that cannot be pickled. */
+export class PicklingError extends PickleError {}
+/** Python's `pickle.UnpicklingError`: malformed, truncated or refused pickle data. */
+export class UnpicklingError extends PickleError {}
 /** A pool worker died (killed, exited, out of memory) while holding a task. */
 export class WorkerLostError extends ProcessError {}
 /** A pool task's result could not be sent back (Python's `multiprocessing.pool.MaybeEncodingError`). */
@@ -52,7 +60,50 @@ export const errorClasses: Record<string, new (...args: any[]) => Error> = {
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
   ProcessError, BufferTooShort, AuthenticationError, TimeoutError, RemoteError,
   BrokenBarrierError, Empty, Full, ValueError, EOFError, RuntimeError, OSError,
-  WorkerLostError, MaybeEncodingError,
+  WorkerLostError, MaybeEncodingError, RecursionError, PickleError, PicklingError, UnpicklingError,
+};
+
+const namedPythonErrors = new Map<string, new (...args: any[]) => Error>();
+
+/**
+ * The class an exception of Python's class `name` becomes here: the exported class of
+ * that name when there is one, else a PythonError subclass of that name (made once),
+ * so that `e.name` is Python's class name and `e.args` its arguments.
+ */
+export function pythonErrorClass(name: string): new (...args: any[]) => Error {
+  const known = errorClasses[name];
+  if (known) return known;
+  let made = namedPythonErrors.get(name);
+  if (!made) {
+    const baseName = pythonBases[name];
+    const base = baseName ? pythonErrorClass(baseName) : PythonError;
+    const Parent = base.prototype instanceof PythonError || base === PythonError ? (base as typeof PythonError) : PythonError;
+    made = { [name]: class extends Parent {} }[name];
+    namedPythonErrors.set(name, made);
+  }
+  return made;
+}
+
+/** Python's builtin exception hierarchy (child: parent), so that `instanceof` works as `except` would. */
+const pythonBases: Record<string, string> = {
+  Exception: 'BaseException', GeneratorExit: 'BaseException', KeyboardInterrupt: 'BaseException',
+  SystemExit: 'BaseException', BaseExceptionGroup: 'BaseException', ExceptionGroup: 'BaseExceptionGroup',
+  ArithmeticError: 'Exception', FloatingPointError: 'ArithmeticError', OverflowError: 'ArithmeticError',
+  ZeroDivisionError: 'ArithmeticError', AssertionError: 'Exception', AttributeError: 'Exception',
+  BufferError: 'Exception', ImportError: 'Exception', ModuleNotFoundError: 'ImportError',
+  LookupError: 'Exception', IndexError: 'LookupError', KeyError: 'LookupError', MemoryError: 'Exception',
+  NameError: 'Exception', UnboundLocalError: 'NameError', BlockingIOError: 'OSError',
+  ChildProcessError: 'OSError', ConnectionError: 'OSError', BrokenPipeError: 'ConnectionError',
+  ConnectionAbortedError: 'ConnectionError', ConnectionRefusedError: 'ConnectionError',
+  ConnectionResetError: 'ConnectionError', FileExistsError: 'OSError', FileNotFoundError: 'OSError',
+  InterruptedError: 'OSError', IsADirectoryError: 'OSError', NotADirectoryError: 'OSError',
+  PermissionError: 'OSError', ProcessLookupError: 'OSError', NotImplementedError: 'RuntimeError',
+  PythonFinalizationError: 'RuntimeError', StopIteration: 'Exception', StopAsyncIteration: 'Exception',
+  SystemError: 'Exception', UnicodeError: 'ValueError', UnicodeDecodeError: 'UnicodeError',
+  UnicodeEncodeError: 'UnicodeError', UnicodeTranslateError: 'UnicodeError', Warning: 'Exception',
+  UserWarning: 'Warning', DeprecationWarning: 'Warning', PendingDeprecationWarning: 'Warning',
+  SyntaxWarning: 'Warning', RuntimeWarning: 'Warning', FutureWarning: 'Warning', ImportWarning: 'Warning',
+  UnicodeWarning: 'Warning', BytesWarning: 'Warning', ResourceWarning: 'Warning', EncodingWarning: 'Warning',
 };
 
 const CODED = /^\[(\w+)\] ([\s\S]*)$/;
