@@ -418,6 +418,11 @@ class Unpickler {
   memo: unknown[] = [];
   bigMemo: Map<number, unknown> | null = null;
   replaced: Map<object, Map<unknown, unknown>> | null = null;
+  /**
+   * Insertion order of dicts read as plain objects that got an index-like key ('1'): such
+   * an object lists those keys first, so a later change to a Map takes its order from here.
+   */
+  orders: Map<object, string[]> | null = null;
   memoReads = 0;
   view: DataView | null = null;
   proto = 0;
@@ -457,7 +462,8 @@ class Unpickler {
   /** The dict at stack[at] as a Map (it had str keys only so far). */
   dictToMap(at: number): Map<unknown, unknown> {
     const obj = this.stack[at] as Record<string, unknown>;
-    const m = new Map<unknown, unknown>(Object.entries(obj));
+    const order = this.orders?.get(obj);
+    const m = new Map<unknown, unknown>(order ? order.map((k) => [k, obj[k]]) : Object.entries(obj));
     (this.replaced ??= new Map()).set(obj, m);
     this.stack[at] = m;
     return m;
@@ -473,9 +479,15 @@ class Unpickler {
     } else if (typeof d === 'object' && d !== null && !Array.isArray(d) && isPlainObject(d)) {
       let i = from;
       const obj = d as Record<string, unknown>;
+      let order = this.orders?.get(obj);
       for (; i < stack.length; i += 2) {
         const k = stack[i];
         if (typeof k !== 'string') break;
+        if (order === undefined && k.length > 0 && k.charCodeAt(0) <= 0x39 && k.charCodeAt(0) >= 0x30) {
+          order = Object.keys(obj);
+          (this.orders ??= new Map()).set(obj, order);
+        }
+        if (order !== undefined && !Object.prototype.hasOwnProperty.call(obj, k)) order.push(k);
         setKey(obj, k, stack[i + 1]);
       }
       if (i < stack.length) {
@@ -1041,6 +1053,8 @@ class Pickler {
   /** Where the current frame's 9 header bytes are reserved, or -1 (protocol < 4). */
   frameStart = -1;
   memo = new Map<object, number>();
+  /** Memo entries written (objects, and what CPython memoizes that has no object here). */
+  memoCount = 0;
   depth = 0;
   proto = DEFAULT_PROTOCOL;
 
@@ -1053,6 +1067,7 @@ class Pickler {
     this.pos = 0;
     this.proto = proto;
     this.memo.clear();
+    this.memoCount = 0;
     this.depth = 0;
     this.frameStart = -1;
   }
@@ -1112,24 +1127,36 @@ class Pickler {
     this.frameStart = -1;
   }
 
-  /** Payload bytes after their opcode; a large payload goes outside frames, as Python's. */
-  payload(b: Uint8Array): void {
+  /**
+   * Payload bytes after their opcode and length (the last `headerLen` bytes written). A
+   * large payload goes outside frames with its header, as Python's `write_large_bytes`.
+   */
+  payload(b: Uint8Array, headerLen: number): void {
     if (this.frameStart >= 0 && b.length >= FRAME_SIZE_TARGET) {
+      const header = Buffer.from(this.buf.subarray(this.pos - headerLen, this.pos));
+      this.pos -= headerLen;
       this.commitFrame();
-      this.ensure(b.length);
+      this.ensure(headerLen + b.length);
+      this.buf.set(header, this.pos);
+      this.pos += headerLen;
       this.buf.set(b, this.pos);
       this.pos += b.length;
       this.startFrame();
       return;
     }
+    this.raw(b);
+  }
+
+  /** Bytes written as they are (inside the current frame). */
+  raw(b: Uint8Array): void {
     this.ensure(b.length);
     this.buf.set(b, this.pos);
     this.pos += b.length;
   }
 
-  memoize(obj: object): void {
-    const idx = this.memo.size;
-    this.memo.set(obj, idx);
+  memoize(obj: object | null): void {
+    const idx = this.memoCount++;
+    if (obj !== null) this.memo.set(obj, idx);
     if (this.proto >= 4) this.byte(MEMOIZE);
     else if (idx < 256) {
       this.ensure(2);
@@ -1186,7 +1213,8 @@ class Pickler {
       this.buf[this.pos++] = LONG4;
       this.u32(bytes.length);
     }
-    this.payload(bytes);
+    // Python writes ints inside frames whatever their size.
+    this.raw(bytes);
   }
 
   saveFloat(v: number): void {
@@ -1231,37 +1259,31 @@ class Pickler {
     } else {
       bytes = encodeSurrogatePass(s);
     }
-    const len = bytes.length;
-    this.ensure(9);
-    if (len < 256 && this.proto >= 4) {
-      this.buf[this.pos++] = SHORT_BINUNICODE;
-      this.buf[this.pos++] = len;
-    } else if (len > 0xffffffff) {
-      if (this.proto < 4) throw new PicklingError('cannot serialize a string larger than 4GiB');
-      this.buf[this.pos++] = BINUNICODE8;
-      this.u64(len);
-    } else {
-      this.buf[this.pos++] = BINUNICODE;
-      this.u32(len);
-    }
-    this.payload(bytes);
+    this.sized(bytes, SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, 'a string');
   }
 
   saveBytes(b: Uint8Array): void {
+    this.sized(b, SHORT_BINBYTES, BINBYTES, BINBYTES8, 'a bytes object');
+  }
+
+  /** Data behind the shortest of its three opcodes (1-, 4- or 8-byte length), as Python picks. */
+  sized(b: Uint8Array, short: number, long: number, long8: number, what: string): void {
     const len = b.length;
     this.ensure(9);
-    if (len < 256) {
-      this.buf[this.pos++] = SHORT_BINBYTES;
+    if (len < 256 && (this.proto >= 4 || short === SHORT_BINBYTES)) {
+      this.buf[this.pos++] = short;
       this.buf[this.pos++] = len;
+      this.payload(b, 2);
     } else if (len > 0xffffffff) {
-      if (this.proto < 4) throw new PicklingError('cannot serialize a bytes object larger than 4 GiB');
-      this.buf[this.pos++] = BINBYTES8;
+      if (this.proto < 4) throw new PicklingError(`cannot serialize ${what} larger than 4 GiB`);
+      this.buf[this.pos++] = long8;
       this.u64(len);
+      this.payload(b, 9);
     } else {
-      this.buf[this.pos++] = BINBYTES;
+      this.buf[this.pos++] = long;
       this.u32(len);
+      this.payload(b, 5);
     }
-    this.payload(b);
   }
 
   /** `module.name` (STACK_GLOBAL from protocol 4, else GLOBAL). */
@@ -1273,8 +1295,9 @@ class Pickler {
     } else {
       const text = Buffer.from(`${module}\n${name}\n`, 'utf8');
       this.byte(GLOBAL);
-      this.payload(text);
+      this.raw(text);
     }
+    this.memoize(null);
   }
 
   save(v: unknown): void {
@@ -1422,25 +1445,26 @@ class Pickler {
   }
 
   saveMap(m: Map<unknown, unknown>): void {
+    for (const k of m.keys()) checkHashable(k);
     this.byte(EMPTY_DICT);
     this.memoize(m);
-    let batch = 0;
-    let open = false;
-    for (const [k, v] of m) {
-      checkHashable(k);
-      if (!open) {
-        this.byte(MARK);
-        open = true;
+    const entries = [...m];
+    const n = entries.length;
+    for (let i = 0; i < n; ) {
+      const stop = Math.min(n, i + BATCHSIZE);
+      if (stop - i === 1) {
+        this.save(entries[i][0]);
+        this.save(entries[i++][1]);
+        this.byte(SETITEM);
+        continue;
       }
-      this.save(k);
-      this.save(v);
-      if (++batch === BATCHSIZE) {
-        this.byte(SETITEMS);
-        open = false;
-        batch = 0;
+      this.byte(MARK);
+      for (; i < stop; i++) {
+        this.save(entries[i][0]);
+        this.save(entries[i][1]);
       }
+      this.byte(SETITEMS);
     }
-    if (open) this.byte(SETITEMS);
   }
 
   saveSet(s: Set<unknown>): void {
@@ -1448,13 +1472,9 @@ class Pickler {
     if (this.proto < 4) {
       // Python's save_set below protocol 4: set(list_of_items).
       this.saveGlobal('builtins', 'set');
-      const items = [...s];
-      this.byte(EMPTY_LIST);
-      this.memoize(items);
-      this.byte(MARK);
-      for (const x of items) this.save(x);
-      this.byte(APPENDS);
+      this.saveList([...s]);
       this.byte(TUPLE1);
+      this.memoize(null);
       this.byte(REDUCE);
       this.memoize(s);
       return;
