@@ -1,0 +1,790 @@
+// Reading pickles (Python's Unpickler, Modules/_pickle.c's load_* functions): string and int
+// decoding, and the opcode loop (one function: a switch the JIT keeps in one frame). The
+// globals it accepts are in pickle_globals.ts. See pickle.ts for the rules.
+import { PythonError, UnpicklingError, ValueError } from './errors.js';
+import { findGlobal, makeError, PyGlobal } from './pickle_globals.js';
+import {
+  ADDITEMS, APPEND, APPENDS, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPERSID, BINPUT,
+  BINSTRING, BINUNICODE, BINUNICODE8, BUILD, BYTEARRAY8, DICT, DUP, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
+  EXT1, EXT2, EXT4, FLOAT, FRAME, FROZENSET, GET, GLOBAL, HIGHEST_PROTOCOL, INST, INT, isPlainObject, LIST, LONG,
+  LONG1, LONG4, LONG_BINGET, LONG_BINPUT, MARK, MAX_STR_DIGITS, MEMOIZE, NEWFALSE, NEWOBJ, NEWOBJ_EX, NEWTRUE,
+  NEXT_BUFFER, NONE, OBJ, PERSID, POP, POP_MARK, PROTO, PUT, pyClassOf, type PyErrorLike, READONLY_BUFFER, REDUCE,
+  SETITEM, SETITEMS, SHORT_BINBYTES, SHORT_BINSTRING, SHORT_BINUNICODE, STACK_GLOBAL, STOP, STRING, Tuple, TUPLE,
+  TUPLE1, TUPLE2, TUPLE3, UNICODE,
+} from './pickle_common.js';
+
+// ---------------------------------------------------------------------------
+// Strings: Python encodes str as UTF-8 with 'surrogatepass' (lone surrogates kept).
+
+const FFFD = '\ufffd';
+
+/** Short ASCII strings read recently, by a hash of their bytes (dict keys repeat from message to message). */
+const SHORT = 32;
+const recent: string[] = new Array<string>(4096).fill('');
+
+function decodeUtf8(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > SHORT) return decodeUtf8Slow(buf, start, end);
+  let h = n;
+  let high = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    high |= c;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  if (high & 0x80) return decodeUtf8Slow(buf, start, end);
+  // A string already made (and used as a property key) costs V8 no new internalization.
+  const slot = (h ^ (h >>> 13)) & 4095;
+  const known = recent[slot];
+  if (known.length === n) {
+    let i = 0;
+    while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
+    if (i === n) return known;
+  }
+  const made = asciiString(buf, start, n);
+  recent[slot] = made;
+  return made;
+}
+
+/** `n` ASCII bytes as a string: flat strings made in one step for short ones. */
+function asciiString(b: Buffer, p: number, n: number): string {
+  switch (n) {
+    case 0: return '';
+    case 1: return String.fromCharCode(b[p]);
+    case 2: return String.fromCharCode(b[p], b[p + 1]);
+    case 3: return String.fromCharCode(b[p], b[p + 1], b[p + 2]);
+    case 4: return String.fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3]);
+    case 5: return String.fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4]);
+    case 6: return String.fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5]);
+    case 7: return String.fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6]);
+    case 8: return String.fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]);
+    default: return b.toString('latin1', p, p + n);
+  }
+}
+
+function decodeUtf8Slow(buf: Buffer, start: number, end: number): string {
+  const s = buf.toString('utf8', start, end);
+  // Node replaces what is not UTF-8 (and encoded surrogates) with U+FFFD: check those.
+  return s.includes(FFFD) ? decodeSurrogatePass(buf, start, end) : s;
+}
+
+function unicodeError(buf: Buffer, i: number, reason: string): Error {
+  const e = makeError('builtins', 'UnicodeDecodeError', ['utf-8', Buffer.from(buf.subarray(i, i + 1)), i, i + 1, reason]);
+  e.message = `'utf-8' codec can't decode byte 0x${buf[i].toString(16).padStart(2, '0')} in position ${i}: ${reason}`;
+  return e;
+}
+
+/** UTF-8 with 'surrogatepass': strict, except that encoded surrogates (ED A0-BF xx) are kept. */
+function decodeSurrogatePass(buf: Buffer, start: number, end: number): string {
+  const units: number[] = [];
+  let i = start;
+  while (i < end) {
+    const c = buf[i];
+    let cp: number;
+    let n: number;
+    if (c < 0x80) {
+      cp = c;
+      n = 1;
+    } else if (c >= 0xc2 && c < 0xe0) {
+      cp = c & 0x1f;
+      n = 2;
+    } else if (c >= 0xe0 && c < 0xf0) {
+      cp = c & 0x0f;
+      n = 3;
+    } else if (c >= 0xf0 && c < 0xf5) {
+      cp = c & 0x07;
+      n = 4;
+    } else {
+      throw unicodeError(buf, i, 'invalid start byte');
+    }
+    if (i + n > end) throw unicodeError(buf, i, 'unexpected end of data');
+    for (let k = 1; k < n; k++) {
+      const cc = buf[i + k];
+      if ((cc & 0xc0) !== 0x80) throw unicodeError(buf, i, 'invalid continuation byte');
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n === 3 && cp < 0x800) || (n === 4 && (cp < 0x10000 || cp > 0x10ffff))) throw unicodeError(buf, i, 'invalid continuation byte');
+    if (cp >= 0x10000) units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
+    else units.push(cp);
+    i += n;
+  }
+  let s = '';
+  for (let k = 0; k < units.length; k += 8192) s += String.fromCharCode(...units.slice(k, k + 8192));
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Ints: little-endian two's complement (LONG1/LONG4), as Python's encode_long.
+
+function decodeLong(buf: Buffer, start: number, n: number): number | bigint {
+  if (n === 0) return 0;
+  if (n <= 6) {
+    let v = 0;
+    for (let i = n - 1; i >= 0; i--) v = v * 256 + buf[start + i];
+    if (buf[start + n - 1] & 0x80) v -= 2 ** (8 * n);
+    return v;
+  }
+  let hex = '';
+  for (let i = n - 1; i >= 0; i--) hex += (buf[start + i] < 16 ? '0' : '') + buf[start + i].toString(16);
+  let v = BigInt('0x' + hex);
+  if (buf[start + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+  return toIntValue(v);
+}
+
+/** A Python int as JavaScript sees it: a number when it is a safe integer, else a bigint. */
+function toIntValue(v: bigint): number | bigint {
+  return v >= -0x1fffffffffffffn && v <= 0x1fffffffffffffn ? Number(v) : v;
+}
+
+// ---------------------------------------------------------------------------
+// loads
+
+function toBuffer(data: unknown): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(`a bytes-like object is required, not '${data === null ? 'null' : typeof data}'`);
+}
+
+const truncated = (): UnpicklingError => new UnpicklingError('pickle data was truncated');
+
+
+function setKey(obj: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else obj[k] = v;
+}
+
+/**
+ * The reader's state: the value stack, the marks, the memo. A dict is read as a plain
+ * object until a key that is not a str arrives; it then becomes a Map (`replaced`
+ * remembers the swap so that later memo reads, and references taken before it, see the Map).
+ */
+class Unpickler {
+  stack: unknown[] = [];
+  marks: number[] = [];
+  memo: unknown[] = [];
+  bigMemo: Map<number, unknown> | null = null;
+  replaced: Map<object, Map<unknown, unknown>> | null = null;
+  /**
+   * Insertion order of dicts read as plain objects that got an index-like key ('1'): such
+   * an object lists those keys first, so a later change to a Map takes its order from here.
+   */
+  orders: Map<object, string[]> | null = null;
+  memoReads = 0;
+  view: DataView | null = null;
+  proto = 0;
+
+  constructor(readonly buf: Buffer) {}
+
+  popMark(): number {
+    const m = this.marks.pop();
+    if (m === undefined) throw new UnpicklingError('could not find MARK');
+    return m;
+  }
+  pop(): unknown {
+    if (this.stack.length <= (this.marks.length ? this.marks[this.marks.length - 1] : 0)) throw new UnpicklingError('unpickling stack underflow');
+    return this.stack.pop();
+  }
+  top(): unknown {
+    if (this.stack.length <= (this.marks.length ? this.marks[this.marks.length - 1] : 0)) throw new UnpicklingError('unpickling stack underflow');
+    return this.stack[this.stack.length - 1];
+  }
+
+  memoPut(idx: number, v: unknown): void {
+    const memo = this.memo;
+    if (idx === memo.length) memo.push(v);
+    else if (idx < memo.length) memo[idx] = v;
+    else (this.bigMemo ??= new Map()).set(idx, v);
+  }
+  memoGet(idx: number): unknown {
+    this.memoReads++;
+    let v: unknown;
+    if (idx < this.memo.length) v = this.memo[idx];
+    else if (this.bigMemo?.has(idx)) v = this.bigMemo.get(idx);
+    else throw new UnpicklingError(`Memo value not found at index ${idx}`);
+    if (this.replaced !== null && typeof v === 'object' && v !== null) v = this.replaced.get(v) ?? v;
+    return v;
+  }
+
+  /** The dict at stack[at] as a Map (it had str keys only so far). */
+  dictToMap(at: number): Map<unknown, unknown> {
+    const obj = this.stack[at] as Record<string, unknown>;
+    const order = this.orders?.get(obj);
+    const m = new Map<unknown, unknown>(order ? order.map((k) => [k, obj[k]]) : Object.entries(obj));
+    (this.replaced ??= new Map()).set(obj, m);
+    this.stack[at] = m;
+    return m;
+  }
+
+  setItems(at: number, from: number): void {
+    const stack = this.stack;
+    if (at < 0) throw new UnpicklingError('unpickling stack underflow');
+    if ((stack.length - from) % 2 !== 0) throw new UnpicklingError('odd number of items for SETITEMS');
+    let d = stack[at];
+    if (d instanceof Map) {
+      for (let i = from; i < stack.length; i += 2) d.set(stack[i], stack[i + 1]);
+    } else if (typeof d === 'object' && d !== null && !Array.isArray(d) && isPlainObject(d)) {
+      let i = from;
+      const obj = d as Record<string, unknown>;
+      let order = this.orders?.get(obj);
+      for (; i < stack.length; i += 2) {
+        const k = stack[i];
+        if (typeof k !== 'string') break;
+        if (order === undefined && k.length > 0 && k.charCodeAt(0) <= 0x39 && k.charCodeAt(0) >= 0x30) {
+          order = Object.keys(obj);
+          (this.orders ??= new Map()).set(obj, order);
+        }
+        if (order !== undefined && !Object.prototype.hasOwnProperty.call(obj, k)) order.push(k);
+        setKey(obj, k, stack[i + 1]);
+      }
+      if (i < stack.length) {
+        d = this.dictToMap(at);
+        for (; i < stack.length; i += 2) (d as Map<unknown, unknown>).set(stack[i], stack[i + 1]);
+      }
+    } else {
+      throw new UnpicklingError(`SETITEMS on ${describe(d)}, which is not a dict`);
+    }
+    stack.length = from;
+  }
+
+  global(module: unknown, name: unknown): PyGlobal {
+    if (typeof module !== 'string' || typeof name !== 'string') throw new UnpicklingError('STACK_GLOBAL requires str');
+    return findGlobal(module, name);
+  }
+
+  /** The position of the newline that ends a text argument starting at `p`. */
+  readLine(p: number): number {
+    const buf = this.buf;
+    const nl = buf.indexOf(0x0a, p);
+    if (nl < 0) throw truncated();
+    return nl;
+  }
+
+  load(): unknown {
+    const buf = this.buf;
+    const end = buf.length;
+    const stack = this.stack;
+    let p = 0;
+    for (;;) {
+      if (p >= end) throw truncated();
+      const op = buf[p++];
+      switch (op) {
+        case PROTO: {
+          if (p >= end) throw truncated();
+          const proto = buf[p++];
+          if (proto > HIGHEST_PROTOCOL) throw new ValueError(`unsupported pickle protocol: ${proto}`);
+          this.proto = proto;
+          break;
+        }
+        case FRAME: {
+          if (p + 8 > end) throw truncated();
+          const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
+          p += 8;
+          if (n > end - p) throw truncated();
+          break;
+        }
+        case STOP: {
+          if (stack.length === 0 || this.marks.length) throw new UnpicklingError(stack.length === 0 ? 'unpickling stack underflow' : 'unexpected MARK at STOP');
+          const result = stack.pop();
+          return this.replaced !== null && this.memoReads > 0 ? fixReplaced(result, this.replaced) : result;
+        }
+        case MARK:
+          this.marks.push(stack.length);
+          break;
+        case POP:
+          if (stack.length > (this.marks.length ? this.marks[this.marks.length - 1] : 0)) stack.pop();
+          else if (this.marks.length) stack.length = this.popMark();
+          else throw new UnpicklingError('unpickling stack underflow');
+          break;
+        case POP_MARK:
+          stack.length = this.popMark();
+          break;
+        case DUP:
+          stack.push(this.top());
+          break;
+        case NONE:
+          stack.push(null);
+          break;
+        case NEWTRUE:
+          stack.push(true);
+          break;
+        case NEWFALSE:
+          stack.push(false);
+          break;
+        case BININT:
+          if (p + 4 > end) throw truncated();
+          stack.push(buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24));
+          p += 4;
+          break;
+        case BININT1:
+          if (p >= end) throw truncated();
+          stack.push(buf[p++]);
+          break;
+        case BININT2:
+          if (p + 2 > end) throw truncated();
+          stack.push(buf[p] | (buf[p + 1] << 8));
+          p += 2;
+          break;
+        case LONG1: {
+          if (p >= end) throw truncated();
+          const n = buf[p++];
+          if (n > end - p) throw truncated();
+          stack.push(decodeLong(buf, p, n));
+          p += n;
+          break;
+        }
+        case LONG4: {
+          if (p + 4 > end) throw truncated();
+          const n = buf.readInt32LE(p);
+          p += 4;
+          if (n < 0) throw new UnpicklingError('LONG pickle has negative byte count');
+          if (n > end - p) throw truncated();
+          stack.push(decodeLong(buf, p, n));
+          p += n;
+          break;
+        }
+        case BINFLOAT: {
+          if (p + 8 > end) throw truncated();
+          this.view ??= new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+          stack.push(this.view.getFloat64(p, false));
+          p += 8;
+          break;
+        }
+        case SHORT_BINUNICODE: {
+          if (p >= end) throw truncated();
+          const n = buf[p++];
+          if (n > end - p) throw truncated();
+          stack.push(decodeUtf8(buf, p, p + n));
+          p += n;
+          break;
+        }
+        case BINUNICODE: {
+          if (p + 4 > end) throw truncated();
+          const n = buf.readUInt32LE(p);
+          p += 4;
+          if (n > end - p) throw truncated();
+          stack.push(decodeUtf8(buf, p, p + n));
+          p += n;
+          break;
+        }
+        case BINUNICODE8:
+        case BINBYTES8:
+        case BYTEARRAY8: {
+          if (p + 8 > end) throw truncated();
+          const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
+          p += 8;
+          if (n > end - p) throw truncated();
+          stack.push(op === BINUNICODE8 ? decodeUtf8(buf, p, p + n) : Buffer.from(buf.subarray(p, p + n)));
+          p += n;
+          break;
+        }
+        case SHORT_BINBYTES: {
+          if (p >= end) throw truncated();
+          const n = buf[p++];
+          if (n > end - p) throw truncated();
+          stack.push(Buffer.from(buf.subarray(p, p + n)));
+          p += n;
+          break;
+        }
+        case BINBYTES: {
+          if (p + 4 > end) throw truncated();
+          const n = buf.readUInt32LE(p);
+          p += 4;
+          if (n > end - p) throw truncated();
+          stack.push(Buffer.from(buf.subarray(p, p + n)));
+          p += n;
+          break;
+        }
+        case SHORT_BINSTRING:
+        case BINSTRING: {
+          // Python 2 str, read as Python 3 does by default (encoding='ASCII').
+          let n: number;
+          if (op === SHORT_BINSTRING) {
+            if (p >= end) throw truncated();
+            n = buf[p++];
+          } else {
+            if (p + 4 > end) throw truncated();
+            n = buf.readInt32LE(p);
+            p += 4;
+            if (n < 0) throw new UnpicklingError('BINSTRING pickle has negative byte count');
+          }
+          if (n > end - p) throw truncated();
+          stack.push(decodeAscii(buf, p, p + n));
+          p += n;
+          break;
+        }
+        case EMPTY_LIST:
+          stack.push([]);
+          break;
+        case EMPTY_DICT:
+          stack.push({});
+          break;
+        case EMPTY_SET:
+          stack.push(new Set());
+          break;
+        case EMPTY_TUPLE:
+          stack.push(new Tuple());
+          break;
+        case TUPLE1: {
+          const a = this.pop();
+          const t = new Tuple();
+          t.push(a);
+          stack.push(t);
+          break;
+        }
+        case TUPLE2: {
+          const b = this.pop();
+          const a = this.pop();
+          const t = new Tuple();
+          t.push(a, b);
+          stack.push(t);
+          break;
+        }
+        case TUPLE3: {
+          const c = this.pop();
+          const b = this.pop();
+          const a = this.pop();
+          const t = new Tuple();
+          t.push(a, b, c);
+          stack.push(t);
+          break;
+        }
+        case TUPLE: {
+          const m = this.popMark();
+          const t = new Tuple();
+          for (let i = m; i < stack.length; i++) t.push(stack[i]);
+          stack.length = m;
+          stack.push(t);
+          break;
+        }
+        case LIST: {
+          const m = this.popMark();
+          const l = stack.slice(m);
+          stack.length = m;
+          stack.push(l);
+          break;
+        }
+        case DICT: {
+          const m = this.popMark();
+          stack.splice(m, 0, {});
+          this.setItems(m, m + 1);
+          break;
+        }
+        case FROZENSET: {
+          const m = this.popMark();
+          const s = new Set(stack.slice(m));
+          stack.length = m;
+          stack.push(s);
+          break;
+        }
+        case APPEND: {
+          const v = this.pop();
+          const l = this.top();
+          if (!Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPEND to ${describe(l)}, which is not a list`);
+          l.push(v);
+          break;
+        }
+        case APPENDS: {
+          const m = this.popMark();
+          const l = stack[m - 1];
+          if (m === 0 || !Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPENDS to ${describe(l)}, which is not a list`);
+          for (let i = m; i < stack.length; i++) l.push(stack[i]);
+          stack.length = m;
+          break;
+        }
+        case SETITEM: {
+          if (stack.length - 3 < (this.marks.length ? this.marks[this.marks.length - 1] : 0)) throw new UnpicklingError('unpickling stack underflow');
+          this.setItems(stack.length - 3, stack.length - 2);
+          break;
+        }
+        case SETITEMS: {
+          const m = this.popMark();
+          this.setItems(m - 1, m);
+          break;
+        }
+        case ADDITEMS: {
+          const m = this.popMark();
+          const s = stack[m - 1];
+          if (m === 0 || !(s instanceof Set)) throw new UnpicklingError(`ADDITEMS to ${describe(s)}, which is not a set`);
+          for (let i = m; i < stack.length; i++) s.add(stack[i]);
+          stack.length = m;
+          break;
+        }
+        case MEMOIZE:
+          this.memoPut(this.memo.length + (this.bigMemo ? this.bigMemo.size : 0), this.top());
+          break;
+        case BINPUT:
+          if (p >= end) throw truncated();
+          this.memoPut(buf[p++], this.top());
+          break;
+        case LONG_BINPUT:
+          if (p + 4 > end) throw truncated();
+          this.memoPut(buf.readUInt32LE(p), this.top());
+          p += 4;
+          break;
+        case BINGET:
+          if (p >= end) throw truncated();
+          stack.push(this.memoGet(buf[p++]));
+          break;
+        case LONG_BINGET:
+          if (p + 4 > end) throw truncated();
+          stack.push(this.memoGet(buf.readUInt32LE(p)));
+          p += 4;
+          break;
+        case GLOBAL: {
+          const nl1 = this.readLine(p);
+          const nl2 = this.readLine(nl1 + 1);
+          const module = decodeAscii(buf, p, nl1, 'utf8');
+          const name = decodeAscii(buf, nl1 + 1, nl2, 'utf8');
+          p = nl2 + 1;
+          stack.push(findGlobal(module, name));
+          break;
+        }
+        case STACK_GLOBAL: {
+          const name = this.pop();
+          const module = this.pop();
+          stack.push(this.global(module, name));
+          break;
+        }
+        case REDUCE: {
+          const args = this.pop();
+          const f = this.pop();
+          if (!(f instanceof PyGlobal) || !f.def.call) throw new UnpicklingError(`REDUCE on ${describe(f)}, which cannot be called here`);
+          if (!Array.isArray(args)) throw new UnpicklingError('REDUCE arguments must be a tuple');
+          stack.push(f.def.call(args));
+          break;
+        }
+        case NEWOBJ: {
+          const args = this.pop();
+          const cls = this.pop();
+          if (!(cls instanceof PyGlobal) || !cls.def.newobj) throw new UnpicklingError(`NEWOBJ on ${describe(cls)}, which cannot be created here`);
+          if (!Array.isArray(args)) throw new UnpicklingError('NEWOBJ arguments must be a tuple');
+          stack.push(cls.def.newobj(args));
+          break;
+        }
+        case NEWOBJ_EX: {
+          const kwargs = this.pop();
+          const args = this.pop();
+          const cls = this.pop();
+          if (!(cls instanceof PyGlobal) || !cls.def.newobj) throw new UnpicklingError(`NEWOBJ_EX on ${describe(cls)}, which cannot be created here`);
+          if (!Array.isArray(args)) throw new UnpicklingError('NEWOBJ_EX arguments must be a tuple');
+          if (!(typeof kwargs === 'object' && kwargs !== null && !(kwargs instanceof Map) && Object.keys(kwargs).length === 0)) throw new UnpicklingError('NEWOBJ_EX keyword arguments are not read');
+          stack.push(cls.def.newobj(args));
+          break;
+        }
+        case BUILD: {
+          const state = this.pop();
+          const obj = this.top();
+          build(obj, state);
+          break;
+        }
+        case NEXT_BUFFER:
+          throw new UnpicklingError('pickle stream refers to out-of-band data but no *buffers* argument was given');
+        case READONLY_BUFFER:
+          this.top();
+          break;
+        // Protocol 0 and 1 text opcodes.
+        case INT: {
+          const nl = this.readLine(p);
+          const text = decodeAscii(buf, p, nl);
+          p = nl + 1;
+          stack.push(text === '00' ? false : text === '01' ? true : parseIntText(text));
+          break;
+        }
+        case LONG: {
+          const nl = this.readLine(p);
+          let text = decodeAscii(buf, p, nl);
+          p = nl + 1;
+          if (text.endsWith('L')) text = text.slice(0, -1);
+          stack.push(parseIntText(text));
+          break;
+        }
+        case FLOAT: {
+          const nl = this.readLine(p);
+          const text = decodeAscii(buf, p, nl).trim();
+          p = nl + 1;
+          const v = /^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan|infinity)$/i.test(text) ? Number(text.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN')) : NaN;
+          if (Number.isNaN(v) && !/nan/i.test(text)) throw new ValueError(`could not convert string to float: '${text}'`);
+          stack.push(v);
+          break;
+        }
+        case STRING: {
+          const nl = this.readLine(p);
+          const text = decodeAscii(buf, p, nl);
+          p = nl + 1;
+          stack.push(parseStringLiteral(text));
+          break;
+        }
+        case UNICODE: {
+          const nl = this.readLine(p);
+          stack.push(rawUnicodeEscape(buf.toString('latin1', p, nl)));
+          p = nl + 1;
+          break;
+        }
+        case PUT: {
+          const nl = this.readLine(p);
+          const idx = parseMemoIndex(decodeAscii(buf, p, nl));
+          p = nl + 1;
+          this.memoPut(idx, this.top());
+          break;
+        }
+        case GET: {
+          const nl = this.readLine(p);
+          const idx = parseMemoIndex(decodeAscii(buf, p, nl));
+          p = nl + 1;
+          stack.push(this.memoGet(idx));
+          break;
+        }
+        case PERSID:
+        case BINPERSID:
+          throw new UnpicklingError('A load persistent id instruction was encountered, but no persistent_load function was specified.');
+        case EXT1:
+        case EXT2:
+        case EXT4:
+          throw new UnpicklingError('copyreg extension codes are not read');
+        case INST:
+        case OBJ:
+          throw new UnpicklingError('protocol 0/1 object instructions (INST, OBJ) are not read');
+        default:
+          throw new UnpicklingError(`invalid load key, '\\x${op.toString(16).padStart(2, '0')}'.`);
+      }
+    }
+  }
+}
+
+function describe(v: unknown): string {
+  if (v instanceof PyGlobal) return `global '${v.module}.${v.name}'`;
+  if (v === null) return 'None';
+  if (v instanceof Tuple) return 'a tuple';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? (v.constructor?.name ?? 'an object') : typeof v;
+}
+
+/** BUILD: an exception's `__dict__` (or `(dict, slots)`) becomes properties of the error. */
+function build(obj: unknown, state: unknown): void {
+  if (!(obj instanceof Error)) throw new UnpicklingError(`BUILD on ${describe(obj)} is not read`);
+  let dict = state;
+  if (Array.isArray(state) && state.length === 2) {
+    dict = state[0];
+    if (state[1] !== null && (typeof state[1] !== 'object' || state[1] instanceof Map)) throw new UnpicklingError('BUILD slot state must be a dict');
+    if (state[1] !== null) for (const [k, v] of Object.entries(state[1] as object)) setErrorField(obj, k, v);
+  }
+  if (dict === null) return;
+  if (typeof dict !== 'object' || dict instanceof Map || Array.isArray(dict)) throw new UnpicklingError('BUILD state must be a dict');
+  for (const [k, v] of Object.entries(dict as object)) setErrorField(obj, k, v);
+}
+
+function setErrorField(e: Error, k: string, v: unknown): void {
+  if (k === 'args' || k === 'name' || k === 'stack') return;
+  Object.defineProperty(e, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
+/** After a dict became a Map, swap every reference to the old object for the Map (no recursion). */
+function fixReplaced(root: unknown, replaced: Map<object, Map<unknown, unknown>>): unknown {
+  const swap = (v: unknown): unknown => (typeof v === 'object' && v !== null ? (replaced.get(v) ?? v) : v);
+  const seen = new Set<object>();
+  const todo: object[] = [];
+  const visit = (v: unknown): void => {
+    if (typeof v === 'object' && v !== null && !seen.has(v)) {
+      seen.add(v);
+      todo.push(v);
+    }
+  };
+  const top = swap(root);
+  visit(top);
+  while (todo.length) {
+    const o = todo.pop()!;
+    if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) visit((o[i] = swap(o[i])));
+    } else if (o instanceof Map) {
+      const entries = [...o];
+      if (entries.some(([k]) => swap(k) !== k)) {
+        o.clear();
+        for (const [k, v] of entries) o.set(swap(k), swap(v));
+      } else {
+        for (const [k, v] of entries) o.set(k, swap(v));
+      }
+      for (const [k, v] of o) {
+        visit(k);
+        visit(v);
+      }
+    } else if (o instanceof Set) {
+      const items = [...o];
+      o.clear();
+      for (const x of items) o.add(swap(x));
+      for (const x of o) visit(x);
+    } else if (!Buffer.isBuffer(o)) {
+      const rec = o as Record<string, unknown>;
+      for (const k of Object.keys(rec)) visit((rec[k] = swap(rec[k])));
+      if (o instanceof Error && Array.isArray((o as PyErrorLike).args)) visit((o as PyErrorLike).args);
+    }
+  }
+  return top;
+}
+
+function decodeAscii(buf: Buffer, start: number, end: number, encoding: 'ascii' | 'utf8' = 'ascii'): string {
+  for (let i = start; i < end; i++) {
+    if (buf[i] >= 0x80) {
+      if (encoding === 'utf8') return decodeSurrogatePass(buf, start, end);
+      const e = makeError('builtins', 'UnicodeDecodeError', ['ascii', Buffer.from(buf.subarray(start, end)), i - start, i - start + 1, 'ordinal not in range(128)']);
+      e.message = `'ascii' codec can't decode byte 0x${buf[i].toString(16)} in position ${i - start}: ordinal not in range(128)`;
+      throw e;
+    }
+  }
+  return buf.toString('latin1', start, end);
+}
+
+function parseIntText(text: string): number | bigint {
+  const t = text.trim();
+  if (!/^[+-]?\d+$/.test(t)) throw new ValueError(`invalid literal for int() with base 10: '${text}'`);
+  if (t.length > MAX_STR_DIGITS) throw new ValueError(`Exceeds the limit (${MAX_STR_DIGITS} digits) for integer string conversion`);
+  return toIntValue(BigInt(t));
+}
+
+function parseMemoIndex(text: string): number {
+  if (!/^\d{1,10}$/.test(text)) throw new UnpicklingError(`invalid memo index: '${text}'`);
+  return Number(text);
+}
+
+/** Protocol 0's STRING: a quoted Python 2 repr, escapes as Python's `codecs.escape_decode`. */
+function parseStringLiteral(text: string): string {
+  const q = text[0];
+  if (text.length < 2 || (q !== "'" && q !== '"') || text[text.length - 1] !== q) throw new UnpicklingError('the STRING opcode argument must be quoted');
+  const body = text.slice(1, -1);
+  return body.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/gs, (_, e: string) => {
+    if (e[0] === 'x') return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8) & 0xff);
+    const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '\n': '' };
+    return simple[e] ?? `\\${e}`;
+  });
+}
+
+/** Protocol 0's UNICODE: 'raw-unicode-escape' (only \uXXXX and \UXXXXXXXX are escapes). */
+function rawUnicodeEscape(text: string): string {
+  return text.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, u: string | undefined, U: string | undefined) => {
+    const cp = parseInt((u ?? U)!, 16);
+    if (cp > 0x10ffff) throw new ValueError('\\Uxxxxxxxx out of range');
+    return String.fromCodePoint(cp);
+  });
+}
+
+/**
+ * Python's `pickle.loads(data)`: the object a pickle holds (protocols 0 to 5), by the
+ * mapping in this module's header. Only the allow-listed globals are accepted (builtin
+ * containers and exceptions); anything else is an UnpicklingError that names it.
+ * Malformed or truncated data is an UnpicklingError (or ValueError, as in Python).
+ */
+export function loads(data: Uint8Array | ArrayBuffer): any {
+  const u = new Unpickler(toBuffer(data));
+  try {
+    return u.load();
+  } catch (e) {
+    if (e instanceof PythonError || (e instanceof Error && (e as PyErrorLike)[pyClassOf])) throw e;
+    // An error from the JavaScript engine (a string or array too long...): still the pickle's fault.
+    const err = new UnpicklingError(`malformed pickle: ${(e as Error)?.message ?? String(e)}`);
+    (err as Error).cause = e;
+    throw err;
+  }
+}
+

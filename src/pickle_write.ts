@@ -1,0 +1,593 @@
+// Writing pickles (Python's Pickler, Modules/_pickle.c's save_* functions), byte for byte
+// as CPython writes the same values (framing, batches, memo), except that str objects are
+// not memoized. See pickle.ts for the rules.
+import { PicklingError, RecursionError, ValueError } from './errors.js';
+import {
+  ADDITEMS, APPEND, APPENDS, BATCHSIZE, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPUT,
+  BINUNICODE, BINUNICODE8, builtinExceptionNames, DEFAULT_PROTOCOL, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
+  errorHomes, FRAME, FRAME_SIZE_MIN, FRAME_SIZE_TARGET, GLOBAL, HIGHEST_PROTOCOL, isPlainObject, LONG1, LONG4,
+  LONG_BINGET, LONG_BINPUT, MARK, MAX_DEPTH, MEMOIZE, NEWFALSE, NEWTRUE, NONE, POP, POP_MARK, PROTO, pyClassOf,
+  PyFloat, type PyErrorLike, REDUCE, SETITEM, SETITEMS, SHORT_BINBYTES, SHORT_BINUNICODE, STACK_GLOBAL, STOP, Tuple,
+  TUPLE, TUPLE1,
+} from './pickle_common.js';
+
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/** UTF-8 with 'surrogatepass' for a string that has lone surrogates. */
+function encodeSurrogatePass(s: string): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let cp = s.charCodeAt(i);
+    if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < s.length) {
+      const lo = s.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo < 0xe000) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i++;
+      }
+    }
+    if (cp < 0x80) out.push(cp);
+    else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
+    else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+    else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+  }
+  return Buffer.from(out);
+}
+
+
+function encodeLong(v: bigint): Uint8Array {
+  // Python: nbytes = (x.bit_length() >> 3) + 1, then drop a redundant 0xff sign byte.
+  const abs = v < 0n ? -v : v;
+  const bitLength = abs === 0n ? 0 : abs.toString(2).length;
+  let nbytes = (bitLength >> 3) + 1;
+  const twos = v < 0n ? (1n << BigInt(nbytes * 8)) + v : v;
+  let hex = twos.toString(16);
+  if (hex.length < nbytes * 2) hex = hex.padStart(nbytes * 2, '0');
+  const out = new Uint8Array(nbytes);
+  for (let i = 0; i < nbytes; i++) out[i] = parseInt(hex.substr(hex.length - 2 * (i + 1), 2), 16);
+  if (v < 0n && nbytes > 1 && out[nbytes - 1] === 0xff && (out[nbytes - 2] & 0x80) !== 0) nbytes--;
+  return out.subarray(0, nbytes);
+}
+
+
+// ---------------------------------------------------------------------------
+// dumps
+
+/** The writer's buffer is reused from call to call (a fresh one if dumps re-enters). */
+let spare: Pickler | null = null;
+
+class Pickler {
+  buf: Buffer;
+  view: DataView;
+  pos = 0;
+  /** Where the current frame's 9 header bytes are reserved, or -1 (protocol < 4). */
+  frameStart = -1;
+  memo = new Map<object, number>();
+  /** Memo entries written (objects, and what CPython memoizes that has no object here). */
+  memoCount = 0;
+  depth = 0;
+  proto = DEFAULT_PROTOCOL;
+
+  constructor(size = 1 << 16) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  reset(proto: number): void {
+    this.pos = 0;
+    this.proto = proto;
+    this.memo.clear();
+    this.memoCount = 0;
+    this.depth = 0;
+    this.frameStart = -1;
+  }
+
+  grow(n: number): void {
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const b = Buffer.allocUnsafeSlow(size);
+    this.buf.copy(b, 0, 0, this.pos);
+    this.buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  ensure(n: number): void {
+    if (this.pos + n > this.buf.length) this.grow(n);
+  }
+
+  byte(b: number): void {
+    if (this.pos + 1 > this.buf.length) this.grow(1);
+    this.buf[this.pos++] = b;
+  }
+
+  u32(v: number): void {
+    const buf = this.buf;
+    buf[this.pos] = v & 0xff;
+    buf[this.pos + 1] = (v >>> 8) & 0xff;
+    buf[this.pos + 2] = (v >>> 16) & 0xff;
+    buf[this.pos + 3] = (v >>> 24) & 0xff;
+    this.pos += 4;
+  }
+
+  u64(v: number): void {
+    this.u32(v >>> 0);
+    this.u32(Math.floor(v / 0x100000000));
+  }
+
+  startFrame(): void {
+    this.ensure(9);
+    this.frameStart = this.pos;
+    this.pos += 9;
+  }
+
+  /** Close the current frame: write its header, or drop it when the frame is too short. */
+  commitFrame(): void {
+    const start = this.frameStart;
+    const len = this.pos - start - 9;
+    if (len >= FRAME_SIZE_MIN) {
+      const pos = this.pos;
+      this.pos = start;
+      this.buf[this.pos++] = FRAME;
+      this.u64(len);
+      this.pos = pos;
+    } else {
+      this.buf.copyWithin(start, start + 9, this.pos);
+      this.pos -= 9;
+    }
+    this.frameStart = -1;
+  }
+
+  /**
+   * Payload bytes after their opcode and length (the last `headerLen` bytes written). A
+   * large payload goes outside frames with its header, as Python's `write_large_bytes`.
+   */
+  payload(b: Uint8Array, headerLen: number): void {
+    if (this.frameStart >= 0 && b.length >= FRAME_SIZE_TARGET) {
+      const header = Buffer.from(this.buf.subarray(this.pos - headerLen, this.pos));
+      this.pos -= headerLen;
+      this.commitFrame();
+      this.ensure(headerLen + b.length);
+      this.buf.set(header, this.pos);
+      this.pos += headerLen;
+      this.buf.set(b, this.pos);
+      this.pos += b.length;
+      this.startFrame();
+      return;
+    }
+    this.raw(b);
+  }
+
+  /** Bytes written as they are (inside the current frame). */
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  memoize(obj: object | null): void {
+    const idx = this.memoCount++;
+    if (obj !== null) this.memo.set(obj, idx);
+    if (this.proto >= 4) this.byte(MEMOIZE);
+    else if (idx < 256) {
+      this.ensure(2);
+      this.buf[this.pos++] = BINPUT;
+      this.buf[this.pos++] = idx;
+    } else {
+      this.ensure(5);
+      this.buf[this.pos++] = LONG_BINPUT;
+      this.u32(idx);
+    }
+  }
+
+  get(idx: number): void {
+    this.ensure(5);
+    if (idx < 256) {
+      this.buf[this.pos++] = BINGET;
+      this.buf[this.pos++] = idx;
+    } else {
+      this.buf[this.pos++] = LONG_BINGET;
+      this.u32(idx);
+    }
+  }
+
+  saveInt(v: number): void {
+    this.ensure(5);
+    const buf = this.buf;
+    if (v >= 0 && v <= 0xff) {
+      buf[this.pos++] = BININT1;
+      buf[this.pos++] = v;
+    } else if (v >= 0 && v <= 0xffff) {
+      buf[this.pos++] = BININT2;
+      buf[this.pos++] = v & 0xff;
+      buf[this.pos++] = v >> 8;
+    } else if (v >= -0x80000000 && v <= 0x7fffffff) {
+      buf[this.pos++] = BININT;
+      this.u32(v);
+    } else {
+      this.saveLong(BigInt(v));
+    }
+  }
+
+  saveLong(v: bigint): void {
+    if (v >= -0x80000000n && v <= 0x7fffffffn) {
+      this.saveInt(Number(v));
+      return;
+    }
+    const bytes = encodeLong(v);
+    if (bytes.length < 256) {
+      this.ensure(2);
+      this.buf[this.pos++] = LONG1;
+      this.buf[this.pos++] = bytes.length;
+    } else {
+      this.ensure(5);
+      this.buf[this.pos++] = LONG4;
+      this.u32(bytes.length);
+    }
+    // Python writes ints inside frames whatever their size.
+    this.raw(bytes);
+  }
+
+  saveFloat(v: number): void {
+    this.ensure(9);
+    this.buf[this.pos++] = BINFLOAT;
+    this.view.setFloat64(this.pos, v, false);
+    this.pos += 8;
+  }
+
+  saveStr(s: string): void {
+    const n = s.length;
+    // ASCII strings, the common case, are copied byte by byte after a guessed header.
+    if (n < 256 && this.proto >= 4) {
+      this.ensure(n + 2);
+      const buf = this.buf;
+      let p = this.pos + 2;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[p++] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = SHORT_BINUNICODE;
+        buf[this.pos + 1] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    let bytes: Buffer;
+    if (isWellFormed(s)) {
+      // Write the UTF-8 in place when it fits (no intermediate Buffer).
+      if (n <= 85 && this.proto >= 4) {
+        this.ensure(n * 3 + 2);
+        const written = this.buf.write(s, this.pos + 2, 'utf8');
+        this.buf[this.pos] = SHORT_BINUNICODE;
+        this.buf[this.pos + 1] = written;
+        this.pos += 2 + written;
+        return;
+      }
+      bytes = Buffer.from(s, 'utf8');
+    } else {
+      bytes = encodeSurrogatePass(s);
+    }
+    this.sized(bytes, SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, 'a string');
+  }
+
+  saveBytes(b: Uint8Array): void {
+    this.sized(b, SHORT_BINBYTES, BINBYTES, BINBYTES8, 'a bytes object');
+  }
+
+  /** Data behind the shortest of its three opcodes (1-, 4- or 8-byte length), as Python picks. */
+  sized(b: Uint8Array, short: number, long: number, long8: number, what: string): void {
+    const len = b.length;
+    this.ensure(9);
+    if (len < 256 && (this.proto >= 4 || short === SHORT_BINBYTES)) {
+      this.buf[this.pos++] = short;
+      this.buf[this.pos++] = len;
+      this.payload(b, 2);
+    } else if (len > 0xffffffff) {
+      if (this.proto < 4) throw new PicklingError(`cannot serialize ${what} larger than 4 GiB`);
+      this.buf[this.pos++] = long8;
+      this.u64(len);
+      this.payload(b, 9);
+    } else {
+      this.buf[this.pos++] = long;
+      this.u32(len);
+      this.payload(b, 5);
+    }
+  }
+
+  /** `module.name` (STACK_GLOBAL from protocol 4, else GLOBAL). */
+  saveGlobal(module: string, name: string): void {
+    if (this.proto >= 4) {
+      this.saveStr(module);
+      this.saveStr(name);
+      this.byte(STACK_GLOBAL);
+    } else {
+      const text = Buffer.from(`${module}\n${name}\n`, 'utf8');
+      this.byte(GLOBAL);
+      this.raw(text);
+    }
+    this.memoize(null);
+  }
+
+  save(v: unknown): void {
+    switch (typeof v) {
+      case 'string':
+        this.saveStr(v);
+        break;
+      case 'number':
+        if (Number.isSafeInteger(v) && !Object.is(v, -0)) this.saveInt(v);
+        else this.saveFloat(v);
+        break;
+      case 'boolean':
+        this.byte(v ? NEWTRUE : NEWFALSE);
+        break;
+      case 'undefined':
+        this.byte(NONE);
+        break;
+      case 'bigint':
+        this.saveLong(v);
+        break;
+      case 'object':
+        if (v === null) this.byte(NONE);
+        else this.saveObject(v);
+        break;
+      default:
+        throw new PicklingError(`cannot pickle '${typeof v}' object`);
+    }
+    if (this.frameStart >= 0 && this.pos - this.frameStart >= FRAME_SIZE_TARGET) {
+      this.commitFrame();
+      this.startFrame();
+    }
+  }
+
+  saveObject(v: object): void {
+    const seen = this.memo.get(v);
+    if (seen !== undefined) {
+      this.get(seen);
+      return;
+    }
+    if (++this.depth > MAX_DEPTH) throw new RecursionError('maximum recursion depth exceeded while pickling an object');
+    if (Array.isArray(v)) {
+      if (v instanceof Tuple) this.saveTuple(v);
+      else this.saveList(v);
+    } else if (v instanceof Uint8Array) {
+      this.saveBytes(v);
+      this.memoize(v);
+    } else if (v instanceof Map) {
+      this.saveMap(v);
+    } else if (v instanceof Set) {
+      this.saveSet(v);
+    } else if (v instanceof PyFloat) {
+      this.saveFloat(v.value);
+    } else if (v instanceof ArrayBuffer) {
+      this.saveBytes(new Uint8Array(v));
+      this.memoize(v);
+    } else if (v instanceof Error) {
+      this.saveError(v);
+    } else if (isPlainObject(v)) {
+      this.saveDict(v);
+    } else {
+      throw new PicklingError(`cannot pickle '${v.constructor?.name ?? 'object'}' object`);
+    }
+    this.depth--;
+  }
+
+  saveList(l: unknown[]): void {
+    this.byte(EMPTY_LIST);
+    this.memoize(l);
+    const n = l.length;
+    if (n === 1) {
+      this.save(l[0]);
+      this.byte(APPEND);
+      return;
+    }
+    for (let i = 0; i < n; ) {
+      const stop = Math.min(n, i + BATCHSIZE);
+      if (stop - i === 1) {
+        this.save(l[i++]);
+        this.byte(APPEND);
+        continue;
+      }
+      this.byte(MARK);
+      for (; i < stop; i++) this.save(l[i]);
+      this.byte(APPENDS);
+    }
+  }
+
+  saveTuple(t: unknown[]): void {
+    const n = t.length;
+    if (n === 0) {
+      this.byte(EMPTY_TUPLE);
+      return;
+    }
+    if (n <= 3) {
+      for (let i = 0; i < n; i++) this.save(t[i]);
+      const again = this.memo.get(t);
+      if (again !== undefined) {
+        // A tuple that contains itself: drop the copy built so far and use the memo's.
+        for (let i = 0; i < n; i++) this.byte(POP);
+        this.get(again);
+        return;
+      }
+      this.byte(TUPLE1 + n - 1);
+    } else {
+      this.byte(MARK);
+      for (let i = 0; i < n; i++) this.save(t[i]);
+      const again = this.memo.get(t);
+      if (again !== undefined) {
+        this.byte(POP_MARK);
+        this.get(again);
+        return;
+      }
+      this.byte(TUPLE);
+    }
+    this.memoize(t);
+  }
+
+  saveDict(d: Record<string, unknown>): void {
+    this.byte(EMPTY_DICT);
+    this.memoize(d);
+    const keys = Object.keys(d);
+    const n = keys.length;
+    if (n === 1) {
+      this.saveStr(keys[0]);
+      this.save(d[keys[0]]);
+      this.byte(SETITEM);
+      return;
+    }
+    for (let i = 0; i < n; ) {
+      const stop = Math.min(n, i + BATCHSIZE);
+      if (stop - i === 1) {
+        this.saveStr(keys[i]);
+        this.save(d[keys[i++]]);
+        this.byte(SETITEM);
+        continue;
+      }
+      this.byte(MARK);
+      for (; i < stop; i++) {
+        const k = keys[i];
+        this.saveStr(k);
+        this.save(d[k]);
+      }
+      this.byte(SETITEMS);
+    }
+  }
+
+  saveMap(m: Map<unknown, unknown>): void {
+    for (const k of m.keys()) checkHashable(k);
+    this.byte(EMPTY_DICT);
+    this.memoize(m);
+    const entries = [...m];
+    const n = entries.length;
+    for (let i = 0; i < n; ) {
+      const stop = Math.min(n, i + BATCHSIZE);
+      if (stop - i === 1) {
+        this.save(entries[i][0]);
+        this.save(entries[i++][1]);
+        this.byte(SETITEM);
+        continue;
+      }
+      this.byte(MARK);
+      for (; i < stop; i++) {
+        this.save(entries[i][0]);
+        this.save(entries[i][1]);
+      }
+      this.byte(SETITEMS);
+    }
+  }
+
+  saveSet(s: Set<unknown>): void {
+    for (const x of s) checkHashable(x);
+    if (this.proto < 4) {
+      // Python's save_set below protocol 4: set(list_of_items).
+      this.saveGlobal('builtins', 'set');
+      this.saveList([...s]);
+      this.byte(TUPLE1);
+      this.memoize(null);
+      this.byte(REDUCE);
+      this.memoize(s);
+      return;
+    }
+    this.byte(EMPTY_SET);
+    this.memoize(s);
+    let batch = 0;
+    let open = false;
+    for (const x of s) {
+      if (!open) {
+        this.byte(MARK);
+        open = true;
+      }
+      this.save(x);
+      if (++batch === BATCHSIZE) {
+        this.byte(ADDITEMS);
+        open = false;
+        batch = 0;
+      }
+    }
+    if (open) this.byte(ADDITEMS);
+  }
+
+  /** An error goes as `cls(*args)` (BaseException.__reduce__), cls by its Python class. */
+  saveError(e: PyErrorLike): void {
+    const [module, name] = pythonClassOf(e);
+    this.saveGlobal(module, name);
+    const args = Array.isArray(e.args) ? e.args : [e.name === 'Error' || builtinExceptionNames.has(e.name) || errorHomes[e.name] ? e.message : `${e.name}: ${e.message}`];
+    const t = new Tuple(...args);
+    this.save(t);
+    this.byte(REDUCE);
+    this.memoize(e);
+  }
+}
+
+/** The Python class an error is sent as. */
+function pythonClassOf(e: PyErrorLike): readonly [string, string] {
+  const from = e[pyClassOf];
+  if (from) return from;
+  const name = e.name;
+  if (errorHomes[name]) return [errorHomes[name], name];
+  if (builtinExceptionNames.has(name)) return ['builtins', name];
+  return ['builtins', 'Exception'];
+}
+
+function typeName(v: unknown): string {
+  if (v instanceof Tuple) return 'tuple';
+  if (Array.isArray(v)) return 'list';
+  if (v instanceof Map || (typeof v === 'object' && v !== null && isPlainObject(v))) return 'dict';
+  if (v instanceof Set) return 'set';
+  return typeof v === 'object' && v !== null ? (v.constructor?.name ?? 'object') : typeof v;
+}
+
+/** Python refuses unhashable set members and dict keys when loading: refuse them here, at the call. */
+function checkHashable(v: unknown, depth = 0): void {
+  if (v === null || typeof v !== 'object') return;
+  if (v instanceof Tuple) {
+    if (depth > MAX_DEPTH) throw new RecursionError('maximum recursion depth exceeded while pickling an object');
+    for (const x of v) checkHashable(x, depth + 1);
+    return;
+  }
+  if (v instanceof Uint8Array || v instanceof PyFloat || v instanceof ArrayBuffer || v instanceof Error) return;
+  throw new TypeError(`unhashable type: '${typeName(v)}'`);
+}
+
+function checkProtocol(protocol: number | null | undefined): number {
+  if (protocol == null) return DEFAULT_PROTOCOL;
+  if (typeof protocol !== 'number' || !Number.isInteger(protocol)) throw new TypeError('protocol must be an integer');
+  if (protocol < 0) return HIGHEST_PROTOCOL;
+  if (protocol > HIGHEST_PROTOCOL) throw new ValueError(`pickle protocol must be <= ${HIGHEST_PROTOCOL}`);
+  if (protocol < 3) throw new ValueError(`pickle protocol ${protocol} is not written here (3, 4 or 5)`);
+  return protocol;
+}
+
+/** Options of `dumps` (Python's keyword form). */
+export interface DumpsOptions {
+  /** 3, 4 (the default) or 5; negative means the highest. */
+  protocol?: number | null;
+}
+
+/**
+ * Python's `pickle.dumps(obj, protocol=None)`: `obj` as pickle bytes, by the mapping in
+ * this module's header. Protocol 4 by default (3 and 5 on request). Functions, symbols,
+ * class instances other than those mapped are a PicklingError; a Map key or Set member that
+ * Python cannot hash (an Array, object, Map, Set) is a TypeError, as Python would give.
+ */
+export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Buffer {
+  const proto = checkProtocol(typeof protocol === 'object' && protocol !== null ? protocol.protocol : protocol);
+  const w = spare ?? new Pickler();
+  spare = null;
+  try {
+    w.reset(proto);
+    w.ensure(2);
+    w.buf[w.pos++] = PROTO;
+    w.buf[w.pos++] = proto;
+    if (proto >= 4) w.startFrame();
+    w.save(obj);
+    w.byte(STOP);
+    if (w.frameStart >= 0) w.commitFrame();
+    const out = Buffer.allocUnsafe(w.pos);
+    w.buf.copy(out, 0, 0, w.pos);
+    return out;
+  } finally {
+    w.memo.clear();
+    if (w.buf.length <= 1 << 20) spare = w;
+  }
+}
