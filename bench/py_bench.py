@@ -162,6 +162,46 @@ def _pool_cases():
         emit("pool_imap_unordered_chunk1", (n // 10) / (time.perf_counter() - t), "task/s")
 
 
+def pickle():
+    # As ../shared/anchors/py_mp_bench.py's bench_pickle(20000 * SCALE).
+    import pickle
+    n = 20000 * SCALE
+    small = {"id": 12345, "name": "node-multiprocessing", "ok": True, "score": 0.75, "tags": ["a", "b"]}
+    big = {f"key{i}": i * 0.5 for i in range(1000)}
+    for label, obj, k in (("small", small, n), ("1k", big, max(1, n // 100))):
+        data = pickle.dumps(obj, protocol=4)
+        t = time.perf_counter()
+        for _ in range(k):
+            pickle.dumps(obj, protocol=4)
+        emit(f"pickle_dumps_{label}", (time.perf_counter() - t) / k * 1e6, "us")
+        t = time.perf_counter()
+        for _ in range(k):
+            pickle.loads(data)
+        emit(f"pickle_loads_{label}", (time.perf_counter() - t) / k * 1e6, "us")
+
+
+def pickle_roundtrip_vs_python():
+    # A CPython client of the same echo server the Node client talks to (py_pickle_echo.py).
+    import os, subprocess
+    from multiprocessing.connection import Client
+    n = 2000 * SCALE
+    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_pickle_echo.py")],
+                              stdout=subprocess.PIPE)
+    port = int(server.stdout.readline())
+    with Client(("127.0.0.1", port), authkey=b"bench") as c:
+        msg = {"id": 1, "name": "req", "ok": True, "score": 0.5, "tags": ["a"]}
+        c.send(msg); c.recv()
+        t = time.perf_counter()
+        for i in range(n):
+            msg["id"] = i
+            c.send(msg)
+            if c.recv()["id"] != i:
+                raise SystemExit("wrong reply")
+        dt = time.perf_counter() - t
+    server.wait()
+    emit("pickle_roundtrip_vs_python", dt / n * 1e6, "us")
+
+
 CASES = {
     "process_start_join_spawn": process_start_join_spawn,
     "pipe_roundtrip": pipe_roundtrip,
@@ -172,6 +212,8 @@ CASES = {
     "queue_bandwidth_1MiB": queue_bandwidth_1MiB,
     "listener_client_roundtrip": listener_client_roundtrip,
     "pool": _pool_cases,
+    "pickle": pickle,
+    "pickle_roundtrip_vs_python": pickle_roundtrip_vs_python,
 }
 
 if __name__ == "__main__":

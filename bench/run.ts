@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeForkJoin, pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
 import { benchNodePools } from './node_pools.js';
+import { benchPickleCodec, benchPickleRoundtrip } from './pickle.js';
 import { benchPool } from './pool.js';
 import { benchQueues } from './queues.js';
 import { benchSync } from './sync.js';
@@ -34,6 +35,8 @@ const cases: Record<string, Case> = {
   queues: { py: ['queue_throughput_8B', 'queue_bandwidth_1MiB'], run: () => benchQueues(quick) },
   pool: { py: 'pool', run: () => benchPool(quick), node: () => benchNodePools(quick) },
   sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
+  pickle: { py: 'pickle', run: async () => benchPickleCodec(quick) },
+  pickle_roundtrip_vs_python: { py: 'pickle_roundtrip_vs_python', run: () => benchPickleRoundtrip(quick) },
 };
 
 function cpython(pyCases: string | string[]): Row[] {

@@ -4,13 +4,7 @@
 import { PythonError, UnpicklingError, ValueError } from './errors.js';
 import { findGlobal, makeError, PyGlobal } from './pickle_globals.js';
 import {
-  ADDITEMS, APPEND, APPENDS, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPERSID, BINPUT,
-  BINSTRING, BINUNICODE, BINUNICODE8, BUILD, BYTEARRAY8, DICT, DUP, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
-  EXT1, EXT2, EXT4, FLOAT, FRAME, FROZENSET, GET, GLOBAL, HIGHEST_PROTOCOL, INST, INT, isPlainObject, LIST, LONG,
-  LONG1, LONG4, LONG_BINGET, LONG_BINPUT, MARK, MAX_STR_DIGITS, MEMOIZE, NEWFALSE, NEWOBJ, NEWOBJ_EX, NEWTRUE,
-  NEXT_BUFFER, NONE, OBJ, PERSID, POP, POP_MARK, PROTO, PUT, pyClassOf, type PyErrorLike, READONLY_BUFFER, REDUCE,
-  SETITEM, SETITEMS, SHORT_BINBYTES, SHORT_BINSTRING, SHORT_BINUNICODE, STACK_GLOBAL, STOP, STRING, Tuple, TUPLE,
-  TUPLE1, TUPLE2, TUPLE3, UNICODE,
+  BINUNICODE8, HIGHEST_PROTOCOL, isPlainObject, MAX_STR_DIGITS, pyClassOf, type PyErrorLike, SHORT_BINSTRING, Tuple,
 } from './pickle_common.js';
 
 // ---------------------------------------------------------------------------
@@ -18,29 +12,27 @@ import {
 
 const FFFD = '\ufffd';
 
-/** Short ASCII strings read recently, by a hash of their bytes (dict keys repeat from message to message). */
+/**
+ * Short ASCII strings read recently, in slots picked by their length and a few of their
+ * bytes: dict keys repeat from message to message, and a string already made (and used as
+ * a property key) costs neither a new string nor V8 a new internalization.
+ */
 const SHORT = 32;
-const recent: string[] = new Array<string>(4096).fill('');
+const recent: string[] = new Array<string>(8192).fill('');
 
 function decodeUtf8(buf: Buffer, start: number, end: number): string {
   const n = end - start;
-  if (n > SHORT) return decodeUtf8Slow(buf, start, end);
-  let h = n;
-  let high = 0;
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    high |= c;
-    h = Math.imul(h ^ c, 0x01000193);
-  }
-  if (high & 0x80) return decodeUtf8Slow(buf, start, end);
-  // A string already made (and used as a property key) costs V8 no new internalization.
-  const slot = (h ^ (h >>> 13)) & 4095;
+  if (n > SHORT || n === 0) return n === 0 ? '' : decodeUtf8Slow(buf, start, end);
+  const slot = (Math.imul(n, 0x9e3779b1) ^ Math.imul(buf[start], 0x85ebca77) ^ Math.imul(buf[end - 1], 0xc2b2ae3d) ^
+    Math.imul(buf[start + (n >> 1)], 0x27d4eb2f) ^ Math.imul(buf[end - 1 - (n >> 2)], 0x165667b1)) >>> 19;
   const known = recent[slot];
   if (known.length === n) {
+    // Equal to an ASCII string: these bytes are that string.
     let i = 0;
     while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
     if (i === n) return known;
   }
+  for (let i = start; i < end; i++) if (buf[i] >= 0x80) return decodeUtf8Slow(buf, start, end);
   const made = asciiString(buf, start, n);
   recent[slot] = made;
   return made;
@@ -147,6 +139,15 @@ function toBuffer(data: unknown): Buffer {
   throw new TypeError(`a bytes-like object is required, not '${data === null ? 'null' : typeof data}'`);
 }
 
+/** Drop the stack's items from `n` on (pops: setting `length` is a slow runtime call). */
+function truncate(stack: unknown[], n: number): void {
+  while (stack.length > n) stack.pop();
+}
+
+/** A scratch double and its bytes, to read BINFLOAT. */
+const f64 = new Float64Array(1);
+const f64bytes = new Uint8Array(f64.buffer);
+
 const truncated = (): UnpicklingError => new UnpicklingError('pickle data was truncated');
 
 
@@ -154,6 +155,9 @@ function setKey(obj: Record<string, unknown>, k: string, v: unknown): void {
   if (k === '__proto__') Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
   else obj[k] = v;
 }
+
+const EMPTY = Buffer.alloc(0);
+let spareReader: Unpickler | null = null;
 
 /**
  * The reader's state: the value stack, the marks, the memo. A dict is read as a plain
@@ -172,10 +176,21 @@ class Unpickler {
    */
   orders: Map<object, string[]> | null = null;
   memoReads = 0;
-  view: DataView | null = null;
   proto = 0;
+  buf: Buffer = EMPTY;
 
-  constructor(readonly buf: Buffer) {}
+  /** Ready for the next pickle; nothing read before is kept alive. */
+  reset(): void {
+    truncate(this.stack, 0);
+    truncate(this.marks, 0);
+    truncate(this.memo, 0);
+    this.bigMemo = null;
+    this.replaced = null;
+    this.orders = null;
+    this.memoReads = 0;
+    this.proto = 0;
+    this.buf = EMPTY;
+  }
 
   popMark(): number {
     const m = this.marks.pop();
@@ -245,7 +260,7 @@ class Unpickler {
     } else {
       throw new UnpicklingError(`SETITEMS on ${describe(d)}, which is not a dict`);
     }
-    stack.length = from;
+    truncate(stack, from);
   }
 
   global(module: unknown, name: unknown): PyGlobal {
@@ -269,64 +284,66 @@ class Unpickler {
     for (;;) {
       if (p >= end) throw truncated();
       const op = buf[p++];
+      // Literal case labels: V8 makes a jump table only of literals (imported constants
+      // would be compared one after another).
       switch (op) {
-        case PROTO: {
+        case 0x80: { // PROTO
           if (p >= end) throw truncated();
           const proto = buf[p++];
           if (proto > HIGHEST_PROTOCOL) throw new ValueError(`unsupported pickle protocol: ${proto}`);
           this.proto = proto;
           break;
         }
-        case FRAME: {
+        case 0x95: { // FRAME
           if (p + 8 > end) throw truncated();
           const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
           p += 8;
           if (n > end - p) throw truncated();
           break;
         }
-        case STOP: {
+        case 0x2e: { // STOP
           if (stack.length === 0 || this.marks.length) throw new UnpicklingError(stack.length === 0 ? 'unpickling stack underflow' : 'unexpected MARK at STOP');
           const result = stack.pop();
           return this.replaced !== null && this.memoReads > 0 ? fixReplaced(result, this.replaced) : result;
         }
-        case MARK:
+        case 0x28: // MARK
           this.marks.push(stack.length);
           break;
-        case POP:
+        case 0x30: // POP
           if (stack.length > (this.marks.length ? this.marks[this.marks.length - 1] : 0)) stack.pop();
-          else if (this.marks.length) stack.length = this.popMark();
+          else if (this.marks.length) truncate(stack, this.popMark());
           else throw new UnpicklingError('unpickling stack underflow');
           break;
-        case POP_MARK:
-          stack.length = this.popMark();
+        case 0x31: // POP_MARK
+          truncate(stack, this.popMark());
           break;
-        case DUP:
+        case 0x32: // DUP
           stack.push(this.top());
           break;
-        case NONE:
+        case 0x4e: // NONE
           stack.push(null);
           break;
-        case NEWTRUE:
+        case 0x88: // NEWTRUE
           stack.push(true);
           break;
-        case NEWFALSE:
+        case 0x89: // NEWFALSE
           stack.push(false);
           break;
-        case BININT:
+        case 0x4a: // BININT
           if (p + 4 > end) throw truncated();
           stack.push(buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24));
           p += 4;
           break;
-        case BININT1:
+        case 0x4b: // BININT1
           if (p >= end) throw truncated();
           stack.push(buf[p++]);
           break;
-        case BININT2:
+        case 0x4d: // BININT2
           if (p + 2 > end) throw truncated();
           stack.push(buf[p] | (buf[p + 1] << 8));
           p += 2;
           break;
-        case LONG1: {
+        case 0x8a: { // LONG1
           if (p >= end) throw truncated();
           const n = buf[p++];
           if (n > end - p) throw truncated();
@@ -334,7 +351,7 @@ class Unpickler {
           p += n;
           break;
         }
-        case LONG4: {
+        case 0x8b: { // LONG4
           if (p + 4 > end) throw truncated();
           const n = buf.readInt32LE(p);
           p += 4;
@@ -344,14 +361,22 @@ class Unpickler {
           p += n;
           break;
         }
-        case BINFLOAT: {
+        case 0x47: { // BINFLOAT
           if (p + 8 > end) throw truncated();
-          this.view ??= new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-          stack.push(this.view.getFloat64(p, false));
+          // Big-endian IEEE 754, through a scratch double (cheaper than a DataView per call).
+          f64bytes[7] = buf[p];
+          f64bytes[6] = buf[p + 1];
+          f64bytes[5] = buf[p + 2];
+          f64bytes[4] = buf[p + 3];
+          f64bytes[3] = buf[p + 4];
+          f64bytes[2] = buf[p + 5];
+          f64bytes[1] = buf[p + 6];
+          f64bytes[0] = buf[p + 7];
+          stack.push(f64[0]);
           p += 8;
           break;
         }
-        case SHORT_BINUNICODE: {
+        case 0x8c: { // SHORT_BINUNICODE
           if (p >= end) throw truncated();
           const n = buf[p++];
           if (n > end - p) throw truncated();
@@ -359,7 +384,7 @@ class Unpickler {
           p += n;
           break;
         }
-        case BINUNICODE: {
+        case 0x58: { // BINUNICODE
           if (p + 4 > end) throw truncated();
           const n = buf.readUInt32LE(p);
           p += 4;
@@ -368,9 +393,9 @@ class Unpickler {
           p += n;
           break;
         }
-        case BINUNICODE8:
-        case BINBYTES8:
-        case BYTEARRAY8: {
+        case 0x8d: // BINUNICODE8
+        case 0x8e: // BINBYTES8
+        case 0x96: { // BYTEARRAY8
           if (p + 8 > end) throw truncated();
           const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
           p += 8;
@@ -379,7 +404,7 @@ class Unpickler {
           p += n;
           break;
         }
-        case SHORT_BINBYTES: {
+        case 0x43: { // SHORT_BINBYTES
           if (p >= end) throw truncated();
           const n = buf[p++];
           if (n > end - p) throw truncated();
@@ -387,7 +412,7 @@ class Unpickler {
           p += n;
           break;
         }
-        case BINBYTES: {
+        case 0x42: { // BINBYTES
           if (p + 4 > end) throw truncated();
           const n = buf.readUInt32LE(p);
           p += 4;
@@ -396,8 +421,8 @@ class Unpickler {
           p += n;
           break;
         }
-        case SHORT_BINSTRING:
-        case BINSTRING: {
+        case 0x55: // SHORT_BINSTRING
+        case 0x54: { // BINSTRING
           // Python 2 str, read as Python 3 does by default (encoding='ASCII').
           let n: number;
           if (op === SHORT_BINSTRING) {
@@ -414,26 +439,26 @@ class Unpickler {
           p += n;
           break;
         }
-        case EMPTY_LIST:
+        case 0x5d: // EMPTY_LIST
           stack.push([]);
           break;
-        case EMPTY_DICT:
+        case 0x7d: // EMPTY_DICT
           stack.push({});
           break;
-        case EMPTY_SET:
+        case 0x8f: // EMPTY_SET
           stack.push(new Set());
           break;
-        case EMPTY_TUPLE:
+        case 0x29: // EMPTY_TUPLE
           stack.push(new Tuple());
           break;
-        case TUPLE1: {
+        case 0x85: { // TUPLE1
           const a = this.pop();
           const t = new Tuple();
           t.push(a);
           stack.push(t);
           break;
         }
-        case TUPLE2: {
+        case 0x86: { // TUPLE2
           const b = this.pop();
           const a = this.pop();
           const t = new Tuple();
@@ -441,7 +466,7 @@ class Unpickler {
           stack.push(t);
           break;
         }
-        case TUPLE3: {
+        case 0x87: { // TUPLE3
           const c = this.pop();
           const b = this.pop();
           const a = this.pop();
@@ -450,89 +475,90 @@ class Unpickler {
           stack.push(t);
           break;
         }
-        case TUPLE: {
+        case 0x74: { // TUPLE
           const m = this.popMark();
           const t = new Tuple();
           for (let i = m; i < stack.length; i++) t.push(stack[i]);
-          stack.length = m;
+          truncate(stack, m);
           stack.push(t);
           break;
         }
-        case LIST: {
+        case 0x6c: { // LIST
           const m = this.popMark();
           const l = stack.slice(m);
-          stack.length = m;
+          truncate(stack, m);
           stack.push(l);
           break;
         }
-        case DICT: {
+        case 0x64: { // DICT
           const m = this.popMark();
           stack.splice(m, 0, {});
           this.setItems(m, m + 1);
           break;
         }
-        case FROZENSET: {
+        case 0x91: { // FROZENSET
           const m = this.popMark();
           const s = new Set(stack.slice(m));
-          stack.length = m;
+          truncate(stack, m);
           stack.push(s);
           break;
         }
-        case APPEND: {
+        case 0x61: { // APPEND
           const v = this.pop();
           const l = this.top();
           if (!Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPEND to ${describe(l)}, which is not a list`);
           l.push(v);
           break;
         }
-        case APPENDS: {
+        case 0x65: { // APPENDS
           const m = this.popMark();
           const l = stack[m - 1];
           if (m === 0 || !Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPENDS to ${describe(l)}, which is not a list`);
           for (let i = m; i < stack.length; i++) l.push(stack[i]);
-          stack.length = m;
+          truncate(stack, m);
           break;
         }
-        case SETITEM: {
+        case 0x73: { // SETITEM
           if (stack.length - 3 < (this.marks.length ? this.marks[this.marks.length - 1] : 0)) throw new UnpicklingError('unpickling stack underflow');
           this.setItems(stack.length - 3, stack.length - 2);
           break;
         }
-        case SETITEMS: {
+        case 0x75: { // SETITEMS
           const m = this.popMark();
           this.setItems(m - 1, m);
           break;
         }
-        case ADDITEMS: {
+        case 0x90: { // ADDITEMS
           const m = this.popMark();
           const s = stack[m - 1];
           if (m === 0 || !(s instanceof Set)) throw new UnpicklingError(`ADDITEMS to ${describe(s)}, which is not a set`);
           for (let i = m; i < stack.length; i++) s.add(stack[i]);
-          stack.length = m;
+          truncate(stack, m);
           break;
         }
-        case MEMOIZE:
-          this.memoPut(this.memo.length + (this.bigMemo ? this.bigMemo.size : 0), this.top());
+        case 0x94: // MEMOIZE
+          if (this.bigMemo === null) this.memo.push(this.top());
+          else this.memoPut(this.memo.length + this.bigMemo.size, this.top());
           break;
-        case BINPUT:
+        case 0x71: // BINPUT
           if (p >= end) throw truncated();
           this.memoPut(buf[p++], this.top());
           break;
-        case LONG_BINPUT:
+        case 0x72: // LONG_BINPUT
           if (p + 4 > end) throw truncated();
           this.memoPut(buf.readUInt32LE(p), this.top());
           p += 4;
           break;
-        case BINGET:
+        case 0x68: // BINGET
           if (p >= end) throw truncated();
           stack.push(this.memoGet(buf[p++]));
           break;
-        case LONG_BINGET:
+        case 0x6a: // LONG_BINGET
           if (p + 4 > end) throw truncated();
           stack.push(this.memoGet(buf.readUInt32LE(p)));
           p += 4;
           break;
-        case GLOBAL: {
+        case 0x63: { // GLOBAL
           const nl1 = this.readLine(p);
           const nl2 = this.readLine(nl1 + 1);
           const module = decodeAscii(buf, p, nl1, 'utf8');
@@ -541,13 +567,13 @@ class Unpickler {
           stack.push(findGlobal(module, name));
           break;
         }
-        case STACK_GLOBAL: {
+        case 0x93: { // STACK_GLOBAL
           const name = this.pop();
           const module = this.pop();
           stack.push(this.global(module, name));
           break;
         }
-        case REDUCE: {
+        case 0x52: { // REDUCE
           const args = this.pop();
           const f = this.pop();
           if (!(f instanceof PyGlobal) || !f.def.call) throw new UnpicklingError(`REDUCE on ${describe(f)}, which cannot be called here`);
@@ -555,7 +581,7 @@ class Unpickler {
           stack.push(f.def.call(args));
           break;
         }
-        case NEWOBJ: {
+        case 0x81: { // NEWOBJ
           const args = this.pop();
           const cls = this.pop();
           if (!(cls instanceof PyGlobal) || !cls.def.newobj) throw new UnpicklingError(`NEWOBJ on ${describe(cls)}, which cannot be created here`);
@@ -563,7 +589,7 @@ class Unpickler {
           stack.push(cls.def.newobj(args));
           break;
         }
-        case NEWOBJ_EX: {
+        case 0x92: { // NEWOBJ_EX
           const kwargs = this.pop();
           const args = this.pop();
           const cls = this.pop();
@@ -573,26 +599,26 @@ class Unpickler {
           stack.push(cls.def.newobj(args));
           break;
         }
-        case BUILD: {
+        case 0x62: { // BUILD
           const state = this.pop();
           const obj = this.top();
           build(obj, state);
           break;
         }
-        case NEXT_BUFFER:
+        case 0x97: // NEXT_BUFFER
           throw new UnpicklingError('pickle stream refers to out-of-band data but no *buffers* argument was given');
-        case READONLY_BUFFER:
+        case 0x98: // READONLY_BUFFER
           this.top();
           break;
         // Protocol 0 and 1 text opcodes.
-        case INT: {
+        case 0x49: { // INT
           const nl = this.readLine(p);
           const text = decodeAscii(buf, p, nl);
           p = nl + 1;
           stack.push(text === '00' ? false : text === '01' ? true : parseIntText(text));
           break;
         }
-        case LONG: {
+        case 0x4c: { // LONG
           const nl = this.readLine(p);
           let text = decodeAscii(buf, p, nl);
           p = nl + 1;
@@ -600,7 +626,7 @@ class Unpickler {
           stack.push(parseIntText(text));
           break;
         }
-        case FLOAT: {
+        case 0x46: { // FLOAT
           const nl = this.readLine(p);
           const text = decodeAscii(buf, p, nl).trim();
           p = nl + 1;
@@ -609,42 +635,42 @@ class Unpickler {
           stack.push(v);
           break;
         }
-        case STRING: {
+        case 0x53: { // STRING
           const nl = this.readLine(p);
           const text = decodeAscii(buf, p, nl);
           p = nl + 1;
           stack.push(parseStringLiteral(text));
           break;
         }
-        case UNICODE: {
+        case 0x56: { // UNICODE
           const nl = this.readLine(p);
           stack.push(rawUnicodeEscape(buf.toString('latin1', p, nl)));
           p = nl + 1;
           break;
         }
-        case PUT: {
+        case 0x70: { // PUT
           const nl = this.readLine(p);
           const idx = parseMemoIndex(decodeAscii(buf, p, nl));
           p = nl + 1;
           this.memoPut(idx, this.top());
           break;
         }
-        case GET: {
+        case 0x67: { // GET
           const nl = this.readLine(p);
           const idx = parseMemoIndex(decodeAscii(buf, p, nl));
           p = nl + 1;
           stack.push(this.memoGet(idx));
           break;
         }
-        case PERSID:
-        case BINPERSID:
+        case 0x50: // PERSID
+        case 0x51: // BINPERSID
           throw new UnpicklingError('A load persistent id instruction was encountered, but no persistent_load function was specified.');
-        case EXT1:
-        case EXT2:
-        case EXT4:
+        case 0x82: // EXT1
+        case 0x83: // EXT2
+        case 0x84: // EXT4
           throw new UnpicklingError('copyreg extension codes are not read');
-        case INST:
-        case OBJ:
+        case 0x69: // INST
+        case 0x6f: // OBJ
           throw new UnpicklingError('protocol 0/1 object instructions (INST, OBJ) are not read');
         default:
           throw new UnpicklingError(`invalid load key, '\\x${op.toString(16).padStart(2, '0')}'.`);
@@ -776,7 +802,11 @@ function rawUnicodeEscape(text: string): string {
  * Malformed or truncated data is an UnpicklingError (or ValueError, as in Python).
  */
 export function loads(data: Uint8Array | ArrayBuffer): any {
-  const u = new Unpickler(toBuffer(data));
+  const buf = toBuffer(data);
+  // The reader and its arrays are reused from call to call (a fresh one if loads re-enters).
+  const u = spareReader ?? new Unpickler();
+  spareReader = null;
+  u.buf = buf;
   try {
     return u.load();
   } catch (e) {
@@ -785,6 +815,9 @@ export function loads(data: Uint8Array | ArrayBuffer): any {
     const err = new UnpicklingError(`malformed pickle: ${(e as Error)?.message ?? String(e)}`);
     (err as Error).cause = e;
     throw err;
+  } finally {
+    u.reset();
+    spareReader = u;
   }
 }
 

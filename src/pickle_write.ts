@@ -52,42 +52,80 @@ function encodeLong(v: bigint): Uint8Array {
 // ---------------------------------------------------------------------------
 // dumps
 
-/** The writer's buffer is reused from call to call (a fresh one if dumps re-enters). */
+/** The writer is reused from call to call (a fresh one if dumps re-enters). */
 let spare: Pickler | null = null;
+
+/**
+ * Pickles are written straight into a slab, and `dumps` returns a view of the bytes it
+ * wrote (no copy, as Node's own pool does for small Buffers); the next pickle follows in
+ * the same slab. A pickle that outgrows the slab moves to a buffer of its own.
+ */
+const SLAB = 64 * 1024;
+/** Objects remembered in a short list before the memo becomes a Map (most messages hold a few). */
+const MEMO_LIST = 16;
 
 class Pickler {
   buf: Buffer;
   view: DataView;
+  /** Where this pickle starts in `buf`. */
+  base = 0;
   pos = 0;
   /** Where the current frame's 9 header bytes are reserved, or -1 (protocol < 4). */
   frameStart = -1;
-  memo = new Map<object, number>();
+  memoObjs: Array<object | undefined> = [];
+  memoIdxs: number[] = [];
+  memoN = 0;
+  memoMap: Map<object, number> | null = null;
   /** Memo entries written (objects, and what CPython memoizes that has no object here). */
   memoCount = 0;
   depth = 0;
   proto = DEFAULT_PROTOCOL;
 
-  constructor(size = 1 << 16) {
-    this.buf = Buffer.allocUnsafeSlow(size);
+  constructor() {
+    this.buf = Buffer.allocUnsafeSlow(SLAB);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   reset(proto: number): void {
-    this.pos = 0;
+    // Start in the slab where the last pickle ended; a new slab when little is left.
+    if (this.buf.length - this.pos < 1024 || this.buf.length > SLAB) {
+      this.buf = Buffer.allocUnsafeSlow(SLAB);
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+      this.pos = 0;
+    }
+    this.base = this.pos;
     this.proto = proto;
-    this.memo.clear();
     this.memoCount = 0;
     this.depth = 0;
     this.frameStart = -1;
   }
 
+  /** Forget the objects seen (the memo must not keep them alive). */
+  forget(): void {
+    for (let i = 0; i < this.memoN; i++) this.memoObjs[i] = undefined;
+    this.memoN = 0;
+    this.memoMap = null;
+  }
+
+  memoGet(v: object): number | undefined {
+    if (this.memoMap !== null) return this.memoMap.get(v);
+    const objs = this.memoObjs;
+    for (let i = 0; i < this.memoN; i++) if (objs[i] === v) return this.memoIdxs[i];
+    return undefined;
+  }
+
+  /** Move this pickle (from `base`) to a buffer of its own with room for `n` more bytes. */
   grow(n: number): void {
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    const used = this.pos - this.base;
+    let size = Math.max(SLAB, used * 2);
+    while (size < used + n) size *= 2;
     const b = Buffer.allocUnsafeSlow(size);
-    this.buf.copy(b, 0, 0, this.pos);
+    this.buf.copy(b, 0, this.base, this.pos);
+    if (this.frameStart >= 0) this.frameStart -= this.base;
     this.buf = b;
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.base = 0;
+    this.pos = used;
   }
 
   ensure(n: number): void {
@@ -165,7 +203,17 @@ class Pickler {
 
   memoize(obj: object | null): void {
     const idx = this.memoCount++;
-    if (obj !== null) this.memo.set(obj, idx);
+    if (obj !== null) {
+      if (this.memoMap !== null) this.memoMap.set(obj, idx);
+      else if (this.memoN < MEMO_LIST) {
+        this.memoObjs[this.memoN] = obj;
+        this.memoIdxs[this.memoN++] = idx;
+      } else {
+        this.memoMap = new Map();
+        for (let i = 0; i < this.memoN; i++) this.memoMap.set(this.memoObjs[i]!, this.memoIdxs[i]);
+        this.memoMap.set(obj, idx);
+      }
+    }
     if (this.proto >= 4) this.byte(MEMOIZE);
     else if (idx < 256) {
       this.ensure(2);
@@ -315,7 +363,7 @@ class Pickler {
         this.saveStr(v);
         break;
       case 'number':
-        if (Number.isSafeInteger(v) && !Object.is(v, -0)) this.saveInt(v);
+        if (Number.isSafeInteger(v) && (v !== 0 || 1 / v > 0)) this.saveInt(v);
         else this.saveFloat(v);
         break;
       case 'boolean':
@@ -341,7 +389,7 @@ class Pickler {
   }
 
   saveObject(v: object): void {
-    const seen = this.memo.get(v);
+    const seen = this.memoGet(v);
     if (seen !== undefined) {
       this.get(seen);
       return;
@@ -402,7 +450,7 @@ class Pickler {
     }
     if (n <= 3) {
       for (let i = 0; i < n; i++) this.save(t[i]);
-      const again = this.memo.get(t);
+      const again = this.memoGet(t);
       if (again !== undefined) {
         // A tuple that contains itself: drop the copy built so far and use the memo's.
         for (let i = 0; i < n; i++) this.byte(POP);
@@ -413,7 +461,7 @@ class Pickler {
     } else {
       this.byte(MARK);
       for (let i = 0; i < n; i++) this.save(t[i]);
-      const again = this.memo.get(t);
+      const again = this.memoGet(t);
       if (again !== undefined) {
         this.byte(POP_MARK);
         this.get(again);
@@ -583,11 +631,15 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     w.save(obj);
     w.byte(STOP);
     if (w.frameStart >= 0) w.commitFrame();
-    const out = Buffer.allocUnsafe(w.pos);
-    w.buf.copy(out, 0, 0, w.pos);
+    const out = Buffer.from(w.buf.buffer, w.buf.byteOffset + w.base, w.pos - w.base);
+    // The next pickle starts 8-aligned after this one.
+    w.pos = Math.min(w.buf.length, Math.ceil(w.pos / 8) * 8);
     return out;
+  } catch (e) {
+    w.pos = w.base;
+    throw e;
   } finally {
-    w.memo.clear();
-    if (w.buf.length <= 1 << 20) spare = w;
+    w.forget();
+    spare = w;
   }
 }
