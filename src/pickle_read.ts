@@ -575,28 +575,19 @@ class Unpickler {
         }
         case 0x52: { // REDUCE
           const args = this.pop();
-          const f = this.pop();
-          if (!(f instanceof PyGlobal) || !f.def.call) throw new UnpicklingError(`REDUCE on ${describe(f)}, which cannot be called here`);
-          if (!Array.isArray(args)) throw new UnpicklingError('REDUCE arguments must be a tuple');
-          stack.push(f.def.call(args));
+          stack.push(invoke('REDUCE', this.pop(), args, 'call'));
           break;
         }
         case 0x81: { // NEWOBJ
           const args = this.pop();
-          const cls = this.pop();
-          if (!(cls instanceof PyGlobal) || !cls.def.newobj) throw new UnpicklingError(`NEWOBJ on ${describe(cls)}, which cannot be created here`);
-          if (!Array.isArray(args)) throw new UnpicklingError('NEWOBJ arguments must be a tuple');
-          stack.push(cls.def.newobj(args));
+          stack.push(invoke('NEWOBJ', this.pop(), args, 'newobj'));
           break;
         }
         case 0x92: { // NEWOBJ_EX
           const kwargs = this.pop();
           const args = this.pop();
-          const cls = this.pop();
-          if (!(cls instanceof PyGlobal) || !cls.def.newobj) throw new UnpicklingError(`NEWOBJ_EX on ${describe(cls)}, which cannot be created here`);
-          if (!Array.isArray(args)) throw new UnpicklingError('NEWOBJ_EX arguments must be a tuple');
           if (!(typeof kwargs === 'object' && kwargs !== null && !(kwargs instanceof Map) && Object.keys(kwargs).length === 0)) throw new UnpicklingError('NEWOBJ_EX keyword arguments are not read');
-          stack.push(cls.def.newobj(args));
+          stack.push(invoke('NEWOBJ_EX', this.pop(), args, 'newobj'));
           break;
         }
         case 0x62: { // BUILD
@@ -677,6 +668,14 @@ class Unpickler {
       }
     }
   }
+}
+
+/** REDUCE (`f(*args)`) or NEWOBJ (`cls.__new__(cls, *args)`) of an allow-listed global. */
+function invoke(opname: string, f: unknown, args: unknown, how: 'call' | 'newobj'): unknown {
+  const run = f instanceof PyGlobal ? f.def[how] : undefined;
+  if (!run) throw new UnpicklingError(`${opname} on ${describe(f)}, which ${how === 'call' ? 'cannot be called' : 'cannot be created'} here`);
+  if (!Array.isArray(args)) throw new UnpicklingError(`${opname} arguments must be a tuple`);
+  return run(args);
 }
 
 function describe(v: unknown): string {

@@ -395,7 +395,13 @@ class Pickler {
       return;
     }
     if (++this.depth > MAX_DEPTH) throw new RecursionError('maximum recursion depth exceeded while pickling an object');
-    if (Array.isArray(v)) {
+    // Plain objects and arrays first: the common cases need no prototype walks.
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Object.prototype) {
+      this.saveDict(v as Record<string, unknown>);
+    } else if (proto === Array.prototype) {
+      this.saveList(v as unknown[]);
+    } else if (Array.isArray(v)) {
       if (v instanceof Tuple) this.saveTuple(v);
       else this.saveList(v);
     } else if (v instanceof Uint8Array) {
