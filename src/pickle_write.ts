@@ -498,12 +498,51 @@ class Pickler {
         continue;
       }
       this.byte(MARK);
-      for (; i < stop; i++) {
-        const k = keys[i];
-        this.saveStr(k);
-        this.save(d[k]);
-      }
+      this.saveItems(d, keys, i, stop);
+      i = stop;
       this.byte(SETITEMS);
+    }
+  }
+
+  /**
+   * Keys and values of `d` from `keys[i]` to `keys[stop - 1]`. The common entry (an ASCII
+   * key of a protocol 4+ pickle, a number value) is written here without further calls.
+   */
+  saveItems(d: Record<string, unknown>, keys: string[], i: number, stop: number): void {
+    const short = this.proto >= 4;
+    for (; i < stop; i++) {
+      const k = keys[i];
+      const n = k.length;
+      let written = false;
+      if (short && n < 256) {
+        if (this.pos + n + 11 > this.buf.length) this.grow(n + 11);
+        const buf = this.buf;
+        const start = this.pos;
+        let p = start + 2;
+        let j = 0;
+        for (; j < n; j++) {
+          const c = k.charCodeAt(j);
+          if (c >= 0x80) break;
+          buf[p++] = c;
+        }
+        if (j === n) {
+          buf[start] = SHORT_BINUNICODE;
+          buf[start + 1] = n;
+          this.pos = p;
+          written = true;
+        }
+      }
+      if (!written) this.saveStr(k);
+      const v = d[k];
+      if (typeof v === 'number' && !Number.isInteger(v) && this.frameStart >= 0 && this.pos - this.frameStart < FRAME_SIZE_TARGET - 9) {
+        // A fraction, NaN or an infinity: a float, and the frame has room for it.
+        if (this.pos + 9 > this.buf.length) this.grow(9);
+        this.buf[this.pos] = BINFLOAT;
+        this.view.setFloat64(this.pos + 1, v, false);
+        this.pos += 9;
+      } else {
+        this.save(v);
+      }
     }
   }
 
