@@ -309,17 +309,6 @@ class Unpickler {
         case 0x28: // MARK
           this.marks.push(stack.length);
           break;
-        case 0x30: // POP
-          if (stack.length > (this.marks.length ? this.marks[this.marks.length - 1] : 0)) stack.pop();
-          else if (this.marks.length) truncate(stack, this.popMark());
-          else throw new UnpicklingError('unpickling stack underflow');
-          break;
-        case 0x31: // POP_MARK
-          truncate(stack, this.popMark());
-          break;
-        case 0x32: // DUP
-          stack.push(this.top());
-          break;
         case 0x4e: // NONE
           stack.push(null);
           break;
@@ -343,24 +332,6 @@ class Unpickler {
           stack.push(buf[p] | (buf[p + 1] << 8));
           p += 2;
           break;
-        case 0x8a: { // LONG1
-          if (p >= end) throw truncated();
-          const n = buf[p++];
-          if (n > end - p) throw truncated();
-          stack.push(decodeLong(buf, p, n));
-          p += n;
-          break;
-        }
-        case 0x8b: { // LONG4
-          if (p + 4 > end) throw truncated();
-          const n = buf.readInt32LE(p);
-          p += 4;
-          if (n < 0) throw new UnpicklingError('LONG pickle has negative byte count');
-          if (n > end - p) throw truncated();
-          stack.push(decodeLong(buf, p, n));
-          p += n;
-          break;
-        }
         case 0x47: { // BINFLOAT
           if (p + 8 > end) throw truncated();
           // Big-endian IEEE 754, through a scratch double (cheaper than a DataView per call).
@@ -393,17 +364,6 @@ class Unpickler {
           p += n;
           break;
         }
-        case 0x8d: // BINUNICODE8
-        case 0x8e: // BINBYTES8
-        case 0x96: { // BYTEARRAY8
-          if (p + 8 > end) throw truncated();
-          const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
-          p += 8;
-          if (n > end - p) throw truncated();
-          stack.push(op === BINUNICODE8 ? decodeUtf8(buf, p, p + n) : Buffer.from(buf.subarray(p, p + n)));
-          p += n;
-          break;
-        }
         case 0x43: { // SHORT_BINBYTES
           if (p >= end) throw truncated();
           const n = buf[p++];
@@ -418,24 +378,6 @@ class Unpickler {
           p += 4;
           if (n > end - p) throw truncated();
           stack.push(Buffer.from(buf.subarray(p, p + n)));
-          p += n;
-          break;
-        }
-        case 0x55: // SHORT_BINSTRING
-        case 0x54: { // BINSTRING
-          // Python 2 str, read as Python 3 does by default (encoding='ASCII').
-          let n: number;
-          if (op === SHORT_BINSTRING) {
-            if (p >= end) throw truncated();
-            n = buf[p++];
-          } else {
-            if (p + 4 > end) throw truncated();
-            n = buf.readInt32LE(p);
-            p += 4;
-            if (n < 0) throw new UnpicklingError('BINSTRING pickle has negative byte count');
-          }
-          if (n > end - p) throw truncated();
-          stack.push(decodeAscii(buf, p, p + n));
           p += n;
           break;
         }
@@ -481,26 +423,6 @@ class Unpickler {
           for (let i = m; i < stack.length; i++) t.push(stack[i]);
           truncate(stack, m);
           stack.push(t);
-          break;
-        }
-        case 0x6c: { // LIST
-          const m = this.popMark();
-          const l = stack.slice(m);
-          truncate(stack, m);
-          stack.push(l);
-          break;
-        }
-        case 0x64: { // DICT
-          const m = this.popMark();
-          stack.splice(m, 0, {});
-          this.setItems(m, m + 1);
-          break;
-        }
-        case 0x91: { // FROZENSET
-          const m = this.popMark();
-          const s = new Set(stack.slice(m));
-          truncate(stack, m);
-          stack.push(s);
           break;
         }
         case 0x61: { // APPEND
@@ -558,116 +480,210 @@ class Unpickler {
           stack.push(this.memoGet(buf.readUInt32LE(p)));
           p += 4;
           break;
-        case 0x63: { // GLOBAL
-          const nl1 = this.readLine(p);
-          const nl2 = this.readLine(nl1 + 1);
-          const module = decodeAscii(buf, p, nl1, 'utf8');
-          const name = decodeAscii(buf, nl1 + 1, nl2, 'utf8');
-          p = nl2 + 1;
-          stack.push(findGlobal(module, name));
-          break;
-        }
-        case 0x93: { // STACK_GLOBAL
-          const name = this.pop();
-          const module = this.pop();
-          stack.push(this.global(module, name));
-          break;
-        }
-        case 0x52: { // REDUCE
-          const args = this.pop();
-          stack.push(invoke('REDUCE', this.pop(), args, 'call'));
-          break;
-        }
-        case 0x81: { // NEWOBJ
-          const args = this.pop();
-          stack.push(invoke('NEWOBJ', this.pop(), args, 'newobj'));
-          break;
-        }
-        case 0x92: { // NEWOBJ_EX
-          const kwargs = this.pop();
-          const args = this.pop();
-          if (!(typeof kwargs === 'object' && kwargs !== null && !(kwargs instanceof Map) && Object.keys(kwargs).length === 0)) throw new UnpicklingError('NEWOBJ_EX keyword arguments are not read');
-          stack.push(invoke('NEWOBJ_EX', this.pop(), args, 'newobj'));
-          break;
-        }
-        case 0x62: { // BUILD
-          const state = this.pop();
-          const obj = this.top();
-          build(obj, state);
-          break;
-        }
-        case 0x97: // NEXT_BUFFER
-          throw new UnpicklingError('pickle stream refers to out-of-band data but no *buffers* argument was given');
-        case 0x98: // READONLY_BUFFER
-          this.top();
-          break;
-        // Protocol 0 and 1 text opcodes.
-        case 0x49: { // INT
-          const nl = this.readLine(p);
-          const text = decodeAscii(buf, p, nl);
-          p = nl + 1;
-          stack.push(text === '00' ? false : text === '01' ? true : parseIntText(text));
-          break;
-        }
-        case 0x4c: { // LONG
-          const nl = this.readLine(p);
-          let text = decodeAscii(buf, p, nl);
-          p = nl + 1;
-          if (text.endsWith('L')) text = text.slice(0, -1);
-          stack.push(parseIntText(text));
-          break;
-        }
-        case 0x46: { // FLOAT
-          const nl = this.readLine(p);
-          const text = decodeAscii(buf, p, nl).trim();
-          p = nl + 1;
-          const v = /^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan|infinity)$/i.test(text) ? Number(text.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN')) : NaN;
-          if (Number.isNaN(v) && !/nan/i.test(text)) throw new ValueError(`could not convert string to float: '${text}'`);
-          stack.push(v);
-          break;
-        }
-        case 0x53: { // STRING
-          const nl = this.readLine(p);
-          const text = decodeAscii(buf, p, nl);
-          p = nl + 1;
-          stack.push(parseStringLiteral(text));
-          break;
-        }
-        case 0x56: { // UNICODE
-          const nl = this.readLine(p);
-          stack.push(rawUnicodeEscape(buf.toString('latin1', p, nl)));
-          p = nl + 1;
-          break;
-        }
-        case 0x70: { // PUT
-          const nl = this.readLine(p);
-          const idx = parseMemoIndex(decodeAscii(buf, p, nl));
-          p = nl + 1;
-          this.memoPut(idx, this.top());
-          break;
-        }
-        case 0x67: { // GET
-          const nl = this.readLine(p);
-          const idx = parseMemoIndex(decodeAscii(buf, p, nl));
-          p = nl + 1;
-          stack.push(this.memoGet(idx));
-          break;
-        }
-        case 0x50: // PERSID
-        case 0x51: // BINPERSID
-          throw new UnpicklingError('A load persistent id instruction was encountered, but no persistent_load function was specified.');
-        case 0x82: // EXT1
-        case 0x83: // EXT2
-        case 0x84: // EXT4
-          throw new UnpicklingError('copyreg extension codes are not read');
-        case 0x69: // INST
-        case 0x6f: // OBJ
-          throw new UnpicklingError('protocol 0/1 object instructions (INST, OBJ) are not read');
         default:
-          throw new UnpicklingError(`invalid load key, '\\x${op.toString(16).padStart(2, '0')}'.`);
+          p = this.rare(op, p);
       }
     }
   }
+
+  /**
+   * The opcodes met less often, outside load()'s loop: a smaller loop is compiled (and
+   * fast) sooner. Returns the position after the opcode's argument.
+   */
+  rare(op: number, p: number): number {
+    const buf = this.buf;
+    const end = buf.length;
+    const stack = this.stack;
+    switch (op) {
+      case 0x30: // POP
+        if (stack.length > (this.marks.length ? this.marks[this.marks.length - 1] : 0)) stack.pop();
+        else if (this.marks.length) truncate(stack, this.popMark());
+        else throw new UnpicklingError('unpickling stack underflow');
+        break;
+      case 0x31: // POP_MARK
+        truncate(stack, this.popMark());
+        break;
+      case 0x32: // DUP
+        stack.push(this.top());
+        break;
+      case 0x8a: { // LONG1
+        if (p >= end) throw truncated();
+        const n = buf[p++];
+        if (n > end - p) throw truncated();
+        stack.push(decodeLong(buf, p, n));
+        p += n;
+        break;
+      }
+      case 0x8b: { // LONG4
+        if (p + 4 > end) throw truncated();
+        const n = buf.readInt32LE(p);
+        p += 4;
+        if (n < 0) throw new UnpicklingError('LONG pickle has negative byte count');
+        if (n > end - p) throw truncated();
+        stack.push(decodeLong(buf, p, n));
+        p += n;
+        break;
+      }
+      case 0x8d: // BINUNICODE8
+      case 0x8e: // BINBYTES8
+      case 0x96: { // BYTEARRAY8
+        if (p + 8 > end) throw truncated();
+        const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
+        p += 8;
+        if (n > end - p) throw truncated();
+        stack.push(op === BINUNICODE8 ? decodeUtf8(buf, p, p + n) : Buffer.from(buf.subarray(p, p + n)));
+        p += n;
+        break;
+      }
+      case 0x55: // SHORT_BINSTRING
+      case 0x54: { // BINSTRING
+        // Python 2 str, read as Python 3 does by default (encoding='ASCII').
+        let n: number;
+        if (op === SHORT_BINSTRING) {
+          if (p >= end) throw truncated();
+          n = buf[p++];
+        } else {
+          if (p + 4 > end) throw truncated();
+          n = buf.readInt32LE(p);
+          p += 4;
+          if (n < 0) throw new UnpicklingError('BINSTRING pickle has negative byte count');
+        }
+        if (n > end - p) throw truncated();
+        stack.push(decodeAscii(buf, p, p + n));
+        p += n;
+        break;
+      }
+      case 0x6c: { // LIST
+        const m = this.popMark();
+        const l = stack.slice(m);
+        truncate(stack, m);
+        stack.push(l);
+        break;
+      }
+      case 0x64: { // DICT
+        const m = this.popMark();
+        stack.splice(m, 0, {});
+        this.setItems(m, m + 1);
+        break;
+      }
+      case 0x91: { // FROZENSET
+        const m = this.popMark();
+        const s = new Set(stack.slice(m));
+        truncate(stack, m);
+        stack.push(s);
+        break;
+      }
+      case 0x63: { // GLOBAL
+        const nl1 = this.readLine(p);
+        const nl2 = this.readLine(nl1 + 1);
+        const module = decodeAscii(buf, p, nl1, 'utf8');
+        const name = decodeAscii(buf, nl1 + 1, nl2, 'utf8');
+        p = nl2 + 1;
+        stack.push(findGlobal(module, name));
+        break;
+      }
+      case 0x93: { // STACK_GLOBAL
+        const name = this.pop();
+        const module = this.pop();
+        stack.push(this.global(module, name));
+        break;
+      }
+      case 0x52: { // REDUCE
+        const args = this.pop();
+        stack.push(invoke('REDUCE', this.pop(), args, 'call'));
+        break;
+      }
+      case 0x81: { // NEWOBJ
+        const args = this.pop();
+        stack.push(invoke('NEWOBJ', this.pop(), args, 'newobj'));
+        break;
+      }
+      case 0x92: { // NEWOBJ_EX
+        const kwargs = this.pop();
+        const args = this.pop();
+        if (!(typeof kwargs === 'object' && kwargs !== null && !(kwargs instanceof Map) && Object.keys(kwargs).length === 0)) throw new UnpicklingError('NEWOBJ_EX keyword arguments are not read');
+        stack.push(invoke('NEWOBJ_EX', this.pop(), args, 'newobj'));
+        break;
+      }
+      case 0x62: { // BUILD
+        const state = this.pop();
+        const obj = this.top();
+        build(obj, state);
+        break;
+      }
+      case 0x97: // NEXT_BUFFER
+        throw new UnpicklingError('pickle stream refers to out-of-band data but no *buffers* argument was given');
+      case 0x98: // READONLY_BUFFER
+        this.top();
+        break;
+      // Protocol 0 and 1 text opcodes.
+      case 0x49: { // INT
+        const nl = this.readLine(p);
+        const text = decodeAscii(buf, p, nl);
+        p = nl + 1;
+        stack.push(text === '00' ? false : text === '01' ? true : parseIntText(text));
+        break;
+      }
+      case 0x4c: { // LONG
+        const nl = this.readLine(p);
+        let text = decodeAscii(buf, p, nl);
+        p = nl + 1;
+        if (text.endsWith('L')) text = text.slice(0, -1);
+        stack.push(parseIntText(text));
+        break;
+      }
+      case 0x46: { // FLOAT
+        const nl = this.readLine(p);
+        const text = decodeAscii(buf, p, nl).trim();
+        p = nl + 1;
+        const v = /^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan|infinity)$/i.test(text) ? Number(text.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN')) : NaN;
+        if (Number.isNaN(v) && !/nan/i.test(text)) throw new ValueError(`could not convert string to float: '${text}'`);
+        stack.push(v);
+        break;
+      }
+      case 0x53: { // STRING
+        const nl = this.readLine(p);
+        const text = decodeAscii(buf, p, nl);
+        p = nl + 1;
+        stack.push(parseStringLiteral(text));
+        break;
+      }
+      case 0x56: { // UNICODE
+        const nl = this.readLine(p);
+        stack.push(rawUnicodeEscape(buf.toString('latin1', p, nl)));
+        p = nl + 1;
+        break;
+      }
+      case 0x70: { // PUT
+        const nl = this.readLine(p);
+        const idx = parseMemoIndex(decodeAscii(buf, p, nl));
+        p = nl + 1;
+        this.memoPut(idx, this.top());
+        break;
+      }
+      case 0x67: { // GET
+        const nl = this.readLine(p);
+        const idx = parseMemoIndex(decodeAscii(buf, p, nl));
+        p = nl + 1;
+        stack.push(this.memoGet(idx));
+        break;
+      }
+      case 0x50: // PERSID
+      case 0x51: // BINPERSID
+        throw new UnpicklingError('A load persistent id instruction was encountered, but no persistent_load function was specified.');
+      case 0x82: // EXT1
+      case 0x83: // EXT2
+      case 0x84: // EXT4
+        throw new UnpicklingError('copyreg extension codes are not read');
+      case 0x69: // INST
+      case 0x6f: // OBJ
+        throw new UnpicklingError('protocol 0/1 object instructions (INST, OBJ) are not read');
+      default:
+        throw new UnpicklingError(`invalid load key, '\\x${op.toString(16).padStart(2, '0')}'.`);
+    }
+    return p;
+  }
+
 }
 
 /** REDUCE (`f(*args)`) or NEWOBJ (`cls.__new__(cls, *args)`) of an allow-listed global. */
