@@ -69,11 +69,11 @@ test('AsyncResult: get timeout, wait, ready, successful, callbacks', async (t) =
   t.is(await slow.get(), 0.5);
   let got: unknown = null;
   let err: unknown = null;
-  const r1 = pool.applyAsync(square, [7], (v) => (got = v));
+  const r1 = pool.applyAsync(square, [7], null, (v) => (got = v));
   t.true(r1 instanceof AsyncResult);
   await r1.get();
   t.is(got, 49);
-  const r2 = pool.applyAsync(failAt, [5], null, (e) => (err = e));
+  const r2 = pool.applyAsync(failAt, [5], null, null, (e) => (err = e));
   await t.throwsAsync(r2.get(), { instanceOf: RangeError });
   t.true(err instanceof RangeError);
   t.false(r2.successful());

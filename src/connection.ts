@@ -9,6 +9,8 @@ import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit, info } from './util.js';
+import { optionalArg, optionalArgs } from './options.js';
+import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as reactor from './wait.js';
 
 // Every child imports this module at startup; what only Listener/Client need is
@@ -54,8 +56,9 @@ export class Connection {
   #writable: boolean;
   #pickle: PickleCodec | null = null;
 
-  /** Wrap (and take ownership of) a connected stream socket descriptor. */
-  constructor(fd: number, readable = true, writable = true) {
+  /** Wrap (and take ownership of) a connected stream socket descriptor: `(fd, readable, writable)` or `(fd, { readable, writable })`. */
+  constructor(fd: number, readable?: boolean | ConnectionOptions, writable?: boolean) {
+    ({ readable = true, writable = true } = optionalArgs<ConnectionOptions>('Connection', ['readable', 'writable'], [readable, writable]));
     if (!readable && !writable) throw new ValueError('at least one of `readable` and `writable` must be True');
     this.#conn = new native.NativeConnection(fd);
     this.#readable = readable;
@@ -128,9 +131,16 @@ export class Connection {
     }
   }
 
-  /** Send `buf[offset, offset + size)` as one message. */
-  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
+  /** Send `buf[offset, offset + size)` as one message: `(buf, offset, size)` or `(buf, { offset, size })`. */
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset?: number, size?: number | null): void;
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, options: SendBytesOptions): void;
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset: number | undefined, options: Omit<SendBytesOptions, 'offset'>): void;
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset?: number | SendBytesOptions, size?: number | null | SendBytesOptions): void {
     const c = this.#forWriting();
+    if (typeof offset === 'object' || typeof size === 'object') {
+      ({ offset, size } = optionalArgs<SendBytesOptions>('sendBytes', ['offset', 'size'], [offset, size]));
+    }
+    offset ??= 0;
     const bytes = toBytes(buf);
     if (offset < 0) throw new ValueError('offset is negative');
     if (bytes.length < offset) throw new ValueError('buffer length < offset');
@@ -188,39 +198,46 @@ export class Connection {
     return loads(this.#recvRawSync(), this.#takeFds, true);
   }
 
-  /** Receive one message's bytes; a message longer than `maxlength` raises and leaves the connection unreadable. */
-  async recvBytes(maxlength?: number | null): Promise<Buffer> {
-    checkMaxlength(maxlength);
-    return this.#recvRaw(maxlength);
+  /**
+   * Receive one message's bytes: `recvBytes(maxlength)` or `recvBytes({ maxlength })`; a
+   * message longer than `maxlength` raises and leaves the connection unreadable.
+   */
+  async recvBytes(maxlength?: number | null | { maxlength?: number | null }): Promise<Buffer> {
+    const m = checkMaxlength(optionalArg<number | null>('recvBytes', 'maxlength', maxlength));
+    return this.#recvRaw(m);
   }
 
-  recvBytesSync(maxlength?: number | null): Buffer {
-    checkMaxlength(maxlength);
-    return this.#recvRawSync(maxlength);
+  recvBytesSync(maxlength?: number | null | { maxlength?: number | null }): Buffer {
+    const m = checkMaxlength(optionalArg<number | null>('recvBytesSync', 'maxlength', maxlength));
+    return this.#recvRawSync(m);
   }
 
-  /** Read a message into `buf` at `offset`; returns its length. BufferTooShort carries the message in `args[0]`. */
-  async recvBytesInto(buf: ArrayBufferView | ArrayBuffer, offset = 0): Promise<number> {
+  /**
+   * Read a message into `buf` at `offset` (`(buf, offset)` or `(buf, { offset })`); returns
+   * its length. BufferTooShort carries the message in `args[0]`.
+   */
+  async recvBytesInto(buf: ArrayBufferView | ArrayBuffer, offset?: number | { offset?: number }): Promise<number> {
     const target = toBytes(buf);
-    checkOffset(target, offset);
-    return copyInto(await this.#recvRaw(), target, offset);
+    const o = checkOffset(target, optionalArg<number>('recvBytesInto', 'offset', offset) ?? 0);
+    return copyInto(await this.#recvRaw(), target, o);
   }
 
-  recvBytesIntoSync(buf: ArrayBufferView | ArrayBuffer, offset = 0): number {
+  recvBytesIntoSync(buf: ArrayBufferView | ArrayBuffer, offset?: number | { offset?: number }): number {
     const target = toBytes(buf);
-    checkOffset(target, offset);
-    return copyInto(this.#recvRawSync(), target, offset);
+    const o = checkOffset(target, optionalArg<number>('recvBytesIntoSync', 'offset', offset) ?? 0);
+    return copyInto(this.#recvRawSync(), target, o);
   }
 
   /**
    * Whether data is available. No argument: answer at once; a number: wait up to
-   * that many seconds; `null`: wait for ever.
+   * that many seconds; `null`: wait for ever. Also `poll({ timeout })`.
    */
-  async poll(timeout: number | null = 0): Promise<boolean> {
+  async poll(timeout?: Timeout | TimeoutOptions): Promise<boolean> {
+    const t = timeoutSeconds(pollTimeout(timeout, 'poll'));
     const c = this.#forReading();
     if (nativeCall(() => c.poll(0))) return true;
-    if (timeout !== null && timeout <= 0) return false;
-    const deadline = timeout === null ? null : Date.now() + timeout * 1000;
+    if (t === 0) return false;
+    const deadline = t === null ? null : Date.now() + t * 1000;
     for (;;) {
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       const ready = await reactor.readable(this.#forReading().fd, left);
@@ -229,9 +246,10 @@ export class Connection {
     }
   }
 
-  pollSync(timeout: number | null = 0): boolean {
+  pollSync(timeout?: Timeout | TimeoutOptions): boolean {
+    const t = timeoutSeconds(pollTimeout(timeout, 'pollSync'));
     const c = this.#forReading();
-    return nativeCall(() => c.poll(timeout === null ? null : Math.max(0, timeout)));
+    return nativeCall(() => c.poll(t));
   }
 
   /** Give up the descriptor without closing it (Python's `_detach`). */
@@ -262,13 +280,33 @@ function toBytes(buf: ArrayBufferView | ArrayBuffer): Buffer {
   throw new TypeError('a bytes-like object is required');
 }
 
-function checkMaxlength(maxlength?: number | null): void {
+function checkMaxlength(maxlength?: number | null): number | null | undefined {
   if (maxlength != null && maxlength < 0) throw new ValueError('negative maxlength');
+  return maxlength;
 }
 
-function checkOffset(target: Buffer, offset: number): void {
+function checkOffset(target: Buffer, offset: number): number {
   if (offset < 0) throw new ValueError('negative offset');
   if (offset > target.length) throw new ValueError('offset too large');
+  return offset;
+}
+
+/** poll's timeout: 0 when none is given (answer at once), null waits for ever. */
+function pollTimeout(timeout: Timeout | TimeoutOptions | undefined, call: string): Timeout {
+  const t = timeoutArg(timeout, call);
+  return t === undefined ? 0 : t;
+}
+
+/** Options of the Connection constructor. */
+export interface ConnectionOptions {
+  readable?: boolean;
+  writable?: boolean;
+}
+
+/** Options of `sendBytes`. */
+export interface SendBytesOptions {
+  offset?: number;
+  size?: number | null;
 }
 
 function copyInto(msg: Buffer, target: Buffer, offset: number): number {
@@ -278,10 +316,11 @@ function copyInto(msg: Buffer, target: Buffer, offset: number): number {
 }
 
 /**
- * A pair of connected Connections. Duplex by default; `Pipe(false)` returns
- * `[receiveOnly, sendOnly]` as Python does.
+ * A pair of connected Connections (Python's `Pipe(duplex=True)`). Duplex by default;
+ * `Pipe(false)` or `Pipe({ duplex: false })` returns `[receiveOnly, sendOnly]` as Python does.
  */
-export function Pipe(duplex = true): [Connection, Connection] {
+export function Pipe(duplex?: boolean | { duplex?: boolean }): [Connection, Connection] {
+  duplex = optionalArg<boolean>('Pipe', 'duplex', duplex) ?? true;
   const [a, b] = nativeCall(() => native.socketPair());
   if (duplex) return [new Connection(a), new Connection(b)];
   try {
@@ -344,8 +383,8 @@ function toAuthKey(authkey: unknown, error: (msg: string) => Error): Buffer {
   throw error(typeof authkey);
 }
 
-function isOptions(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array) && !(x instanceof ArrayBuffer);
+function isAuthKey(x: unknown): boolean {
+  return x instanceof Uint8Array || x instanceof ArrayBuffer;
 }
 
 function handshakeDeadline(timeout: number | null | undefined): number | null {
@@ -445,7 +484,7 @@ export interface ListenerOptions {
   /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
   authkey?: AuthKey | null;
   /** With no `authkey`: authenticate with `currentProcess().authkey` (the documented `authenticate=True`). */
-  authenticate?: boolean;
+  authenticate?: boolean | null;
   /** Seconds a client has to authenticate (default 20; null: no limit). */
   handshakeTimeout?: number | null;
   /** `'pickle'` to exchange objects with CPython clients (default `'v8'`, Node to Node). */
@@ -454,8 +493,9 @@ export interface ListenerOptions {
 
 /**
  * A listening socket (Python's `multiprocessing.connection.Listener`):
- * `new Listener(address?, family?, backlog?, authkey?)`, or an options object in
- * place of the arguments after `address` or of all of them.
+ * `new Listener(address?, family?, backlog?, authenticate?, authkey?)` as the docs have it,
+ * `new Listener(address?, family?, backlog?, authkey?)` as Python 3.11 has it (a key in
+ * the fourth place), or an options object in place of the arguments after those given.
  */
 export class Listener {
   #listener: SocketListener | null;
@@ -463,11 +503,16 @@ export class Listener {
   #handshakeTimeout: number | null;
   #serializer: Serializer;
 
-  constructor(address?: Address | ListenerOptions | null, family?: Family | null | ListenerOptions, backlog = 1, authkey: AuthKey | null = null) {
-    let o: ListenerOptions;
-    if (isOptions(address)) o = address as ListenerOptions;
-    else if (isOptions(family)) o = { ...(family as ListenerOptions), address: address as Address | null | undefined };
-    else o = { address: address as Address | null | undefined, family: family as Family | null | undefined, backlog, authkey };
+  constructor(address?: Address | null, family?: Family | null, backlog?: number, authenticate?: boolean | null, authkey?: AuthKey | null);
+  constructor(address: Address | null | undefined, family: Family | null | undefined, backlog: number | undefined, authkey: AuthKey | null);
+  constructor(options?: ListenerOptions);
+  constructor(address: Address | null | undefined, options: Omit<ListenerOptions, 'address'>);
+  constructor(address: Address | null | undefined, family: Family | null | undefined, options: Omit<ListenerOptions, 'address' | 'family'>);
+  constructor(address: Address | null | undefined, family: Family | null | undefined, backlog: number | undefined, options: Omit<ListenerOptions, 'address' | 'family' | 'backlog'>);
+  constructor(...args: unknown[]) {
+    // Python 3.11's order has the key where the docs have `authenticate`.
+    if (args.length >= 4 && isAuthKey(args[3])) args.splice(3, 0, undefined);
+    const o = optionalArgs<ListenerOptions>('Listener', ['address', 'family', 'backlog', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer']);
     const fam = o.family || (o.address ? addressType(o.address) : null) || defaultFamily;
     validateFamily(fam);
     this.#serializer = checkSerializer(o.serializer);
@@ -562,12 +607,12 @@ export class Listener {
 }
 
 export interface ClientOptions {
-  address?: Address;
+  address?: Address | null;
   family?: Family | null;
   /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
   authkey?: AuthKey | null;
   /** With no `authkey`: authenticate with `currentProcess().authkey`. */
-  authenticate?: boolean;
+  authenticate?: boolean | null;
   /** Seconds the listener has to complete the handshake (default 20; null: no limit). */
   handshakeTimeout?: number | null;
   /** `'pickle'` to exchange objects with a CPython listener (default `'v8'`, Node to Node). */
@@ -575,15 +620,19 @@ export interface ClientOptions {
 }
 
 /**
- * Connect to a Listener (Python's `Client(address, family=None, authkey=None)`),
- * answering then delivering a challenge when an authkey is given. An options
- * object may stand in place of the arguments after `address` or of all of them.
+ * Connect to a Listener: `Client(address, family?, authenticate?, authkey?)` as the docs
+ * have it, `Client(address, family?, authkey?)` as Python 3.11 has it (a key in the third
+ * place), or an options object in place of the arguments after those given. Answers then
+ * delivers a challenge when there is a key.
  */
-export async function Client(address: Address | ClientOptions, family?: Family | null | ClientOptions, authkey: AuthKey | null = null): Promise<Connection> {
-  let o: ClientOptions;
-  if (isOptions(address)) o = address as ClientOptions;
-  else if (isOptions(family)) o = { ...(family as ClientOptions), address: address as Address };
-  else o = { address: address as Address, family: family as Family | null | undefined, authkey };
+export async function Client(address: Address, family?: Family | null, authenticate?: boolean | null, authkey?: AuthKey | null): Promise<Connection>;
+export async function Client(address: Address, family: Family | null | undefined, authkey: AuthKey | null): Promise<Connection>;
+export async function Client(options: ClientOptions): Promise<Connection>;
+export async function Client(address: Address, options: Omit<ClientOptions, 'address'>): Promise<Connection>;
+export async function Client(address: Address, family: Family | null | undefined, options: Omit<ClientOptions, 'address' | 'family'>): Promise<Connection>;
+export async function Client(...args: unknown[]): Promise<Connection> {
+  if (args.length >= 3 && isAuthKey(args[2])) args.splice(2, 0, undefined);
+  const o = optionalArgs<ClientOptions>('Client', ['address', 'family', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer']);
   if (o.address == null) throw new TypeError('Client() needs an address');
   const fam = o.family || addressType(o.address);
   validateFamily(fam);
@@ -665,13 +714,15 @@ function checkKey(authkey: unknown): Buffer {
  * Send a random challenge and check the reply's digest under `authkey`; answers
  * `#WELCOME#` or `#FAILURE#` (then AuthenticationError).
  */
-export async function deliverChallenge(connection: Connection, authkey: AuthKey, options: ChallengeOptions = {}): Promise<void> {
-  await deliver(connection, checkKey(authkey), options.digestName ?? 'sha256', handshakeDeadline(options.timeout));
+export async function deliverChallenge(connection: Connection, authkey: AuthKey, digestName?: string | ChallengeOptions): Promise<void> {
+  const o = optionalArgs<ChallengeOptions>('deliverChallenge', ['digestName'], [digestName], [], ['timeout']);
+  await deliver(connection, checkKey(authkey), o.digestName ?? 'sha256', handshakeDeadline(o.timeout));
 }
 
 /** Receive a challenge, send its digest under `authkey`; AuthenticationError unless welcomed. */
-export async function answerChallenge(connection: Connection, authkey: AuthKey, options: ChallengeOptions = {}): Promise<void> {
-  await answer(connection, checkKey(authkey), handshakeDeadline(options.timeout));
+export async function answerChallenge(connection: Connection, authkey: AuthKey, options?: Omit<ChallengeOptions, 'digestName'>): Promise<void> {
+  const o = optionalArgs<ChallengeOptions>('answerChallenge', [], [options], [], ['timeout']);
+  await answer(connection, checkKey(authkey), handshakeDeadline(o.timeout));
 }
 
 // --- wait() ---
@@ -698,12 +749,13 @@ function readyNow(o: Waitable): boolean {
 /**
  * Wait until some of `objectList` are ready (data to read, or the other end
  * closed; a process sentinel when the process ends) and resolve to those, in
- * list order. `timeout` in seconds (negative: zero); null waits for ever;
- * on timeout the list is empty.
+ * list order. `timeout` (or `{ timeout }`) in seconds (negative: zero); null waits
+ * for ever; on timeout the list is empty.
  */
-export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout: number | null = null): Promise<T[]> {
+export async function wait<T extends Waitable>(objectList: Iterable<T>, timeout?: Timeout | TimeoutOptions): Promise<T[]> {
   const objects = [...objectList];
-  const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+  const t = timeoutSeconds(timeoutArg(timeout, 'wait'));
+  const deadline = t === null ? null : Date.now() + t * 1000;
   for (;;) {
     const ready = objects.filter(readyNow);
     if (ready.length > 0) return ready;

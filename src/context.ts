@@ -2,13 +2,15 @@
 // real: a Node.js process cannot be forked safely (V8's and libuv's threads do not
 // survive fork), and a fork server is not implemented.
 import { availableParallelism } from 'node:os';
+import { inspect } from 'node:util';
 import { Pipe } from './connection.js';
 import * as errors from './errors.js';
 import { RuntimeError, ValueError } from './errors.js';
 import { Pool, type PoolOptions } from './pool.js';
-import { JoinableQueue, Queue, SimpleQueue, type QueueOptions } from './queues.js';
+import { optionalArg, optionalArgs } from './options.js';
+import { JoinableQueue, Queue, SimpleQueue } from './queues.js';
 import * as sharedctypes from './sharedctypes.js';
-import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, type BarrierAction, type Timeout } from './synchronize.js';
+import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize.js';
 import { _setStartMethodPopen, activeChildren, BaseProcess, currentProcess, parentProcess, Process, type Popen } from './process.js';
 import { setExecutable, SpawnProcess } from './spawn.js';
 import { getLogger, logToStderr } from './util.js';
@@ -22,15 +24,68 @@ const REASONS: Record<string, string> = {
   forkserver: "the 'forkserver' start method is not available yet; use 'spawn'",
 };
 
+/**
+ * A class as a context's member: usable with `new` as the root export is, and by call as
+ * Python calls it (`ctx.Queue()`); `instanceof` and subclassing work as with the class.
+ */
+export type CallableClass<C extends abstract new (...args: any) => any, A extends unknown[] = ConstructorParameters<C>> =
+  C & ((...args: A) => InstanceType<C>);
+
+/** `cls`, also callable without `new`; `prepare` may rewrite the arguments of both forms. */
+function callable<C extends new (...args: any[]) => any, A extends unknown[] = ConstructorParameters<C>>(
+  cls: C,
+  prepare?: (args: unknown[]) => unknown[],
+): CallableClass<C, A> {
+  const proxy: C = new Proxy(cls, {
+    apply: (target, _this, args: unknown[]) => Reflect.construct(target, prepare ? prepare(args) : args),
+    construct: (target, args: unknown[], newTarget) =>
+      Reflect.construct(target, prepare ? prepare(args) : args, newTarget === proxy ? target : newTarget),
+  });
+  return proxy as CallableClass<C, A>;
+}
+
+type PoolArgs = [processes?: number | null | PoolOptions, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null];
+
+/**
+ * What every context offers (Python's `BaseContext`): the classes and functions of the
+ * `multiprocessing` namespace, bound to the context's start method. Each member is used
+ * exactly as the root export of the same name: classes with `new` (and by call, as Python
+ * does), functions by call.
+ */
 export class BaseContext {
   /** The Process class of this context (set by each concrete context). */
-  declare readonly Process: typeof BaseProcess;
-  readonly ProcessError = errors.ProcessError;
-  readonly BufferTooShort = errors.BufferTooShort;
-  readonly TimeoutError = errors.TimeoutError;
-  readonly AuthenticationError = errors.AuthenticationError;
+  declare readonly Process: CallableClass<typeof BaseProcess>;
+  readonly ProcessError = callable(errors.ProcessError);
+  readonly BufferTooShort = callable(errors.BufferTooShort);
+  readonly TimeoutError = callable(errors.TimeoutError);
+  readonly AuthenticationError = callable(errors.AuthenticationError);
 
-  /** Python's `cpu_count()`. */
+  readonly Lock = callable(Lock);
+  readonly RLock = callable(RLock);
+  readonly Condition = callable(Condition);
+  readonly Semaphore = callable(Semaphore);
+  readonly BoundedSemaphore = callable(BoundedSemaphore);
+  readonly Event = callable(Event);
+  readonly Barrier = callable(Barrier);
+  readonly Queue = callable(Queue);
+  readonly JoinableQueue = callable(JoinableQueue);
+  readonly SimpleQueue = callable(SimpleQueue);
+  #pool?: CallableClass<typeof Pool, PoolArgs>;
+  /** A pool whose workers are started by this context (Python's `ctx.Pool(...)`). */
+  get Pool(): CallableClass<typeof Pool, PoolArgs> {
+    // Made on first use: pool.ts imports this module.
+    return (this.#pool ??= callable<typeof Pool, PoolArgs>(Pool, (args) => {
+      const o = optionalArgs<PoolOptions>('Pool', ['processes', 'initializer', 'initargs', 'maxtasksperchild'], args);
+      return [{ ...o, context: this.getContext() }];
+    }));
+  }
+  readonly Pipe = Pipe;
+  readonly RawValue = sharedctypes.RawValue;
+  readonly RawArray = sharedctypes.RawArray;
+  readonly Value = sharedctypes.Value;
+  readonly Array = sharedctypes.Array;
+
+  /** Python's `cpu_count()`: the parallelism available to this process. */
   cpuCount(): number {
     return availableParallelism();
   }
@@ -43,117 +98,82 @@ export class BaseContext {
   activeChildren(): BaseProcess[] {
     return activeChildren();
   }
-  Pipe(duplex = true) {
-    return Pipe(duplex);
-  }
   getLogger() {
     return getLogger();
   }
-  logToStderr(level?: number | string) {
-    return logToStderr(level);
+  logToStderr(level?: number | string | null | { level?: number | string | null }) {
+    return logToStderr(optionalArg<number | string | null>('logToStderr', 'level', level));
   }
   setExecutable(path: string): void {
     setExecutable(path);
   }
-  Lock(): Lock {
-    return new Lock();
-  }
-  RLock(): RLock {
-    return new RLock();
-  }
-  Condition(lock?: Lock | RLock | null): Condition {
-    return new Condition(lock);
-  }
-  Semaphore(value = 1): Semaphore {
-    return new Semaphore(value);
-  }
-  BoundedSemaphore(value = 1): BoundedSemaphore {
-    return new BoundedSemaphore(value);
-  }
-  Event(): Event {
-    return new Event();
-  }
-  Barrier(parties: number, action?: BarrierAction | null, timeout?: Timeout): Barrier {
-    return new Barrier(parties, action, timeout);
-  }
-  RawValue(typeOrCode: sharedctypes.TypeOrCode, ...args: unknown[]): any {
-    return sharedctypes.RawValue(typeOrCode, ...args);
-  }
-  RawArray(typeOrCode: sharedctypes.TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>): any {
-    return sharedctypes.RawArray(typeOrCode, sizeOrInit);
-  }
-  Value(typeOrCode: sharedctypes.TypeOrCode, ...args: unknown[]): any {
-    return sharedctypes.Value(typeOrCode, ...args);
-  }
-  Array(typeOrCode: sharedctypes.TypeOrCode, sizeOrInit: number | Iterable<unknown> | ArrayLike<unknown>, opts?: sharedctypes.SharedOptions): any {
-    return sharedctypes.Array(typeOrCode, sizeOrInit, opts);
-  }
-  Queue(maxsize: number | QueueOptions = 0): Queue {
-    return new Queue(maxsize);
-  }
-  JoinableQueue(maxsize: number | QueueOptions = 0): JoinableQueue {
-    return new JoinableQueue(maxsize);
-  }
-  SimpleQueue(options?: QueueOptions): SimpleQueue {
-    return new SimpleQueue(options);
-  }
-  /** A pool of worker processes started by this context. */
-  Pool(processes?: number | PoolOptions | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null): Pool {
-    const o: PoolOptions = processes !== null && typeof processes === 'object' ? processes : { processes, initializer, initargs, maxtasksperchild };
-    return new Pool({ ...o, context: this });
-  }
   /** Windows freezing support: nothing to do here. */
   freezeSupport(): void {}
 
-  getContext(method?: string | null): BaseContext {
-    if (method == null) return defaultContext;
-    const ctx = contexts[method];
-    if (!ctx) throw new ValueError(REASONS[method] ?? `cannot find context for '${method}'`);
+  /** Python's `get_context(method=None)`; also `getContext({ method })`. */
+  getContext(method?: string | null | { method?: string | null }): BaseContext {
+    const m = optionalArg<string | null>('getContext', 'method', method);
+    if (m == null) return this;
+    const ctx = contexts[m];
+    if (!ctx) throw new ValueError(REASONS[m] ?? `cannot find context for ${inspect(m)}`);
     return ctx;
   }
   getAllStartMethods(): string[] {
     return Object.keys(contexts);
   }
-  getStartMethod(_allowNone = false): string | null {
+  /** Python's `get_start_method(allow_none=False)`; also `getStartMethod({ allowNone })`. */
+  getStartMethod(allowNone?: boolean | { allowNone?: boolean }): string | null {
+    optionalArg<boolean>('getStartMethod', 'allowNone', allowNone);
     return (this as unknown as { _name: string })._name;
   }
-  setStartMethod(_method: string | null, _force = false): void {
+  /** Python's `set_start_method(method, force=False)`: only the default context can. */
+  setStartMethod(method: string | null | { method?: string | null; force?: boolean }, force?: boolean | { force?: boolean }): void {
+    startMethodArgs(method, force);
     throw new ValueError('cannot set start method of concrete context');
   }
 }
 
+function startMethodArgs(method: unknown, force: unknown): { method: string | null; force: boolean } {
+  const o = optionalArgs<{ method: string | null; force: boolean }>('setStartMethod', ['method', 'force'], [method, force]);
+  if (o.method === undefined) throw new TypeError("setStartMethod() missing required argument: 'method'");
+  return { method: o.method, force: Boolean(o.force) };
+}
+
 export class SpawnContext extends BaseContext {
   readonly _name = 'spawn';
-  override readonly Process = SpawnProcess;
+  override readonly Process = callable(SpawnProcess);
 }
 
 const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
 
 export class DefaultContext extends BaseContext {
-  override readonly Process = Process;
+  override readonly Process = callable(Process);
   #actual: BaseContext | null = null;
 
-  override getContext(method?: string | null): BaseContext {
-    if (method == null) {
+  override getContext(method?: string | null | { method?: string | null }): BaseContext {
+    const m = optionalArg<string | null>('getContext', 'method', method);
+    if (m == null) {
       this.#actual ??= contexts.spawn;
       return this.#actual;
     }
-    return super.getContext(method);
+    return super.getContext(m);
   }
-  override getStartMethod(allowNone = false): string | null {
+  override getStartMethod(allowNone?: boolean | { allowNone?: boolean }): string | null {
+    const none = optionalArg<boolean>('getStartMethod', 'allowNone', allowNone) ?? false;
     if (this.#actual === null) {
-      if (allowNone) return null;
+      if (none) return null;
       this.#actual = contexts.spawn;
     }
     return (this.#actual as SpawnContext)._name;
   }
-  override setStartMethod(method: string | null, force = false): void {
-    if (this.#actual !== null && !force) throw new RuntimeError('context has already been set');
-    if (method === null && force) {
+  override setStartMethod(method: string | null | { method?: string | null; force?: boolean }, force?: boolean | { force?: boolean }): void {
+    const o = startMethodArgs(method, force);
+    if (this.#actual !== null && !o.force) throw new RuntimeError('context has already been set');
+    if (o.method === null && o.force) {
       this.#actual = null;
       return;
     }
-    this.#actual = super.getContext(method);
+    this.#actual = super.getContext(o.method);
   }
   override getAllStartMethods(): string[] {
     return ['spawn'];
@@ -168,9 +188,13 @@ _setStartMethodPopen((proc) => {
   return (ctx.Process.prototype as unknown as { _Popen(p: BaseProcess): Popen })._Popen.call(proc, proc);
 });
 
-export const getContext = (method?: string | null): BaseContext => defaultContext.getContext(method);
-export const getStartMethod = (allowNone = false): string | null => defaultContext.getStartMethod(allowNone);
-export const setStartMethod = (method: string | null, force = false): void => defaultContext.setStartMethod(method, force);
+/** Python's `get_context(method=None)`: a context object (only 'spawn' here). */
+export const getContext = (method?: string | null | { method?: string | null }): BaseContext => defaultContext.getContext(method);
+/** Python's `get_start_method(allow_none=False)`. */
+export const getStartMethod = (allowNone?: boolean | { allowNone?: boolean }): string | null => defaultContext.getStartMethod(allowNone);
+/** Python's `set_start_method(method, force=False)`: RuntimeError if already set, unless forced. */
+export const setStartMethod = (method: string | null | { method?: string | null; force?: boolean }, force?: boolean | { force?: boolean }): void =>
+  defaultContext.setStartMethod(method, force);
 export const getAllStartMethods = (): string[] => defaultContext.getAllStartMethods();
 export const cpuCount = (): number => defaultContext.cpuCount();
 export const freezeSupport = (): void => defaultContext.freezeSupport();

@@ -1,7 +1,7 @@
 // The `multiprocessing` namespace.
-export { Connection, Pipe } from './connection.js';
+export { Connection, Pipe, type ConnectionOptions, type SendBytesOptions } from './connection.js';
 export {
-  BaseContext, DefaultContext, Process, SpawnContext, SpawnProcess, cpuCount, defaultContext,
+  BaseContext, DefaultContext, Process, SpawnContext, type CallableClass, SpawnProcess, cpuCount, defaultContext,
   freezeSupport, getAllStartMethods, getContext, getStartMethod, setStartMethod,
 } from './context.js';
 export {
@@ -20,7 +20,7 @@ export {
 export { reduce, registerKind, type Reduced, type Shareable } from './reduction.js';
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,
-  RemoteTraceback, WorkerLostError, type PoolOptions,
+  RemoteTraceback, WorkerLostError, type ApplyOptions, type ChunkOptions, type MapOptions, type PoolOptions,
 } from './pool.js';
 export {
   Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SemLock, type AcquireOptions, type Held,
@@ -32,3 +32,4 @@ export {
   Synchronized, SynchronizedArray, SynchronizedString, SynchronizedBase, CValue, CharArray, StructArray, SimpleCType,
 } from './sharedctypes.js';
 export { JoinableQueue, Queue, SimpleQueue, type GetOptions, type PutOptions, type QueueOptions } from './queues.js';
+export type { Timeout, TimeoutOptions, BlockOptions } from './timeouts.js';

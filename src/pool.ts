@@ -12,15 +12,19 @@ import { MaybeEncodingError, nativeCall, ProcessError, ValueError, WorkerLostErr
 import { native } from './native.js';
 import type { BaseProcess } from './process.js';
 import { debug } from './logging.js';
+import { optionalArg, optionalArgs } from './options.js';
 import { dumps } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
-  APPLY, AsyncResult, fromWorker, IMapIterator, MapResult, PLAIN, Signal, STAR,
-  type Callback, type ErrorCallback, type Job, type PendingTask,
+  APPLY, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
+  type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
 import { INIT_FAILED, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
 
-export { ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, RemoteTraceback } from './pool_jobs.js';
+export {
+  ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, RemoteTraceback,
+  type ApplyOptions, type ChunkOptions, type MapOptions,
+} from './pool_jobs.js';
 export { MaybeEncodingError, WorkerLostError };
 
 export interface PoolOptions {
@@ -126,13 +130,6 @@ function checkFn(func: unknown): void {
   if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
 }
 
-function parseOptions(args: unknown[]): PoolOptions {
-  const [first] = args;
-  if (args.length === 1 && first !== null && typeof first === 'object') return first as PoolOptions;
-  const [processes, initializer, initargs, maxtasksperchild, context] = args as [number, Function, unknown[], number, BaseContext];
-  return { processes, initializer, initargs, maxtasksperchild, context };
-}
-
 /**
  * A pool of worker processes: `new Pool(4)` or
  * `new Pool({ processes, initializer, initargs, maxtasksperchild, context })`.
@@ -166,8 +163,9 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null, context?: BaseContext | null);
   constructor(options?: PoolOptions);
+  constructor(processes: number | null | undefined, options: Omit<PoolOptions, 'processes'>);
   constructor(...args: unknown[]) {
-    const o = parseOptions(args);
+    const o = optionalArgs<PoolOptions>('Pool', ['processes', 'initializer', 'initargs', 'maxtasksperchild', 'context'], args);
     let ctx = o.context ?? defaultContext;
     if (ctx instanceof DefaultContext) ctx = ctx.getContext();
     this.#ctx = ctx;
@@ -574,17 +572,32 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   // --- Submitting work ---
 
-  /** Call `func(...args)` in a worker and wait for its result. */
-  apply<A extends unknown[], R>(func: (...a: A) => R, args: A | [] = []): Promise<Awaited<R>> {
-    return this.applyAsync(func, args).get();
+  /** Call `func(...args)` in a worker and wait for its result: `apply(f, [1, 2])` or `apply(f, { args: [1, 2] })`. */
+  apply<A extends unknown[], R>(func: (...a: A) => R, args?: A | [], kwds?: Record<string, never> | null): Promise<Awaited<R>>;
+  apply<A extends unknown[], R>(func: (...a: A) => R, options: Pick<ApplyOptions<A, Awaited<R>>, 'args' | 'kwds'>): Promise<Awaited<R>>;
+  apply(func: Function, ...rest: unknown[]): Promise<unknown> {
+    const o = applyArgs('apply', rest);
+    if (o.callback != null || o.errorCallback != null) throw new TypeError('apply() takes no callbacks: use applyAsync');
+    return this.applyAsync(func as (...a: unknown[]) => unknown, { args: o.args as unknown[] }).get();
   }
 
-  /** Call `func(...args)` in a worker; returns an AsyncResult. */
-  applyAsync<A extends unknown[], R>(func: (...a: A) => R, args: A | [] = [], callback?: Callback<Awaited<R>>, errorCallback?: ErrorCallback): AsyncResult<Awaited<R>> {
+  /**
+   * Call `func(...args)` in a worker; returns an AsyncResult. Python's positional order
+   * `applyAsync(f, args, kwds, callback, errorCallback)` (kwds empty or null), or an
+   * options object: `applyAsync(f, { args, callback, errorCallback })`,
+   * `applyAsync(f, args, { callback, errorCallback })`.
+   */
+  applyAsync<A extends unknown[], R>(func: (...a: A) => R, args?: A | [], kwds?: Record<string, never> | null, callback?: Callback<Awaited<R>>, errorCallback?: ErrorCallback): AsyncResult<Awaited<R>>;
+  applyAsync<A extends unknown[], R>(func: (...a: A) => R, options: ApplyOptions<A, Awaited<R>>): AsyncResult<Awaited<R>>;
+  applyAsync<A extends unknown[], R>(func: (...a: A) => R, args: A | [], options: Omit<ApplyOptions<A, Awaited<R>>, 'args'>): AsyncResult<Awaited<R>>;
+  applyAsync(func: Function, ...rest: unknown[]): AsyncResult<any> {
     if (this.#state !== RUN) this.#checkRunning();
     if (typeof func !== 'function') checkFn(func);
+    // The common `applyAsync(f, [x])` skips the general parsing.
+    const o: ApplyOptions = rest.length === 1 && Array.isArray(rest[0]) ? { args: rest[0] } : applyArgs('applyAsync', rest);
+    const args = o.args ?? [];
     const a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
-    const r = new AsyncResult<Awaited<R>>(this, callback, errorCallback);
+    const r = new AsyncResult<any>(this, o.callback, o.errorCallback);
     this.#jobCount++;
     this._submit({ job: r, index: 0, fn: func, src: a, start: 0, count: 1, kind: APPLY });
     return r;
@@ -634,39 +647,56 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     return [...iterable];
   }
 
-  /** A parallel `map`: resolves to all results in order; rejects with the first error. */
-  async map<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null): Promise<Awaited<R>[]> {
+  /**
+   * A parallel `map`: resolves to all results in order; rejects with the first error.
+   * `map(f, xs, chunksize)` or `map(f, xs, { chunksize })`.
+   */
+  async map<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null | ChunkOptions): Promise<Awaited<R>[]> {
     this.#checkRunning();
     checkFn(func);
+    const cs = optionalArg<number | null>('map', 'chunksize', chunksize);
     const items = await this.#collect(iterable);
-    return this.#mapAsync(func, items, chunksize, false, null, null).get() as Promise<Awaited<R>[]>;
+    return this.#mapAsync(func, items, cs, false, null, null).get() as Promise<Awaited<R>[]>;
   }
 
-  /** As `map`, returning a MapResult at once. */
-  mapAsync<T, R>(func: (x: T) => R, iterable: Iterable<T>, chunksize?: number | null, callback?: Callback<Awaited<R>[]>, errorCallback?: ErrorCallback): MapResult<Awaited<R>> {
+  /**
+   * As `map`, returning a MapResult at once: `mapAsync(f, xs, chunksize, callback,
+   * errorCallback)`, or an options object in place of those after the ones given.
+   */
+  mapAsync<T, R>(func: (x: T) => R, iterable: Iterable<T>, chunksize?: number | null, callback?: Callback<Awaited<R>[]>, errorCallback?: ErrorCallback): MapResult<Awaited<R>>;
+  mapAsync<T, R>(func: (x: T) => R, iterable: Iterable<T>, options: MapOptions<Awaited<R>[]>): MapResult<Awaited<R>>;
+  mapAsync<T, R>(func: (x: T) => R, iterable: Iterable<T>, chunksize: number | null | undefined, options: Omit<MapOptions<Awaited<R>[]>, 'chunksize'>): MapResult<Awaited<R>>;
+  mapAsync(func: Function, iterable: Iterable<unknown>, ...rest: unknown[]): MapResult<any> {
     this.#checkRunning();
     checkFn(func);
-    return this.#mapAsync(func, this.#syncItems(iterable), chunksize, false, callback, errorCallback);
+    const o = mapArgs('mapAsync', rest);
+    return this.#mapAsync(func, this.#syncItems(iterable), o.chunksize, false, o.callback, o.errorCallback);
   }
 
-  /** `map` where each item is an iterable of arguments. */
-  async starmap<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A> | AsyncIterable<A>, chunksize?: number | null): Promise<Awaited<R>[]> {
+  /** `map` where each item is an iterable of arguments: `starmap(f, xs, chunksize)` or `starmap(f, xs, { chunksize })`. */
+  async starmap<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A> | AsyncIterable<A>, chunksize?: number | null | ChunkOptions): Promise<Awaited<R>[]> {
     this.#checkRunning();
     checkFn(func);
+    const cs = optionalArg<number | null>('starmap', 'chunksize', chunksize);
     const items = await this.#collect(iterable);
-    return this.#mapAsync(func, items, chunksize, true, null, null).get() as Promise<Awaited<R>[]>;
+    return this.#mapAsync(func, items, cs, true, null, null).get() as Promise<Awaited<R>[]>;
   }
 
-  starmapAsync<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A>, chunksize?: number | null, callback?: Callback<Awaited<R>[]>, errorCallback?: ErrorCallback): MapResult<Awaited<R>> {
+  /** As `starmap`, returning a MapResult at once; optional arguments as `mapAsync`'s. */
+  starmapAsync<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A>, chunksize?: number | null, callback?: Callback<Awaited<R>[]>, errorCallback?: ErrorCallback): MapResult<Awaited<R>>;
+  starmapAsync<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A>, options: MapOptions<Awaited<R>[]>): MapResult<Awaited<R>>;
+  starmapAsync<A extends unknown[], R>(func: (...a: A) => R, iterable: Iterable<A>, chunksize: number | null | undefined, options: Omit<MapOptions<Awaited<R>[]>, 'chunksize'>): MapResult<Awaited<R>>;
+  starmapAsync(func: Function, iterable: Iterable<unknown[]>, ...rest: unknown[]): MapResult<any> {
     this.#checkRunning();
     checkFn(func);
-    return this.#mapAsync(func, this.#syncItems(iterable), chunksize, true, callback, errorCallback);
+    const o = mapArgs('starmapAsync', rest);
+    return this.#mapAsync(func, this.#syncItems(iterable), o.chunksize, true, o.callback, o.errorCallback);
   }
 
-  #imap<T, R>(func: Function, iterable: Iterable<T> | AsyncIterable<T>, chunksize: number | null | undefined, ordered: boolean): IMapIterator<R> {
+  #imap<T, R>(func: Function, iterable: Iterable<T> | AsyncIterable<T>, chunksize: number | null | ChunkOptions | undefined, ordered: boolean): IMapIterator<R> {
     this.#checkRunning();
     checkFn(func);
-    const cs = chunksize ?? 1;
+    const cs = optionalArg<number | null>(ordered ? 'imap' : 'imapUnordered', 'chunksize', chunksize) ?? 1;
     if (!Number.isInteger(cs) || cs < 1) throw new ValueError(`Chunksize must be 1+, not ${cs}`);
     if (iterable == null || (typeof (iterable as Iterable<T>)[Symbol.iterator] !== 'function' && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] !== 'function')) {
       throw new TypeError(`${inspect(iterable)} is not iterable`);
@@ -680,13 +710,13 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     return it;
   }
 
-  /** A lazy `map`: an async iterator of results in order. */
-  imap<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null): IMapIterator<Awaited<R>> {
+  /** A lazy `map`: an async iterator of results in order (`imap(f, xs, chunksize)` or `imap(f, xs, { chunksize })`). */
+  imap<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null | ChunkOptions): IMapIterator<Awaited<R>> {
     return this.#imap(func, iterable, chunksize, true);
   }
 
   /** As `imap`, results in the order they finish. */
-  imapUnordered<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null): IMapIterator<Awaited<R>> {
+  imapUnordered<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null | ChunkOptions): IMapIterator<Awaited<R>> {
     return this.#imap(func, iterable, chunksize, false);
   }
 

@@ -5,6 +5,8 @@
 import { inspect } from 'node:util';
 import { TimeoutError, ValueError } from './errors.js';
 import { error as logError } from './logging.js';
+import { isPlainObject, optionalArgs } from './options.js';
+import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 /** The remote stack of an error thrown in a worker (Python's `RemoteTraceback`), its `cause`. */
 export class RemoteTraceback extends Error {
   constructor(tb: string) {
@@ -23,10 +25,62 @@ export const STAR = 1;
 export const APPLY = 2;
 export type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
 
+// --- The optional arguments of the Pool's calls (Python's positional order, or options) ---
+
+/** Options of `apply` and `applyAsync` (Python's `args`, `kwds`, `callback`, `error_callback`). */
+export interface ApplyOptions<A extends unknown[] = unknown[], R = unknown> {
+  args?: A | Iterable<unknown>;
+  /** Python's keyword arguments: not supported (JavaScript has none); only empty or absent. */
+  kwds?: Record<string, never> | null;
+  callback?: Callback<R>;
+  errorCallback?: ErrorCallback;
+}
+
+/** Options of `mapAsync` and `starmapAsync`. */
+export interface MapOptions<R = unknown> {
+  chunksize?: number | null;
+  callback?: Callback<R>;
+  errorCallback?: ErrorCallback;
+}
+
+/** Options of `map`, `starmap`, `imap`, `imapUnordered`. */
+export interface ChunkOptions {
+  chunksize?: number | null;
+}
+
+const APPLY_NAMES = ['args', 'kwds', 'callback', 'errorCallback'] as const;
+const MAP_NAMES = ['chunksize', 'callback', 'errorCallback'] as const;
+
+function checkCallbacks(o: { callback?: unknown; errorCallback?: unknown }): void {
+  if (o.callback != null && typeof o.callback !== 'function') throw new TypeError('callback must be callable');
+  if (o.errorCallback != null && typeof o.errorCallback !== 'function') throw new TypeError('errorCallback must be callable');
+}
+
+export function applyArgs(call: string, given: unknown[]): ApplyOptions<unknown[], any> {
+  const o = optionalArgs<ApplyOptions<unknown[], any>>(call, APPLY_NAMES, given, ['kwds']);
+  const k = o.kwds;
+  if (k != null && !(isPlainObject(k) && Object.keys(k).length === 0)) {
+    throw new TypeError(
+      typeof k === 'function'
+        ? `${call}(func, args, kwds, callback, errorCallback): the third argument is Python's kwds; pass callbacks in their places or as ${call}(func, args, { callback, errorCallback })`
+        : `${call}(): kwds are not supported (JavaScript has no keyword arguments); pass args`,
+    );
+  }
+  checkCallbacks(o);
+  return o;
+}
+
+export function mapArgs(call: string, given: unknown[]): MapOptions<any> {
+  const o = optionalArgs<MapOptions<any>>(call, MAP_NAMES, given);
+  checkCallbacks(o);
+  return o;
+}
+
 let jobCounter = 0;
 
-function timeoutMs(timeout: number | null | undefined): number | null {
-  return timeout == null ? null : Math.max(0, timeout) * 1000;
+function timeoutMs(timeout: Timeout): number | null {
+  const t = timeoutSeconds(timeout);
+  return t === null ? null : t * 1000;
 }
 
 /**
@@ -121,14 +175,19 @@ export class AsyncResult<T = unknown> implements Job {
     return this._ok;
   }
 
-  /** Wait until the result is available or `timeout` seconds pass. */
-  async wait(timeout?: number | null): Promise<void> {
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
+  /** Wait until the result is available or `timeout` seconds pass (`wait(1)`, `wait({ timeout: 1 })`). */
+  async wait(timeout?: Timeout | TimeoutOptions): Promise<void> {
+    const ms = timeoutMs(timeoutArg(timeout, 'wait'));
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(ms);
   }
 
-  /** The result; throws the task's error; TimeoutError if not ready within `timeout` seconds. */
-  async get(timeout?: number | null): Promise<T> {
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(timeoutMs(timeout));
+  /**
+   * The result (`get(1)`, `get({ timeout: 1 })`); throws the task's error; TimeoutError if
+   * not ready within `timeout` seconds.
+   */
+  async get(timeout?: Timeout | TimeoutOptions): Promise<T> {
+    const ms = timeoutMs(timeoutArg(timeout, 'get'));
+    if (!this.#done) await (this.#signal ??= new Signal()).wait(ms);
     if (!this.#done) throw new TimeoutError();
     if (this._ok) return this._value as T;
     throw this._value;
@@ -362,11 +421,12 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     }
   }
 
-  /** The next result; TimeoutError if none within `timeout` seconds (null: no limit). */
-  async next(timeout?: number | null): Promise<IteratorResult<T>> {
+  /** The next result; TimeoutError if none within `timeout` (or `{ timeout }`) seconds (null: no limit). */
+  async next(timeout?: Timeout | TimeoutOptions): Promise<IteratorResult<T>> {
     let got = this.#take();
     if (got === NONE) {
-      const deadline = timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
+      const t = timeoutSeconds(timeoutArg(timeout, 'next'));
+      const deadline = t === null ? null : Date.now() + t * 1000;
       for (;;) {
         const left = deadline === null ? null : deadline - Date.now();
         if (left !== null && left <= 0) throw new TimeoutError();

@@ -7,6 +7,7 @@ import { assertionError, RuntimeError, ValueError, nativeCall } from './errors.j
 import { native } from './native.js';
 import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
 import { _setChildrenAtExit, _setProcessNameSource, info, runExitHandlers } from './util.js';
+import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as wait from './wait.js';
 
 /** What starts a child and tracks it: implemented per start method (spawn.ts). */
@@ -87,6 +88,20 @@ function parseOptions(args: unknown[]): ProcessOptions {
   return { target, name, args: pargs, daemon };
 }
 
+// Plain functions, not private methods: a Process re-created in a child (without its
+// constructor) must pass them too (Python's _check_closed and join's assertions).
+function checkClosed(p: BaseProcess): void {
+  if (p[S].closed) throw new ValueError('process object is closed');
+}
+
+function checkJoinable(p: BaseProcess): Popen {
+  checkClosed(p);
+  const s = p[S];
+  if (s.parentPid !== process.pid) throw assertionError('can only join a child process');
+  if (!s.popen) throw assertionError('can only join a started process');
+  return s.popen;
+}
+
 export class BaseProcess {
   [S]: State;
 
@@ -127,12 +142,8 @@ export class BaseProcess {
     return undefined;
   }
 
-  #checkClosed(): void {
-    if (this[S].closed) throw new ValueError('process object is closed');
-  }
-
   start(): void {
-    this.#checkClosed();
+    checkClosed(this);
     const s = this[S];
     if (s.popen !== null) throw assertionError('cannot start a process twice');
     if (s.parentPid !== process.pid) throw assertionError('can only start a process object created by current process');
@@ -149,36 +160,32 @@ export class BaseProcess {
   }
 
   terminate(): void {
-    this.#checkClosed();
+    checkClosed(this);
     this[S].popen?.terminate();
   }
 
   kill(): void {
-    this.#checkClosed();
+    checkClosed(this);
     this[S].popen?.kill();
   }
 
-  #checkJoinable(): Popen {
-    this.#checkClosed();
-    const s = this[S];
-    if (s.parentPid !== process.pid) throw assertionError('can only join a child process');
-    if (!s.popen) throw assertionError('can only join a started process');
-    return s.popen;
-  }
 
-  /** Wait until the process ends, or `timeout` seconds pass. */
-  async join(timeout?: number | null): Promise<void> {
-    const res = await this.#checkJoinable().wait(timeout);
+  /** Wait until the process ends, or `timeout` seconds pass: `join(1.5)` or `join({ timeout: 1.5 })`. */
+  async join(timeout?: Timeout | TimeoutOptions): Promise<void> {
+    const t = timeoutArg(timeout, 'join');
+    const res = await checkJoinable(this).wait(t);
     if (res !== null) children.delete(this);
   }
 
-  joinSync(timeout?: number | null): void {
-    const res = this.#checkJoinable().waitSync(timeout);
+  /** As `join`, blocking the calling thread. */
+  joinSync(timeout?: Timeout | TimeoutOptions): void {
+    const t = timeoutArg(timeout, 'joinSync');
+    const res = checkJoinable(this).waitSync(t);
     if (res !== null) children.delete(this);
   }
 
   isAlive(): boolean {
-    this.#checkClosed();
+    checkClosed(this);
     const s = this[S];
     if (s.isCurrent) return true;
     if (s.parentPid !== process.pid) throw assertionError('can only test a child process');
@@ -231,13 +238,13 @@ export class BaseProcess {
 
   /** Exit code: null while running, negative signal number if killed by a signal. */
   get exitcode(): number | null {
-    this.#checkClosed();
+    checkClosed(this);
     const p = this[S].popen;
     return p ? p.poll() : null;
   }
 
   get ident(): number | null {
-    this.#checkClosed();
+    checkClosed(this);
     const s = this[S];
     if (s.isCurrent) return process.pid;
     return s.popen?.pid ?? null;
@@ -248,7 +255,7 @@ export class BaseProcess {
 
   /** A descriptor that becomes readable when the process ends (a pidfd). */
   get sentinel(): number {
-    this.#checkClosed();
+    checkClosed(this);
     const p = this[S].popen;
     if (!p) throw new ValueError('process not started');
     return p.sentinel;
@@ -425,11 +432,12 @@ export class ParentProcess {
   isAlive(): boolean {
     return !nativeCall(() => native.waitReadable(this.#pidfd, 0));
   }
-  async join(timeout?: number | null): Promise<void> {
-    await wait.readable(this.#pidfd, timeout);
+  async join(timeout?: Timeout | TimeoutOptions): Promise<void> {
+    await wait.readable(this.#pidfd, timeoutSeconds(timeoutArg(timeout, 'join')));
   }
-  joinSync(timeout?: number | null): void {
-    nativeCall(() => native.waitReadable(this.#pidfd, timeout ?? null));
+  joinSync(timeout?: Timeout | TimeoutOptions): void {
+    const t = timeoutSeconds(timeoutArg(timeout, 'joinSync'));
+    nativeCall(() => native.waitReadable(this.#pidfd, t));
   }
   toString(): string {
     return `<ParentProcess name='${this.name}' parent=${this.pid} ${this.isAlive() ? 'started' : 'stopped'}>`;

@@ -3,8 +3,9 @@
 // from the one ArrayBuffer of its arena (heap.ts), so element access is native speed.
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
-import { ValueError } from './errors.js';
+import { TimeoutError, ValueError } from './errors.js';
 import { adoptBlock, allocBlock, bufferOf, holdUntilCollected, transferOf, type BlockId, type NativeBlock } from './heap.js';
+import { isPlainObject, optionalArgs } from './options.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { RLock, type AcquireOptions, type Held, type Timeout } from './synchronize.js';
 
@@ -236,10 +237,6 @@ function initStruct(cls: StructType, dv: DataView, off: number, init: unknown): 
 function setField(f: Field, dv: DataView, off: number, v: unknown): void {
   if (f.type instanceof SimpleCType) writeScalar(f.type, dv, off + f.offset, v);
   else initStruct(f.type, dv, off + f.offset, v);
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 // ---- scalar access ----------------------------------------------------------------
@@ -718,7 +715,7 @@ export class SynchronizedBase<O = any> {
   /** Scoped hold of the wrapper's lock: `{ using h = await v.hold(); ... }`. */
   async hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
     if (this._lock.hold) return this._lock.hold(block, timeout);
-    await this._lock.acquire(block, timeout);
+    if (!(await this._lock.acquire(block, timeout))) throw new TimeoutError('could not acquire the lock');
     let done = false;
     const release = (): void => {
       if (!done) {
@@ -901,8 +898,16 @@ function syncStructClass(type: StructType): typeof Synchronized {
   return cls;
 }
 
-/** Python's `synchronized(obj, lock=None)`: a process-safe wrapper using `lock` (default a new RLock). */
-export function synchronized(obj: any, lock?: LockLike | null): any {
+/**
+ * Python's `synchronized(obj, lock=None, ctx=None)`: a process-safe wrapper using `lock`
+ * (default a new RLock); also `synchronized(obj, { lock })`.
+ */
+export function synchronized(obj: any, lockOrOptions?: LockLike | null | SharedOptions, ctx?: unknown): any {
+  let lock = lockOrOptions as LockLike | null | undefined;
+  if (isPlainObject(lockOrOptions) || ctx !== undefined) {
+    const l = optionalArgs<SharedOptions>('synchronized', ['lock', 'ctx'], [lockOrOptions, ctx]).lock;
+    lock = l === true ? null : (l as LockLike | null | undefined);
+  }
   if (obj instanceof SynchronizedBase) throw new TypeError('object is already synchronized');
   if (obj instanceof CValue) return new Synchronized(obj, lock);
   if (obj instanceof Structure) return new (syncStructClass(obj.constructor as StructType))(obj, lock);

@@ -79,6 +79,8 @@ class SpawnPopen implements Popen {
           env: Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
           passFds: [childEnd],
           dieWithParent: proc.daemon,
+          // As Python's _close_stdin: a child reads nothing of the parent's input.
+          nullStdin: true,
         }),
       );
     } catch (e) {

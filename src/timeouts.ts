@@ -1,6 +1,7 @@
 // Python's timeout and block/timeout argument rules, shared by every blocking call.
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
+import { optionalArg, optionalArgs } from './options.js';
 
 /** Seconds; null/undefined: no limit; negative: zero. */
 export type Timeout = number | null | undefined;
@@ -11,14 +12,22 @@ export interface BlockOptions {
   timeout?: Timeout;
 }
 
-export function blockArgs(block: boolean | BlockOptions | undefined, timeout: Timeout): [boolean, Timeout] {
-  if (block !== null && typeof block === 'object') return [block.block ?? true, block.timeout];
+/** `{ timeout }`: the options form of a call whose one optional argument is a timeout. */
+export interface TimeoutOptions {
+  timeout?: Timeout;
+}
+
+export function blockArgs(block: boolean | BlockOptions | undefined, timeout: Timeout, call = 'call'): [boolean, Timeout] {
+  if (block !== null && typeof block === 'object') {
+    const o = optionalArgs<BlockOptions>(call, ['block', 'timeout'], [block, timeout]);
+    return [o.block ?? true, o.timeout];
+  }
   return [block ?? true, timeout];
 }
 
-/** `timeout` or `{ timeout }`. */
-export function timeoutArg(timeout: Timeout | { timeout?: Timeout }): Timeout {
-  return timeout !== null && typeof timeout === 'object' ? timeout.timeout : timeout;
+/** `timeout` or `{ timeout }` (an unknown option is a TypeError naming `call`). */
+export function timeoutArg(timeout: Timeout | TimeoutOptions, call = 'call'): Timeout {
+  return timeout !== null && typeof timeout === 'object' ? optionalArg<Timeout>(call, 'timeout', timeout) : timeout;
 }
 
 /** Seconds to wait (never negative), or null for no limit. */

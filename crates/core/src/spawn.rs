@@ -21,6 +21,9 @@ pub struct Command {
     pub pass_fds: Vec<RawFd>,
     /// Kill the child with SIGKILL when the parent dies (PR_SET_PDEATHSIG).
     pub die_with_parent: bool,
+    /// Give the child `/dev/null` as its standard input (Python's `_close_stdin`) instead
+    /// of the parent's.
+    pub null_stdin: bool,
 }
 
 /// A started child.
@@ -71,6 +74,8 @@ pub fn spawn(cmd: &Command) -> io::Result<Child> {
     let pass = cmd.pass_fds.clone();
     let mut high = vec![0 as RawFd; pass.len()];
     let die_with_parent = cmd.die_with_parent;
+    let null_stdin = cmd.null_stdin;
+    let dev_null: &std::ffi::CStr = c"/dev/null";
     let errw = err_write.as_raw_fd();
 
     let pid = unsafe { libc::fork() };
@@ -112,6 +117,19 @@ pub fn spawn(cmd: &Command) -> io::Result<Child> {
                 // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
                 if libc::dup2(fd, 3 + i as RawFd) < 0 {
                     fail(errw);
+                }
+            }
+            if null_stdin {
+                // The lowest free number: 0 itself if the parent had no standard input.
+                let fd = libc::open(dev_null.as_ptr(), libc::O_RDONLY);
+                if fd < 0 {
+                    fail(errw);
+                }
+                if fd != 0 {
+                    if libc::dup2(fd, 0) < 0 {
+                        fail(errw);
+                    }
+                    libc::close(fd);
                 }
             }
             // Standard streams are inherited even if the parent marked them close-on-exec.
@@ -206,6 +224,7 @@ mod tests {
             env: vec!["PATH=/usr/bin:/bin".into()],
             pass_fds,
             die_with_parent: false,
+            null_stdin: false,
         }
     }
 
@@ -231,6 +250,21 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = unsafe { libc::read(a.as_raw_fd(), buf.as_mut_ptr() as *mut _, 64) };
         assert_eq!(&buf[..n as usize], b"hi\n");
+    }
+
+    #[test]
+    fn standard_input_is_dev_null_when_asked() {
+        let (a, b) = socketpair().unwrap();
+        // The test's own stdin may be anything; the child's is /dev/null and reads EOF at once.
+        let script = "readlink /proc/self/fd/0 >&3; cat; echo \"end $?\" >&3";
+        let mut cmd = sh(script, vec![b.as_raw_fd()]);
+        cmd.null_stdin = true;
+        let c = spawn(&cmd).unwrap();
+        drop(b);
+        assert_eq!(wait_until(c.pid, c.pidfd.as_raw_fd(), None).unwrap(), Some(0));
+        let mut buf = [0u8; 64];
+        let n = unsafe { libc::read(a.as_raw_fd(), buf.as_mut_ptr() as *mut _, 64) };
+        assert_eq!(&buf[..n as usize], b"/dev/null\nend 0\n");
     }
 
     #[test]

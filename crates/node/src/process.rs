@@ -14,6 +14,8 @@ pub struct SpawnOptions {
     /// `passFds[i]` becomes descriptor 3 + i in the child.
     pub pass_fds: Vec<i32>,
     pub die_with_parent: bool,
+    /// `/dev/null` as the child's standard input (Python gives children that).
+    pub null_stdin: Option<bool>,
 }
 
 #[napi(object)]
@@ -32,6 +34,7 @@ pub fn spawn_child(opts: SpawnOptions) -> napi::Result<SpawnedChild> {
         env: opts.env,
         pass_fds: opts.pass_fds,
         die_with_parent: opts.die_with_parent,
+        null_stdin: opts.null_stdin.unwrap_or(false),
     })
     .map_err(os)?;
     Ok(SpawnedChild { pid: child.pid, pidfd: child.pidfd.into_raw_fd() })

@@ -1,0 +1,184 @@
+// Issue 11: contexts' members, a child's stdin and current process, and the behaviours
+// that had no test (the Process constructor's positional form, daemon inheritance, join of
+// itself, start-method state, Connection on GC, hold() of a synchronized wrapper, Pool defaults).
+import test from 'ava';
+import { AssertionError } from 'node:assert';
+import * as mp from '../index.js';
+import {
+  AuthenticationError, BoundedSemaphore, Barrier, BufferTooShort, Condition, cpuCount, currentProcess, Event, getContext,
+  JoinableQueue, Lock, Pipe, Pool, Process, ProcessError, Queue, RLock, Semaphore, SimpleQueue, SpawnProcess, TimeoutError, Value,
+} from '../index.js';
+import { Connection } from '../src/connection.js';
+import { CValue, SynchronizedArray, Synchronized } from '../src/sharedctypes.js';
+import { holdUntilTold, incrementHeld, putFromContextQueue, reportCurrent, reportInheritedDaemon } from './fixtures/forms_targets.js';
+import { sendBack, sleepForever } from './fixtures/targets.js';
+import { whoAmI } from './fixtures/pool_targets.js';
+import { runTs, startChild } from './helpers.js';
+
+const FIXTURE = '__test__/fixtures/conformance_main.ts';
+
+test('every context member is used as the root export is (with new) and by call, as Python does', async (t) => {
+  const ctx = getContext('spawn');
+  const classes: Array<[string, Function, unknown[]]> = [
+    ['Queue', Queue, [2]], ['JoinableQueue', JoinableQueue, []], ['SimpleQueue', SimpleQueue, []],
+    ['Lock', Lock, []], ['RLock', RLock, []], ['Condition', Condition, []], ['Semaphore', Semaphore, [2]],
+    ['BoundedSemaphore', BoundedSemaphore, [1]], ['Event', Event, []], ['Barrier', Barrier, [2]],
+    ['ProcessError', ProcessError, ['x']], ['BufferTooShort', BufferTooShort, ['x']], ['TimeoutError', TimeoutError, ['x']],
+    ['AuthenticationError', AuthenticationError, ['x']], ['Process', SpawnProcess, [{ target: whoAmI }]],
+  ];
+  for (const [name, cls, args] of classes) {
+    const member = (ctx as unknown as Record<string, any>)[name];
+    const made = new member(...args);
+    const called = member(...args);
+    t.true(made instanceof cls, `new ctx.${name}()`);
+    t.true(called instanceof cls, `ctx.${name}()`);
+    t.true(called instanceof member, `instanceof ctx.${name}`);
+    t.is(made.constructor, called.constructor, name);
+  }
+  // The default context's members are the root's classes.
+  t.true(mp.defaultContext.Queue(1) instanceof Queue);
+  t.true(new mp.defaultContext.Process({ target: whoAmI }) instanceof Process);
+  // Functions, called or with new, as the root's.
+  for (const name of ['Pipe', 'Value', 'Array', 'RawValue', 'RawArray'] as const) {
+    t.is((ctx as unknown as Record<string, unknown>)[name], (mp as unknown as Record<string, unknown>)[name], name);
+  }
+  const [a, b] = new (ctx.Pipe as unknown as new () => [Connection, Connection])();
+  t.true(a instanceof Connection && b instanceof Connection);
+  t.true(ctx.Value('i', 3) instanceof Synchronized);
+  t.true(new (ctx.Array as unknown as new (c: string, n: number) => unknown)('d', 3) instanceof SynchronizedArray);
+  t.true(ctx.RawValue('i', 1) instanceof CValue);
+  t.true(ctx.RawArray('i', 3) instanceof Int32Array);
+  // Subclassing a context's Process works as subclassing the class.
+  class Mine extends ctx.Process {}
+  t.regex(new Mine().name, /^Mine-\d+$/);
+  t.is(new ctx.Process().name.split('-')[0], 'SpawnProcess');
+  // Methods.
+  t.is(ctx.cpuCount(), cpuCount());
+  t.is(ctx.currentProcess(), currentProcess());
+  t.is(ctx.getContext(), ctx);
+  t.deepEqual(ctx.getAllStartMethods(), ['spawn']);
+  t.is(ctx.getStartMethod(), 'spawn');
+  t.throws(() => ctx.getContext('fork'), { instanceOf: mp.ValueError });
+  t.is(typeof ctx.freezeSupport, 'function');
+  t.is(ctx.activeChildren().length, mp.activeChildren().length);
+  t.is(ctx.getLogger(), mp.getLogger());
+});
+
+test('a context Queue made by call crosses processes; a context Pool starts its workers with the context', async (t) => {
+  const ctx = getContext('spawn');
+  const q = ctx.Queue();
+  const [a, b] = Pipe();
+  const p = ctx.Process({ target: putFromContextQueue, args: [q, b] });
+  t.teardown(async () => {
+    if (p.isAlive()) p.kill();
+    await p.join(30);
+  });
+  p.start();
+  t.is(await a.recv(), 'done');
+  t.deepEqual(await q.get(), ['made by ctx.Queue()', true]);
+  await p.join();
+  t.is(p.exitcode, 0);
+  await using pool = new ctx.Pool(1);
+  t.regex(await pool.apply(whoAmI), /^SpawnPoolWorker-\d+$/);
+  await using pool2 = ctx.Pool({ processes: 1 });
+  t.is(pool2._processes, 1);
+});
+
+test("a child's standard input is /dev/null, not the parent's", async (t) => {
+  const r = await runTs(FIXTURE, ['stdin']);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.regex(out.parent, /^(pipe|socket):/, 'the test gave the program a pipe');
+  t.deepEqual(out.child, { fd0: '/dev/null', read: 0 });
+});
+
+test('currentProcess() in a child: its pid, alive, and AssertionError for join/start as Python', async (t) => {
+  const [a, b] = Pipe();
+  const p = startChild(t, reportCurrent, [b]);
+  const r = await a.recv();
+  t.deepEqual(r, {
+    pid: true, ident: true, alive: true, exitcode: null,
+    join: 'AssertionError: can only join a child process',
+    joinSync: 'AssertionError: can only join a child process',
+    start: 'AssertionError: can only start a process object created by current process',
+    repr: `<Process name='${p.name}' parent=${process.pid} started>`,
+  });
+  // Join of itself in the main process too.
+  await t.throwsAsync(currentProcess().join(), { instanceOf: AssertionError, message: 'can only join a child process' });
+  t.true(currentProcess().isAlive());
+});
+
+test("Python's positional Process constructor: (group, target, name, args, kwargs, daemon); group must be null", async (t) => {
+  const [a, b] = Pipe();
+  const p = new Process(null, sendBack, 'positional', [b, 1, 2], {}, true);
+  t.is(p.name, 'positional');
+  t.true(p.daemon);
+  p.start();
+  t.deepEqual(await a.recv(), [1, 2]);
+  await p.join();
+  t.is(p.exitcode, 0);
+  t.throws(() => new Process('group', sendBack), { instanceOf: AssertionError, message: 'group argument must be None for now' });
+  t.throws(() => new Process(null, sendBack, null, [], { k: 1 }), { instanceOf: TypeError, message: /kwargs/ });
+  const q = new Process(undefined, sendBack);
+  t.false(q.daemon);
+});
+
+test('daemon is inherited from the creating process', async (t) => {
+  for (const daemon of [true, false]) {
+    const [a, b] = Pipe();
+    const p = new Process({ target: reportInheritedDaemon, args: [b], daemon });
+    t.teardown(async () => {
+      if (p.isAlive()) p.kill();
+      await p.join(30);
+    });
+    p.start();
+    t.is(await a.recv(), daemon);
+    await p.join();
+  }
+  t.false(new Process({ target: sleepForever }).daemon);
+});
+
+test('getStartMethod(allowNone) before and after the default is fixed; setStartMethod twice', async (t) => {
+  const r = await runTs(FIXTURE, ['start-method']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(JSON.parse(r.stdout), [null, null, 'spawn', 'spawn', 'RuntimeError: context has already been set']);
+  const r2 = await runTs(FIXTURE, ['set-twice']);
+  t.is(r2.code, 0, r2.stderr);
+  t.deepEqual(JSON.parse(r2.stdout), ['spawn', 'RuntimeError: context has already been set', 'forced']);
+});
+
+test('a Connection dropped without close() is closed when collected', async (t) => {
+  const r = await runTs(FIXTURE, ['gc'], 60_000, ['--expose-gc']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(JSON.parse(r.stdout), { before: true, after: false });
+});
+
+test('hold() of a synchronized Value excludes other processes; a hold that times out throws', async (t) => {
+  const v = Value('i', 0);
+  const ps = [0, 1].map(() => startChild(t, incrementHeld, [v, 200]));
+  await incrementHeld(v, 200);
+  for (const p of ps) await p.join();
+  t.is(v.value, 600);
+  const [a, b] = Pipe();
+  startChild(t, holdUntilTold, [v, b]);
+  t.is(await a.recv(), 'holding');
+  await t.throwsAsync(v.hold(true, 0.2), { instanceOf: TimeoutError });
+  await t.throwsAsync(v.hold(false), { instanceOf: TimeoutError });
+  a.send('go');
+  {
+    using h = await v.hold({ timeout: 30 });
+    void h;
+    v.value = 7;
+  }
+  t.is(v.value, 7);
+});
+
+test("Pool's default size is cpuCount(); its context option picks the workers' start method", async (t) => {
+  await using pool = new Pool();
+  t.is(pool._processes, cpuCount());
+  t.is(pool._pool.length, cpuCount());
+  await using p2 = new Pool({ processes: 1, context: getContext('spawn') });
+  t.regex(await p2.apply(whoAmI), /^SpawnPoolWorker-\d+$/);
+  await using p3 = new Pool(1, null, [], null, mp.defaultContext);
+  t.regex(await p3.apply(whoAmI), /^SpawnPoolWorker-\d+$/);
+});
