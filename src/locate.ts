@@ -37,18 +37,33 @@ function refreshScripts(scriptId: string): void {
   post('Debugger.disable');
 }
 
+function connect(): void {
+  if (session) return;
+  const { Session } = lazyRequire('node:inspector') as typeof import('node:inspector');
+  session = new Session();
+  session.connect();
+  session.on('Debugger.scriptParsed', (m) => {
+    if (m.params.url) scriptUrls.set(m.params.scriptId, m.params.url);
+  });
+}
+
+/**
+ * Whether the module at `url` (as moduleOf reports it) has been loaded and run in this
+ * process: then importing it again runs nothing.
+ */
+export function isLoaded(url: string): boolean {
+  connect();
+  const { result } = post<{ result: Array<{ scriptId: string; url: string }> }>('Profiler.getBestEffortCoverage');
+  for (const s of result) if (s.url) scriptUrls.set(s.scriptId, s.url);
+  for (const u of scriptUrls.values()) if (u === url) return true;
+  return false;
+}
+
 /** The module URL (or CommonJS path) of the script that defines `fn`, if any. */
 export function moduleOf(fn: Function): string | undefined {
   const hit = cache.get(fn);
   if (hit !== undefined) return hit ?? undefined;
-  if (!session) {
-    const { Session } = lazyRequire('node:inspector') as typeof import('node:inspector');
-    session = new Session();
-    session.connect();
-    session.on('Debugger.scriptParsed', (m) => {
-      if (m.params.url) scriptUrls.set(m.params.scriptId, m.params.url);
-    });
-  }
+  connect();
   const g = globalThis as { __mpLocateProbe?: Function };
   g.__mpLocateProbe = fn;
   let url: string | undefined;

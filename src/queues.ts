@@ -64,16 +64,19 @@ const fast = native.ringFastPaths() as FastPaths;
 const VIEW_LIMIT = 4096;
 const views: (Buffer | undefined)[] = [];
 
-/** An item as received: its length in `scratch`, or a Buffer of its own. */
-function decode(r: number | Buffer): unknown {
-  if (typeof r !== 'number') return loads(r, undefined, true);
+/**
+ * An item as received: its length in `scratch`, or a Buffer of its own. `trusted`: the
+ * queue is the family's (see reduction.loads).
+ */
+function decode(r: number | Buffer, trusted: boolean): unknown {
+  if (typeof r !== 'number') return loads(r, undefined, true, trusted);
   // The V8 format may rebuild objects by importing modules, which may use a queue in
   // turn: keep the bytes out of the shared scratch buffer.
-  if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)));
-  if (r > VIEW_LIMIT) return loads(scratch.subarray(0, r));
+  if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)), undefined, false, trusted);
+  if (r > VIEW_LIMIT) return loads(scratch.subarray(0, r), undefined, false, trusted);
   let v = views[r];
   if (v === undefined) v = views[r] = scratch.subarray(0, r);
-  return loads(v);
+  return loads(v, undefined, false, trusted);
 }
 
 function call<T>(fn: () => T): T {
@@ -128,7 +131,8 @@ atExit(function flushQueues() {
 }, 5);
 
 const ADOPT = Symbol('adopt');
-type Adopted = { [ADOPT]: Handle };
+/** A ring received in a message; `trusted`: that message came from the family. */
+type Adopted = { [ADOPT]: Handle; trusted: boolean };
 
 function isAdopted(v: unknown): v is Adopted {
   return v !== null && typeof v === 'object' && ADOPT in v;
@@ -140,6 +144,11 @@ abstract class BaseQueue {
   readonly _h: Handle;
   /** The fast paths' handle on the same ring. */
   readonly #raw: unknown;
+  /**
+   * Whether items may hold code (functions by source text): true for a queue made here
+   * or passed by the family, false for one that came from an unauthenticated peer.
+   */
+  readonly #trusted: boolean = true;
   #closed = false;
   #cancelJoin = false;
   /** Puts waiting for room, in order; only the first one watches. */
@@ -154,6 +163,7 @@ abstract class BaseQueue {
     if (isAdopted(maxsize)) {
       this._h = maxsize[ADOPT];
       this.#raw = native.ringRaw(this._h);
+      this.#trusted = maxsize.trusted;
       return;
     }
     const opts: QueueOptions = maxsize !== null && typeof maxsize === 'object' ? { ...maxsize, ...options } : { ...options, maxsize };
@@ -225,7 +235,7 @@ abstract class BaseQueue {
       throw mapNativeError(e);
     }
     if (r === -1) throw new Empty();
-    return decode(r);
+    return decode(r, this.#trusted);
   }
 
   /** @internal */
@@ -372,7 +382,7 @@ abstract class BaseQueue {
       if (expired(deadline)) return this.#get(0);
       const token = futexToken();
       const r = call(() => native.ringGetOrWatch(this._h, token, secondsLeft(deadline)));
-      if (r !== -1) return decode(r);
+      if (r !== -1) return decode(r, this.#trusted);
       await changed(token);
       native.ringDisarm(this._h, token);
     }
@@ -391,6 +401,10 @@ abstract class BaseQueue {
   /** @internal */
   protected _close(): void {
     this.#closed = true;
+    // The descriptor only serves to pass the queue on, which a closed queue cannot be;
+    // the shared memory stays mapped for this process's waiting puts, and is unmapped
+    // when the object is collected (the native handle's finalizer).
+    native.ringReleaseFd(this._h);
   }
 
   /** @internal */
@@ -408,6 +422,7 @@ abstract class BaseQueue {
   protected abstract get _kind(): string;
 
   [reduce](): Reduced {
+    if (this.#closed) throw this._closedError();
     return { kind: 'queue', state: { cls: this._kind }, fds: [native.ringFd(this._h)] };
   }
 
@@ -574,10 +589,10 @@ interface QueueState {
   cls: string;
 }
 
-registerKind('queue', (s: QueueState, fds: number[]) => {
+registerKind('queue', (s: QueueState, fds: number[], trusted: boolean) => {
   const h = call(() => native.ringAdopt(fds[0]));
   if (s.cls !== 'SimpleQueue') debug('Queue._after_fork()');
-  const adopted = { [ADOPT]: h } as Adopted;
+  const adopted: Adopted = { [ADOPT]: h, trusted };
   switch (s.cls) {
     case 'JoinableQueue': return new JoinableQueue(adopted as unknown as number);
     case 'SimpleQueue': return new SimpleQueue(adopted as unknown as QueueOptions);

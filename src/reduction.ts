@@ -10,8 +10,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { errorClasses, PythonError } from './errors.js';
-import { looksExported, moduleOf } from './locate.js';
+import { AuthenticationError, errorClasses, PythonError } from './errors.js';
+import { isLoaded, looksExported, moduleOf } from './locate.js';
+import { native } from './native.js';
 import { libraryModuleUrl } from './util.js';
 
 /** Objects of this library implement this to say how they cross a process boundary. */
@@ -32,7 +33,13 @@ export interface Shareable {
   [reduce](): Reduced;
 }
 
-type Rebuild = (state: any, fds: number[]) => unknown;
+/**
+ * Re-creates an object. `trusted`: whether the message came from the process's family
+ * (its parent, children, Pool workers, the objects they share) or from a peer that
+ * authenticated with an authkey; objects that receive messages themselves (a Connection,
+ * a Queue) keep it.
+ */
+type Rebuild = (state: any, fds: number[], trusted: boolean) => unknown;
 const rebuilders = new Map<string, Rebuild>();
 
 /** Register how objects of `kind` are re-created from their state and descriptors. */
@@ -285,9 +292,11 @@ class Reviver {
   objs: unknown[];
   fdsOf: number[][];
   building = new Set<number>();
+  /** References whose rebuilding started (their rebuilder owns their descriptors). */
+  started = new Set<number>();
   revived = new Map<object, unknown>();
 
-  constructor(public refs: RefEntry[], fds: number[]) {
+  constructor(public refs: RefEntry[], fds: number[], readonly trusted: boolean) {
     this.objs = new Array(refs.length);
     this.fdsOf = [];
     let at = 0;
@@ -297,13 +306,22 @@ class Reviver {
     }
   }
 
+  /** The descriptors of references whose rebuilding never started. */
+  unclaimed(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.refs.length; i++) if (!this.started.has(i)) out.push(...this.fdsOf[i]);
+    return out;
+  }
+
   ref(i: number): unknown {
     if (i in this.objs) return this.objs[i];
     if (this.building.has(i)) throw new TypeError('cannot rebuild a reference that contains itself');
-    this.building.add(i);
     const entry = this.refs[i];
+    if (entry === undefined) throw notAMessage(`reference ${i} is not in its table`);
+    this.building.add(i);
     const state = this.revive(entry.s);
-    const obj = rebuild(entry.k, state, this.fdsOf[i]);
+    this.started.add(i);
+    const obj = rebuild(entry.k, state, this.fdsOf[i], this.trusted);
     this.objs[i] = obj;
     this.building.delete(i);
     return obj;
@@ -344,7 +362,7 @@ class Reviver {
   }
 }
 
-function rebuild(kind: string, state: unknown, fds: number[]): unknown {
+function rebuild(kind: string, state: unknown, fds: number[], trusted: boolean): unknown {
   let fn = rebuilders.get(kind);
   const home = fn ? undefined : kindModuleUrl(kind);
   if (home) {
@@ -353,45 +371,122 @@ function rebuild(kind: string, state: unknown, fds: number[]): unknown {
     fn = rebuilders.get(kind);
   }
   if (!fn) throw new TypeError(`cannot rebuild an object of kind '${kind}': its module is not loaded`);
-  return fn(state, fds);
+  return fn(state, fds, trusted);
 }
+
+/** A message that is not one: a clear error, whatever the bytes (V8's own messages say little). */
+function notAMessage(why: string): TypeError {
+  return new TypeError(`not a serialized message (${why})`);
+}
+
+/** Most descriptors one message can carry (the kernel's SCM_MAX_FD). */
+const MAX_FDS = 253;
 
 function decode(data: Uint8Array): { refs: RefEntry[] | null; des: v8.DefaultDeserializer } {
   const des = new v8.DefaultDeserializer(data);
-  des.readHeader();
-  const refs = des.readValue() as RefEntry[] | null;
-  return { refs, des };
+  let refs: unknown;
+  try {
+    des.readHeader();
+    refs = des.readValue();
+  } catch (e) {
+    throw notAMessage((e as Error).message);
+  }
+  if (refs === null) return { refs, des };
+  if (!Array.isArray(refs)) throw notAMessage('bad reference table');
+  let total = 0;
+  for (const r of refs as unknown[]) {
+    const e = r as RefEntry | null;
+    if (e === null || typeof e !== 'object' || typeof e.k !== 'string' || !Number.isInteger(e.n) || e.n < 0) {
+      throw notAMessage('bad reference table');
+    }
+    total += e.n;
+  }
+  if (total > MAX_FDS) throw notAMessage(`${total} descriptors`);
+  return { refs: refs as RefEntry[], des };
+}
+
+function readBody(des: v8.DefaultDeserializer): unknown {
+  try {
+    return des.readValue();
+  } catch (e) {
+    throw notAMessage((e as Error).message);
+  }
+}
+
+/**
+ * A message from a peer outside the family that did not authenticate must not make
+ * this process run code: no function or class from source text (evaluating it runs it:
+ * a class's `static {}` block, a "function" that is a statement), no module imported,
+ * no Process. Functions by reference to a module this process has already loaded are
+ * fine: nothing runs to find them. Checked before anything in the message is rebuilt.
+ */
+function checkFromStranger(refs: RefEntry[]): void {
+  for (const r of refs) {
+    if (r.k === 'process') throw refused('a Process object');
+    if (r.k === 'function') {
+      const s = functionState(r.s);
+      if (!loadedExport(s)) {
+        throw refused(
+          s.url && isModuleUrl(s.url)
+            ? `function '${s.name || '<anonymous>'}' of ${s.url}, a module this process has not loaded (importing it would run it)`
+            : `function '${s.name || '<anonymous>'}' sent by its source text (rebuilding it would run that text)`,
+        );
+      }
+    }
+  }
+}
+
+function refused(what: string): AuthenticationError {
+  return new AuthenticationError(
+    `refused a message holding ${what}: it came from a peer that did not authenticate, and code is accepted only ` +
+      'from this process\'s family (parent, children, Pool workers) or over a connection authenticated with an authkey. ' +
+      'Give the Listener and Client an authkey, or pass { trustPeer: true } if the peer may run code here.',
+  );
 }
 
 /**
  * Deserialize. `takeFds(n)` hands over the descriptors that arrived with the message
  * (ownership passes to the rebuilt objects). With `owned`, `data` is a buffer nobody
- * else uses, so the result may keep a view of it instead of a copy.
+ * else uses, so the result may keep a view of it instead of a copy. `trusted`: the
+ * message comes from the family or an authenticated peer (see checkFromStranger).
+ * Bytes that are not a message give a TypeError.
  */
-export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false): unknown {
-  if (data.length === 0) throw new TypeError('not a serialized message (empty)');
+export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean): unknown {
+  if (data.length === 0) throw notAMessage('empty');
   if (data[0] !== 0xff) return loadsFast(data, owned);
   const { refs, des } = decode(data);
-  const body = des.readValue();
+  const body = readBody(des);
   if (!refs || refs.length === 0) return body;
   const total = refs.reduce((a, r) => a + r.n, 0);
   const fds = total ? takeFds(total) : [];
-  return new Reviver(refs, fds).revive(body);
+  const reviver = new Reviver(refs, fds, trusted);
+  try {
+    if (!trusted) checkFromStranger(refs);
+    return reviver.revive(body);
+  } catch (e) {
+    // Descriptors that no rebuilt object took are closed: nothing keeps them.
+    for (const fd of reviver.unclaimed()) native.closeFd(fd);
+    throw e;
+  }
 }
 
 /** As `loads`, but first imports the modules that sent functions come from. */
-export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false): Promise<unknown> {
-  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned);
+export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean): Promise<unknown> {
+  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned, trusted);
   const { refs } = decode(data);
   if (refs) {
     for (const r of refs) {
       const home = rebuilders.has(r.k) ? undefined : kindModuleUrl(r.k);
       if (home) await import(home);
-      const url = r.k === 'function' ? (r.s as FunctionState).url : undefined;
-      if (url && !modules.has(url)) await importModule(url);
+      if (r.k !== 'function') continue;
+      const url = functionStateOrNull(r.s)?.url;
+      if (!url || modules.has(url) || !isModuleUrl(url)) continue;
+      // A stranger's reference is followed only to a module that has run here already
+      // (the import is then a cache hit).
+      if (trusted || isLoaded(url)) await importModule(url);
     }
   }
-  return loads(data, takeFds);
+  return loads(data, takeFds, owned, trusted);
 }
 
 function noFds(n: number): number[] {
@@ -411,7 +506,8 @@ function reduceError(e: Error): Reduced {
 }
 
 registerKind('error', (s: ErrorState) => {
-  const cls = errorClasses[s.name] ?? Error;
+  if (s === null || typeof s !== 'object' || typeof s.name !== 'string' || typeof s.message !== 'string') throw notAMessage('bad error state');
+  const cls = Object.hasOwn(errorClasses, s.name) ? errorClasses[s.name] : Error;
   const e = Object.create(cls.prototype) as Error;
   Object.defineProperty(e, 'message', { value: s.message, writable: true, configurable: true });
   if (s.stack !== undefined) Object.defineProperty(e, 'stack', { value: s.stack, writable: true, configurable: true });
@@ -476,31 +572,73 @@ export function _setImportingForChild(v: boolean): void {
   importingForChild = v;
 }
 
-const rebuiltFunctions = new Map<string, Function>();
+/** The state of a sent function, checked: a message's bytes may be anything. */
+function functionStateOrNull(s: unknown): FunctionState | null {
+  const f = s as FunctionState | null;
+  if (f === null || typeof f !== 'object' || typeof f.name !== 'string' || typeof f.source !== 'string') return null;
+  if (f.url !== undefined && typeof f.url !== 'string') return null;
+  return f;
+}
 
-registerKind('function', (s: FunctionState) => {
-  const key = `${s.url}\0${s.name}\0${s.source}`;
-  const cached = rebuiltFunctions.get(key);
-  if (cached) return cached;
-  let fn: Function | undefined;
-  if (s.url) {
-    const mod = moduleSync(s.url);
-    if (mod) {
-      const byName = s.name ? mod[s.name] : undefined;
-      if (typeof byName === 'function' && Function.prototype.toString.call(byName) === s.source) fn = byName;
-      else if (mod.default && typeof mod.default === 'function' && Function.prototype.toString.call(mod.default) === s.source) fn = mod.default as Function;
-      else {
-        for (const v of Object.values(mod)) {
-          if (typeof v === 'function' && Function.prototype.toString.call(v) === s.source) {
-            fn = v;
-            break;
-          }
-        }
-      }
-    }
+function functionState(s: unknown): FunctionState {
+  const f = functionStateOrNull(s);
+  if (!f) throw notAMessage('bad function state');
+  return f;
+}
+
+/** A module path or file: URL (what moduleOf reports), not a data:, node: or remote URL. */
+function isModuleUrl(url: string): boolean {
+  return url.startsWith('/') || url.startsWith('file:');
+}
+
+/** The module's export that `s` names (same source text), if `mod` has it. */
+function exportOf(mod: Record<string, unknown>, s: FunctionState): Function | undefined {
+  const byName = s.name ? mod[s.name] : undefined;
+  if (typeof byName === 'function' && Function.prototype.toString.call(byName) === s.source) return byName;
+  if (mod.default && typeof mod.default === 'function' && Function.prototype.toString.call(mod.default) === s.source) return mod.default as Function;
+  for (const v of Object.values(mod)) {
+    if (typeof v === 'function' && Function.prototype.toString.call(v) === s.source) return v;
   }
-  fn ??= fromSource(s);
-  rebuiltFunctions.set(key, fn);
+  return undefined;
+}
+
+/**
+ * The function `s` refers to, looked up only in modules this process has loaded
+ * already (imported by a message, or in require's cache): finding it runs nothing.
+ */
+function loadedExport(s: FunctionState): Function | undefined {
+  if (!s.url || !isModuleUrl(s.url)) return undefined;
+  let mod = modules.get(s.url);
+  if (!mod) {
+    const path = s.url.startsWith('file:') ? fileURLToPath(s.url) : s.url;
+    mod = require.cache[path]?.exports as Record<string, unknown> | undefined;
+  }
+  return mod && typeof mod === 'object' ? exportOf(mod, s) : undefined;
+}
+
+/** Functions rebuilt by reference, and from source text (family only), by their state. */
+const rebuiltFunctions = new Map<string, Function>();
+const fromSourceFunctions = new Map<string, Function>();
+
+registerKind('function', (st: unknown, _fds, trusted) => {
+  const s = functionState(st);
+  const key = `${s.url}\0${s.name}\0${s.source}`;
+  if (!trusted) {
+    // checkFromStranger found it already; this is the same lookup.
+    const fn = rebuiltFunctions.get(key) ?? loadedExport(s);
+    if (!fn) throw refused(`function '${s.name || '<anonymous>'}'`);
+    return fn;
+  }
+  const cached = rebuiltFunctions.get(key) ?? fromSourceFunctions.get(key);
+  if (cached) return cached;
+  const mod = s.url && isModuleUrl(s.url) ? moduleSync(s.url) : undefined;
+  let fn = mod ? exportOf(mod, s) : undefined;
+  if (fn) {
+    rebuiltFunctions.set(key, fn);
+    return fn;
+  }
+  fn = fromSource(s);
+  fromSourceFunctions.set(key, fn);
   return fn;
 });
 

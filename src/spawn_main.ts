@@ -19,14 +19,14 @@ async function main(): Promise<number> {
   if (fromSources) await import('./context.js');
   const channel = new native.NativeConnection(BOOTSTRAP_FD);
   const takeFds = (n: number) => channel.takeFds(n);
-  const prep = loads(channel.recv(true, null, null)!, takeFds) as Preparation;
+  const prep = loads(channel.recv(true, null, null)!, takeFds, false, true) as Preparation;
   _applyParentLogging(prep);
   const procData = channel.recv(true, null, null)!;
   let proc: BaseProcess;
   // While the target's modules load, starting a process is Python's bootstrapping error.
   _setImportingForChild(true);
   try {
-    proc = (await loadsAsync(procData, takeFds)) as BaseProcess;
+    proc = (await loadsAsync(procData, takeFds, false, true)) as BaseProcess; // from the parent
   } finally {
     _setImportingForChild(false);
     channel.close();
