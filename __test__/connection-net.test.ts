@@ -329,7 +329,7 @@ test.serial('garbage, a header claiming gigabytes, or an early hang-up fail that
   }
 });
 
-test.serial('a client that connects and says nothing: handshake timeout; a concurrent accept serves the next client meanwhile', async (t) => {
+test.serial('a client that connects and says nothing: handshake timeout; accept() serves the next client meanwhile', async (t) => {
   using l = new Listener(['127.0.0.1', 0], { authkey: key, handshakeTimeout: 2 });
   const [, port] = tcpAddress(l);
   const started = Date.now();
@@ -337,12 +337,12 @@ test.serial('a client that connects and says nothing: handshake timeout; a concu
   const silent = await rawConnect(port);
   silent.resume(); // read (and drop) the challenge, so that the hang-up is seen
   await new Promise((r) => setTimeout(r, 50));
-  // The next client is served while the silent one still holds its handshake.
-  const second = l.accept();
+  // The next client is served while the silent one still holds its handshake: accept()
+  // hands out handshakes in the order they finish.
   const c = await Client(l.address, { authkey: key });
-  const s = await second;
+  const s = await first;
   t.true(Date.now() - started < 1900, 'served before the silent client timed out');
-  await t.throwsAsync(first, { instanceOf: AuthenticationError, message: 'authentication handshake timed out' });
+  await t.throwsAsync(l.accept(), { instanceOf: AuthenticationError, message: 'authentication handshake timed out' });
   const took = Date.now() - started;
   t.true(took >= 1950 && took < 6000, `timed out after ${took} ms`);
   // The silent client's socket was closed by the listener.
@@ -351,6 +351,28 @@ test.serial('a client that connects and says nothing: handshake timeout; a concu
   c.close();
   s.close();
   await stillAccepting(t, l);
+});
+
+test.serial('slow loris: silent clients never delay accept() for the others (one accept at a time)', async (t) => {
+  // The default handshake timeout (20 s): before the fix, each silent client held the
+  // listener's only accept for that long.
+  using l = new Listener(['127.0.0.1', 0], { authkey: key });
+  const [, port] = tcpAddress(l);
+  // Not awaited: with the default backlog of 1 they complete as the listener accepts them.
+  const silent = Array.from({ length: 5 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+  const started = Date.now();
+  for (let i = 0; i < 5; i++) {
+    const accepted = l.accept();
+    const c = await Client(l.address, { authkey: key });
+    const s = await Promise.race([accepted, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    t.truthy(s, `good client ${i} was accepted while ${silent.length} silent ones wait`);
+    s!.send(i);
+    t.is(await c.recv(), i);
+    s!.close();
+    c.close();
+  }
+  t.true(Date.now() - started < 10_000);
+  for (const r of silent) r.destroy();
 });
 
 test('with an authkey nothing from the peer is deserialized before authentication succeeds', async (t) => {
@@ -377,7 +399,7 @@ test('with an authkey nothing from the peer is deserialized before authenticatio
     await new Promise((r) => setTimeout(r, 100));
     t.false(existsSync(marker), 'the message was not deserialized');
     // The detector works: deserializing the payload does import the module.
-    await loads(payload);
+    await loads(payload, undefined, false, true);
     await new Promise((r) => setTimeout(r, 100));
     t.true(existsSync(marker), 'deserializing it leaves the mark');
   } finally {

@@ -8,7 +8,7 @@ import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSErro
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
-import { atExit, info } from './util.js';
+import { Finalize, info } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
 import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as reactor from './wait.js';
@@ -50,13 +50,29 @@ async function pickleCodec(serializer: Serializer): Promise<PickleCodec | null> 
   return serializer === 'pickle' ? import('./pickle.js') : null;
 }
 
+/** Marks a Connection as one whose peer is family or authenticated (see `recv`). */
+let setTrusted: (c: Connection, trusted: boolean) => Connection;
+
 export class Connection {
   #conn: NativeConnection | null;
   #readable: boolean;
   #writable: boolean;
   #pickle: PickleCodec | null = null;
+  /** Whether the peer may send code (functions by source text): family or authenticated. */
+  #trusted = false;
 
-  /** Wrap (and take ownership of) a connected stream socket descriptor: `(fd, readable, writable)` or `(fd, { readable, writable })`. */
+  static {
+    setTrusted = (c, trusted) => {
+      c.#trusted = trusted;
+      return c;
+    };
+  }
+
+  /**
+   * Wrap (and take ownership of) a connected stream socket descriptor: `(fd, readable,
+   * writable)` or `(fd, { readable, writable })`. Its peer counts as a stranger: `recv`
+   * refuses functions sent by source text (see `recv`).
+   */
   constructor(fd: number, readable?: boolean | ConnectionOptions, writable?: boolean) {
     ({ readable = true, writable = true } = optionalArgs<ConnectionOptions>('Connection', ['readable', 'writable'], [readable, writable]));
     if (!readable && !writable) throw new ValueError('at least one of `readable` and `writable` must be True');
@@ -186,16 +202,24 @@ export class Connection {
 
   #takeFds = (n: number): number[] => nativeCall(() => this.#open().takeFds(n));
 
-  /** Receive an object sent with `send`. */
+  /**
+   * Receive an object sent with `send`. A function or class sent by its source text is
+   * code this process would run: it is accepted only when the peer is family (a Pipe,
+   * or a Connection passed by the parent, a child or a Pool worker) or authenticated
+   * with an authkey (or the Listener/Client was made with `trustPeer: true`). From any
+   * other peer such a message is refused with an AuthenticationError, with nothing of
+   * it evaluated; the connection stays usable.
+   */
   async recv(): Promise<any> {
     const data = await this.#recvRaw();
     if (this.#pickle) return this.#pickle.loads(data);
-    return loadsAsync(data, this.#takeFds, true);
+    return loadsAsync(data, this.#takeFds, true, this.#trusted);
   }
 
+  /** As `recv`, blocking the calling thread. */
   recvSync(): any {
     if (this.#pickle) return this.#pickle.loads(this.#recvRawSync());
-    return loads(this.#recvRawSync(), this.#takeFds, true);
+    return loads(this.#recvRawSync(), this.#takeFds, true, this.#trusted);
   }
 
   /**
@@ -272,7 +296,8 @@ export class Connection {
   }
 }
 
-registerKind('connection', (s: { r: boolean; w: boolean }, fds) => new Connection(fds[0], s.r, s.w));
+// A connection passed by the family is family; one passed by a stranger is not.
+registerKind('connection', (s: { r: boolean; w: boolean }, fds, trusted) => setTrusted(new Connection(fds[0], s.r !== false, s.w !== false), trusted));
 
 function toBytes(buf: ArrayBufferView | ArrayBuffer): Buffer {
   if (buf instanceof ArrayBuffer) return Buffer.from(buf);
@@ -322,14 +347,15 @@ function copyInto(msg: Buffer, target: Buffer, offset: number): number {
 export function Pipe(duplex?: boolean | { duplex?: boolean }): [Connection, Connection] {
   duplex = optionalArg<boolean>('Pipe', 'duplex', duplex) ?? true;
   const [a, b] = nativeCall(() => native.socketPair());
-  if (duplex) return [new Connection(a), new Connection(b)];
+  // Both ends are this process's, to keep or to pass to its family.
+  if (duplex) return [setTrusted(new Connection(a), true), setTrusted(new Connection(b), true)];
   try {
     native.shutdownFd(a, 1);
     native.shutdownFd(b, 0);
   } catch (e) {
     throw mapNativeError(e);
   }
-  return [new Connection(a, true, false), new Connection(b, false, true)];
+  return [setTrusted(new Connection(a, true, false), true), setTrusted(new Connection(b, false, true), true)];
 }
 
 // ---------------------------------------------------------------------------
@@ -391,15 +417,38 @@ function handshakeDeadline(timeout: number | null | undefined): number | null {
   return timeout == null ? null : Date.now() + Math.max(0, timeout) * 1000;
 }
 
+/** What a SocketListener stands on, released by its finalizer. */
+interface ListeningSocket {
+  fd: number;
+  /** Removes the socket file (and its private directory), if any. */
+  unlink: (() => void) | null;
+}
+
+/** Close a listening socket and remove its file: at close(), exit or collection. */
+function releaseListening(r: ListeningSocket): void {
+  const fd = r.fd;
+  r.fd = -1;
+  const unlink = r.unlink;
+  r.unlink = null;
+  try {
+    if (fd >= 0) {
+      reactor.forget(fd);
+      nativeCall(() => native.closeFd(fd));
+    }
+  } finally {
+    unlink?.();
+  }
+}
+
 /**
  * A bound, listening socket (Python's `SocketListener`): `accept()` waits for the
  * listening descriptor with the reactor, then takes a connection without blocking.
+ * Dropped without `close()`, it is closed (and its socket file removed) when collected.
  */
 export class SocketListener {
-  #fd: number;
+  readonly #socket: ListeningSocket;
+  readonly #finalizer: Finalize<[ListeningSocket]>;
   #family: Family;
-  #unlink: (() => void) | null = null;
-  #cancelExit: (() => void) | null = null;
   readonly _address: Address;
   _lastAccepted: Address | null = null;
 
@@ -411,33 +460,29 @@ export class SocketListener {
     validateFamily(family);
     const addr = checkAddress(address, family);
     if (!Number.isInteger(backlog)) throw new TypeError('backlog must be an integer');
+    let fd: number;
     if (family === 'AF_INET') {
       const [host, port] = addr as readonly [string, number];
       const bound = nativeCall(() => native.listenTcp(host, port, backlog));
-      this.#fd = bound.fd;
+      fd = bound.fd;
       this._address = [bound.host, bound.port] as const;
     } else {
-      this.#fd = nativeCall(() => native.listenUnix(addr as string, backlog));
+      fd = nativeCall(() => native.listenUnix(addr as string, backlog));
       this._address = addr;
     }
     this.#family = family;
+    this.#socket = { fd, unlink: null };
     const path = addr as string;
-    if (family === 'AF_UNIX' && (!path.startsWith('\0') || removeDir)) {
-      this.#unlink = () => {
+    const hasFile = family === 'AF_UNIX' && (!path.startsWith('\0') || removeDir !== undefined);
+    if (hasFile) {
+      this.#socket.unlink = () => {
         if (!path.startsWith('\0')) rmSync(path, { force: true });
         if (removeDir) rmSync(removeDir, { recursive: true, force: true });
       };
-      // Python's Finalize(exitpriority=0): gone at exit even if never closed.
-      this.#cancelExit = atExit(() => this.#runUnlink(), 0);
     }
-  }
-
-  #runUnlink(): void {
-    const unlink = this.#unlink;
-    this.#unlink = null;
-    this.#cancelExit?.();
-    this.#cancelExit = null;
-    unlink?.();
+    // Python's Finalize(exitpriority=0) for the socket file: gone at exit even if never
+    // closed; and, as a collected socket in Python, closed when collected.
+    this.#finalizer = new Finalize(this, releaseListening, [this.#socket], hasFile ? 0 : null);
   }
 
   get _family(): Family {
@@ -446,34 +491,32 @@ export class SocketListener {
 
   /** The listening descriptor: readable when a connection is waiting (usable with `wait()`). */
   fileno(): number {
-    if (this.#fd < 0) throw new OSError('listener is closed');
-    return this.#fd;
+    if (this.#socket.fd < 0) throw new OSError('listener is closed');
+    return this.#socket.fd;
   }
 
-  /** The next connection (no authentication here). */
+  /** The next connection (no authentication here; its peer counts as a stranger). */
   async accept(): Promise<Connection> {
+    return (await this._accept(null))!.conn;
+  }
+
+  /** The next connection and its peer's address; null if `signal` aborts first. @internal */
+  async _accept(signal: AbortSignal | null): Promise<{ conn: Connection; peer: Address } | null> {
     for (;;) {
       const fd = this.fileno();
       const got = nativeCall(() => native.tryAccept(fd));
       if (got) {
-        this._lastAccepted = toAddress(got.peer);
-        return new Connection(got.fd);
+        const peer = toAddress(got.peer);
+        this._lastAccepted = peer;
+        return { conn: new Connection(got.fd), peer };
       }
-      await reactor.readable(fd);
+      if (signal?.aborted) return null;
+      await reactor.readable(fd, null, signal ?? undefined);
     }
   }
 
   close(): void {
-    const fd = this.#fd;
-    this.#fd = -1;
-    try {
-      if (fd >= 0) {
-        reactor.forget(fd);
-        nativeCall(() => native.closeFd(fd));
-      }
-    } finally {
-      this.#runUnlink();
-    }
+    this.#finalizer.call();
   }
 }
 
@@ -489,7 +532,19 @@ export interface ListenerOptions {
   handshakeTimeout?: number | null;
   /** `'pickle'` to exchange objects with CPython clients (default `'v8'`, Node to Node). */
   serializer?: Serializer;
+  /**
+   * Treat unauthenticated clients as family: accept functions and classes they send by
+   * source text, which this process then runs (not in Python, whose pickle runs whatever
+   * a peer sends). Off by default; an authenticated client is trusted anyway.
+   */
+  trustPeer?: boolean;
 }
+
+/** Most client handshakes a Listener runs at once; more clients wait in the backlog. */
+const MAX_HANDSHAKES = 64;
+
+/** A handshake's result, waiting for an `accept()` to take it. */
+type Outcome = { conn: Connection; peer: Address } | { error: unknown };
 
 /**
  * A listening socket (Python's `multiprocessing.connection.Listener`):
@@ -502,6 +557,17 @@ export class Listener {
   #authkey: Buffer | null;
   #handshakeTimeout: number | null;
   #serializer: Serializer;
+  #trustPeer: boolean;
+  /** Handshakes done, in the order they finished, for the next `accept()` calls. */
+  #outcomes: Outcome[] = [];
+  /** `accept()` calls waiting, oldest first. */
+  #takers: Array<{ resolve(c: Connection): void; reject(e: unknown): void }> = [];
+  /** Connections in their handshake. */
+  #handshaking = new Set<Connection>();
+  /** Stops the accepting loop's wait (no taker left, or closed). */
+  #stopPulling: AbortController | null = null;
+  /** Wakes the accepting loop when a handshake slot frees. */
+  #slotFreed: (() => void) | null = null;
 
   constructor(address?: Address | null, family?: Family | null, backlog?: number, authenticate?: boolean | null, authkey?: AuthKey | null);
   constructor(address: Address | null | undefined, family: Family | null | undefined, backlog: number | undefined, authkey: AuthKey | null);
@@ -512,7 +578,7 @@ export class Listener {
   constructor(...args: unknown[]) {
     // Python 3.11's order has the key where the docs have `authenticate`.
     if (args.length >= 4 && isAuthKey(args[3])) args.splice(3, 0, undefined);
-    const o = optionalArgs<ListenerOptions>('Listener', ['address', 'family', 'backlog', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer']);
+    const o = optionalArgs<ListenerOptions>('Listener', ['address', 'family', 'backlog', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer', 'trustPeer']);
     const fam = o.family || (o.address ? addressType(o.address) : null) || defaultFamily;
     validateFamily(fam);
     this.#serializer = checkSerializer(o.serializer);
@@ -538,37 +604,118 @@ export class Listener {
     }
     this.#authkey = key;
     this.#handshakeTimeout = o.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : o.handshakeTimeout;
+    this.#trustPeer = Boolean(o.trustPeer);
   }
 
   /**
    * The next connection, authenticated when the listener has a key: deliver a
    * challenge, then answer one. A failed or timed-out handshake closes that
    * connection and rejects (AuthenticationError); the listener stays usable.
+   *
+   * Handshakes run concurrently (up to 64 at once): a client that says nothing delays
+   * no other. Connections are handed out in the order their handshakes finish.
    */
   async accept(): Promise<Connection> {
     const l = this.#listener;
     if (!l) throw new OSError('listener is closed');
-    const codec = await pickleCodec(this.#serializer);
-    const c = await l.accept();
-    if (codec) c._usePickle(codec);
     // Python: `if self._authkey:` (an empty key means no authentication).
-    if (this.#authkey && this.#authkey.length > 0) {
-      const deadline = handshakeDeadline(this.#handshakeTimeout);
-      try {
-        await deliver(c, this.#authkey, 'sha256', deadline);
-        await answer(c, this.#authkey, deadline);
-      } catch (e) {
-        c.close();
-        throw e;
-      }
+    if (!this.#authkey || this.#authkey.length === 0) {
+      const codec = await pickleCodec(this.#serializer);
+      const c = setTrusted(await l.accept(), this.#trustPeer);
+      if (codec) c._usePickle(codec);
+      return c;
     }
-    return c;
+    const ready = this.#outcomes.shift();
+    if (ready) return this.#hand(ready);
+    return new Promise<Connection>((resolve, reject) => {
+      this.#takers.push({ resolve, reject });
+      void this.#pull(l);
+    });
+  }
+
+  /** An outcome as `accept()` gives it. */
+  #hand(o: Outcome): Connection {
+    if ('error' in o) throw o.error;
+    if (this.#listener) this.#listener._lastAccepted = o.peer;
+    return o.conn;
+  }
+
+  /** Accept connections and start their handshakes while `accept()` calls wait. */
+  async #pull(l: SocketListener): Promise<void> {
+    if (this.#stopPulling) return;
+    let stop = (this.#stopPulling = new AbortController());
+    try {
+      while (this.#takers.length > 0 && this.#listener === l) {
+        // Stopped when the last taker was served, and another came since.
+        if (stop.signal.aborted) stop = this.#stopPulling = new AbortController();
+        if (this.#handshaking.size >= MAX_HANDSHAKES) {
+          await new Promise<void>((r) => (this.#slotFreed = r));
+          continue;
+        }
+        let got: { conn: Connection; peer: Address } | null;
+        try {
+          got = await l._accept(stop.signal);
+        } catch (e) {
+          // The listener was closed (close() rejects the takers), or accept failed.
+          if (this.#listener === l) this.#takers.shift()?.reject(e);
+          continue;
+        }
+        if (got) void this.#handshake(got.conn, got.peer);
+      }
+    } finally {
+      this.#stopPulling = null;
+    }
+  }
+
+  async #handshake(c: Connection, peer: Address): Promise<void> {
+    const key = this.#authkey!;
+    this.#handshaking.add(c);
+    let outcome: Outcome;
+    try {
+      const deadline = handshakeDeadline(this.#handshakeTimeout);
+      await deliver(c, key, 'sha256', deadline);
+      await answer(c, key, deadline);
+      const codec = await pickleCodec(this.#serializer);
+      if (codec) c._usePickle(codec);
+      outcome = { conn: setTrusted(c, true), peer };
+    } catch (e) {
+      c.close();
+      outcome = { error: e };
+    } finally {
+      this.#handshaking.delete(c);
+      const wake = this.#slotFreed;
+      this.#slotFreed = null;
+      wake?.();
+    }
+    if (!this.#listener) {
+      if ('conn' in outcome) outcome.conn.close();
+      return;
+    }
+    const taker = this.#takers.shift();
+    if (!taker) {
+      this.#outcomes.push(outcome);
+      return;
+    }
+    try {
+      taker.resolve(this.#hand(outcome));
+    } catch (e) {
+      taker.reject(e);
+    }
+    // No one waits any more: stop accepting (the backlog keeps the rest).
+    if (this.#takers.length === 0) this.#stopPulling?.abort();
   }
 
   close(): void {
     const l = this.#listener;
     if (l) {
       this.#listener = null;
+      this.#stopPulling?.abort();
+      this.#slotFreed?.();
+      for (const c of this.#handshaking) c.close();
+      this.#handshaking.clear();
+      for (const o of this.#outcomes.splice(0)) if ('conn' in o) o.conn.close();
+      const closed = new OSError('listener is closed');
+      for (const t of this.#takers.splice(0)) t.reject(closed);
       l.close();
     }
   }
@@ -617,6 +764,8 @@ export interface ClientOptions {
   handshakeTimeout?: number | null;
   /** `'pickle'` to exchange objects with a CPython listener (default `'v8'`, Node to Node). */
   serializer?: Serializer;
+  /** Without authentication, accept functions sent by source text from the listener (see ListenerOptions). */
+  trustPeer?: boolean;
 }
 
 /**
@@ -632,7 +781,7 @@ export async function Client(address: Address, options: Omit<ClientOptions, 'add
 export async function Client(address: Address, family: Family | null | undefined, options: Omit<ClientOptions, 'address' | 'family'>): Promise<Connection>;
 export async function Client(...args: unknown[]): Promise<Connection> {
   if (args.length >= 3 && isAuthKey(args[2])) args.splice(2, 0, undefined);
-  const o = optionalArgs<ClientOptions>('Client', ['address', 'family', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer']);
+  const o = optionalArgs<ClientOptions>('Client', ['address', 'family', 'authenticate', 'authkey'], args, [], ['handshakeTimeout', 'serializer', 'trustPeer']);
   if (o.address == null) throw new TypeError('Client() needs an address');
   const fam = o.family || addressType(o.address);
   validateFamily(fam);
@@ -644,7 +793,7 @@ export async function Client(...args: unknown[]): Promise<Connection> {
   const fd = fam === 'AF_INET'
     ? await connectTcp(...(addr as readonly [string, number]))
     : await connectUnix(addr as string);
-  const c = new Connection(fd);
+  const c = setTrusted(new Connection(fd), Boolean(o.trustPeer));
   if (codec) c._usePickle(codec);
   // Python: `if authkey is not None:` (an empty key still authenticates).
   if (key !== null) {
@@ -656,6 +805,8 @@ export async function Client(...args: unknown[]): Promise<Connection> {
       c.close();
       throw e;
     }
+    // An empty key is no secret: it does not make the listener family.
+    if (key.length > 0) setTrusted(c, true);
   }
   return c;
 }
