@@ -13,6 +13,8 @@ import { native } from './native.js';
 import type { BaseProcess } from './process.js';
 import { debug } from './logging.js';
 import { optionalArg, optionalArgs } from './options.js';
+import { Finalize } from './util.js';
+import * as reactor from './wait.js';
 import { dumps } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
@@ -88,6 +90,8 @@ export interface PoolWorkerProcess {
   join(timeout?: number | null): Promise<void>;
   terminate(): void;
   kill(): void;
+  /** A descriptor readable once the worker has ended, if it has one (a process's pidfd). */
+  readonly _waitFd?: number;
 }
 
 interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
@@ -109,6 +113,10 @@ interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
   assigned: number;
   reading: boolean;
   gone: boolean;
+  /** A send to it failed: it gets nothing more (its reader, or the watch, replaces it). */
+  broken: boolean;
+  /** Stops the watch on its end. */
+  unwatch: AbortController;
 }
 
 /** Tasks a worker holds. */
@@ -124,6 +132,30 @@ function takeHeld(w: Worker): PendingTask[] {
   w.inflight.length = 0;
   w.inflightBytes.length = 0;
   return held;
+}
+
+/**
+ * The finalizer of a Pool collected while its workers run (a program dropped it without
+ * close() or terminate()): stop and reap them, as Python's collected Pool terminates.
+ */
+function stopWorkers<P extends PoolWorkerProcess>(workers: Set<Worker<P>>): void {
+  for (const w of workers) {
+    w.gone = true;
+    w.unwatch.abort();
+    w.conn.close();
+    try {
+      w.proc.terminate();
+    } catch {
+      /* closed */
+    }
+    void w.proc.join(KILL_GRACE).then(() => {
+      if (w.proc.exitcode === null) {
+        w.proc.kill();
+        return w.proc.join();
+      }
+    }).catch(() => {});
+  }
+  workers.clear();
 }
 
 function checkFn(func: unknown): void {
@@ -160,6 +192,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
   #bytesPerItem = 16;
+  /** Stops the workers if the pool is collected without terminate/join (Python's `_terminate`). */
+  #finalizer: Finalize<[Set<Worker<P>>]>;
 
   constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null, context?: BaseContext | null);
   constructor(options?: PoolOptions);
@@ -181,6 +215,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     this.#initializer = o.initializer ?? null;
     this.#initargs = [...(o.initargs ?? [])];
     this.#maxtasks = mt;
+    this.#finalizer = new Finalize(this, stopWorkers, [this.#workers]);
     try {
       for (let i = 0; i < processes; i++) this.#startWorker();
     } catch (e) {
@@ -222,11 +257,32 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
     const w: Worker<P> = {
       proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget: Math.floor(granted / 3),
-      fns: new Set(), assigned: 0, reading: false, gone: false,
+      fns: new Set(), assigned: 0, reading: false, gone: false, broken: false, unwatch: new AbortController(),
     };
     this.#workers.add(w);
     debug('added worker');
+    this.#watch(w);
     return w;
+  }
+
+  /**
+   * Notice at once when a worker ends, even while it is idle (bpo-22393's idle case:
+   * otherwise the next task would be sent to a dead worker). The watch keeps neither the
+   * program alive nor the pool from being collected.
+   */
+  #watch(w: Worker<P>): void {
+    if (!('_waitFd' in w.proc)) return;
+    const pool = new WeakRef(this);
+    void reactor.readable(w.proc._waitFd!, null, w.unwatch.signal, false).then((ended) => {
+      const p = ended ? pool.deref() : undefined;
+      if (p) p.#ended(w);
+    });
+  }
+
+  /** A worker ended: an idle one is replaced now; a busy one's reader sees EOF first. */
+  #ended(w: Worker<P>): void {
+    if (w.gone || w.reading || heldCount(w) > 0) return;
+    void this.#lost(w);
   }
 
   /**
@@ -292,7 +348,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     let live = 0;
     let held = 0;
     for (const w of this.#workers) {
-      if (w.gone) continue;
+      if (w.gone || w.broken) continue;
       live++;
       held += heldCount(w);
     }
@@ -306,7 +362,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       const least = level === 0 ? 1 : MIN_QUEUED_CALLS;
       for (const w of this.#workers) {
         if (this.#pending() === 0 || this.#queuedCalls < least) break;
-        if (w.gone || w.inflight.length !== level) continue;
+        if (w.gone || w.broken || w.inflight.length !== level) continue;
         this.#sendBatch(w, level, size);
       }
       this.#flush();
@@ -416,16 +472,33 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     if (outbox.length === 0) return;
     this.#outbox = [];
     for (const { w, batch, data, fds, raw } of outbox) {
+      let sent = false;
       try {
         if (fds.length) w.conn.send(batch);
         else w.conn.sendBytes(data);
+        sent = true;
         if (raw !== null) w.conn.sendBytes(raw);
       } catch {
-        // The worker is gone: its reader sees EOF and fails what it held.
+        // The worker is gone. A batch it never got goes back to the queue for the
+        // others; its reader sees EOF and fails what it did get.
+        if (!sent) this.#unsend(w, batch!);
       }
       if (!w.reading) void this.#read(w);
     }
     itemScratch.reset();
+  }
+
+  /** Take back the last batch given to `w`, which could not be sent, to the queue's head. */
+  #unsend(w: Worker<P>, batch: NonNullable<Batch>): void {
+    const n = batch[1].length / 2;
+    const tasks = w.held.splice(w.held.length - n, n);
+    w.inflight.pop();
+    w.inflightBytes.pop();
+    w.assigned -= n;
+    this.#queue.splice(this.#head, 0, ...tasks);
+    for (const t of tasks) this.#queuedCalls += callsOf(t);
+    w.broken = true;
+    if (!w.reading && heldCount(w) === 0) void this.#lost(w);
   }
 
   /** Return tasks just taken from the queue to its head. */
@@ -539,6 +612,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   /** A worker that reached maxtasksperchild exits by itself: replace it. */
   #retire(w: Worker<P>): void {
     w.gone = true;
+    w.unwatch.abort();
     this.#workers.delete(w);
     w.conn.close();
     void w.proc.join(KILL_GRACE).then(() => {
@@ -547,18 +621,22 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     if (this.#state === RUN || (this.#state === CLOSE && this.#pending() > 0)) this.#startWorker();
   }
 
-  /** EOF from a worker that was not done: fail what it held, replace it. */
+  /** A worker died (EOF, or its end was seen): replace it, fail what it held. */
   async #lost(w: Worker<P>): Promise<void> {
     if (w.gone) return;
     w.gone = true;
-    this.#workers.delete(w);
+    w.unwatch.abort();
     w.conn.close();
+    // The replacement starts first, and the dead worker stays listed until reaped, so
+    // that a join() meanwhile waits for both.
+    if (this.#initError === null && (this.#state === RUN || (this.#state === CLOSE && this.#pending() > 0))) this.#startWorker();
     await w.proc.join(KILL_GRACE);
     if (w.proc.exitcode === null) {
       w.proc.kill();
       await w.proc.join(KILL_GRACE);
     }
     debug('cleaning up worker %d', w.proc.ident);
+    this.#workers.delete(w);
     if (this.#initError !== null) return;
     const code = w.proc.exitcode;
     const held = takeHeld(w);
@@ -566,8 +644,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       const err = new WorkerLostError(`${this._describeWorker(w.proc)} died with exit code ${code} while running this task`);
       for (const t of held) t.job._set(t.index, false, err, 0, t.count);
     }
-    if (this.#state === RUN || (this.#state === CLOSE && this.#pending() > 0)) this.#startWorker();
     this.#dispatch();
+    this.#jobsChanged.fire();
   }
 
   // --- Submitting work ---
@@ -765,6 +843,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     if (this.#workers.size > 0) debug('terminating workers');
     for (const w of this.#workers) {
       w.gone = true;
+      w.unwatch.abort();
       try {
         w.proc.terminate();
       } catch {
@@ -800,6 +879,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         if (!w.conn.closed) w.conn.close();
       }));
     }
+    this.#finalizer.cancel();
   }
 
   /** As Python's `__exit__`: terminate, then wait for the workers. */

@@ -6,7 +6,7 @@ import { inspect } from 'node:util';
 import { assertionError, RuntimeError, ValueError, nativeCall } from './errors.js';
 import { native } from './native.js';
 import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
-import { _setChildrenAtExit, _setProcessNameSource, info, runExitHandlers } from './util.js';
+import { _setChildrenAtExit, _setProcessNameSource, Finalize, info, runExitHandlers } from './util.js';
 import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as wait from './wait.js';
 
@@ -14,6 +14,8 @@ import * as wait from './wait.js';
 export interface Popen {
   readonly pid: number;
   readonly sentinel: number;
+  /** A descriptor readable when the process ends, for the library's own waits (not handed out, unlike `sentinel`). */
+  readonly _waitFd?: number;
   returncode: number | null;
   poll(): number | null;
   waitSync(timeout?: number | null): number | null;
@@ -253,12 +255,24 @@ export class BaseProcess {
     return this.ident;
   }
 
-  /** A descriptor that becomes readable when the process ends (a pidfd). */
+  /**
+   * A descriptor that becomes readable when the process ends (a pidfd). Once read, it
+   * stays open until `close()` or the object is collected, as in Python; a process whose
+   * sentinel was never read releases its pidfd as soon as it is joined.
+   */
   get sentinel(): number {
     checkClosed(this);
     const p = this[S].popen;
     if (!p) throw new ValueError('process not started');
     return p.sentinel;
+  }
+
+  /** As `sentinel`, for the library's own waits: does not keep the pidfd past the join. @internal */
+  get _waitFd(): number {
+    checkClosed(this);
+    const p = this[S].popen;
+    if (!p) throw new ValueError('process not started');
+    return p._waitFd ?? p.sentinel;
   }
 
   /** Python's `_identity`. */
@@ -422,6 +436,7 @@ export class ParentProcess {
   readonly #pidfd: number;
   constructor(readonly name: string, readonly pid: number) {
     this.#pidfd = nativeCall(() => native.pidfdOpen(pid));
+    new Finalize(this, closeFd, [this.#pidfd]);
   }
   get ident(): number {
     return this.pid;
@@ -445,6 +460,11 @@ export class ParentProcess {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+function closeFd(fd: number): void {
+  wait.forget(fd);
+  native.closeFd(fd);
 }
 
 current = new MainProcess();

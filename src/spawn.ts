@@ -8,7 +8,7 @@ import { native } from './native.js';
 import type { Popen } from './process.js';
 import { BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
-import { libraryModuleUrl } from './util.js';
+import { Finalize, libraryModuleUrl } from './util.js';
 import { _loggingForChild } from './logging.js';
 import * as wait from './wait.js';
 
@@ -51,9 +51,33 @@ export interface Preparation {
   logLevel?: number;
 }
 
+/** Close a child's pidfd (a Popen's finalizer). */
+function closePidfd(fd: number): void {
+  wait.forget(fd);
+  native.closeFd(fd);
+}
+
+let endedFd = -1;
+/**
+ * A descriptor that is always readable (a socket whose peer is closed): the sentinel of
+ * every process whose own pidfd was released, as a finished process's sentinel is.
+ */
+function alwaysReadable(): number {
+  if (endedFd < 0) {
+    const [a, b] = nativeCall(() => native.socketPair());
+    native.closeFd(b);
+    endedFd = a;
+  }
+  return endedFd;
+}
+
 class SpawnPopen implements Popen {
   readonly pid: number;
-  readonly sentinel: number;
+  /** The child's pidfd, until released. */
+  #pidfd: number;
+  /** Whether `sentinel` was handed out: then the pidfd lives until close() or collection, as in Python. */
+  #exposed = false;
+  readonly #finalizer: Finalize<[number]>;
   returncode: number | null = null;
   #closed = false;
 
@@ -91,7 +115,9 @@ class SpawnPopen implements Popen {
       native.closeFd(childEnd);
     }
     this.pid = child.pid;
-    this.sentinel = child.pidfd;
+    this.#pidfd = child.pidfd;
+    // Python's Popen finalizer: a collected process object releases its descriptor.
+    this.#finalizer = new Finalize(this, closePidfd, [child.pidfd]);
     const conn = new native.NativeConnection(parentEnd);
     try {
       nativeCall(() => {
@@ -106,17 +132,40 @@ class SpawnPopen implements Popen {
     }
   }
 
+  /**
+   * A descriptor readable once the process has ended (usable with `wait()`). Once
+   * handed out, it stays open until `close()` or collection, as in Python.
+   */
+  get sentinel(): number {
+    if (this.#finalizer.stillActive()) {
+      this.#exposed = true;
+      return this.#pidfd;
+    }
+    return alwaysReadable();
+  }
+
+  /** The pidfd for this object's own waits (does not hand it out). @internal */
+  get _waitFd(): number {
+    return this.#finalizer.stillActive() ? this.#pidfd : alwaysReadable();
+  }
+
+  /** The child has been reaped: nothing needs its pidfd unless it was handed out. */
+  #reaped(code: number | null): number | null {
+    this.returncode = code;
+    if (code !== null && !this.#exposed) this.#finalizer.call();
+    return code;
+  }
+
   poll(): number | null {
     if (this.returncode === null && !this.#closed) {
-      this.returncode = nativeCall(() => native.waitChild(this.pid, this.sentinel, 0));
+      this.#reaped(nativeCall(() => native.waitChild(this.pid, this.#pidfd, 0)));
     }
     return this.returncode;
   }
 
   waitSync(timeout?: number | null): number | null {
     if (this.returncode !== null || this.#closed) return this.returncode;
-    this.returncode = nativeCall(() => native.waitChild(this.pid, this.sentinel, timeout ?? null));
-    return this.returncode;
+    return this.#reaped(nativeCall(() => native.waitChild(this.pid, this.#pidfd, timeout ?? null)));
   }
 
   async wait(timeout?: number | null): Promise<number | null> {
@@ -125,12 +174,12 @@ class SpawnPopen implements Popen {
       if (this.poll() !== null) return this.returncode;
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       if (left === 0) return null;
-      await wait.readable(this.sentinel, left);
+      await wait.readable(this.#pidfd, left);
     }
   }
 
   #signal(sig: number): void {
-    if (this.poll() === null) nativeCall(() => native.signalChild(this.sentinel, sig));
+    if (this.poll() === null) nativeCall(() => native.signalChild(this.#pidfd, sig));
   }
 
   terminate(): void {
@@ -144,8 +193,7 @@ class SpawnPopen implements Popen {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    wait.forget(this.sentinel);
-    native.closeFd(this.sentinel);
+    this.#finalizer.call();
   }
 }
 

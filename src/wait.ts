@@ -45,10 +45,12 @@ function ensureStarted(): void {
 
 /**
  * Resolve true when `fd` is readable (or at EOF), false when `timeout` seconds
- * pass first (null/undefined: no limit) or when `signal` aborts.
+ * pass first (null/undefined: no limit) or when `signal` aborts. With `ref` false the
+ * wait does not keep the process alive (a watch on something that may never happen,
+ * such as an idle pool worker's death).
  */
-export function readable(fd: number, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
-  return ready(fd, false, timeout, signal);
+export function readable(fd: number, timeout?: number | null, signal?: AbortSignal, ref = true): Promise<boolean> {
+  return ready(fd, false, timeout, signal, ref);
 }
 
 /** As `readable`, for writability (a non-blocking connect completing). */
@@ -56,8 +58,9 @@ export function writable(fd: number, timeout?: number | null, signal?: AbortSign
   return ready(fd, true, timeout, signal);
 }
 
-function ready(fd: number, write: boolean, timeout?: number | null, signal?: AbortSignal): Promise<boolean> {
+function ready(fd: number, write: boolean, timeout?: number | null, signal?: AbortSignal, ref = true): Promise<boolean> {
   ensureStarted();
+  const held = ref ? 1 : 0;
   if (signal?.aborted) return Promise.resolve(false);
   return new Promise<boolean>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -65,7 +68,7 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
     const waiter: Waiter = () => {
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      setPending(-1);
+      setPending(-held);
       resolve(true);
     };
     // Timeout or abort: leave the set of waiters; the last one stops the watch.
@@ -78,14 +81,14 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
         waiters.delete(fd);
         native.reactorForget(fd);
       }
-      setPending(-1);
+      setPending(-held);
       resolve(false);
     };
     let set = waiters.get(fd);
     const first = !set;
     if (!set) waiters.set(fd, (set = new Set()));
     set.add(waiter);
-    setPending(1);
+    setPending(held);
     if (first) {
       try {
         if (write) native.reactorWatchWritable(fd);
@@ -93,12 +96,15 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
       } catch (e) {
         set.delete(waiter);
         if (set.size === 0) waiters.delete(fd);
-        setPending(-1);
+        setPending(-held);
         reject(e);
         return;
       }
     }
-    if (timeout != null) timer = setTimeout(giveUp, Math.max(0, timeout) * 1000);
+    if (timeout != null) {
+      timer = setTimeout(giveUp, Math.max(0, timeout) * 1000);
+      if (!ref) timer.unref();
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -353,6 +353,12 @@ impl Ring {
         self.seg.raw_fd()
     }
 
+    /// Close the queue's descriptor (it can no longer be passed on); puts and gets through
+    /// this mapping go on. Returns whether it was open.
+    pub fn release_fd(&self) -> bool {
+        self.seg.release_fd()
+    }
+
     /// The item limit; 0 means unbounded.
     pub fn maxsize(&self) -> u32 {
         self.maxsize

@@ -5,13 +5,16 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use memmap2::MmapRaw;
 
-/// A mapped shared memory segment.
+/// A mapped shared memory segment. Its descriptor is needed only to share it: it can be
+/// released early ([`Segment::release_fd`]) while the mapping stays.
 pub struct Segment {
-    file: File,
+    /// The memfd, or -1 once released.
+    fd: AtomicI32,
     map: MmapRaw,
 }
 
@@ -35,7 +38,7 @@ impl Segment {
 
     fn map(file: File) -> io::Result<Segment> {
         let map = MmapRaw::map_raw(&file)?;
-        Ok(Segment { file, map })
+        Ok(Segment { fd: AtomicI32::new(file.into_raw_fd()), map })
     }
 
     pub fn len(&self) -> usize {
@@ -51,14 +54,25 @@ impl Segment {
         self.map.as_mut_ptr()
     }
 
+    /// The memfd, or -1 once released.
     pub fn raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.fd.load(Ordering::Acquire)
+    }
+
+    /// Close the descriptor now (the segment can no longer be shared); the mapping stays
+    /// until `self` is dropped. Returns whether it was open.
+    pub fn release_fd(&self) -> bool {
+        let fd = self.fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            unsafe { libc::close(fd) };
+        }
+        fd >= 0
     }
 }
 
-impl AsFd for Segment {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.release_fd();
     }
 }
 
@@ -78,5 +92,17 @@ mod tests {
         unsafe { *a.as_ptr().add(100) = 42 };
         assert_eq!(unsafe { *b.as_ptr().add(100) }, 42);
         assert_eq!(b.len(), 4096);
+    }
+
+    #[test]
+    fn a_released_descriptor_leaves_the_mapping() {
+        let a = Segment::create(4096, "test").unwrap();
+        let fd = a.raw_fd();
+        assert!(a.release_fd());
+        assert_eq!(a.raw_fd(), -1);
+        assert!(!a.release_fd());
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1, "the descriptor is closed");
+        unsafe { *a.as_ptr().add(10) = 7 };
+        assert_eq!(unsafe { *a.as_ptr().add(10) }, 7);
     }
 }

@@ -71,8 +71,17 @@ pub fn ring_adopt(fd: i32) -> napi::Result<External<RingHandle>> {
 }
 
 #[napi]
-pub fn ring_fd(h: &External<RingHandle>) -> i32 {
-    h.ring.raw_fd()
+pub fn ring_fd(h: &External<RingHandle>) -> napi::Result<i32> {
+    match h.ring.raw_fd() {
+        fd if fd >= 0 => Ok(fd),
+        _ => Err(coded("Closed", "handle is closed")),
+    }
+}
+
+/// Close the queue's descriptor (Queue.close()); the mapping stays for pending puts.
+#[napi]
+pub fn ring_release_fd(h: &External<RingHandle>) {
+    h.ring.release_fd();
 }
 
 /// [maxsize (0: unbounded), capacity in bytes, largest item in bytes]
