@@ -182,3 +182,19 @@ test("Pool's default size is cpuCount(); its context option picks the workers' s
   await using p3 = new Pool(1, null, [], null, mp.defaultContext);
   t.regex(await p3.apply(whoAmI), /^SpawnPoolWorker-\d+$/);
 });
+
+test("the main module's exported functions sent back while its top level awaits: delivered, never a hang", async (t) => {
+  const r = await runTs('__test__/fixtures/main_functions.ts', ['main'], 60_000);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.is(out.triple, 6, 'a self-contained export works at once');
+  t.true(out.sameFunction, 'a function this process sent comes back as itself');
+  t.regex(out.scaledDuringTopLevel, /^ReferenceError: FACTOR is not defined: function 'scaled' of the main module .* top level/);
+  t.is(out.scaledAfter, 10, 'after the top level the real export is called');
+});
+
+test('functions sent by source may use import(): builtins and paths relative to their own module', async (t) => {
+  const r = await runTs('__test__/fixtures/main_functions.ts', ['import'], 60_000);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(JSON.parse(r.stdout), [{ ok: '\n' }, { ok: 42 }, { ok: 'function' }]);
+});

@@ -6,10 +6,10 @@
 //
 // Wire layout: V8 header, then a table of references, then the value, in which each
 // reference is a marker object `{ __mp_ref__: index }`.
+import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import { AuthenticationError, errorClasses, PythonError } from './errors.js';
 import { isLoaded, looksExported, moduleOf } from './locate.js';
 import { native } from './native.js';
@@ -481,6 +481,11 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
       if (r.k !== 'function') continue;
       const url = functionStateOrNull(r.s)?.url;
       if (!url || modules.has(url) || !isModuleUrl(url)) continue;
+      // Never wait for this program's main module: it may be the one awaiting this message.
+      if (isMainModule(url)) {
+        watchMainModule(url);
+        continue;
+      }
       // A stranger's reference is followed only to a module that has run here already
       // (the import is then a cache hit).
       if (trusted || isLoaded(url)) await importModule(url);
@@ -520,15 +525,64 @@ registerKind('error', (s: ErrorState) => {
 
 // --- Functions ---
 
-interface FunctionState { url?: string; name: string; source: string }
+/**
+ * A function on the wire: `url` when it is exported from that module (sent by reference),
+ * `base` the module it comes from otherwise (relative `import()`s in its text resolve there).
+ */
+interface FunctionState { url?: string; base?: string; name: string; source: string }
 const functionStates = new WeakMap<Function, FunctionState>();
+
+const functionKey = (s: FunctionState): string => `${s.url}\0${s.name}\0${s.source}`;
+/** Exported functions this process has sent: one coming back is the same function. */
+const sentFunctions = new Map<string, WeakRef<Function>>();
+
+// --- This program's main module ---
+//
+// A message from a child may hold a function exported by the main module while that module
+// is still running its top level (awaiting that very message): importing it then would wait
+// for ever. Its namespace is taken once the top level has finished; until then such a
+// function is the one this process sent if it did, or a stand-in that calls the real export
+// as soon as it exists.
+
+let mainUrlCache: string | null | undefined;
+function mainModuleUrl(): string | null {
+  if (mainUrlCache !== undefined) return mainUrlCache;
+  mainUrlCache = null;
+  const entry = process.argv[1];
+  if (entry && !process.argv.includes('--multiprocessing-fork')) {
+    try {
+      mainUrlCache = pathToFileURL(realpathSync(entry)).href;
+    } catch {
+      /* not a file: no main module to protect */
+    }
+  }
+  return mainUrlCache;
+}
+
+/** Whether `url` (a module URL, or a CommonJS path, as a function's state holds) is the main module's. */
+function isMainModule(url: string): boolean {
+  const main = mainModuleUrl();
+  return main !== null && (url === main || url === fileURLToPath(main));
+}
+
+let mainWatched = false;
+/**
+ * Take the main module's namespace once its top level has finished, without waiting here.
+ * `url` is the main module as this process loaded it (so the import finds that instance).
+ */
+function watchMainModule(url: string): void {
+  if (mainWatched) return;
+  mainWatched = true;
+  import(toImportable(url)).then((ns) => modules.set(url, ns as Record<string, unknown>), () => {});
+}
 
 function reduceFunction(fn: Function): Reduced {
   let state = functionStates.get(fn);
   if (!state) {
     const source = Function.prototype.toString.call(fn);
     const url = moduleOf(fn);
-    state = { url: url && looksExported(url, fn.name) ? url : undefined, name: fn.name, source };
+    const exported = url !== undefined && looksExported(url, fn.name);
+    state = exported ? { url, name: fn.name, source } : { base: url, name: fn.name, source };
     if (/\{\s*\[native code\]\s*\}$/.test(source)) {
       throw new TypeError(
         `cannot send function '${fn.name || '<anonymous>'}': it has no source text (a built-in or bound function). ` +
@@ -536,6 +590,10 @@ function reduceFunction(fn: Function): Reduced {
       );
     }
     functionStates.set(fn, state);
+    if (exported) {
+      sentFunctions.set(functionKey(state), new WeakRef(fn));
+      if (isMainModule(url)) watchMainModule(url);
+    }
   }
   return { kind: 'function', state };
 }
@@ -577,6 +635,7 @@ function functionStateOrNull(s: unknown): FunctionState | null {
   const f = s as FunctionState | null;
   if (f === null || typeof f !== 'object' || typeof f.name !== 'string' || typeof f.source !== 'string') return null;
   if (f.url !== undefined && typeof f.url !== 'string') return null;
+  if (f.base !== undefined && typeof f.base !== 'string') return null;
   return f;
 }
 
@@ -622,7 +681,10 @@ const fromSourceFunctions = new Map<string, Function>();
 
 registerKind('function', (st: unknown, _fds, trusted) => {
   const s = functionState(st);
-  const key = `${s.url}\0${s.name}\0${s.source}`;
+  const key = functionKey(s);
+  // A function this process sent comes back as itself.
+  const sent = s.url ? sentFunctions.get(key)?.deref() : undefined;
+  if (sent) return sent;
   if (!trusted) {
     // checkFromStranger found it already; this is the same lookup.
     const fn = rebuiltFunctions.get(key) ?? loadedExport(s);
@@ -631,6 +693,11 @@ registerKind('function', (st: unknown, _fds, trusted) => {
   }
   const cached = rebuiltFunctions.get(key) ?? fromSourceFunctions.get(key);
   if (cached) return cached;
+  if (s.url && !modules.has(s.url) && isMainModule(s.url)) {
+    // Not imported (see loadsAsync), nor required (which fails for a module that awaits).
+    watchMainModule(s.url);
+    return mainStandIn(s);
+  }
   const mod = s.url && isModuleUrl(s.url) ? moduleSync(s.url) : undefined;
   let fn = mod ? exportOf(mod, s) : undefined;
   if (fn) {
@@ -642,30 +709,65 @@ registerKind('function', (st: unknown, _fds, trusted) => {
   return fn;
 });
 
+/**
+ * A main-module function that arrived before the main module's top level finished: calls the
+ * real export once it exists, else its source text rebuilt here.
+ */
+function mainStandIn(s: FunctionState): Function {
+  let rebuilt: Function | undefined;
+  const hint = `function '${s.name}' of the main module ${s.url} arrived while that module was still running its top level ` +
+    '(an await), so it was rebuilt from its source text';
+  const standIn = function (this: unknown, ...args: unknown[]) {
+    const real = modules.get(s.url!)?.[s.name];
+    if (typeof real === 'function') return real.apply(this, args);
+    rebuilt ??= fromSource(s, hint, 'Call it after the top level has finished, or define it in another module.');
+    return rebuilt.apply(this, args);
+  };
+  Object.defineProperty(standIn, 'name', { value: s.name });
+  return standIn;
+}
+
 function exportHint(s: FunctionState): string {
   const where = s.url ? ` in ${s.url}` : '';
   return `function '${s.name || '<anonymous>'}'${where} is not exported from its module, so it was sent by its source text`;
 }
 
-function fromSource(s: FunctionState): Function {
+/** `import('./x.js')` with a literal relative specifier, in a function's text. */
+const RELATIVE_IMPORT = /\bimport\s*\(\s*(['"`])(\.\.?\/[^'"`]*)\1/g;
+
+/**
+ * Compile a function's text in the global scope. Indirect eval rather than vm.Script: its
+ * code may use `import()` (vm needs an experimental flag for that). Relative specifiers
+ * written as literals resolve against the function's own module, as they would there.
+ */
+function compileSource(s: FunctionState, code: string): unknown {
+  const base = s.url ?? s.base;
+  if (base !== undefined && isModuleUrl(base)) {
+    const from = base.startsWith('/') ? pathToFileURL(base).href : base;
+    code = code.replace(RELATIVE_IMPORT, (_m, _q: string, spec: string) => `import(${JSON.stringify(new URL(spec, from).href)}`);
+  }
+  return (0, eval)(`${code}\n//# sourceURL=${(s.name || 'anonymous').replace(/\s/g, '_')} (sent by source)`);
+}
+
+function fromSource(s: FunctionState, hint = exportHint(s), fix = 'Export the function from a module so that it is sent by reference.'): Function {
   let compiled: unknown;
   const attempts = [`(${s.source})`, `({ ${s.source} })[${JSON.stringify(s.name)}]`];
   for (const code of attempts) {
     try {
-      compiled = new vm.Script(code, { filename: `${s.name || 'anonymous'} (sent by source)` }).runInThisContext();
+      compiled = compileSource(s, code);
       break;
     } catch {
       /* try the next form */
     }
   }
   if (typeof compiled !== 'function') {
-    throw new TypeError(`cannot rebuild ${exportHint(s)} and that text does not compile here. Export it from a module.`);
+    throw new TypeError(`cannot rebuild ${hint} and that text does not compile here. Export it from a module.`);
   }
   const inner = compiled as Function;
   const explain = (e: unknown): unknown => {
     if (e instanceof ReferenceError) {
       const err = new ReferenceError(
-        `${e.message}: ${exportHint(s)}, which loses the variables it closes over. Export the function from a module so that it is sent by reference.`,
+        `${e.message}: ${hint}, which loses the variables it closes over. ${fix}`,
       );
       err.stack = `${err.name}: ${err.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
       return err;
