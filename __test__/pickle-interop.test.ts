@@ -11,7 +11,8 @@ import test from 'ava';
 import { Client, Listener, type Connection } from '../src/connection.js';
 import { EOFError, OSError, ValueError } from '../src/errors.js';
 import { PyFloat, Tuple } from '../src/pickle.js';
-import { findPythons, Py, root } from './helpers.js';
+import { answerPython } from './fixtures/pickle_targets.js';
+import { findPythons, Py, root, startChild } from './helpers.js';
 
 const PEER = join(root, '__test__/fixtures/py_pickle_peer.py');
 const key = 'sesame';
@@ -116,6 +117,28 @@ for (const py of found) {
     t.is(out, `version ${py.version}`);
   });
 }
+
+test("a pickle connection handed to a child process still speaks pickle with the CPython peer", async (t) => {
+  using l = new Listener(['127.0.0.1', 0], { authkey: Buffer.from(key), serializer: 'pickle' });
+  const code = `
+import sys
+from multiprocessing.connection import Client
+with Client(('127.0.0.1', int(sys.argv[1])), authkey=b'${key}') as c:
+    c.send({'q': 'from python', 'n': (1, 2)})
+    r = c.recv()
+    print(r['echo'], r['answeredBy'], r['tupleArrived'], r['pid'] != ${process.pid})
+`;
+  const peer = new Py(['-c', code, String((l.address as [string, number])[1])]);
+  t.teardown(() => peer.kill());
+  const c = await l.accept();
+  const child = startChild(t, answerPython, [c]);
+  c.close();
+  await child.join(60);
+  t.is(child.exitcode, 0);
+  const { code: status, out } = await peer.finish();
+  t.is(status, 0, peer.stderr);
+  t.is(out, "{'q': 'from python', 'n': (1, 2)} child True True");
+});
 
 test("serializer: 'xmlrpclib' and unknown names are ValueErrors at the call; 'v8' is the default", async (t) => {
   t.throws(() => new Listener(['127.0.0.1', 0], { serializer: 'xmlrpclib' as 'v8' }), { instanceOf: ValueError, message: /xmlrpclib/ });

@@ -3,12 +3,13 @@
 // library objects inside a message ride along by SCM_RIGHTS.
 import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
-import { Finalize, info } from './util.js';
+import { Finalize, info, libraryModuleUrl } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
 import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as reactor from './wait.js';
@@ -60,6 +61,8 @@ export class Connection {
   #pickle: PickleCodec | null = null;
   /** Whether the peer may send code (functions by source text): family or authenticated. */
   #trusted = false;
+  /** Set while the pickle module of a connection rebuilt in this process is being imported. */
+  #pickleLoad: Promise<unknown> | null = null;
 
   static {
     setTrusted = (c, trusted) => {
@@ -130,11 +133,33 @@ export class Connection {
     this.#pickle = codec;
   }
 
+  /**
+   * Speak pickle once the module is imported (a connection rebuilt in another process);
+   * `recv` waits for the import, the synchronous calls require the module if they come first.
+   * @internal
+   */
+  _usePickleSoon(): void {
+    const load = import('./pickle.js').then((m) => {
+      this.#pickle ??= m;
+      this.#pickleLoad = null;
+    });
+    // A failed import stays pending here: recv rethrows it, the synchronous calls' require too.
+    load.catch(() => {});
+    this.#pickleLoad = load;
+  }
+
+  /** The pickle module, for a synchronous call that comes before its import finished. */
+  #pickleNow(): PickleCodec | null {
+    if (this.#pickle === null && this.#pickleLoad !== null) this.#pickle = lazyRequire(fileURLToPath(libraryModuleUrl('pickle'))) as PickleCodec;
+    return this.#pickle;
+  }
+
   /** Send an object; returns once all of it is written (as Python's send). */
   send(obj: unknown): void {
     const c = this.#forWriting();
-    if (this.#pickle) {
-      const data = this.#pickle.dumps(obj);
+    const codec = this.#pickle ?? this.#pickleNow();
+    if (codec) {
+      const data = codec.dumps(obj);
       nativeCall(() => c.send(data, null));
       return;
     }
@@ -212,13 +237,15 @@ export class Connection {
    */
   async recv(): Promise<any> {
     const data = await this.#recvRaw();
+    if (this.#pickleLoad) await this.#pickleLoad;
     if (this.#pickle) return this.#pickle.loads(data);
     return loadsAsync(data, this.#takeFds, true, this.#trusted);
   }
 
   /** As `recv`, blocking the calling thread. */
   recvSync(): any {
-    if (this.#pickle) return this.#pickle.loads(this.#recvRawSync());
+    const codec = this.#pickle ?? this.#pickleNow();
+    if (codec) return codec.loads(this.#recvRawSync());
     return loads(this.#recvRawSync(), this.#takeFds, true, this.#trusted);
   }
 
@@ -285,7 +312,7 @@ export class Connection {
   }
 
   [reduce](): Reduced {
-    return { kind: 'connection', state: { r: this.#readable, w: this.#writable }, fds: [this.fileno()] };
+    return { kind: 'connection', state: { r: this.#readable, w: this.#writable, p: this.#pickle !== null || this.#pickleLoad !== null }, fds: [this.fileno()] };
   }
 
   toString(): string {
@@ -296,8 +323,13 @@ export class Connection {
   }
 }
 
-// A connection passed by the family is family; one passed by a stranger is not.
-registerKind('connection', (s: { r: boolean; w: boolean }, fds, trusted) => setTrusted(new Connection(fds[0], s.r !== false, s.w !== false), trusted));
+// A connection passed by the family is family; one passed by a stranger is not. A connection
+// to a CPython peer keeps speaking pickle.
+registerKind('connection', (s: { r: boolean; w: boolean; p?: boolean }, fds, trusted) => {
+  const c = setTrusted(new Connection(fds[0], s.r !== false, s.w !== false), trusted);
+  if (s.p) c._usePickleSoon();
+  return c;
+});
 
 function toBytes(buf: ArrayBufferView | ArrayBuffer): Buffer {
   if (buf instanceof ArrayBuffer) return Buffer.from(buf);
