@@ -16,7 +16,10 @@ function importAs(entry: string, as: { platform?: string; arch?: string } = {}) 
   const fake = Object.entries(as)
     .map(([k, v]) => `Object.defineProperty(process, '${k}', { value: '${v}' });`)
     .join('');
-  const code = `${fake} const mp = await import(${JSON.stringify(entry)}); const [a, b] = mp.Pipe(); a.send('up'); console.log(b.recvSync());`;
+  const native = join(entry, '..', 'src', 'native.js');
+  const code =
+    `${fake} const mp = await import(${JSON.stringify(entry)}); const [a, b] = mp.Pipe(); a.send('up');` +
+    `console.log(b.recvSync(), (await import(${JSON.stringify(native)})).nativeFile);`;
   return spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
 }
 
@@ -43,7 +46,7 @@ function addPlatformPackage(dir: string, version: string): void {
 test('a clone loads its own build from source', (t) => {
   const r = importAs(join(root, 'dist', 'index.js'));
   t.is(r.status, 0, r.stderr);
-  t.is(r.stdout, 'up\n');
+  t.is(r.stdout, `up ${root}/native/multiprocessing.${host}.node\n`);
 });
 
 test('an installed package loads the binary of its platform package', (t) => {
@@ -51,7 +54,7 @@ test('an installed package loads the binary of its platform package', (t) => {
   addPlatformPackage(dir, pkg.version);
   const r = importAs(entry);
   t.is(r.status, 0, r.stderr);
-  t.is(r.stdout, 'up\n');
+  t.is(r.stdout, `up ${dir}/node_modules/node-multiprocessing-${host}/multiprocessing.${host}.node\n`);
 });
 
 test('a platform package of another version is refused, saying which versions', (t) => {

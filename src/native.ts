@@ -20,6 +20,9 @@ const require = createRequire(import.meta.url);
 // From src/ (run by tsx) and from dist/src/ (compiled), the package root is the same.
 const root = fileURLToPath(new URL(import.meta.url.endsWith('/dist/src/native.js') ? '../../' : '../', import.meta.url));
 
+/** The file the addon was loaded from (a worker thread can load the same one first thing). */
+export let nativeFile = '';
+
 function isMusl(): boolean {
   try {
     // glibc's ldd is a script naming glibc, musl's names ld-musl: a 5 KB read, not a 15 ms report.
@@ -50,7 +53,9 @@ function load(): typeof Binding {
   const causes: unknown[] = [];
 
   try {
-    return require(local);
+    const binding = require(local) as typeof Binding;
+    nativeFile = local;
+    return binding;
   } catch (e) {
     if (errorCode(e) !== 'MODULE_NOT_FOUND') {
       failures.push(`  ${local} (a build from source): ${(e as Error).message}`);
@@ -64,7 +69,10 @@ function load(): typeof Binding {
     const got = (require(`${pkg}/package.json`) as { version: string }).version;
     if (got !== want) {
       failures.push(`  the package ${pkg}: version ${got}, but ${PACKAGE} ${want} needs the same version`);
-    } else return binding;
+    } else {
+      nativeFile = require.resolve(pkg);
+      return binding;
+    }
   } catch (e) {
     const missing = errorCode(e) === 'MODULE_NOT_FOUND' && (e as Error).message.includes(`'${pkg}'`);
     failures.push(`  the package ${pkg} (the prebuilt binary): ${missing ? 'not installed' : (e as Error).message}`);
