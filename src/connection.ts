@@ -311,6 +311,7 @@ export class Connection {
     return c.detach();
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     return { kind: 'connection', state: { r: this.#readable, w: this.#writable, p: this.#pickle !== null || this.#pickleLoad !== null }, fds: [this.fileno()] };
   }
@@ -318,6 +319,7 @@ export class Connection {
   toString(): string {
     return `<Connection fd=${this.#conn?.fd ?? 'closed'}${this.#readable ? ' readable' : ''}${this.#writable ? ' writable' : ''}>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -780,6 +782,7 @@ export class Listener {
   toString(): string {
     return this.#listener ? `<Listener address=${inspect(this.#listener._address)}>` : '<Listener closed>';
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

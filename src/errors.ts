@@ -13,6 +13,7 @@ export function assertionError(message: string): Error {
 
 /** Python-style exception base: keeps the constructor arguments in `args`. */
 export class PythonError extends Error {
+  /** The constructor's arguments, as Python's `BaseException.args`; the message is the first (as a string). */
   args: unknown[];
   constructor(...args: unknown[]) {
     super(args.length === 0 ? '' : typeof args[0] === 'string' ? args[0] : String(args[0]));
@@ -21,20 +22,38 @@ export class PythonError extends Error {
   }
 }
 
+/** Python's `multiprocessing.ProcessError`, the base of the library's own errors. */
 export class ProcessError extends PythonError {}
+/**
+ * Python's `multiprocessing.BufferTooShort`: `Connection.recvBytesInto()` got a message longer
+ * than the buffer. As in Python, `args[0]` holds the whole message (a Buffer).
+ */
 export class BufferTooShort extends ProcessError {}
+/** Python's `multiprocessing.AuthenticationError`: the authkey handshake of a Listener/Client failed. */
 export class AuthenticationError extends ProcessError {}
+/**
+ * Python's `multiprocessing.TimeoutError`: a call with a timeout ran out of time (`AsyncResult.get`,
+ * `Listener` handshakes...). Unlike Python 3.11+, it is not the builtin `TimeoutError`, since
+ * JavaScript has none; lock and queue timeouts return `false` or throw `Empty`/`Full` as in Python.
+ */
 export class TimeoutError extends ProcessError {}
+/** Python's `multiprocessing.managers.RemoteError`: an exception raised in a manager's server process. */
 export class RemoteError extends PythonError {}
+/** Python's `threading.BrokenBarrierError`: a `Barrier` was reset or aborted, or a wait on it timed out. */
 export class BrokenBarrierError extends PythonError {}
 /** Python's `queue.Empty`. */
 export class Empty extends PythonError {}
 /** Python's `queue.Full`. */
 export class Full extends PythonError {}
+/** Python's `ValueError`: an argument of the right type and a wrong value (a closed object, a bad size...). */
 export class ValueError extends PythonError {}
+/** Python's `EOFError`: the other end of a Connection was closed and nothing is left to read. */
 export class EOFError extends PythonError {}
+/** Python's `RuntimeError`, e.g. starting a process while the main module is being imported by a child. */
 export class RuntimeError extends PythonError {}
+/** Python's `OSError`: a system call failed, or a handle was closed. */
 export class OSError extends PythonError {
+  /** The C `errno` when a system call failed (Python's `OSError.errno`). */
   errno?: number;
 }
 /** Python's RecursionError (a RuntimeError): nesting deeper than the pickler goes. */

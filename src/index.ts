@@ -8,7 +8,7 @@ export {
   AuthenticationError, BrokenBarrierError, BufferTooShort, EOFError, Empty, Full, OSError,
   ProcessError, RemoteError, RuntimeError, TimeoutError, ValueError,
 } from './errors.js';
-export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProcess } from './process.js';
+export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProcess, type ProcessOptions } from './process.js';
 export { setExecutable } from './spawn.js';
 // The logger (Python's get_logger, log_to_stderr) and the parts of Python's logging module
 // that the docs use with it: the levels (with multiprocessing's SUBDEBUG and SUBWARNING),
@@ -17,7 +17,7 @@ export {
   CRITICAL, DEBUG, ERROR, Formatter, getLogger, Handler, INFO, LogRecord, Logger, logToStderr, NOTSET,
   StreamHandler, SUBDEBUG, SUBWARNING, WARNING, type HandlerLike,
 } from './logging.js';
-export { reduce, registerKind, type Reduced, type Shareable } from './reduction.js';
+export { reduce, registerKind, type Rebuild, type Reduced, type Shareable } from './reduction.js';
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,
   RemoteTraceback, WorkerLostError, type ApplyOptions, type ChunkOptions, type MapOptions, type PoolOptions,

@@ -341,6 +341,7 @@ export class Logger {
   toString(): string {
     return `<Logger ${this.name} (${getLevelName(this.getEffectiveLevel())})>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -891,6 +891,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   toString(): string {
     return `<${this.constructor.name} state=${STATE_NAMES[this.#state]} pool_size=${this.#workers.size}>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -217,6 +217,7 @@ export class AsyncResult<T = unknown> implements Job {
   toString(): string {
     return `<${this.constructor.name} job=${this._job} ${this.ready() ? (this._ok ? 'successful' : 'failed') : 'pending'}>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -454,6 +455,7 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   toString(): string {
     return `<${this.#ordered ? 'IMapIterator' : 'IMapUnorderedIterator'} job=${this._job}>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -25,10 +25,24 @@ export interface Popen {
   close(): void;
 }
 
+/**
+ * The options object of `new Process({...})`: Python's `Process(target=, args=, name=, daemon=)`
+ * keyword arguments (there is no `kwargs`: JavaScript has no keyword arguments).
+ */
 export interface ProcessOptions {
+  /**
+   * The function the child calls (`run()` calls `target(...args)`). An exported function travels by
+   * its module and name; any other by its source text, which must not use outer variables.
+   */
   target?: Function | null;
+  /**
+   * Arguments for `target`; they are copied to the child (library objects such as a Lock, a Queue or a
+   * Connection travel as the same resource).
+   */
   args?: unknown[];
+  /** The process's name; by default `Process-N` (`Process-N:M` in a child), as in Python. */
   name?: string | null;
+  /** Whether the process is daemonic; by default inherited from the creating process. */
   daemon?: boolean | null;
 }
 
@@ -104,7 +118,16 @@ function checkJoinable(p: BaseProcess): Popen {
   return s.popen;
 }
 
+/**
+ * Python's `multiprocessing.process.BaseProcess`: a process object, the base of {@link Process}.
+ *
+ * Construct it with Python's positional arguments `(group, target, name, args, kwargs, daemon)` or an
+ * options object; subclass it and override `run()` as in Python (export the subclass so that a child
+ * can import it; its own fields travel with it). Blocking calls return Promises (`await p.join()`),
+ * with `...Sync` twins that block the thread.
+ */
 export class BaseProcess {
+  /** @internal */
   [S]: State;
 
   constructor(...args: unknown[]);
@@ -144,6 +167,10 @@ export class BaseProcess {
     return undefined;
   }
 
+  /**
+   * Python's `start()`: start the child (a fresh node process, the `spawn` start method), at most
+   * once. Throws Python's bootstrapping `RuntimeError` when called while a child imports this module.
+   */
   start(): void {
     checkClosed(this);
     const s = this[S];
@@ -161,31 +188,38 @@ export class BaseProcess {
     children.add(this);
   }
 
+  /** Python's `terminate()`: send SIGTERM. Exit handlers and finally blocks of the child do not run. */
   terminate(): void {
     checkClosed(this);
     this[S].popen?.terminate();
   }
 
+  /** Python's `kill()`: send SIGKILL. */
   kill(): void {
     checkClosed(this);
     this[S].popen?.kill();
   }
 
 
-  /** Wait until the process ends, or `timeout` seconds pass: `join(1.5)` or `join({ timeout: 1.5 })`. */
+  /**
+   * Python's `join(timeout)`: resolve when the process ends, or after `timeout` seconds (then check
+   * `exitcode`): `join(1.5)` or `join({ timeout: 1.5 })`. A Promise, so the event loop keeps
+   * running; `joinSync` blocks instead.
+   */
   async join(timeout?: Timeout | TimeoutOptions): Promise<void> {
     const t = timeoutArg(timeout, 'join');
     const res = await checkJoinable(this).wait(t);
     if (res !== null) children.delete(this);
   }
 
-  /** As `join`, blocking the calling thread. */
+  /** As `join`, blocking the calling thread, as Python's `join` does. */
   joinSync(timeout?: Timeout | TimeoutOptions): void {
     const t = timeoutArg(timeout, 'joinSync');
     const res = checkJoinable(this).waitSync(t);
     if (res !== null) children.delete(this);
   }
 
+  /** Python's `is_alive()`: started and not yet ended. */
   isAlive(): boolean {
     checkClosed(this);
     const s = this[S];
@@ -197,7 +231,10 @@ export class BaseProcess {
     return false;
   }
 
-  /** Release the resources of a finished process. */
+  /**
+   * Python's `close()`: release the resources of a finished process (its pidfd). Throws
+   * `ValueError` while it runs; most methods and properties throw `ValueError` after it.
+   */
   close(): void {
     const s = this[S];
     if (s.closed) return;
@@ -211,46 +248,61 @@ export class BaseProcess {
     s.closed = true;
   }
 
+  /** `using p = new Process(...)` closes it at the end of the block (Python has no `with` for processes). */
   [Symbol.dispose](): void {
     this.close();
   }
 
+  /** Python's `name`: the process's name, used in logs and error messages; not unique. */
   get name(): string {
     return this[S].name;
   }
+  /** Rename the process (a string). */
   set name(v: string) {
     if (typeof v !== 'string') throw new TypeError('name must be a string');
     this[S].name = v;
   }
 
+  /**
+   * Python's `daemon`: a daemonic process is terminated when its parent exits and cannot have children.
+   * Set it before `start()`.
+   */
   get daemon(): boolean {
     return this[S].config.daemon ?? false;
   }
+  /** Make the process daemonic or not; only before `start()`. */
   set daemon(v: boolean) {
     if (this[S].popen !== null) throw assertionError('process has already started');
     this[S].config.daemon = Boolean(v);
   }
 
+  /**
+   * Python's `authkey`: the key of the process's Listener/Client handshakes; 32 random bytes in the
+   * main process, inherited by children. A Buffer instead of Python's `bytes`.
+   */
   get authkey(): Buffer {
     return this[S].config.authkey;
   }
+  /** Set the process's key (copied; any bytes). */
   set authkey(v: Buffer | Uint8Array) {
     this[S].config.authkey = Buffer.from(v);
   }
 
-  /** Exit code: null while running, negative signal number if killed by a signal. */
+  /** Python's `exitcode`: null while running, then the exit code, or minus the signal number if a signal killed it. */
   get exitcode(): number | null {
     checkClosed(this);
     const p = this[S].popen;
     return p ? p.poll() : null;
   }
 
+  /** Python's `ident`: the same as `pid`. */
   get ident(): number | null {
     checkClosed(this);
     const s = this[S];
     if (s.isCurrent) return process.pid;
     return s.popen?.pid ?? null;
   }
+  /** Python's `pid`: the child's process id, null before `start()`. */
   get pid(): number | null {
     return this.ident;
   }
@@ -275,17 +327,20 @@ export class BaseProcess {
     return p._waitFd ?? p.sentinel;
   }
 
-  /** Python's `_identity`. */
+  /** Python's `_identity`. @internal */
   get _identity(): number[] {
     return this[S].identity;
   }
+  /** @internal */
   get _parentPid(): number | null {
     return this[S].parentPid;
   }
+  /** @internal */
   get _config(): Readonly<Config> {
     return this[S].config;
   }
 
+  /** Python's `repr()`: `<Process name='Process-1' pid=123 parent=100 stopped exitcode=0>`. */
   toString(): string {
     const s = this[S];
     let exitcode: number | null = null;
@@ -306,10 +361,12 @@ export class BaseProcess {
     return `<${info.join(' ')}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
 
+  /** @internal */
   [reduce](): Reduced {
     if (spawning !== this) {
       throw new TypeError('Process objects cannot be sent to other processes; they travel only when started');
@@ -333,7 +390,7 @@ export class BaseProcess {
     };
   }
 
-  /** In a child: become the current process and run. Returns the exit code. */
+  /** In a child: become the current process and run. Returns the exit code. @internal */
   async _bootstrap(): Promise<number> {
     let exitcode = 0;
     try {
@@ -396,7 +453,17 @@ export function _setStartMethodPopen(fn: (proc: BaseProcess) => Popen): void {
   startMethodPopen = fn;
 }
 
-/** The default context's Process: starts with whichever start method is current. */
+/**
+ * Python's `multiprocessing.Process`: a process object of the default context, started with
+ * whichever start method is current (only `spawn` here: a fresh node process that imports the
+ * target's module).
+ *
+ * ```ts
+ * const p = new Process({ target: f, args: ['bob'] });
+ * p.start();
+ * await p.join();
+ * ```
+ */
 export class Process extends BaseProcess {
   protected override _Popen(proc: BaseProcess): Popen {
     if (!startMethodPopen) throw new ValueError('no start method is loaded: import the library\'s context');
@@ -431,32 +498,49 @@ class MainProcess extends BaseProcess {
   }
 }
 
-/** The parent as seen from a child (Python's `_ParentProcess`). */
+/**
+ * The parent as seen from a child (Python's `_ParentProcess`), from {@link parentProcess}: it
+ * can be watched (`isAlive`, `join`, `sentinel`) but not controlled.
+ */
 export class ParentProcess {
   readonly #pidfd: number;
-  constructor(readonly name: string, readonly pid: number) {
+  /** The parent's name (Python's `name`). */
+  readonly name: string;
+  /** The parent's process id (Python's `pid`). */
+  readonly pid: number;
+  /** @internal */
+  constructor(name: string, pid: number) {
+    this.name = name;
+    this.pid = pid;
     this.#pidfd = nativeCall(() => native.pidfdOpen(pid));
     new Finalize(this, closeFd, [this.#pidfd]);
   }
+  /** The parent's process id (Python's `ident`). */
   get ident(): number {
     return this.pid;
   }
+  /** A descriptor (a pidfd) that becomes readable when the parent ends, for `wait()`. */
   get sentinel(): number {
     return this.#pidfd;
   }
+  /** Whether the parent still runs. */
   isAlive(): boolean {
     return !nativeCall(() => native.waitReadable(this.#pidfd, 0));
   }
+  /** Resolve when the parent ends, or after `timeout` seconds. */
   async join(timeout?: Timeout | TimeoutOptions): Promise<void> {
     await wait.readable(this.#pidfd, timeoutSeconds(timeoutArg(timeout, 'join')));
   }
+  /** Block until the parent ends, or for `timeout` seconds. */
   joinSync(timeout?: Timeout | TimeoutOptions): void {
     const t = timeoutSeconds(timeoutArg(timeout, 'joinSync'));
     nativeCall(() => native.waitReadable(this.#pidfd, t));
   }
+  /** Python's `repr()`: `<ParentProcess name='MainProcess' parent=100 started>`. */
   toString(): string {
     return `<ParentProcess name='${this.name}' parent=${this.pid} ${this.isAlive() ? 'started' : 'stopped'}>`;
   }
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -484,10 +568,12 @@ export function _becomeChild(proc: BaseProcess, parentName: string): void {
   }
 }
 
+/** Python's `current_process()`: the process object of this process (`MainProcess` in the main one). */
 export function currentProcess(): BaseProcess {
   return current;
 }
 
+/** Python's `parent_process()`: the parent of a child started by this library, null in the main process. */
 export function parentProcess(): ParentProcess | null {
   return parent;
 }

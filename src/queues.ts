@@ -421,6 +421,7 @@ abstract class BaseQueue {
   /** @internal */
   protected abstract get _kind(): string;
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     if (this.#closed) throw this._closedError();
     return { kind: 'queue', state: { cls: this._kind }, fds: [native.ringFd(this._h)] };
@@ -430,6 +431,7 @@ abstract class BaseQueue {
     return `<multiprocessing.queues.${this._kind} object maxsize=${this.maxsize}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -15,9 +15,14 @@ import { isLoaded, looksExported, moduleOf } from './locate.js';
 import { native } from './native.js';
 import { libraryModuleUrl } from './util.js';
 
-/** Objects of this library implement this to say how they cross a process boundary. */
+/**
+ * The method key by which an object says how it crosses a process boundary, Python's
+ * `__reduce__`: objects of this library implement it, and so can a user's class (with
+ * {@link registerKind} for the receiving side). `Symbol.for`, so that every copy of the package agrees.
+ */
 export const reduce = Symbol.for('node-multiprocessing.reduce');
 
+/** What `[reduce]()` returns, Python's reduce tuple: a kind (the rebuilder) and its state. */
 export interface Reduced {
   /** Which rebuilder re-creates the object (see registerKind). */
   kind: string;
@@ -29,7 +34,9 @@ export interface Reduced {
   undo?: () => void;
 }
 
+/** An object that crosses a process boundary by its own reduction (Python's `__reduce__`). */
 export interface Shareable {
+  /** Say how to re-create this object in the receiving process. */
   [reduce](): Reduced;
 }
 
@@ -39,10 +46,14 @@ export interface Shareable {
  * authenticated with an authkey; objects that receive messages themselves (a Connection,
  * a Queue) keep it.
  */
-type Rebuild = (state: any, fds: number[], trusted: boolean) => unknown;
+export type Rebuild = (state: any, fds: number[], trusted: boolean) => unknown;
 const rebuilders = new Map<string, Rebuild>();
 
-/** Register how objects of `kind` are re-created from their state and descriptors. */
+/**
+ * Register how objects of `kind` are re-created from their state and descriptors, Python's
+ * `copyreg.pickle`. Every process that receives such objects must have registered the kind
+ * (register it at the top level of a module the child imports).
+ */
 export function registerKind(kind: string, rebuild: Rebuild): void {
   rebuilders.set(kind, rebuild);
 }

@@ -43,6 +43,7 @@ export class SimpleCType {
     return `<class 'ctypes.${this.__name__}'>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -167,6 +168,7 @@ export class Structure {
     initStruct(cls, this._dv, 0, args);
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     const cls = this.constructor as StructType;
     if (this._block) return reduceShared(this._block, { type: cls });
@@ -184,6 +186,7 @@ export class Structure {
     return `<${cls.name} ${parts.join(', ')}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -385,6 +388,7 @@ export class CValue<T = any> {
     (this._view as any)[0] = k === 'float' && typeof v === 'number' ? v : coerce(this._type, v);
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     return reduceShared(this._block, { code: this._type._type_ });
   }
@@ -393,6 +397,7 @@ export class CValue<T = any> {
     return `${this._type.__name__}(${fmtElem(this._type, this.value)})`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -488,6 +493,7 @@ export class CharArray {
     for (let i = 0; i < this._bytes.length; i++) yield Buffer.from([this._bytes[i]]);
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     return reduceShared(this._block, { code: 'c', length: this._bytes.length });
   }
@@ -496,6 +502,7 @@ export class CharArray {
     return `<c_char_Array_${this._bytes.length} ${bytesRepr(this.raw)}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -544,6 +551,7 @@ export class StructArray<S extends Structure = Structure> {
     return [...this];
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     return reduceShared(this._block, { type: this._type, length: this.length });
   }
@@ -552,6 +560,7 @@ export class StructArray<S extends Structure = Structure> {
     return `<${this._type.name}_Array_${this.length}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -726,6 +735,7 @@ export class SynchronizedBase<O = any> {
     return { release, [Symbol.dispose]: release };
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     return { kind: 'synchronized', state: { obj: this._obj, lock: this._lock } };
   }
@@ -737,6 +747,7 @@ export class SynchronizedBase<O = any> {
     return `<${this.constructor.name} wrapper for ${what}>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

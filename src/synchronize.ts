@@ -23,8 +23,9 @@ type NEvent = InstanceType<typeof native.NativeEvent>;
 type NBarrier = InstanceType<typeof native.NativeBarrier>;
 type BlockId = ReturnType<NSemLock['retainForTransfer']>;
 
-export type { Timeout } from './timeouts.js';
+export type { BlockOptions, Timeout } from './timeouts.js';
 
+/** The options form of `acquire(block, timeout)`: `lock.acquire({ timeout: 1 })`. */
 export type AcquireOptions = BlockOptions;
 
 /** Native barrier/condition calls: `[Broken]` becomes BrokenBarrierError. */
@@ -39,6 +40,7 @@ function call<T>(fn: () => T): T {
 
 /** A scoped hold: `{ using h = await lock.hold(); ... }` releases on scope exit. */
 export interface Held extends Disposable {
+  /** Release what was acquired (once; later calls do nothing). `Symbol.dispose` does the same. */
   release(): void;
 }
 
@@ -307,7 +309,7 @@ export class SemLock {
     return m;
   }
 
-  /** Acquire (async) and return a handle that releases on scope exit. */
+  /** Acquire (async) and return a handle that releases on scope exit: `{ using h = await lock.hold(); ... }`, Python's `with lock:`. */
   async hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
     const [b, t] = blockArgs(block, timeout);
     if (!(await this.acquire(b, t))) throw new TimeoutError('could not acquire the lock');
@@ -331,11 +333,13 @@ export class SemLock {
     return this._n.count();
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     const { id, fds, undo } = transferOf(this._n);
     return { kind: 'semlock', state: { id, kind: this._n.kind } satisfies SemLockState, fds, undo };
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -349,7 +353,13 @@ function ownerName(): string {
   }
 }
 
-/** A non-recursive lock; any process may release it. */
+/**
+ * Python's `multiprocessing.Lock`: a non-recursive lock shared between processes (a futex in
+ * shared memory); any process may release it. `await lock.acquire()` leaves the event loop
+ * running, `acquireSync()` blocks the thread, `{ using h = await lock.hold(); ... }` is Python's
+ * `with lock:`. If its holder dies, the next blocking acquirer takes it over within about
+ * 100 ms and a WARNING is logged, where Python would wait for ever.
+ */
 export class Lock extends SemLock {
   constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
     super(KIND_LOCK, 1, 1, adopted);
@@ -364,7 +374,11 @@ export class Lock extends SemLock {
   }
 }
 
-/** A recursive lock: re-entrant for its owner, released only by it. */
+/**
+ * Python's `multiprocessing.RLock`: a recursive lock, re-entrant for its owner and released only
+ * by it, as many times as acquired. The owner is the process: its async tasks share the
+ * ownership (Python's owner is a thread).
+ */
 export class RLock extends SemLock {
   constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
     super(KIND_RLOCK, 1, 1, adopted);
@@ -395,6 +409,10 @@ function semValue(value: number | { value?: number } | undefined): number {
   return v;
 }
 
+/**
+ * Python's `multiprocessing.Semaphore`: a counter shared between processes; `acquire()` waits while
+ * it is zero and takes one, `release()` gives one back.
+ */
 export class Semaphore extends SemLock {
   constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
     if (adopted) super(KIND_SEMAPHORE, 0, 0, adopted);
@@ -411,6 +429,10 @@ export class Semaphore extends SemLock {
   }
 }
 
+/**
+ * Python's `multiprocessing.BoundedSemaphore`: a Semaphore whose `release()` throws `ValueError`
+ * when the count would go above its initial value.
+ */
 export class BoundedSemaphore extends Semaphore {
   constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
     if (adopted) {
@@ -441,7 +463,11 @@ registerKind('semlock', (s: SemLockState, fds: number[]) => {
 
 interface ConditionState { id: BlockId; lock: Lock | RLock }
 
-/** A condition variable over a Lock or RLock (default: a new RLock). */
+/**
+ * Python's `multiprocessing.Condition`: a condition variable shared between processes, over a
+ * Lock or an RLock (a new RLock by default). `wait` and `waitFor` return Promises; their
+ * `...Sync` twins block the thread.
+ */
 export class Condition {
   /** @internal */
   readonly _n: NCondition;
@@ -457,22 +483,27 @@ export class Condition {
     this._n = adopted ?? nativeCall(() => new native.NativeCondition(this._lock._n));
   }
 
+  /** Acquire the underlying lock (Python's `acquire(block, timeout)`); see {@link SemLock.acquire}. */
   acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean> {
     return this._lock.acquire(block, timeout);
   }
 
+  /** Acquire the underlying lock, blocking the thread; see {@link SemLock.acquireSync}. */
   acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
     return this._lock.acquireSync(block, timeout);
   }
 
+  /** Release the underlying lock (Python's `release()`). */
   release(): void {
     this._lock.release();
   }
 
+  /** Acquire the underlying lock for a `using` scope (Python's `with cond:`); see {@link SemLock.hold}. */
   hold(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held> {
     return this._lock.hold(block, timeout);
   }
 
+  /** `hold()` that blocks the thread while it waits. */
   holdSync(block?: boolean | AcquireOptions, timeout?: Timeout): Held {
     return this._lock.holdSync(block, timeout);
   }
@@ -511,6 +542,7 @@ export class Condition {
     return r;
   }
 
+  /** `wait()` that blocks the thread, as Python's `Condition.wait(timeout)`. */
   waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
     const secs = timeoutSeconds(timeoutArg(timeout));
     const w = this.#begin();
@@ -535,6 +567,7 @@ export class Condition {
     return result;
   }
 
+  /** `waitFor()` that blocks the thread, as Python's `Condition.wait_for(predicate, timeout)`. */
   waitForSync<T>(predicate: () => T, timeout?: Timeout | { timeout?: Timeout }): T {
     let result = predicate();
     const dl = deadlineOf(timeoutArg(timeout));
@@ -552,19 +585,23 @@ export class Condition {
     nativeCall(() => this._n.notify(k));
   }
 
+  /** Python's `notify_all()`: wake every waiter; the lock must be held. */
   notifyAll(): void {
     this.notify(Infinity);
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     const { id, fds, undo } = transferOf(this._n);
     return { kind: 'condition', state: { id, lock: this._lock } satisfies ConditionState, fds, undo };
   }
 
+  /** Python's `repr()`: `<Condition(<RLock(...)>, 0)>`, with the number of waiters. */
   toString(): string {
     return `<Condition(${this._lock}, ${this._n.nWaiting})>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -575,6 +612,7 @@ registerKind('condition', (s: ConditionState, fds: number[]) =>
 
 // ---- Event --------------------------------------------------------------------------
 
+/** Python's `multiprocessing.Event`: a flag shared between processes; `wait()` resolves once it is set. */
 export class Event {
   /** @internal */
   readonly _n: NEvent;
@@ -583,14 +621,17 @@ export class Event {
     this._n = adopted ?? nativeCall(() => new native.NativeEvent());
   }
 
+  /** Python's `is_set()`. */
   isSet(): boolean {
     return this._n.isSet();
   }
 
+  /** Python's `set()`: set the flag and wake every waiter. */
   set(): void {
     this._n.set();
   }
 
+  /** Python's `clear()`: reset the flag. */
   clear(): void {
     this._n.clear();
   }
@@ -608,20 +649,24 @@ export class Event {
     }
   }
 
+  /** `wait()` that blocks the thread: true once the flag is set, false on timeout. */
   waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
     const secs = timeoutSeconds(timeoutArg(timeout));
     return nativeCall(() => this._n.wait(secs));
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     const { id, fds, undo } = transferOf(this._n);
     return { kind: 'event', state: { id }, fds, undo };
   }
 
+  /** Python's `repr()`: `<Event(set)>` or `<Event(unset)>`. */
   toString(): string {
     return `<Event(${this._n.isSet() ? 'set' : 'unset'})>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -631,10 +676,15 @@ registerKind('event', (s: { id: BlockId }, fds: number[]) => new Event(undefined
 
 // ---- Barrier ------------------------------------------------------------------------
 
+/** A Barrier's `action`: called by one of the parties (the last to arrive) each time the barrier opens. */
 export type BarrierAction = () => unknown;
+/** The options form of `new Barrier(parties, action, timeout)`. */
 export interface BarrierOptions {
+  /** Called by the last party to arrive, before the others are released. */
   action?: BarrierAction | null;
+  /** The default timeout of `wait()`, in seconds. */
   timeout?: Timeout;
+  /** Python's `ctx` argument: accepted and ignored (there is one context). */
   ctx?: unknown;
 }
 interface BarrierState { id: BlockId; action: BarrierAction | null; timeout: Timeout }
@@ -661,14 +711,17 @@ export class Barrier {
     this._n = adopted ?? nativeCall(() => new native.NativeBarrier(parties));
   }
 
+  /** Python's `parties`: how many processes must call `wait()` to open the barrier. */
   get parties(): number {
     return this._n.parties;
   }
 
+  /** Python's `n_waiting`: how many are waiting now. */
   get nWaiting(): number {
     return this._n.nWaiting;
   }
 
+  /** Python's `broken`: true after `abort()`, a timeout or an action that threw, until `reset()`. */
   get broken(): boolean {
     return this._n.broken;
   }
@@ -710,6 +763,7 @@ export class Barrier {
     }
   }
 
+  /** `wait()` that blocks the thread; returns the arrival index, as Python's. */
   waitSync(timeout?: Timeout | { timeout?: Timeout }): number {
     let t = timeoutArg(timeout);
     if (t == null) t = this.#timeout;
@@ -758,15 +812,18 @@ export class Barrier {
     this._n.abort();
   }
 
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     const { id, fds, undo } = transferOf(this._n);
     return { kind: 'barrier', state: { id, action: this.#action, timeout: this.#timeout } satisfies BarrierState, fds, undo };
   }
 
+  /** Python's `repr()`: `<Barrier(parties=2, nWaiting=0, broken=False)>`. */
   toString(): string {
     return `<Barrier(parties=${this.parties}, nWaiting=${this.nWaiting}, broken=${this.broken ? 'True' : 'False'})>`;
   }
 
+  /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
     return this.toString();
   }

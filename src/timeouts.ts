@@ -8,7 +8,9 @@ export type Timeout = number | null | undefined;
 
 /** Python's `(block=True, timeout=None)` pair, also accepted as one options object. */
 export interface BlockOptions {
+  /** Wait for the call to succeed (default true); false: succeed now or fail. */
   block?: boolean;
+  /** With `block`: wait at most this many seconds (null: no limit). */
   timeout?: Timeout;
 }
 
