@@ -232,6 +232,11 @@ function dumpsFast(value: unknown): Buffer | undefined {
 
 function loadsFast(data: Uint8Array, owned: boolean): unknown {
   const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // A fixed-size value of the wrong size is not a message (a truncated number would read
+  // past the end).
+  if (b[0] <= TAG_FALSE ? b.length !== 1 : b[0] === TAG_NUMBER && b.length !== 9) {
+    throw notAMessage(`${b.length} bytes for a value of type tag ${b[0]}`);
+  }
   switch (b[0]) {
     case TAG_UNDEFINED: return undefined;
     case TAG_NULL: return null;
