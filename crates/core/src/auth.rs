@@ -489,3 +489,105 @@ mod tests {
         );
     }
 }
+
+/// The handshake parser under hostile input.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::frame::send_all;
+    use crate::sys::socketpair;
+    use proptest::prelude::*;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    fn digest() -> impl Strategy<Value = Digest> {
+        prop::sample::select(Digest::ALL.to_vec())
+    }
+
+    /// Messages that look like protocol: `#CHALLENGE#`, `{name}` prefixes, legacy lengths.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        let prefix = prop::sample::select(vec![
+            b"".to_vec(), CHALLENGE.to_vec(), b"{".to_vec(), b"{sha256}".to_vec(), b"{md5".to_vec(),
+            b"#CHALLENGE#{sha3_384}".to_vec(), b"{}".to_vec(), b"{sha256}}".to_vec(),
+        ]);
+        (prefix, prop::collection::vec(any::<u8>(), 0..80)).prop_map(|(mut p, rest)| {
+            p.extend(rest);
+            p
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any challenge or reply: a result or a Rejected error, never a panic; a forged
+        /// reply is never accepted.
+        #[test]
+        fn arbitrary_messages_are_rejected_cleanly(key in prop::collection::vec(any::<u8>(), 0..40), a in message(), b in message()) {
+            let _ = answer(&key, &a);
+            let _ = response_for(&key, &a);
+            let _ = split_digest(&a);
+            if let Err(e) = verify(&key, &a, &b) {
+                prop_assert!(matches!(e, AuthError::Rejected(_)), "{e}");
+            } else {
+                // Only a reply computed with the key passes.
+                prop_assert_eq!(response_for(&key, a.strip_prefix(CHALLENGE).unwrap()).ok(), Some(b));
+            }
+        }
+
+        /// A real challenge answered with the key passes; with another key, or any byte of
+        /// the reply changed, it fails.
+        #[test]
+        fn answers_verify_only_with_the_key(
+            d in digest(),
+            key in prop::collection::vec(any::<u8>(), 0..64),
+            other in prop::collection::vec(any::<u8>(), 0..64),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let c = challenge(d).unwrap();
+            prop_assert!(c.len() as u64 <= HANDSHAKE_MAXLEN);
+            let r = answer(&key, &c).unwrap();
+            prop_assert!(verify(&key, &c, &r).is_ok());
+            if other != key {
+                prop_assert!(verify(&other, &c, &answer(&other, &c).unwrap()).is_ok());
+                prop_assert!(verify(&key, &c, &answer(&other, &c).unwrap()).is_err());
+            }
+            let mut bad = r.clone();
+            let i = flip.index(bad.len());
+            bad[i] ^= 1 << bit;
+            prop_assert!(verify(&key, &c, &bad).is_err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// A peer that sends anything (frames of garbage, a broken header, nothing) and hangs
+        /// up: both sides of the handshake fail with an error, before their deadline.
+        #[test]
+        fn a_hostile_peer_fails_the_handshake(
+            frames in prop::collection::vec(message(), 0..3),
+            raw in prop::collection::vec(any::<u8>(), 0..40),
+            server in any::<bool>(),
+        ) {
+            let (a, b) = socketpair().unwrap();
+            for f in &frames {
+                send_frame(b.as_raw_fd(), f, &[]).unwrap();
+            }
+            send_all(b.as_raw_fd(), &[&raw], &[]).unwrap();
+            drop(b);
+            let mut r = FrameReader::new();
+            let t = Instant::now();
+            let deadline = Some(t + Duration::from_secs(5));
+            let res = if server {
+                server_handshake(a.as_raw_fd(), &mut r, b"key", deadline)
+            } else {
+                client_handshake(a.as_raw_fd(), &mut r, b"key", deadline)
+            };
+            prop_assert!(res.is_err());
+            prop_assert!(!matches!(res, Err(AuthError::Timeout)), "a hung-up peer is seen at once");
+            prop_assert!(t.elapsed() < Duration::from_secs(5));
+        }
+    }
+}
+

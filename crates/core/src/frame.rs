@@ -472,3 +472,110 @@ mod tests {
         assert!(r.take_fds(1).is_none());
     }
 }
+
+/// The frame reader under hostile input: arbitrary bytes in arbitrary pieces.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::sys::socketpair;
+    use proptest::prelude::*;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// Write `bytes` cut at `cuts` from another thread, then hang up.
+    fn feed(bytes: Vec<u8>, cuts: Vec<usize>) -> (OwnedFd, std::thread::JoinHandle<()>) {
+        let (a, b) = socketpair().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut at = 0;
+            let mut cuts = cuts.into_iter();
+            while at < bytes.len() {
+                let n = cuts.next().unwrap_or(bytes.len()).clamp(1, bytes.len() - at);
+                send_all(a.as_raw_fd(), &[&bytes[at..at + n]], &[]).unwrap();
+                at += n;
+            }
+            drop(a);
+        });
+        (b, writer)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Garbage gives messages no longer than what arrived, then an error: no panic, no
+        /// hang, and no buffer sized by a claimed length.
+        #[test]
+        fn arbitrary_bytes_end_in_an_error(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+            cuts in prop::collection::vec(1usize..64, 0..32),
+            maxlength in prop::option::of(0u64..4096),
+            header_tricks in prop::sample::select(vec![0u8, 1, 2, 3]),
+        ) {
+            // Bias some inputs towards the headers that matter: huge, negative, -1 (64-bit).
+            let mut head: Vec<u8> = match header_tricks {
+                1 => i32::MAX.to_be_bytes().to_vec(),
+                2 => (-1i32).to_be_bytes().into_iter().chain(u64::MAX.to_be_bytes()).collect(),
+                3 => (-7i32).to_be_bytes().to_vec(),
+                _ => Vec::new(),
+            };
+            head.extend(bytes);
+            let bytes = head;
+            let total = bytes.len();
+            let (b, writer) = feed(bytes, cuts);
+            let mut r = FrameReader::new();
+            let mut received = 0usize;
+            let mut ended = false;
+            for _ in 0..=total + 2 {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                match r.recv(b.as_raw_fd(), Mode::Until(Some(deadline)), maxlength) {
+                    Ok(Some(m)) => {
+                        received += m.len();
+                        prop_assert!(maxlength.is_none_or(|l| m.len() as u64 <= l));
+                    }
+                    Ok(None) => prop_assert!(false, "timed out although the peer hung up"),
+                    Err(RecvError::Io(e)) => prop_assert!(false, "{e}"),
+                    Err(_) => {
+                        ended = true;
+                        break;
+                    }
+                }
+                if let Some((buf, _)) = &r.big {
+                    prop_assert!(buf.capacity() <= (2 << 20).max(2 * total), "allocated {}", buf.capacity());
+                }
+            }
+            prop_assert!(ended, "no end after {total} bytes");
+            prop_assert!(received <= total);
+            // Once ended, it stays ended.
+            prop_assert!(r.recv(b.as_raw_fd(), Mode::NonBlocking, maxlength).is_err());
+            writer.join().unwrap();
+        }
+
+        /// Well-formed frames cut anywhere arrive whole and in order, then EOF.
+        #[test]
+        fn frames_cut_anywhere_arrive_whole(
+            payloads in prop::collection::vec(
+                prop_oneof![
+                    8 => prop::collection::vec(any::<u8>(), 0..200),
+                    1 => prop::collection::vec(any::<u8>(), 60_000..140_000),
+                ],
+                0..6,
+            ),
+            cuts in prop::collection::vec(1usize..100_000, 0..16),
+        ) {
+            let mut bytes = Vec::new();
+            for p in &payloads {
+                let (h, n) = header(p.len());
+                bytes.extend_from_slice(&h[..n]);
+                bytes.extend_from_slice(p);
+            }
+            let (b, writer) = feed(bytes, cuts);
+            let mut r = FrameReader::new();
+            for p in &payloads {
+                let m = r.recv(b.as_raw_fd(), Mode::Until(None), None).unwrap().unwrap();
+                prop_assert_eq!(&m, p);
+            }
+            prop_assert!(matches!(r.recv(b.as_raw_fd(), Mode::Until(None), None), Err(RecvError::Eof)));
+            writer.join().unwrap();
+        }
+    }
+}
+
