@@ -15,6 +15,7 @@ import { debug } from './logging.js';
 import { optionalArg, optionalArgs } from './options.js';
 import { Finalize } from './util.js';
 import * as reactor from './wait.js';
+import { DummyProcess } from './dummy_process.js';
 import { dumps } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
@@ -296,6 +297,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     proc.name = proc.name.replace('Process', 'PoolWorker');
     proc.daemon = true;
     return proc;
+  }
+
+  /**
+   * How long to wait for a killed worker (null: until it is gone; a killed process always
+   * goes). @internal
+   */
+  protected _afterKill(): number | null {
+    return null;
   }
 
   /** How an error names a worker that died. @internal */
@@ -873,7 +882,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         await w.proc.join(this.#state === TERMINATE ? KILL_GRACE : null);
         if (w.proc.exitcode === null) {
           w.proc.kill();
-          await w.proc.join();
+          await w.proc.join(this._afterKill());
         }
         this.#workers.delete(w);
         if (!w.conn.closed) w.conn.close();
@@ -896,3 +905,49 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     return this.toString();
   }
 }
+
+export interface ThreadPoolOptions {
+  processes?: number | null;
+  initializer?: Function | null;
+  initargs?: unknown[];
+}
+
+/**
+ * A pool of worker threads (Python's `multiprocessing.pool.ThreadPool`, also
+ * `multiprocessing.dummy.Pool`): `new ThreadPool(4)` or
+ * `new ThreadPool({ processes, initializer, initargs })`, with the whole API of `Pool`.
+ *
+ * Each worker is a daemonic `DummyProcess` (a Node worker thread): tasks, their functions
+ * and their results cross as they do to a worker process (functions by module and export
+ * name, values copied, the library's objects shared), and the pool keeps Pool's
+ * guarantees: a worker that throws outside a task, calls `process.exit()` or is
+ * terminated fails the tasks it held with `WorkerLostError` and is replaced; `terminate()`
+ * returns at once and fails what is pending. A worker blocked in a `...Sync` call cannot
+ * be stopped until that call returns: `join()` after `terminate()` waits for it at most a
+ * second, then leaves it.
+ */
+export class ThreadPool extends Pool<DummyProcess> {
+  constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[]);
+  constructor(options?: ThreadPoolOptions);
+  constructor(...args: unknown[]) {
+    const [first] = args;
+    const o = args.length === 1 && first !== null && typeof first === 'object' ? (first as ThreadPoolOptions) : undefined;
+    const [processes, initializer, initargs] = args as [number | null | undefined, Function | null | undefined, unknown[] | undefined];
+    super(o ? { processes: o.processes, initializer: o.initializer, initargs: o.initargs } : { processes, initializer, initargs });
+  }
+
+  protected override _makeWorker(options: { target: Function; args: unknown[] }): DummyProcess {
+    const thread = new DummyProcess(options);
+    thread.daemon = true;
+    return thread;
+  }
+
+  protected override _afterKill(): number | null {
+    return KILL_GRACE;
+  }
+
+  protected override _describeWorker(thread: DummyProcess): string {
+    return `worker ${thread.name} (thread ${thread.ident})`;
+  }
+}
+

@@ -62,7 +62,6 @@ interface State {
   parentPid: number | null;
   popen: Popen | null;
   closed: boolean;
-  childCounter: number;
   isCurrent: boolean;
   startMethod?: string;
 }
@@ -70,6 +69,13 @@ interface State {
 let current: BaseProcess;
 let parent: ParentProcess | null = null;
 const children = new Set<BaseProcess>();
+/** Started threads (multiprocessing.dummy), apart from the processes. */
+const threadChildren = new Set<BaseProcess>();
+/**
+ * How many processes (0) and threads (1) this process has made, for their names: shared
+ * with its threads (Python's counters are per process, and its threads share them).
+ */
+let counters = new Int32Array(new SharedArrayBuffer(8));
 /** Sending a Process is only allowed while starting it (Python's spawning popen check). */
 let spawning: BaseProcess | null = null;
 
@@ -94,7 +100,8 @@ const BOOTSTRAP_MESSAGE = `
 
         (or \`if (require.main === module)\` in CommonJS).`;
 
-function parseOptions(args: unknown[]): ProcessOptions {
+/** Python's positional form or one options object (Process and Thread take the same). @internal */
+export function _parseProcessArgs(args: unknown[]): ProcessOptions {
   const [first] = args;
   if (args.length === 1 && first !== null && typeof first === 'object' && !Array.isArray(first)) return first as ProcessOptions;
   // Python's positional order: (group, target, name, args, kwargs, daemon).
@@ -133,12 +140,13 @@ export class BaseProcess {
   constructor(...args: unknown[]);
   constructor(options?: ProcessOptions);
   constructor(...args: unknown[]) {
-    const opts = parseOptions(args);
+    const opts = _parseProcessArgs(args);
     if (opts.target != null && typeof opts.target !== 'function') throw new TypeError('target must be a function');
     if (opts.args != null && !Array.isArray(opts.args)) throw new TypeError('args must be an array');
     const cur = current?.[S];
-    const count = cur ? ++cur.childCounter : 0;
-    const identity = cur ? [...cur.identity, count] : [];
+    const thread = (new.target as typeof BaseProcess)._thread;
+    const count = cur ? Atomics.add(counters, thread ? 1 : 0, 1) + 1 : 0;
+    const identity = cur && !thread ? [...cur.identity, count] : cur ? [...cur.identity] : [];
     this[S] = {
       target: opts.target ?? null,
       args: [...(opts.args ?? [])],
@@ -148,12 +156,18 @@ export class BaseProcess {
       parentPid: process.pid,
       popen: null,
       closed: false,
-      childCounter: 0,
       isCurrent: false,
     };
-    this[S].name = opts.name != null ? String(opts.name) : `${new.target.name}-${identity.join(':')}`;
+    this[S].name = opts.name != null ? String(opts.name) : thread ? `Thread-${count}` : `${new.target.name}-${identity.join(':')}`;
     if (opts.daemon != null) this.daemon = opts.daemon;
   }
+
+  /**
+   * Whether objects of this class are threads (multiprocessing.dummy) rather than
+   * processes: named `Thread-N` from the process's thread counter, listed by the dummy
+   * module's `activeChildren`, and startable from a daemonic process. @internal
+   */
+  static readonly _thread: boolean = false;
 
   /** Start a child for this object: supplied by the context's Process classes. */
   protected _Popen(_proc: BaseProcess): Popen {
@@ -176,16 +190,17 @@ export class BaseProcess {
     const s = this[S];
     if (s.popen !== null) throw assertionError('cannot start a process twice');
     if (s.parentPid !== process.pid) throw assertionError('can only start a process object created by current process');
-    if (current[S].config.daemon) throw assertionError('daemonic processes are not allowed to have children');
+    const thread = (this.constructor as typeof BaseProcess)._thread;
+    if (current[S].config.daemon && !thread) throw assertionError('daemonic processes are not allowed to have children');
     if (importingForChild) throw new RuntimeError(BOOTSTRAP_MESSAGE);
-    cleanup();
+    cleanup(children);
     spawning = this;
     try {
       s.popen = this._Popen(this);
     } finally {
       spawning = null;
     }
-    children.add(this);
+    (thread ? threadChildren : children).add(this);
   }
 
   /** Python's `terminate()`: send SIGTERM. Exit handlers and finally blocks of the child do not run. */
@@ -209,14 +224,14 @@ export class BaseProcess {
   async join(timeout?: Timeout | TimeoutOptions): Promise<void> {
     const t = timeoutArg(timeout, 'join');
     const res = await checkJoinable(this).wait(t);
-    if (res !== null) children.delete(this);
+    if (res !== null) forget(this);
   }
 
   /** As `join`, blocking the calling thread, as Python's `join` does. */
   joinSync(timeout?: Timeout | TimeoutOptions): void {
     const t = timeoutArg(timeout, 'joinSync');
     const res = checkJoinable(this).waitSync(t);
-    if (res !== null) children.delete(this);
+    if (res !== null) forget(this);
   }
 
   /** Python's `is_alive()`: started and not yet ended. */
@@ -227,7 +242,7 @@ export class BaseProcess {
     if (s.parentPid !== process.pid) throw assertionError('can only test a child process');
     if (!s.popen) return false;
     if (s.popen.poll() === null) return true;
-    children.delete(this);
+    forget(this);
     return false;
   }
 
@@ -243,7 +258,7 @@ export class BaseProcess {
         throw new ValueError('Cannot close a process while it is still running. You should first call join() or terminate().');
       }
       s.popen.close();
-      children.delete(this);
+      forget(this);
     }
     s.closed = true;
   }
@@ -441,7 +456,6 @@ registerKind('process', (w: ProcessStateWire) => {
     parentPid: w.parentPid,
     popen: null,
     closed: false,
-    childCounter: 0,
     isCurrent: false,
   };
   return obj;
@@ -561,11 +575,73 @@ export function _becomeChild(proc: BaseProcess, parentName: string): void {
   s.popen = null;
   current = proc;
   children.clear();
+  counters = new Int32Array(new SharedArrayBuffer(8));
   try {
     parent = new ParentProcess(parentName, s.parentPid!);
   } catch {
     parent = null; // the parent is already gone
   }
+}
+
+/** What a new thread of this process needs to see the same current process. @internal */
+export interface ThreadPreparation {
+  name: string;
+  identity: number[];
+  authkey: Buffer;
+  daemon: boolean;
+  parentPid: number | null;
+  parent: { name: string; pid: number } | null;
+  counters: SharedArrayBuffer;
+}
+
+/** @internal */
+export function _threadPreparation(): ThreadPreparation {
+  const s = current[S];
+  return {
+    name: s.name,
+    identity: s.identity,
+    authkey: s.config.authkey,
+    daemon: s.config.daemon ?? false,
+    parentPid: s.parentPid,
+    parent: parent && { name: parent.name, pid: parent.pid },
+    counters: counters.buffer as SharedArrayBuffer,
+  };
+}
+
+/**
+ * Called by a thread's bootstrap (dummy_main.ts): this thread's current process becomes
+ * the process it runs in (its name, authkey, parent and counters). @internal
+ */
+export function _becomeThread(p: ThreadPreparation): void {
+  const s = current[S];
+  s.name = p.name;
+  s.identity = p.identity;
+  s.config = { authkey: Buffer.from(p.authkey), daemon: p.daemon };
+  s.parentPid = p.parentPid;
+  counters = new Int32Array(p.counters);
+  try {
+    parent = p.parent ? new ParentProcess(p.parent.name, p.parent.pid) : null;
+  } catch {
+    parent = null;
+  }
+}
+
+let thisThread: BaseProcess | null = null;
+
+/**
+ * The running thread's name when it is not the main thread (Python's lock reprs name the
+ * owner `process|thread`); null in the main thread. @internal
+ */
+export function _currentThreadName(): string | null {
+  return thisThread && thisThread[S].name;
+}
+
+/** Mark `proc` as the object of the running thread (dummy_main.ts). @internal */
+export function _markCurrent(proc: BaseProcess): void {
+  const s = proc[S];
+  thisThread = proc;
+  s.isCurrent = true;
+  s.popen = null;
 }
 
 /** Python's `current_process()`: the process object of this process (`MainProcess` in the main one). */
@@ -578,21 +654,42 @@ export function parentProcess(): ParentProcess | null {
   return parent;
 }
 
-function cleanup(): void {
-  for (const p of [...children]) {
+function forget(p: BaseProcess): void {
+  children.delete(p);
+  threadChildren.delete(p);
+}
+
+function cleanup(set: Set<BaseProcess>): void {
+  for (const p of [...set]) {
     const popen = p[S].popen;
-    if (popen && popen.poll() !== null) children.delete(p);
+    if (popen && popen.poll() !== null) set.delete(p);
   }
 }
 
 /** Live children of the current process; finished ones are reaped. */
 export function activeChildren(): BaseProcess[] {
-  cleanup();
+  cleanup(children);
   return [...children];
 }
 
-// At exit, as Python's _exit_function: terminate daemonic children, join the rest.
+/** Live threads started by this thread (multiprocessing.dummy's `active_children`). @internal */
+export function _activeThreads(): BaseProcess[] {
+  cleanup(threadChildren);
+  return [...threadChildren];
+}
+
+// At exit, as threading's shutdown (the threads first: the others are joined, daemonic
+// ones stopped and left) and then Python's _exit_function: terminate daemonic children,
+// join the rest.
 _setChildrenAtExit(() => {
+  for (const p of _activeThreads()) {
+    if (p.daemon) {
+      p[S].popen?.terminate();
+    } else {
+      p[S].popen?.waitSync(null);
+    }
+    threadChildren.delete(p);
+  }
   for (const p of activeChildren()) {
     if (p.daemon) {
       info('calling terminate() for daemon %s', p.name);

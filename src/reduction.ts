@@ -10,7 +10,7 @@ import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
-import { AuthenticationError, errorClasses, PythonError } from './errors.js';
+import { AuthenticationError, errorClasses, nativeCall, PythonError } from './errors.js';
 import { isLoaded, looksExported, moduleOf } from './locate.js';
 import { native } from './native.js';
 import { libraryModuleUrl } from './util.js';
@@ -71,6 +71,7 @@ const kindModules: Record<string, string> = {
   ctypes: 'sharedctypes',
   'ctypes-struct-copy': 'sharedctypes',
   synchronized: 'sharedctypes',
+  'dummy-namespace': 'dummy',
 };
 function kindModuleUrl(kind: string): string | undefined {
   const m = kindModules[kind];
@@ -297,6 +298,28 @@ export function dumps(value: unknown): Dumped {
   }
   const data = ser.releaseBuffer();
   return undos.length ? { data, fds, undo: () => undoAll(undos) } : { data, fds };
+}
+
+/**
+ * Serialize `value` for another thread of this process: as `dumps`, but the descriptors are
+ * duplicates that the receiving thread owns (threads share the process's descriptors, so
+ * the sender's stay its own, as after SCM_RIGHTS). `undo` also closes the duplicates.
+ */
+export function dumpsForThread(value: unknown): Dumped {
+  const d = dumps(value);
+  if (d.fds.length === 0) return d;
+  const fds: number[] = [];
+  const undo = (): void => {
+    for (const fd of fds) native.closeFd(fd);
+    d.undo?.();
+  };
+  try {
+    for (const fd of d.fds) fds.push(nativeCall(() => native.dupFd(fd)));
+  } catch (e) {
+    undo();
+    throw e;
+  }
+  return { data: d.data, fds, undo };
 }
 
 function describe(v: unknown): string {

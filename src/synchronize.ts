@@ -10,7 +10,7 @@ import { inspect } from 'node:util';
 import { assertionError, BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';
 import { arenaBuffer, transferOf } from './heap.js';
 import { native } from './native.js';
-import { currentProcess } from './process.js';
+import { _currentThreadName, currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { debug, warning } from './logging.js';
 import { blockArgs, deadlineOf, expired, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
@@ -346,11 +346,14 @@ export class SemLock {
 }
 
 function ownerName(): string {
+  let name: string;
   try {
-    return currentProcess().name;
+    name = currentProcess().name;
   } catch {
-    return 'MainProcess';
+    name = 'MainProcess';
   }
+  const thread = _currentThreadName();
+  return thread === null ? name : `${name}|${thread}`;
 }
 
 /**

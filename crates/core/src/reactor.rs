@@ -1,4 +1,5 @@
-//! One epoll thread per process that reports readable descriptors.
+//! One epoll thread per process that reports readable descriptors (to every JavaScript
+//! thread of the process: the binding routes each descriptor to the thread watching it).
 //!
 //! Asynchronous waits (a Promise for `recv`, `join`, `accept`...) register the
 //! descriptor here, one-shot, and get called back with the batch of descriptors

@@ -4,7 +4,11 @@ use mp_core::spawn;
 use mp_core::sys::deadline;
 use napi_derive::napi;
 
-use crate::error::os;
+use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+
+use napi::bindgen_prelude::Int32Array;
+
+use crate::error::{coded, os};
 
 #[napi(object)]
 pub struct SpawnOptions {
@@ -90,4 +94,24 @@ pub fn pidfd_open(pid: i32) -> napi::Result<i32> {
 #[napi]
 pub fn getppid() -> i32 {
     unsafe { libc::getppid() }
+}
+
+/// Take over `fd` for the calling JavaScript thread and close it when the thread's
+/// environment is torn down, however the thread ends (its code returned, `process.exit`
+/// in a worker, `worker.terminate()`): a thread's end of the socket pair whose other end
+/// is its sentinel. `claim[0]` says who owns `fd`: 0 the thread that made it (the parent),
+/// 1 this thread, 2 the parent took it back (this thread ended before it got here). The
+/// claim and the hook happen in one native call, which termination cannot split. Returns
+/// whether the descriptor is now this thread's.
+#[napi]
+pub fn close_fd_at_exit(env: napi::Env, fd: i32, claim: Int32Array) -> napi::Result<bool> {
+    let word = claim.as_ref().first().ok_or_else(|| coded("Value", "empty claim"))? as *const i32 as *const AtomicI32;
+    // The array is over a SharedArrayBuffer that the parent keeps.
+    if unsafe { &*word }.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
+        return Ok(false);
+    }
+    env.add_env_cleanup_hook((), move |_| unsafe {
+        libc::close(fd);
+    })?;
+    Ok(true)
 }

@@ -3,10 +3,11 @@
 //!
 //! Asynchronous waits: an operation that would block registers a token with the one
 //! [`Waiter`] of the process (`...OrWatch(token, timeout)` methods) and returns; the
-//! waiter thread reports tokens through one threadsafe function (`waiterStart`), and
-//! src/wait.ts settles the Promises, which retry.
+//! waiter thread reports tokens to the JavaScript thread that registered them (each
+//! thread's callback from `waiterStart`), and src/wait.ts settles the Promises, which retry.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mp_core::heap::Heap;
 use mp_core::sync::{Acquired, Arrival, Barrier, CondWait, Condition, Event, Kind, SemLock, SyncError, Try};
@@ -17,52 +18,64 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{coded, os};
-use crate::notify::Notifier;
+use crate::notify::{this_thread, Routes};
 use crate::heap::{adopt_transferred, arena_buffer_of, byte_offset_of, id_to_js, BlockIdJs};
 use napi::bindgen_prelude::ArrayBuffer;
 
 // ---- the waiter ---------------------------------------------------------------------
 
-struct WaiterState {
-    waiter: Waiter,
-    notifier: Notifier<u32>,
+/// The process's one futex waiter; a watch's key is (JavaScript thread << 32 | token), so
+/// that each thread's tokens go back to it.
+static WAITER: OnceLock<Waiter> = OnceLock::new();
+static STARTING: Mutex<()> = Mutex::new(());
+static ROUTES: Routes<u32> = Routes::new();
+
+fn route(keys: Vec<u64>) {
+    let mut by: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for k in keys {
+        by.entry((k >> 32) as u32).or_default().push(k as u32);
+    }
+    for (t, tokens) in by {
+        ROUTES.send(t, tokens);
+    }
 }
 
-static WAITER: OnceLock<WaiterState> = OnceLock::new();
-
-/// Start the futex waiter; `onReady(tokens)` is called on the JS thread with each batch
-/// of tokens whose word changed, was woken, or whose deadline passed. Once per process.
+/// Start reporting to this JavaScript thread: `onReady(tokens)` is called on it with each
+/// batch of its tokens whose word changed, was woken, or whose deadline passed. Once per
+/// thread; the waiter itself starts with the first.
 #[napi]
-pub fn waiter_start(on_ready: Function<Vec<u32>, ()>) -> napi::Result<()> {
-    if WAITER.get().is_some() {
-        return Err(coded("Value", "waiter already started"));
+pub fn waiter_start(env: Env, on_ready: Function<Vec<u32>, ()>) -> napi::Result<()> {
+    ROUTES.register(&env, on_ready, "waiter")?;
+    let _g = STARTING.lock().unwrap();
+    if WAITER.get().is_none() {
+        let w = Waiter::start(route).map_err(os)?;
+        let _ = WAITER.set(w);
     }
-    let notifier = Notifier::new(on_ready)?;
-    let send = notifier.sender();
-    let waiter = Waiter::start(move |tokens| send(tokens.into_iter().map(|t| t as u32).collect())).map_err(os)?;
-    let _ = WAITER.set(WaiterState { waiter, notifier });
     Ok(())
 }
 
-fn waiter() -> napi::Result<&'static WaiterState> {
+fn waiter() -> napi::Result<&'static Waiter> {
     WAITER.get().ok_or_else(|| coded("Value", "waiter not started"))
 }
 
-/// Keep the event loop alive (true) while waits are pending, or let it exit (false).
-#[napi]
-#[allow(deprecated)]
-pub fn waiter_ref(env: Env, keep_alive: bool) -> napi::Result<()> {
-    waiter()?.notifier.set_ref(&env, keep_alive)
+fn key(token: u32) -> u64 {
+    ((this_thread() as u64) << 32) | token as u64
 }
 
-/// Forget a token; returns whether it was still pending.
+/// Keep this thread's event loop alive (true) while its waits are pending, or let it exit (false).
+#[napi]
+pub fn waiter_ref(env: Env, keep_alive: bool) -> napi::Result<()> {
+    ROUTES.set_ref(&env, keep_alive, "waiter")
+}
+
+/// Forget a token of this thread; returns whether it was still pending.
 #[napi]
 pub fn waiter_cancel(token: u32) -> bool {
-    WAITER.get().is_some_and(|w| w.waiter.cancel(token as u64))
+    WAITER.get().is_some_and(|w| w.cancel(key(token)))
 }
 
 pub(crate) fn watch(token: u32, on: WaitOn, timeout: Option<f64>) -> napi::Result<()> {
-    waiter()?.waiter.watch(token as u64, on, deadline(timeout)).map_err(os)
+    waiter()?.watch(key(token), on, deadline(timeout)).map_err(os)
 }
 
 fn sync_err(e: SyncError) -> napi::Error {

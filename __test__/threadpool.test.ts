@@ -1,0 +1,148 @@
+// ThreadPool (multiprocessing.pool.ThreadPool = multiprocessing.dummy.Pool): the whole
+// Pool API over worker threads, with the process Pool's guarantees.
+import test from 'ava';
+import { ProcessError, TimeoutError, ValueError } from '../index.js';
+import { DummyProcess, Pool as DummyPool } from '../src/dummy.js';
+import { AsyncResult, RemoteTraceback, ThreadPool, WorkerLostError } from '../src/pool.js';
+import { Queue } from '../src/queues.js';
+import { Event, Lock } from '../src/synchronize.js';
+import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
+import { exitThread, ids, init, initThrows, lockedIncrementsSync, readInit, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { MaybeEncodingError } from '../src/errors.js';
+
+const range = (n: number) => [...Array(n).keys()];
+
+test('map, apply, starmap, imap, inline functions; workers are daemonic threads of this process', async (t) => {
+  await using pool = new ThreadPool(2);
+  t.is(DummyPool, ThreadPool);
+  t.is(String(pool), '<ThreadPool state=RUN pool_size=2>');
+  t.deepEqual(await pool.map(square, range(10)), range(10).map((x) => x * x));
+  t.deepEqual(await pool.map(square, range(10), 3), range(10).map((x) => x * x));
+  t.is(await pool.apply(add, [2, 3]), 5);
+  t.deepEqual(await pool.starmap(add, [[1, 2], [3, 4]]), [3, 7]);
+  t.deepEqual(await pool.map((x: number) => x * 2, [1, 2, 3]), [2, 4, 6]);
+  t.regex(await pool.apply(whoAmI), /^Thread-\d+$/);
+  const workers = pool._pool;
+  t.is(workers.length, 2);
+  t.true(workers.every((w) => w instanceof DummyProcess && w.daemon && w.isAlive()));
+  const seen = await Promise.all(range(40).map(() => pool.apply(ids)));
+  t.true(seen.every(([, pid]) => pid === process.pid));
+  t.true(seen.every(([tid]) => workers.some((w) => w.ident === tid)));
+  const got: number[] = [];
+  for await (const x of pool.imap(square, naturals())) {
+    got.push(x);
+    if (got.length === 50) break;
+  }
+  t.deepEqual(got, range(50).map((x) => x * x));
+  const un: number[] = [];
+  for await (const x of pool.imapUnordered(square, range(30), 1)) un.push(x);
+  t.deepEqual(un.sort((a, b) => a - b), range(30).map((x) => x * x));
+});
+
+test('options and positional forms; processes must be at least 1; use after close', async (t) => {
+  t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
+  t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });
+  await using a = new ThreadPool({ processes: 1, initializer: init, initargs: ['x'] });
+  const [v, tid] = (await a.apply(readInit)) as [string, number];
+  t.is(v, 'x');
+  t.is(tid, a._pool[0].ident!);
+  await using b = new ThreadPool(1, init, ['y']);
+  t.deepEqual(((await b.apply(readInit)) as unknown[])[0], 'y');
+  const c = new ThreadPool(1);
+  await t.throwsAsync(c.join(), { instanceOf: ValueError });
+  c.close();
+  t.throws(() => c.applyAsync(square, [1]), { instanceOf: ValueError });
+  await c.join();
+  t.is(c._pool.length, 0);
+});
+
+test('AsyncResult and errors: timeouts, callbacks, the class and the remote stack of a task error', async (t) => {
+  await using pool = new ThreadPool(2);
+  const slow = pool.applyAsync(sleep, [0.3]);
+  await t.throwsAsync(slow.get(0.02), { instanceOf: TimeoutError });
+  t.is(await slow.get(), 0.3);
+  let got: unknown;
+  const r = pool.applyAsync(square, [7], (x) => (got = x));
+  t.true(r instanceof AsyncResult);
+  await r.get();
+  t.is(got, 49);
+  const e = await t.throwsAsync(pool.apply(failAt, [5]), { instanceOf: RangeError, message: 'bad item 5' });
+  t.true(e!.cause instanceof RemoteTraceback);
+  await t.throwsAsync(pool.map(failAt, range(10)), { instanceOf: RangeError });
+  await t.throwsAsync(pool.apply(unserializable), { instanceOf: MaybeEncodingError });
+});
+
+test('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
+  await using pool = new ThreadPool(2);
+  const e1 = await t.throwsAsync(pool.apply(exitThread, [3]), { instanceOf: WorkerLostError });
+  t.regex(e1!.message, /worker Thread-\d+ \(thread \d+\) died with exit code 3/);
+  t.true(e1 instanceof ProcessError);
+  const e2 = await t.throwsAsync(pool.apply(throwLater, ['late']), { instanceOf: WorkerLostError });
+  t.regex(e2!.message, /exit code 1/);
+  t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
+  t.is(pool._pool.length, 2);
+  // terminate() a worker while it runs a task.
+  await using one = new ThreadPool(1);
+  const started = new Event();
+  const never = new Event();
+  const pending = one.apply(waitOn, [started, never]);
+  t.true(await started.wait(30));
+  const [busy] = one._pool;
+  busy.terminate();
+  const e3 = await t.throwsAsync(pending, { instanceOf: WorkerLostError });
+  t.regex(e3!.message, /exit code -15/);
+  t.deepEqual(await one.map(square, range(20)), range(20).map((x) => x * x));
+  t.is(one._pool.length, 1);
+  t.not(one._pool[0], busy);
+});
+
+test('an initializer that throws fails the tasks instead of hanging', async (t) => {
+  await using pool = new ThreadPool({ processes: 2, initializer: initThrows });
+  const e = await t.throwsAsync(pool.apply(square, [2]), { instanceOf: ProcessError });
+  t.regex(String((e!.cause as Error)?.message), /init failed/);
+});
+
+test('terminate with thousands of pending tasks returns at once and fails them; join is prompt', async (t) => {
+  const pool = new ThreadPool(2);
+  t.is(await pool.apply(square, [2]), 4);
+  const rs = range(5000).map((i) => pool.applyAsync(sleepThen, [0.01, i]));
+  const started = Date.now();
+  pool.terminate();
+  const returned = Date.now() - started;
+  await pool.join();
+  t.true(returned < 100, `terminate took ${returned} ms`);
+  t.true(Date.now() - started < 5000);
+  const e = await t.throwsAsync(rs[4999].get(1));
+  t.true(e instanceof ProcessError);
+  t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
+});
+
+test('close then join finishes the work; the library objects in task arguments are shared', async (t) => {
+  const pool = new ThreadPool(2);
+  const lock = new Lock();
+  const { RawArray } = await import('../src/sharedctypes.js');
+  const counter = RawArray('i', 2) as Int32Array;
+  const rs = range(4).map(() => pool.applyAsync(lockedIncrementsSync, [lock, counter, 100]));
+  const q = new Queue();
+  const put = pool.applyAsync(async (queue: Queue) => {
+    await queue.put('from a pool thread');
+  }, [q]);
+  pool.close();
+  await pool.join();
+  for (const r of rs) t.true(r.successful());
+  t.true(put.successful());
+  t.is(counter[0], 400);
+  t.is(await q.get(true, 5), 'from a pool thread');
+});
+
+test('the main thread keeps running while the pool works (nothing blocks it)', async (t) => {
+  await using pool = new ThreadPool(2);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  try {
+    await pool.starmap(sleepThen, range(20).map((i) => [0.02, i]), 1);
+  } finally {
+    clearInterval(timer);
+  }
+  t.true(ticks >= 10, `${ticks} ticks`);
+});
