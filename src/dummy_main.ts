@@ -7,7 +7,8 @@ import { workerData } from 'node:worker_threads';
 import { _setCurrentThread, type DummyProcess, type ThreadStart } from './dummy_process.js';
 import { _becomeThread, _markCurrent } from './process.js';
 import { _setImportingForChild, loadsAsync } from './reduction.js';
-import { fromSources, logToStderr, runExitHandlers } from './util.js';
+import { _applyParentLogging } from './logging.js';
+import { fromSources } from './util.js';
 
 const w = (workerData as { start: ThreadStart }).start;
 
@@ -23,7 +24,7 @@ async function main(): Promise<number> {
   // As in a spawned child: under tsx, kinds cannot be required synchronously later.
   if (fromSources) await import('./context.js');
   _becomeThread(w.prep);
-  if (w.logLevel !== undefined) logToStderr(w.logLevel);
+  _applyParentLogging(w.logging);
   let at = 0;
   // The descriptors (and the counts on shared blocks) become this thread's as they are
   // taken, unless the parent took them back (it does when a thread ends before).
@@ -41,9 +42,7 @@ async function main(): Promise<number> {
   }
   _markCurrent(proc);
   _setCurrentThread(proc);
-  const code = await proc._bootstrap();
-  runExitHandlers();
-  return code;
+  return proc._bootstrap();
 }
 
 main().then(

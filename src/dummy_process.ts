@@ -18,13 +18,15 @@ import {
   type Popen, type ThreadPreparation,
 } from './process.js';
 import { dumpsForThread } from './reduction.js';
-import { _logLevelForChildren, libraryModuleUrl } from './util.js';
+import { _loggingForChild } from './logging.js';
+import { libraryModuleUrl } from './util.js';
 import * as wait from './wait.js';
 
 /** What a thread's bootstrap (dummy_main.ts) receives as its `workerData`. @internal */
 export interface ThreadStart {
   prep: ThreadPreparation;
-  logLevel?: number;
+  /** The parent thread's logging settings (as a spawned child gets them). */
+  logging: { logToStderr: boolean; logLevel?: number };
   /** The DummyProcess, serialized, and the descriptors it carries (owned by the thread). */
   data: Uint8Array;
   fds: number[];
@@ -130,7 +132,7 @@ class ThreadPopen implements Popen {
     const [mine, theirs] = pair;
     const claim = new Int32Array(new SharedArrayBuffer(8));
     const start: ThreadStart = {
-      prep: _threadPreparation(), logLevel: _logLevelForChildren, data: msg.data, fds: msg.fds, sentinel: theirs, claim, daemon: proc.daemon,
+      prep: _threadPreparation(), logging: _loggingForChild(), data: msg.data, fds: msg.fds, sentinel: theirs, claim, daemon: proc.daemon,
     };
     try {
       this.#worker = new Worker(ENTRY, {
