@@ -62,7 +62,7 @@ test('AsyncResult and errors: timeouts, callbacks, the class and the remote stac
   await t.throwsAsync(slow.get(0.02), { instanceOf: TimeoutError });
   t.is(await slow.get(), 0.3);
   let got: unknown;
-  const r = pool.applyAsync(square, [7], (x) => (got = x));
+  const r = pool.applyAsync(square, [7], null, (x) => (got = x));
   t.true(r instanceof AsyncResult);
   await r.get();
   t.is(got, 49);
