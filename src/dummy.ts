@@ -62,6 +62,7 @@ export class Namespace {
     if (attributes) Object.assign(this, attributes);
   }
 
+  /** Python's repr: `Namespace(a=1, b='x')`. */
   toString(): string {
     const items = Object.keys(this)
       .filter((k) => !k.startsWith('_'))
@@ -70,10 +71,12 @@ export class Namespace {
     return `${this.constructor.name}(${items.join(', ')})`;
   }
 
+  /** The repr for `util.inspect`. */
   [inspect.custom](): string {
     return this.toString();
   }
 
+  /** Crosses to threads and processes as a copy that is a Namespace again. @internal */
   [reduce](): Reduced {
     return { kind: 'dummy-namespace', state: { ...this } };
   }

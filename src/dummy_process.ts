@@ -309,21 +309,29 @@ registerProcessClass(DummyProcess);
  * module gives it outside the threads it started.
  */
 export class MainThread {
+  /** `MainThread` (a thread not started by this module: `Dummy-<threadId>`, as Python's `_DummyThread`). */
   readonly name: string = isMainThread ? 'MainThread' : `Dummy-${threadId}`;
+  /** The main thread is not daemonic. */
   readonly daemon = false;
+  /** Always null: the running thread has not ended. */
   readonly exitcode = null;
+  /** Python's `Thread.ident`: Node's `threadId` (0 for the main thread). */
   get ident(): number {
     return threadId;
   }
+  /** Node's name for `ident`. */
   get threadId(): number {
     return threadId;
   }
+  /** Always true: it is running this code. */
   isAlive(): boolean {
     return true;
   }
+  /** Python's repr: `<_MainThread(MainThread, started 0)>`. */
   toString(): string {
     return `<${isMainThread ? '_MainThread' : '_DummyThread'}(${this.name}, started ${threadId})>`;
   }
+  /** The repr for `util.inspect`. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -906,9 +906,13 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   }
 }
 
+/** The options of `new ThreadPool({ ... })` (Python's `ThreadPool(processes, initializer, initargs)`). */
 export interface ThreadPoolOptions {
+  /** How many threads (default: `cpuCount()`). */
   processes?: number | null;
+  /** Called as `initializer(...initargs)` in each thread before its first task. */
   initializer?: Function | null;
+  /** The initializer's arguments. */
   initargs?: unknown[];
 }
 
