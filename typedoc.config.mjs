@@ -19,4 +19,7 @@ export default {
   excludePrivate: true,
   excludeProtected: true,
   validation: { notExported: true, invalidLink: true, notDocumented: true },
+  // Internal types that public signatures mention: a job's callback interface (pool_jobs.ts), and
+  // the engine's handles that constructors accept when an object is re-created in another process.
+  intentionallyNotExported: ['Job', 'NativeBarrier', 'NativeCondition', 'NativeEvent', 'NativeSemLock'],
 };

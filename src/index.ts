@@ -20,10 +20,12 @@ export {
 export { reduce, registerKind, type Rebuild, type Reduced, type Shareable } from './reduction.js';
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, MaybeEncodingError, Pool,
-  RemoteTraceback, WorkerLostError, type ApplyOptions, type ChunkOptions, type MapOptions, type PoolOptions,
+  RemoteTraceback, WorkerLostError, type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type MapOptions,
+  type PoolOptions,
 } from './pool.js';
 export {
-  Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SemLock, type AcquireOptions, type Held,
+  Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SemLock, type AcquireOptions, type BarrierAction,
+  type BarrierOptions, type ConditionOptions, type ContextOptions, type Held, type SemaphoreOptions,
 } from './synchronize.js';
 export {
   Array, SharedArray, RawArray, RawValue, Value, copy, synchronized, Structure,

@@ -26,15 +26,21 @@ import { INIT_FAILED, poolWorker, readDoubles, type Batch, type Results } from '
 
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, RemoteTraceback,
-  type ApplyOptions, type ChunkOptions, type MapOptions,
+  type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type MapOptions,
 } from './pool_jobs.js';
 export { MaybeEncodingError, WorkerLostError };
 
+/** The options object of `new Pool({...})`: Python's `Pool(processes, initializer, initargs, maxtasksperchild, context)`. */
 export interface PoolOptions {
+  /** Number of worker processes (default: `cpuCount()`). */
   processes?: number | null;
+  /** Called as `initializer(...initargs)` in each worker when it starts (exported, or sent by source). */
   initializer?: Function | null;
+  /** Arguments of `initializer`. */
   initargs?: unknown[];
+  /** Tasks a worker runs before it is replaced by a fresh one (default: no limit). */
   maxtasksperchild?: number | null;
+  /** The context that starts the workers (default: the default context). */
   context?: BaseContext | null;
 }
 
@@ -225,6 +231,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
   }
 
+  /** Python's `_processes`: the number of workers. @internal */
   get _processes(): number {
     return this.#processes;
   }
@@ -897,6 +904,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     await this.join();
   }
 
+  /** Python's `repr()`: `<Pool state=RUN pool_size=4>`. */
   toString(): string {
     return `<${this.constructor.name} state=${STATE_NAMES[this.#state]} pool_size=${this.#workers.size}>`;
   }

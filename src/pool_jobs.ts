@@ -16,7 +16,9 @@ export class RemoteTraceback extends Error {
 }
 
 
+/** Python's `callback`: called in the parent with the result when a task succeeds. */
 export type Callback<T> = ((value: T) => void) | null | undefined;
+/** Python's `error_callback`: called in the parent with the error when a task fails. */
 export type ErrorCallback = ((error: unknown) => void) | null | undefined;
 
 /** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
@@ -29,22 +31,29 @@ export type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
 
 /** Options of `apply` and `applyAsync` (Python's `args`, `kwds`, `callback`, `error_callback`). */
 export interface ApplyOptions<A extends unknown[] = unknown[], R = unknown> {
+  /** Python's `args`: the arguments of the call (default none). */
   args?: A | Iterable<unknown>;
   /** Python's keyword arguments: not supported (JavaScript has none); only empty or absent. */
   kwds?: Record<string, never> | null;
+  /** Python's `callback`: called with the result (`applyAsync` only). */
   callback?: Callback<R>;
+  /** Python's `error_callback`: called with the error (`applyAsync` only). */
   errorCallback?: ErrorCallback;
 }
 
 /** Options of `mapAsync` and `starmapAsync`. */
 export interface MapOptions<R = unknown> {
+  /** Python's `chunksize`: items per task sent to a worker (by default Python's: about 4 chunks per worker). */
   chunksize?: number | null;
+  /** Python's `callback`: called with the list of results. */
   callback?: Callback<R>;
+  /** Python's `error_callback`: called with the first error. */
   errorCallback?: ErrorCallback;
 }
 
 /** Options of `map`, `starmap`, `imap`, `imapUnordered`. */
 export interface ChunkOptions {
+  /** Python's `chunksize`: items per task sent to a worker (`map`: about 4 chunks per worker by default; `imap`: 1). */
   chunksize?: number | null;
 }
 
@@ -136,6 +145,7 @@ export class Signal {
   }
 }
 
+/** What the pool calls on a job when a task of it finishes. @internal */
 export interface Job {
   /**
    * A task of the job finished. `ok`: its values are `data[offset, offset + count)`
@@ -158,8 +168,10 @@ export class AsyncResult<T = unknown> implements Job {
   #signal: Signal | null = null;
   protected _ok = false;
   protected _value: unknown;
+  /** @internal */
   readonly _job: number;
 
+  /** @internal */
   constructor(protected _pool: JobPool | null, private _callback: Callback<T>, private _errorCallback: ErrorCallback) {
     this._job = ++jobCounter;
   }
@@ -214,6 +226,7 @@ export class AsyncResult<T = unknown> implements Job {
     this._pool = null;
   }
 
+  /** Python's `repr()`: `<AsyncResult job=3 pending>`. */
   toString(): string {
     return `<${this.constructor.name} job=${this._job} ${this.ready() ? (this._ok ? 'successful' : 'failed') : 'pending'}>`;
   }
@@ -233,6 +246,7 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
   #chunksize: number;
   #left: number;
 
+  /** @internal */
   constructor(pool: JobPool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
     super(pool, callback, errorCallback);
     this.#out = new Array<T>(length);
@@ -271,6 +285,7 @@ const END = Symbol('end');
  * consumed lazily, with a bounded number of items ahead of the consumer.
  */
 export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> {
+  /** @internal */
   readonly _job: number;
   #pool: JobPool | null;
   #ordered: boolean;
@@ -292,6 +307,7 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   #changed = new Signal();
   #feederWake: (() => void) | null = null;
 
+  /** @internal */
   constructor(pool: JobPool, ordered: boolean) {
     this.#pool = pool;
     this.#ordered = ordered;
@@ -448,10 +464,12 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     return { done: true, value: undefined };
   }
 
+  /** `for await (const r of pool.imap(...))`, Python's `for r in pool.imap(...)`. */
   [Symbol.asyncIterator](): this {
     return this;
   }
 
+  /** Python's `repr()`: `<IMapIterator job=4>`. */
   toString(): string {
     return `<${this.#ordered ? 'IMapIterator' : 'IMapUnorderedIterator'} job=${this._job}>`;
   }

@@ -23,6 +23,7 @@ type Handle = ReturnType<typeof native.ringCreate>;
 
 export type { Timeout } from './timeouts.js';
 
+/** The options form of `new Queue(maxsize)`, with `capacity`, which Python's Queue does not have. */
 export interface QueueOptions {
   /** Python's `maxsize`: the most items the queue holds; `<= 0` means no limit. */
   maxsize?: number;
@@ -35,8 +36,10 @@ export interface QueueOptions {
   ctx?: unknown;
 }
 
+/** The options form of `put(obj, block, timeout)`: `q.put(x, { timeout: 1 })`. */
 export type PutOptions = BlockOptions;
 
+/** The options form of `get(block, timeout)`: `q.get({ timeout: 1 })`. */
 export type GetOptions = PutOptions;
 
 /** Default bytes of shared memory per queue. */
@@ -427,6 +430,7 @@ abstract class BaseQueue {
     return { kind: 'queue', state: { cls: this._kind }, fds: [native.ringFd(this._h)] };
   }
 
+  /** Like Python's `repr()`: `<multiprocessing.queues.Queue object maxsize=0>`. */
   toString(): string {
     return `<multiprocessing.queues.${this._kind} object maxsize=${this.maxsize}>`;
   }
@@ -570,18 +574,22 @@ export class SimpleQueue extends BaseQueue {
     return this._put(obj, true, null);
   }
 
+  /** `put` that blocks the thread while the queue is full. */
   putSync(obj: unknown): void {
     this._putSync(obj, true, null);
   }
 
+  /** Python's `get()`: resolves with the next item, waiting for one. */
   get(): Promise<unknown> {
     return this._get(true, null);
   }
 
+  /** `get` that blocks the thread, as Python's does. */
   getSync(): unknown {
     return this._getSync(true, null);
   }
 
+  /** Python's `close()`: no more puts or gets through this object; later calls throw `OSError`. */
   close(): void {
     this._close();
   }

@@ -17,6 +17,10 @@ type TypedArrayCtor =
   | Int8ArrayConstructor | Uint8ArrayConstructor | Int16ArrayConstructor | Uint16ArrayConstructor
   | Int32ArrayConstructor | Uint32ArrayConstructor | BigInt64ArrayConstructor | BigUint64ArrayConstructor
   | Float32ArrayConstructor | Float64ArrayConstructor;
+/**
+ * What `RawArray` of a simple type returns: a typed array over shared memory (Python returns a
+ * ctypes array); `c_long`/`c_longlong` arrays are BigInt64Arrays.
+ */
 export type SharedTypedArray =
   | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
   | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
@@ -27,18 +31,22 @@ type Kind = 'int' | 'bigint' | 'float' | 'bool' | 'char';
 export class SimpleCType {
   /** @internal */
   constructor(
+    /** The ctypes name, `'c_int'`. */
     readonly __name__: string,
     /** The typecode (Python's `_type_`). */
     readonly _type_: string,
+    /** Size in bytes (Python's `ctypes.sizeof`). */
     readonly size: number,
     /** @internal */ readonly _array: TypedArrayCtor,
     /** @internal */ readonly _kind: Kind,
   ) {}
 
+  /** Alignment in bytes (Python's `ctypes.alignment`). */
   get alignment(): number {
     return this.size;
   }
 
+  /** Python's `repr()`: `<class 'ctypes.c_int'>`. */
   toString(): string {
     return `<class 'ctypes.${this.__name__}'>`;
   }
@@ -49,19 +57,33 @@ export class SimpleCType {
   }
 }
 
+/** Python's `ctypes.c_bool` (typecode `'?'`): a JavaScript boolean. */
 export const c_bool = new SimpleCType('c_bool', '?', 1, Uint8Array, 'bool');
+/** Python's `ctypes.c_char` (`'c'`): one byte, read as a one-byte Buffer (Python's `bytes`). */
 export const c_char = new SimpleCType('c_char', 'c', 1, Uint8Array, 'char');
+/** Python's `ctypes.c_byte` (`'b'`): signed 8-bit integer. */
 export const c_byte = new SimpleCType('c_byte', 'b', 1, Int8Array, 'int');
+/** Python's `ctypes.c_ubyte` (`'B'`): unsigned 8-bit integer. */
 export const c_ubyte = new SimpleCType('c_ubyte', 'B', 1, Uint8Array, 'int');
+/** Python's `ctypes.c_short` (`'h'`): signed 16-bit integer. */
 export const c_short = new SimpleCType('c_short', 'h', 2, Int16Array, 'int');
+/** Python's `ctypes.c_ushort` (`'H'`): unsigned 16-bit integer. */
 export const c_ushort = new SimpleCType('c_ushort', 'H', 2, Uint16Array, 'int');
+/** Python's `ctypes.c_int` (`'i'`): signed 32-bit integer. */
 export const c_int = new SimpleCType('c_int', 'i', 4, Int32Array, 'int');
+/** Python's `ctypes.c_uint` (`'I'`): unsigned 32-bit integer. */
 export const c_uint = new SimpleCType('c_uint', 'I', 4, Uint32Array, 'int');
+/** Python's `ctypes.c_long` (`'l'`): signed 64-bit integer, a `bigint` (JavaScript numbers hold 53 bits). */
 export const c_long = new SimpleCType('c_long', 'l', 8, BigInt64Array, 'bigint');
+/** Python's `ctypes.c_ulong` (`'L'`): unsigned 64-bit integer, a `bigint`. */
 export const c_ulong = new SimpleCType('c_ulong', 'L', 8, BigUint64Array, 'bigint');
+/** Python's `ctypes.c_longlong` (`'q'`): signed 64-bit integer, a `bigint`. */
 export const c_longlong = new SimpleCType('c_longlong', 'q', 8, BigInt64Array, 'bigint');
+/** Python's `ctypes.c_ulonglong` (`'Q'`): unsigned 64-bit integer, a `bigint`. */
 export const c_ulonglong = new SimpleCType('c_ulonglong', 'Q', 8, BigUint64Array, 'bigint');
+/** Python's `ctypes.c_float` (`'f'`): 32-bit float. */
 export const c_float = new SimpleCType('c_float', 'f', 4, Float32Array, 'float');
+/** Python's `ctypes.c_double` (`'d'`): 64-bit float. */
 export const c_double = new SimpleCType('c_double', 'd', 8, Float64Array, 'float');
 /** On 64-bit Linux `c_size_t` is `c_ulong`. */
 export const c_size_t = c_ulong;
@@ -74,8 +96,16 @@ export const typecodeToType: Record<string, SimpleCType> = {
 
 // ---- Structure --------------------------------------------------------------------
 
+/**
+ * The type of a Structure field: a simple type or another Structure class. Array fields
+ * (`c_int * 3`) are not supported.
+ */
 export type FieldType = SimpleCType | StructType;
-export type StructType = (new (...args: any[]) => Structure) & { _fields_: ReadonlyArray<readonly [string, FieldType]> };
+/** A Structure subclass, with its `_fields_`. */
+export type StructType = (new (...args: any[]) => Structure) & {
+  /** Python's `_fields_`: `[name, type]` pairs. */
+  _fields_: ReadonlyArray<readonly [string, FieldType]>;
+};
 
 interface Field { name: string; type: FieldType; offset: number }
 interface Layout { size: number; align: number; fields: Field[] }
@@ -150,6 +180,7 @@ function layoutOf(cls: StructType): Layout {
  * `RawValue(Point, ...)`, `Value(Point, ...)` and arrays of Point live in shared memory.
  */
 export class Structure {
+  /** Python's `_fields_`: `[name, type]` pairs, in C layout order. */
   static _fields_: ReadonlyArray<readonly [string, FieldType]> = [];
   /** @internal */ declare _dv: DataView;
   /** @internal */ declare _off: number;
@@ -177,6 +208,7 @@ export class Structure {
     return { kind: 'ctypes-struct-copy', state: { type: cls, bytes } };
   }
 
+  /** A `repr()`-like text: `<Point x=1.0, y=2.0>` (ctypes has no field-wise repr). */
   toString(): string {
     const cls = this.constructor as StructType;
     const parts = layoutOf(cls).fields.map((f) => {
@@ -374,6 +406,9 @@ export class CValue<T = any> {
     this._view = new type._array(bufferOf(block), block.byteOffset, 1);
   }
 
+  /**
+   * Python's `value`: read the element (a number, a bigint for 64-bit integers, a boolean, a one-byte Buffer for `c_char`).
+   */
   get value(): T {
     const v = this._view[0];
     switch (this._type._kind) {
@@ -383,6 +418,7 @@ export class CValue<T = any> {
     }
   }
 
+  /** Write the element, converted and checked as ctypes checks it (a TypeError for a value of the wrong kind). */
   set value(v: T) {
     const k = this._type._kind;
     (this._view as any)[0] = k === 'float' && typeof v === 'number' ? v : coerce(this._type, v);
@@ -393,6 +429,7 @@ export class CValue<T = any> {
     return reduceShared(this._block, { code: this._type._type_ });
   }
 
+  /** Python's `repr()`: `c_int(3)`. */
   toString(): string {
     return `${this._type.__name__}(${fmtElem(this._type, this.value)})`;
   }
@@ -453,14 +490,17 @@ export class CharArray {
     this._bytes = new Uint8Array(bufferOf(block), block.byteOffset, length);
   }
 
+  /** Number of bytes. */
   get length(): number {
     return this._bytes.length;
   }
 
+  /** Python's `arr[i]`: byte `i` as a one-byte Buffer (`arr[i]` also works). */
   get(i: number): Buffer {
     return Buffer.from([this._bytes[checkIndex(i, this._bytes.length)]]);
   }
 
+  /** Python's `arr[i] = v`: set byte `i` (a one-byte Buffer or string, or an integer). */
   set(i: number, v: unknown): void {
     this._bytes[checkIndex(i, this._bytes.length)] = coerce(c_char, v) as number;
   }
@@ -471,6 +511,9 @@ export class CharArray {
     return Buffer.from(this._bytes.subarray(0, end < 0 ? this._bytes.length : end));
   }
 
+  /**
+   * Write bytes from the start, NUL-terminated if there is room (Python's `arr.value = b'...'`); a string is latin1.
+   */
   set value(v: Uint8Array | string) {
     const b = toBytes(v);
     if (b.length > this._bytes.length) throw new ValueError('byte string too long');
@@ -483,12 +526,14 @@ export class CharArray {
     return Buffer.from(this._bytes);
   }
 
+  /** Write bytes from the start without a terminating NUL (Python's `arr.raw = b'...'`). */
   set raw(v: Uint8Array | string) {
     const b = toBytes(v);
     if (b.length > this._bytes.length) throw new ValueError('byte string too long');
     this._bytes.set(b);
   }
 
+  /** The bytes, each a one-byte Buffer. */
   *[Symbol.iterator](): IterableIterator<Buffer> {
     for (let i = 0; i < this._bytes.length; i++) yield Buffer.from([this._bytes[i]]);
   }
@@ -498,6 +543,7 @@ export class CharArray {
     return reduceShared(this._block, { code: 'c', length: this._bytes.length });
   }
 
+  /** Python's `repr()`: `<c_char_Array_10>`. */
   toString(): string {
     return `<c_char_Array_${this._bytes.length} ${bytesRepr(this.raw)}>`;
   }
@@ -523,6 +569,7 @@ export class StructArray<S extends Structure = Structure> {
   /** @internal */ readonly _dv: DataView;
   /** @internal */ readonly _off: number;
   /** @internal */ readonly _stride: number;
+  /** Number of structures. */
   readonly length: number;
 
   /** @internal */
@@ -535,18 +582,22 @@ export class StructArray<S extends Structure = Structure> {
     this.length = length;
   }
 
+  /** Python's `arr[i]`: a view of structure `i` (writes to its fields go to shared memory). */
   get(i: number): S {
     return structAt(this._type, this._dv, this._off + checkIndex(i, this.length) * this._stride, this) as S;
   }
 
+  /** Python's `arr[i] = v`: copy a structure, a tuple-like array or an object of fields into slot `i`. */
   set(i: number, v: unknown): void {
     initStruct(this._type, this._dv, this._off + checkIndex(i, this.length) * this._stride, v);
   }
 
+  /** Views of the structures in order. */
   *[Symbol.iterator](): IterableIterator<S> {
     for (let i = 0; i < this.length; i++) yield this.get(i);
   }
 
+  /** Views of all structures (Python's `arr[:]`). */
   toArray(): S[] {
     return [...this];
   }
@@ -556,6 +607,7 @@ export class StructArray<S extends Structure = Structure> {
     return reduceShared(this._block, { type: this._type, length: this.length });
   }
 
+  /** Python's `repr()`: `<Point_Array_4>`. */
   toString(): string {
     return `<${this._type.name}_Array_${this.length}>`;
   }
@@ -570,6 +622,9 @@ export class StructArray<S extends Structure = Structure> {
 
 // ---- construction -----------------------------------------------------------------
 
+/**
+ * A typecode (`'i'`, `'d'`, `'c'`...) as in Python's `array` module, a simple ctypes type, or a Structure class.
+ */
 export type TypeOrCode = string | SimpleCType | StructType;
 
 function resolveType(t: TypeOrCode): SimpleCType | StructType {
@@ -677,14 +732,23 @@ export function RawArray(typeOrCode: TypeOrCode, sizeOrInit: number | Iterable<u
 
 /** What a synchronized wrapper locks: a Lock or RLock (anything with acquireSync/release). */
 export interface LockLike {
+  /** Acquire, blocking the thread. */
   acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean;
+  /** Release. */
   release(): void;
+  /** Acquire without blocking the event loop. */
   acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean>;
+  /** Acquire for a `using` scope, if the lock offers it. */
   hold?(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<Held>;
 }
 
+/** Python's `lock=` and `ctx=` keyword arguments of `Value` and `Array`: `Value('i', 0, { lock: false })`. */
 export interface SharedOptions {
+  /**
+   * true or absent: a new RLock guards the object; false: a raw object without a lock; or the Lock/RLock to use.
+   */
   lock?: boolean | LockLike | null;
+  /** Python's `ctx`: accepted and ignored (there is one context). */
   ctx?: unknown;
 }
 
@@ -701,22 +765,27 @@ export class SynchronizedBase<O = any> {
     }
   }
 
+  /** Python's `get_obj()`: the wrapped raw object (unlocked access). */
   getObj(): O {
     return this._obj;
   }
 
+  /** Python's `get_lock()`: the lock that guards it. */
   getLock(): LockLike {
     return this._lock;
   }
 
+  /** Acquire the wrapper's lock (Python's `acquire()`), without blocking the event loop. */
   acquire(block?: boolean | AcquireOptions, timeout?: Timeout): Promise<boolean> {
     return this._lock.acquire(block, timeout);
   }
 
+  /** Acquire the wrapper's lock, blocking the thread. */
   acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
     return this._lock.acquireSync(block, timeout);
   }
 
+  /** Python's `release()` of the wrapper's lock. */
   release(): void {
     this._lock.release();
   }
@@ -740,6 +809,7 @@ export class SynchronizedBase<O = any> {
     return { kind: 'synchronized', state: { obj: this._obj, lock: this._lock } };
   }
 
+  /** Python's `repr()`: `<Synchronized wrapper for c_int(0)>`. */
   toString(): string {
     const o = this._obj as unknown;
     const spec = ArrayBuffer.isView(o) ? typedArraySpecs.get(o) : undefined;
@@ -755,6 +825,9 @@ export class SynchronizedBase<O = any> {
 
 /** Synchronized scalar or structure: `value` (or the structure's fields) under the lock. */
 export class Synchronized<T = any> extends SynchronizedBase<CValue<T> | Structure> {
+  /**
+   * Python's `value`, read under the lock (each access locks on its own: for `+=`, hold the lock across it).
+   */
   get value(): T {
     const l = this._lock;
     l.acquireSync();
@@ -765,6 +838,7 @@ export class Synchronized<T = any> extends SynchronizedBase<CValue<T> | Structur
     }
   }
 
+  /** Write `value` under the lock. */
   set value(v: T) {
     const l = this._lock;
     l.acquireSync();
@@ -778,10 +852,12 @@ export class Synchronized<T = any> extends SynchronizedBase<CValue<T> | Structur
 
 /** Synchronized array: `length`, `get`, `set`, `arr[i]`, iteration, `toArray()`. */
 export class SynchronizedArray<T = any> extends SynchronizedBase<any> {
+  /** Number of elements. */
   get length(): number {
     return this._obj.length;
   }
 
+  /** Python's `arr[i]`, read under the lock (`arr[i]` also works). */
   get(i: number): T {
     const l = this._lock;
     l.acquireSync();
@@ -792,6 +868,7 @@ export class SynchronizedArray<T = any> extends SynchronizedBase<any> {
     }
   }
 
+  /** Python's `arr[i] = v`, under the lock. */
   set(i: number, v: T): void {
     const l = this._lock;
     l.acquireSync();
@@ -817,6 +894,7 @@ export class SynchronizedArray<T = any> extends SynchronizedBase<any> {
     }
   }
 
+  /** The elements, each read under the lock. */
   *[Symbol.iterator](): IterableIterator<T> {
     for (let i = 0; i < this._obj.length; i++) yield this.get(i);
   }
@@ -840,6 +918,7 @@ function elementSet(o: any, i: number, v: unknown): void {
 
 /** Synchronized `c_char` array: also `value` and `raw` under the lock. */
 export class SynchronizedString extends SynchronizedArray<Buffer> {
+  /** Python's `value`: the bytes up to the first NUL, under the lock. */
   get value(): Buffer {
     this._lock.acquireSync();
     try {
@@ -849,6 +928,7 @@ export class SynchronizedString extends SynchronizedArray<Buffer> {
     }
   }
 
+  /** Write `value` under the lock. */
   set value(v: Uint8Array | string) {
     this._lock.acquireSync();
     try {
@@ -858,6 +938,7 @@ export class SynchronizedString extends SynchronizedArray<Buffer> {
     }
   }
 
+  /** Python's `raw`: all the bytes, under the lock. */
   get raw(): Buffer {
     this._lock.acquireSync();
     try {
@@ -867,6 +948,7 @@ export class SynchronizedString extends SynchronizedArray<Buffer> {
     }
   }
 
+  /** Write `raw` under the lock. */
   set raw(v: Uint8Array | string) {
     this._lock.acquireSync();
     try {

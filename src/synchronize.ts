@@ -38,6 +38,24 @@ function call<T>(fn: () => T): T {
   }
 }
 
+/** The options object of `new Lock()`, `new RLock()` and `new Event()`: Python's `ctx=` keyword. */
+export interface ContextOptions {
+  /** Python's `ctx`: accepted and ignored (there is one context). */
+  ctx?: unknown;
+}
+
+/** The options form of `new Semaphore(value)` and `new BoundedSemaphore(value)`. */
+export interface SemaphoreOptions extends ContextOptions {
+  /** The initial count (default 1). */
+  value?: number;
+}
+
+/** The options form of `new Condition(lock)`. */
+export interface ConditionOptions extends ContextOptions {
+  /** The Lock or RLock the condition uses (default: a new RLock). */
+  lock?: Lock | RLock | null;
+}
+
 /** A scoped hold: `{ using h = await lock.hold(); ... }` releases on scope exit. */
 export interface Held extends Disposable {
   /** Release what was acquired (once; later calls do nothing). `Symbol.dispose` does the same. */
@@ -364,7 +382,7 @@ function ownerName(): string {
  * 100 ms and a WARNING is logged, where Python would wait for ever.
  */
 export class Lock extends SemLock {
-  constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
+  constructor(_options?: ContextOptions, adopted?: NSemLock) {
     super(KIND_LOCK, 1, 1, adopted);
   }
 
@@ -383,7 +401,7 @@ export class Lock extends SemLock {
  * ownership (Python's owner is a thread).
  */
 export class RLock extends SemLock {
-  constructor(_options?: { ctx?: unknown }, adopted?: NSemLock) {
+  constructor(_options?: ContextOptions, adopted?: NSemLock) {
     super(KIND_RLOCK, 1, 1, adopted);
   }
 
@@ -417,7 +435,7 @@ function semValue(value: number | { value?: number } | undefined): number {
  * it is zero and takes one, `release()` gives one back.
  */
 export class Semaphore extends SemLock {
-  constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
+  constructor(value?: number | SemaphoreOptions, adopted?: NSemLock) {
     if (adopted) super(KIND_SEMAPHORE, 0, 0, adopted);
     else super(KIND_SEMAPHORE, semValue(value), SEM_VALUE_MAX);
   }
@@ -437,7 +455,7 @@ export class Semaphore extends SemLock {
  * when the count would go above its initial value.
  */
 export class BoundedSemaphore extends Semaphore {
-  constructor(value?: number | { value?: number; ctx?: unknown }, adopted?: NSemLock) {
+  constructor(value?: number | SemaphoreOptions, adopted?: NSemLock) {
     if (adopted) {
       super(undefined, adopted);
     } else {
@@ -477,7 +495,7 @@ export class Condition {
   /** @internal */
   readonly _lock: Lock | RLock;
 
-  constructor(lock?: Lock | RLock | null | { lock?: Lock | RLock | null; ctx?: unknown }, adopted?: NCondition) {
+  constructor(lock?: Lock | RLock | null | ConditionOptions, adopted?: NCondition) {
     const l = lock !== null && typeof lock === 'object' && !(lock instanceof SemLock) ? lock.lock : lock;
     if (l != null && !(l instanceof Lock || l instanceof RLock)) {
       throw new TypeError('Condition needs a Lock or RLock from node-multiprocessing');
@@ -620,7 +638,7 @@ export class Event {
   /** @internal */
   readonly _n: NEvent;
 
-  constructor(_options?: { ctx?: unknown }, adopted?: NEvent) {
+  constructor(_options?: ContextOptions, adopted?: NEvent) {
     this._n = adopted ?? nativeCall(() => new native.NativeEvent());
   }
 

@@ -16,6 +16,7 @@ export interface BlockOptions {
 
 /** `{ timeout }`: the options form of a call whose one optional argument is a timeout. */
 export interface TimeoutOptions {
+  /** Seconds to wait at most; null or absent: no limit. */
   timeout?: Timeout;
 }
 
