@@ -54,6 +54,12 @@ async function pickleCodec(serializer: Serializer): Promise<PickleCodec | null> 
 /** Marks a Connection as one whose peer is family or authenticated (see `recv`). */
 let setTrusted: (c: Connection, trusted: boolean) => Connection;
 
+/**
+ * Python's `multiprocessing.connection.Connection`: one end of a Pipe, or a Listener/Client
+ * connection. `send`/`recv` carry objects (V8 structured clone, or Python's pickle with
+ * `serializer: 'pickle'`); `sendBytes`/`recvBytes` carry bytes in CPython's framing. Receiving
+ * returns Promises; the `...Sync` twins block the thread. `using conn = ...` closes it (Python's `with`).
+ */
 export class Connection {
   #conn: NativeConnection | null;
   #readable: boolean;
@@ -84,12 +90,15 @@ export class Connection {
     this.#writable = writable;
   }
 
+  /** Python's `closed`: whether `close()` was called. */
   get closed(): boolean {
     return this.#conn === null;
   }
+  /** Python's `readable`: whether this end can receive. */
   get readable(): boolean {
     return this.#readable;
   }
+  /** Python's `writable`: whether this end can send. */
   get writable(): boolean {
     return this.#writable;
   }
@@ -109,10 +118,14 @@ export class Connection {
     return c;
   }
 
+  /** Python's `fileno()`: the socket's descriptor (for `wait()`; do not close it yourself). */
   fileno(): number {
     return this.#open().fd;
   }
 
+  /**
+   * Python's `close()`: close this end; the peer's receives then end with `EOFError`. Called again, it does nothing.
+   */
   close(): void {
     const c = this.#conn;
     if (!c) return;
@@ -121,6 +134,7 @@ export class Connection {
     c.close();
   }
 
+  /** `using conn = ...` closes it at the end of the block, Python's `with conn:`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -258,6 +272,7 @@ export class Connection {
     return this.#recvRaw(m);
   }
 
+  /** `recvBytes` that blocks the thread, as Python's `recv_bytes(maxlength)` does. */
   recvBytesSync(maxlength?: number | null | { maxlength?: number | null }): Buffer {
     const m = checkMaxlength(optionalArg<number | null>('recvBytesSync', 'maxlength', maxlength));
     return this.#recvRawSync(m);
@@ -273,6 +288,7 @@ export class Connection {
     return copyInto(await this.#recvRaw(), target, o);
   }
 
+  /** `recvBytesInto` that blocks the thread, as Python's `recv_bytes_into(buffer, offset)` does. */
   recvBytesIntoSync(buf: ArrayBufferView | ArrayBuffer, offset?: number | { offset?: number }): number {
     const target = toBytes(buf);
     const o = checkOffset(target, optionalArg<number>('recvBytesIntoSync', 'offset', offset) ?? 0);
@@ -297,6 +313,7 @@ export class Connection {
     }
   }
 
+  /** `poll` that blocks the thread, as Python's `poll(timeout)` does. */
   pollSync(timeout?: Timeout | TimeoutOptions): boolean {
     const t = timeoutSeconds(pollTimeout(timeout, 'pollSync'));
     const c = this.#forReading();
@@ -316,6 +333,7 @@ export class Connection {
     return { kind: 'connection', state: { r: this.#readable, w: this.#writable, p: this.#pickle !== null || this.#pickleLoad !== null }, fds: [this.fileno()] };
   }
 
+  /** A `repr()`-like text: `<Connection fd=5 readable writable>`. */
   toString(): string {
     return `<Connection fd=${this.#conn?.fd ?? 'closed'}${this.#readable ? ' readable' : ''}${this.#writable ? ' writable' : ''}>`;
   }
@@ -358,13 +376,17 @@ function pollTimeout(timeout: Timeout | TimeoutOptions | undefined, call: string
 
 /** Options of the Connection constructor. */
 export interface ConnectionOptions {
+  /** Whether this end receives (default true). */
   readable?: boolean;
+  /** Whether this end sends (default true). */
   writable?: boolean;
 }
 
 /** Options of `sendBytes`. */
 export interface SendBytesOptions {
+  /** Where in `buf` the message starts (default 0). */
   offset?: number;
+  /** How many bytes to send (default: to the end of `buf`). */
   size?: number | null;
 }
 
@@ -483,7 +505,9 @@ export class SocketListener {
   readonly #socket: ListeningSocket;
   readonly #finalizer: Finalize<[ListeningSocket]>;
   #family: Family;
+  /** @internal */
   readonly _address: Address;
+  /** @internal */
   _lastAccepted: Address | null = null;
 
   /**
@@ -519,6 +543,7 @@ export class SocketListener {
     this.#finalizer = new Finalize(this, releaseListening, [this.#socket], hasFile ? 0 : null);
   }
 
+  /** @internal */
   get _family(): Family {
     return this.#family;
   }
@@ -549,14 +574,25 @@ export class SocketListener {
     }
   }
 
+  /** Python's `close()`: stop listening (and remove the socket file of an AF_UNIX address). */
   close(): void {
     this.#finalizer.call();
   }
 }
 
+/**
+ * The options form of `new Listener(address, family, backlog, authenticate, authkey)`, with the options Python's Listener does not have.
+ */
 export interface ListenerOptions {
+  /**
+   * Python's `address`: a socket path (AF_UNIX) or `[host, port]` (AF_INET); by default a fresh private socket path.
+   */
   address?: Address | null;
+  /**
+   * Python's `family`: `'AF_UNIX'` or `'AF_INET'` (default: from the address); `'AF_PIPE'` is Windows-only and refused.
+   */
   family?: Family | null;
+  /** Python's `backlog`: connections the kernel queues before `accept()` takes them (default 1). */
   backlog?: number;
   /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
   authkey?: AuthKey | null;
@@ -739,6 +775,9 @@ export class Listener {
     if (this.#takers.length === 0) this.#stopPulling?.abort();
   }
 
+  /**
+   * Python's `close()`: stop listening; connections still in their handshake are closed and pending `accept()` calls reject.
+   */
   close(): void {
     const l = this.#listener;
     if (l) {
@@ -754,6 +793,7 @@ export class Listener {
     }
   }
 
+  /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#listener === null;
   }
@@ -775,10 +815,14 @@ export class Listener {
     return this.#listener;
   }
 
+  /**
+   * `using listener = new Listener(...)` closes it at the end of the block, Python's `with Listener(...) as l:`.
+   */
   [Symbol.dispose](): void {
     this.close();
   }
 
+  /** A `repr()`-like text: `<Listener address=...>`. */
   toString(): string {
     return this.#listener ? `<Listener address=${inspect(this.#listener._address)}>` : '<Listener closed>';
   }
@@ -788,8 +832,13 @@ export class Listener {
   }
 }
 
+/**
+ * The options form of `Client(address, family, authenticate, authkey)`, with the options Python's Client does not have.
+ */
 export interface ClientOptions {
+  /** Python's `address`: the Listener's socket path or `[host, port]`. */
   address?: Address | null;
+  /** Python's `family` (default: from the address). */
   family?: Family | null;
   /** Key for the handshake; null (Python's None): no authentication, unless `authenticate`. */
   authkey?: AuthKey | null;
@@ -885,6 +934,7 @@ async function answer(c: Connection, authkey: Buffer, deadline: number | null): 
   if (!reply.equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
 }
 
+/** Options of `deliverChallenge` and `answerChallenge` (the handshake a Listener and a Client run). */
 export interface ChallengeOptions {
   /** Seconds the peer has to reply (null, the default: no limit, as in Python). */
   timeout?: number | null;
@@ -914,7 +964,10 @@ export async function answerChallenge(connection: Connection, authkey: AuthKey, 
 // --- wait() ---
 
 /** What `wait()` takes: a Connection, anything with `fileno()`, or a raw descriptor. */
-export type Waitable = number | { fileno(): number };
+export type Waitable = number | {
+  /** The descriptor that becomes readable when the object is ready. */
+  fileno(): number;
+};
 
 function filenoOf(o: Waitable): number {
   if (typeof o === 'number') {

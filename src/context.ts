@@ -44,7 +44,10 @@ function callable<C extends new (...args: any[]) => any, A extends unknown[] = C
   return proxy as CallableClass<C, A>;
 }
 
-type PoolArgs = [processes?: number | null | PoolOptions, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null];
+/**
+ * The arguments of `ctx.Pool(...)`: Python's positional `(processes, initializer, initargs, maxtasksperchild)` or one options object.
+ */
+export type PoolArgs = [processes?: number | null | PoolOptions, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null];
 
 /**
  * What every context offers (Python's `BaseContext`): the classes and functions of the
@@ -55,20 +58,34 @@ type PoolArgs = [processes?: number | null | PoolOptions, initializer?: Function
 export class BaseContext {
   /** The Process class of this context (set by each concrete context). */
   declare readonly Process: CallableClass<typeof BaseProcess>;
+  /** Python's `ctx.ProcessError`: the same class as the root export {@link ProcessError}. */
   readonly ProcessError = callable(errors.ProcessError);
+  /** Python's `ctx.BufferTooShort`: the same class as the root export. */
   readonly BufferTooShort = callable(errors.BufferTooShort);
+  /** Python's `ctx.TimeoutError`: the same class as the root export. */
   readonly TimeoutError = callable(errors.TimeoutError);
+  /** Python's `ctx.AuthenticationError`: the same class as the root export. */
   readonly AuthenticationError = callable(errors.AuthenticationError);
 
+  /** Python's `ctx.Lock()`: {@link Lock}, also callable without `new`. */
   readonly Lock = callable(Lock);
+  /** Python's `ctx.RLock()`: {@link RLock}, also callable without `new`. */
   readonly RLock = callable(RLock);
+  /** Python's `ctx.Condition(lock)`: {@link Condition}, also callable without `new`. */
   readonly Condition = callable(Condition);
+  /** Python's `ctx.Semaphore(value)`: {@link Semaphore}, also callable without `new`. */
   readonly Semaphore = callable(Semaphore);
+  /** Python's `ctx.BoundedSemaphore(value)`: {@link BoundedSemaphore}, also callable without `new`. */
   readonly BoundedSemaphore = callable(BoundedSemaphore);
+  /** Python's `ctx.Event()`: {@link Event}, also callable without `new`. */
   readonly Event = callable(Event);
+  /** Python's `ctx.Barrier(parties, action, timeout)`: {@link Barrier}, also callable without `new`. */
   readonly Barrier = callable(Barrier);
+  /** Python's `ctx.Queue(maxsize)`: {@link Queue}, also callable without `new`. */
   readonly Queue = callable(Queue);
+  /** Python's `ctx.JoinableQueue(maxsize)`: {@link JoinableQueue}, also callable without `new`. */
   readonly JoinableQueue = callable(JoinableQueue);
+  /** Python's `ctx.SimpleQueue()`: {@link SimpleQueue}, also callable without `new`. */
   readonly SimpleQueue = callable(SimpleQueue);
   #pool?: CallableClass<typeof Pool, PoolArgs>;
   /** A pool whose workers are started by this context (Python's `ctx.Pool(...)`). */
@@ -79,31 +96,42 @@ export class BaseContext {
       return [{ ...o, context: this.getContext() }];
     }));
   }
+  /** Python's `ctx.Pipe(duplex)`: the root export {@link Pipe}. */
   readonly Pipe = Pipe;
+  /** Python's `ctx.RawValue(typecode_or_type, *args)`: the root export {@link RawValue}. */
   readonly RawValue = sharedctypes.RawValue;
+  /** Python's `ctx.RawArray(typecode_or_type, size_or_initializer)`: the root export {@link RawArray}. */
   readonly RawArray = sharedctypes.RawArray;
+  /** Python's `ctx.Value(typecode_or_type, *args, lock=True)`: the root export {@link Value}. */
   readonly Value = sharedctypes.Value;
+  /** Python's `ctx.Array(typecode_or_type, size_or_initializer, lock=True)`: the root export `Array`. */
   readonly Array = sharedctypes.Array;
 
   /** Python's `cpu_count()`: the parallelism available to this process. */
   cpuCount(): number {
     return availableParallelism();
   }
+  /** Python's `current_process()`: see {@link currentProcess}. */
   currentProcess(): BaseProcess {
     return currentProcess();
   }
+  /** Python's `parent_process()`: see {@link parentProcess}. */
   parentProcess() {
     return parentProcess();
   }
+  /** Python's `active_children()`: see {@link activeChildren}. */
   activeChildren(): BaseProcess[] {
     return activeChildren();
   }
+  /** Python's `get_logger()`: the library's logger (see {@link getLogger}). */
   getLogger() {
     return getLogger();
   }
+  /** Python's `log_to_stderr(level)`: see {@link logToStderr}. */
   logToStderr(level?: number | string | null | { level?: number | string | null }) {
     return logToStderr(optionalArg<number | string | null>('logToStderr', 'level', level));
   }
+  /** Python's `set_executable(path)`: the node binary children run (see {@link setExecutable}). */
   setExecutable(path: string): void {
     setExecutable(path);
   }
@@ -118,6 +146,7 @@ export class BaseContext {
     if (!ctx) throw new ValueError(REASONS[m] ?? `cannot find context for ${inspect(m)}`);
     return ctx;
   }
+  /** Python's `get_all_start_methods()`: `['spawn']`; `fork` and `forkserver` are not available. */
   getAllStartMethods(): string[] {
     return Object.keys(contexts);
   }
@@ -139,13 +168,21 @@ function startMethodArgs(method: unknown, force: unknown): { method: string | nu
   return { method: o.method, force: Boolean(o.force) };
 }
 
+/**
+ * Python's `SpawnContext`, `getContext('spawn')`: children are fresh node processes that import the target's module.
+ */
 export class SpawnContext extends BaseContext {
+  /** @internal */
   readonly _name = 'spawn';
   override readonly Process = callable(SpawnProcess);
 }
 
 const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
 
+/**
+ * Python's `DefaultContext`: the root namespace's context ({@link defaultContext}), whose start method
+ * can be set once with `setStartMethod` (only `'spawn'` exists).
+ */
 export class DefaultContext extends BaseContext {
   override readonly Process = callable(Process);
   #actual: BaseContext | null = null;
@@ -180,6 +217,7 @@ export class DefaultContext extends BaseContext {
   }
 }
 
+/** Python's `multiprocessing._default_context`: what the root exports use. */
 export const defaultContext = new DefaultContext();
 
 // The default context's Process starts the way the current start method says.
@@ -195,6 +233,13 @@ export const getStartMethod = (allowNone?: boolean | { allowNone?: boolean }): s
 /** Python's `set_start_method(method, force=False)`: RuntimeError if already set, unless forced. */
 export const setStartMethod = (method: string | null | { method?: string | null; force?: boolean }, force?: boolean | { force?: boolean }): void =>
   defaultContext.setStartMethod(method, force);
+/**
+ * Python's `get_all_start_methods()`: `['spawn']` (`fork` cannot work in Node.js; `forkserver` is not implemented).
+ */
 export const getAllStartMethods = (): string[] => defaultContext.getAllStartMethods();
+/**
+ * Python's `cpu_count()`: `os.availableParallelism()`, the CPUs this process may use (Python 3.13's `process_cpu_count()`).
+ */
 export const cpuCount = (): number => defaultContext.cpuCount();
+/** Python's `freeze_support()`: does nothing (it is for frozen Windows executables). */
 export const freezeSupport = (): void => defaultContext.freezeSupport();

@@ -1,7 +1,7 @@
 // The `multiprocessing` namespace.
 export { Connection, Pipe, type ConnectionOptions, type SendBytesOptions } from './connection.js';
 export {
-  BaseContext, DefaultContext, Process, SpawnContext, type CallableClass, SpawnProcess, cpuCount, defaultContext,
+  BaseContext, DefaultContext, Process, SpawnContext, type CallableClass, type PoolArgs, SpawnProcess, cpuCount, defaultContext,
   freezeSupport, getAllStartMethods, getContext, getStartMethod, setStartMethod,
 } from './context.js';
 export {
@@ -15,7 +15,7 @@ export { setExecutable } from './spawn.js';
 // Formatter, Handler, StreamHandler, LogRecord.
 export {
   CRITICAL, DEBUG, ERROR, Formatter, getLogger, Handler, INFO, LogRecord, Logger, logToStderr, NOTSET,
-  StreamHandler, SUBDEBUG, SUBWARNING, WARNING, type HandlerLike,
+  StreamHandler, SUBDEBUG, SUBWARNING, WARNING, type HandlerLike, type TextStream,
 } from './logging.js';
 export { reduce, registerKind, type Rebuild, type Reduced, type Shareable } from './reduction.js';
 export {

@@ -7,13 +7,23 @@
 import { format, inspect } from 'node:util';
 import { ValueError } from './errors.js';
 
+/** Python's `logging.NOTSET` (0): a logger at NOTSET uses the root logger's level, WARNING. */
 export const NOTSET = 0;
+/** Python's `multiprocessing.SUBDEBUG` (5), below DEBUG. */
 export const SUBDEBUG = 5;
+/**
+ * Python's `logging.DEBUG` (10). There is no `logging` module here: the levels are exported by the library.
+ */
 export const DEBUG = 10;
+/** Python's `logging.INFO` (20). */
 export const INFO = 20;
+/** Python's `multiprocessing.SUBWARNING` (25), between INFO and WARNING. */
 export const SUBWARNING = 25;
+/** Python's `logging.WARNING` (30). */
 export const WARNING = 30;
+/** Python's `logging.ERROR` (40). */
 export const ERROR = 40;
+/** Python's `logging.CRITICAL` (50). */
 export const CRITICAL = 50;
 
 /** The format `logToStderr` uses (Python's `util.DEFAULT_LOGGING_FORMAT`). */
@@ -84,18 +94,29 @@ function percent(msg: string, args: unknown[]): string {
 
 /** Python's `logging.LogRecord`: what a logging call produces, handed to each handler. */
 export class LogRecord {
+  /** The logger's name, `'multiprocessing'`. */
   readonly name: string;
+  /** The record's level as a number. */
   readonly levelno: number;
+  /** The level's name (`'INFO'`; `'Level 5'` for SUBDEBUG, as in Python). */
   readonly levelname: string;
+  /** The message before its arguments are merged in. */
   readonly msg: string;
+  /** The message's arguments (`%s` placeholders, or appended as `console.log` does). */
   readonly args: unknown[];
+  /** The name of the process that logged (`MainProcess`, `Process-1`...). */
   readonly processName: string;
+  /** Its process id. */
   readonly process: number;
+  /** When, in seconds since the epoch (Python's `time.time()`). */
   readonly created: number;
+  /** The milliseconds part of `created`. */
   readonly msecs: number;
+  /** Milliseconds since the library was loaded. */
   readonly relativeCreated: number;
   /** The message with its arguments merged in (Python sets it when a record is formatted). */
   message: string;
+  /** The formatted time, set by a Formatter whose format uses `%(asctime)s`. */
   asctime?: string;
 
   constructor(name: string, level: number, msg: unknown, args: unknown[]) {
@@ -132,7 +153,9 @@ const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
  * `%(asctime)s`, `%(levelno)s`, `%(created)f`, `%(msecs)d`, with widths (`%(levelname)-8s`).
  */
 export class Formatter {
+  /** The format, in Python's `%` style (default `'%(message)s'`). */
   readonly fmt: string;
+  /** The strftime format of `%(asctime)s` (`%Y %m %d %H %M %S`); null: `YYYY-mm-dd HH:MM:SS,mmm`. */
   readonly datefmt: string | null;
 
   constructor(fmt?: string | null, datefmt?: string | null) {
@@ -180,17 +203,21 @@ const defaultFormatter = new Formatter();
 
 /** Python's `logging.Handler`: a level and a formatter; subclasses implement `emit`. */
 export class Handler {
+  /** The handler's threshold: records below it are ignored (NOTSET: none are). */
   level: number;
+  /** How records are turned into text; null: `%(message)s`. */
   formatter: Formatter | null = null;
 
   constructor(level: number | string = NOTSET) {
     this.level = checkLevel(level);
   }
 
+  /** Python's `setLevel`: a number or a level name (`'INFO'`). */
   setLevel(level: number | string): void {
     this.level = checkLevel(level);
   }
 
+  /** Python's `setFormatter`. */
   setFormatter(fmt: Formatter | null): void {
     this.formatter = fmt;
   }
@@ -221,18 +248,23 @@ export class Handler {
     process.stderr.write(`--- Logging error ---\n${(e as Error)?.stack ?? String(e)}\nMessage: ${inspect(record.msg)}\nArguments: ${inspect(record.args)}\n`);
   }
 
+  /** Python's `flush()`: nothing to do for this handler. */
   flush(): void {}
+  /** Python's `close()`: nothing to release for this handler. */
   close(): void {}
 }
 
 /** A writable stream, e.g. `process.stderr` or a file stream. */
 export interface TextStream {
+  /** Write text. */
   write(s: string): unknown;
 }
 
 /** Python's `logging.StreamHandler(stream)`: writes formatted records to `stream` (default stderr). */
 export class StreamHandler extends Handler {
+  /** Where records are written (default `process.stderr`). */
   stream: TextStream;
+  /** Written after each record, as Python's `terminator`. */
   terminator = '\n';
 
   constructor(stream?: TextStream | null) {
@@ -264,16 +296,22 @@ lastResort.setLevel(WARNING);
  * 'multiprocessing', level NOTSET, no handlers, `propagate` false.
  */
 export class Logger {
+  /** Python's `name`: `'multiprocessing'`. */
   readonly name: string;
+  /** Python's `level`: set with `setLevel`; NOTSET means WARNING (the root logger's). */
   level = NOTSET;
+  /** Python's `handlers`. A handler may also be a plain function of the record. */
   readonly handlers: HandlerLike[] = [];
+  /** Python's `propagate`: false, as multiprocessing's logger; there is no parent logger here. */
   propagate = false;
+  /** Python's `disabled`: when true, nothing is logged. */
   disabled = false;
 
   constructor(name: string) {
     this.name = name;
   }
 
+  /** Python's `setLevel`: a number or a level name (`'INFO'`). */
   setLevel(level: number | string): void {
     this.level = checkLevel(level);
   }
@@ -283,19 +321,23 @@ export class Logger {
     return this.level || WARNING;
   }
 
+  /** Python's `isEnabledFor`: whether a record at `level` would be handled. */
   isEnabledFor(level: number): boolean {
     return !this.disabled && level >= this.getEffectiveLevel();
   }
 
+  /** Python's `addHandler` (a handler is added once). */
   addHandler(h: HandlerLike): void {
     if (!this.handlers.includes(h)) this.handlers.push(h);
   }
 
+  /** Python's `removeHandler`. */
   removeHandler(h: HandlerLike): void {
     const i = this.handlers.indexOf(h);
     if (i >= 0) this.handlers.splice(i, 1);
   }
 
+  /** Python's `hasHandlers()`: whether this logger has any (there are no ancestors here). */
   hasHandlers(): boolean {
     return this.handlers.length > 0;
   }
@@ -326,10 +368,15 @@ export class Logger {
     }
   }
 
+  /** Python's `debug(msg, *args)`. */
   debug(msg: unknown, ...args: unknown[]): void { this.log(DEBUG, msg, ...args); }
+  /** Python's `info(msg, *args)`. */
   info(msg: unknown, ...args: unknown[]): void { this.log(INFO, msg, ...args); }
+  /** Python's `warning(msg, *args)`. */
   warning(msg: unknown, ...args: unknown[]): void { this.log(WARNING, msg, ...args); }
+  /** Python's `error(msg, *args)`. */
   error(msg: unknown, ...args: unknown[]): void { this.log(ERROR, msg, ...args); }
+  /** Python's `critical(msg, *args)`. */
   critical(msg: unknown, ...args: unknown[]): void { this.log(CRITICAL, msg, ...args); }
   /** ERROR with the error's stack appended (Python's `exception`, which takes it from the except block). */
   exception(msg: unknown, error?: unknown, ...args: unknown[]): void {
@@ -338,6 +385,7 @@ export class Logger {
     this.handle(new LogRecord(this.name, ERROR, error === undefined ? text : `${text}\n${(error as Error)?.stack ?? inspect(error)}`, []));
   }
 
+  /** Python's `repr()`: `<Logger multiprocessing (WARNING)>`. */
   toString(): string {
     return `<Logger ${this.name} (${getLevelName(this.getEffectiveLevel())})>`;
   }

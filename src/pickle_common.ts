@@ -16,6 +16,7 @@ export class Tuple<T = unknown> extends Array<T> {
     super();
     for (let i = 0; i < items.length; i++) this.push(items[i]);
   }
+  /** Derived arrays (`map`, `filter`, `slice`...) are plain Arrays, not Tuples. */
   static override get [Symbol.species](): ArrayConstructor {
     return Array;
   }
@@ -31,15 +32,21 @@ export class Tuple<T = unknown> extends Array<T> {
  * sends `2.0` (a plain `2` sends the int `2`). Loading gives plain numbers, never PyFloat.
  */
 export class PyFloat {
-  constructor(readonly value: number) {
+  constructor(
+    /** The number. */
+    readonly value: number,
+  ) {
     if (typeof value !== 'number') throw new TypeError(`PyFloat takes a number, not ${typeof value}`);
   }
+  /** The number, so that arithmetic and comparisons see it. */
   valueOf(): number {
     return this.value;
   }
+  /** As Python prints a float: `2.0`, `0.5`. */
   toString(): string {
     return Number.isInteger(this.value) ? this.value.toFixed(1) : String(this.value);
   }
+  /** The number, for `JSON.stringify`. */
   toJSON(): number {
     return this.value;
   }
