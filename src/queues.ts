@@ -5,6 +5,8 @@
 // (crates/core/src/ring.rs): there is no pipe, no feeder thread and no lock to leave
 // behind. A process killed in the middle of `put` or `get` does not corrupt the queue:
 // the other processes skip its unfinished message, and every completed `put` stays.
+// An item larger than the ring is written beyond it, in the same shared memory, and the
+// ring carries where: any item that fits in memory can be put, with the same two copies.
 //
 // Python's feeder thread returns from `put` at once and writes later; here `put` writes
 // at once when there is room (so `q.put(x)` without `await` has already enqueued), and a
@@ -28,8 +30,9 @@ export interface QueueOptions {
   /** Python's `maxsize`: the most items the queue holds; `<= 0` means no limit. */
   maxsize?: number;
   /**
-   * Bytes of shared memory for items in the queue (default 16 MiB). It bounds the
-   * largest item and the bytes waiting in the queue; pages are used as items pass.
+   * Bytes of the queue's ring (default 16 MiB): it bounds the bytes of the items waiting in
+   * the ring; pages are used as items pass. An item larger than the ring does not wait in
+   * it: it is written to shared memory of its own, given back once taken.
    */
   capacity?: number;
   /** Accepted for Python's `ctx` keyword; unused. */
@@ -185,7 +188,7 @@ abstract class BaseQueue {
     return native.ringInfo(this._h)[0];
   }
 
-  /** Bytes of shared memory for items (bounds the largest item). */
+  /** Bytes of the queue's ring (see `QueueOptions.capacity`). */
   get capacity(): number {
     return native.ringInfo(this._h)[1];
   }
@@ -221,11 +224,7 @@ abstract class BaseQueue {
     try {
       return fast.put(this.#raw, item.data, timeout, item.tag);
     } catch (e) {
-      const m = mapNativeError(e);
-      if (m instanceof ValueError && m.message.includes("larger than the queue's capacity")) {
-        m.message += ': create the queue with a larger capacity, e.g. new Queue(maxsize, { capacity })';
-      }
-      throw m;
+      throw mapNativeError(e);
     }
   }
 
@@ -283,6 +282,7 @@ abstract class BaseQueue {
     if (this.#pending.length === 0) {
       unflushed.delete(this);
       for (const d of this.#drained.splice(0)) d();
+      if (this.#closed) native.ringReleaseFd(this._h);
     }
   }
 
@@ -404,10 +404,11 @@ abstract class BaseQueue {
   /** @internal */
   protected _close(): void {
     this.#closed = true;
-    // The descriptor only serves to pass the queue on, which a closed queue cannot be;
-    // the shared memory stays mapped for this process's waiting puts, and is unmapped
-    // when the object is collected (the native handle's finalizer).
-    native.ringReleaseFd(this._h);
+    // The descriptor serves to pass the queue on, which a closed queue cannot be, and to
+    // write items larger than the ring: it is released once this process's waiting puts
+    // are in. The shared memory stays mapped until the object is collected (the native
+    // handle's finalizer).
+    if (this.#pending.length === 0) native.ringReleaseFd(this._h);
   }
 
   /** @internal */

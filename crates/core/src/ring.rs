@@ -21,8 +21,15 @@
 //!   dead consumer is turned DONE once stale (that item is lost: its `get` never completed).
 //! - Pids are checked with kill(pid, 0) and /proc (a killed but unreaped child counts as dead).
 //!   A recycled pid only delays recovery until that process exits.
-//! - Items bigger than the ring are refused (`TooLong`): the capacity is fixed at creation
-//!   (memfd pages are touched lazily, but the ring cycles through all of them over time).
+//!
+//! Items bigger than the ring go beyond it, in the same memfd: the producer takes a range of
+//! file offsets (never reused, so a range is freed at most once in effect), writes the item
+//! there with `pwrite`, and the ring carries a one-cell message saying where (its head's
+//! length word has the `INDIRECT` bit). The consumer maps the range, copies the item out and
+//! frees its pages (`fallocate(PUNCH_HOLE)`). The ring's capacity bounds what waits in the
+//! ring, not the size of an item. Kill safety is the ring's: a message reserved by a dead
+//! producer, or taken by a dead consumer, is freed by whoever skips it, pages included
+//! (punching a hole twice is harmless). Every process maps only the header and the ring.
 
 use std::fmt;
 use std::hint::spin_loop;
@@ -30,6 +37,8 @@ use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
 use std::any::Any;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +56,23 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 const HEADER_BYTES: usize = 4096;
 const HEAD_BYTES: usize = 16; // state word + length at the start of a head cell
-const MAGIC: u64 = u64::from_le_bytes(*b"mpring01");
+const MAGIC: u64 = u64::from_le_bytes(*b"mpring02");
 const MAX_CELLS: usize = 1 << 30;
+/// In a head's length word: the item is out of the ring; the message's payload is its place.
+const INDIRECT: u64 = 1 << 63;
+/// The payload of an `INDIRECT` message: the item's file offset and length (two u64).
+const PLACE_BYTES: usize = 16;
+const PAGE: u64 = 4096;
+/// The largest item: far beyond any memory, well within a file offset.
+const MAX_ITEM: u64 = 1 << 46;
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the queue's descriptor was released (the queue is closed)")
+}
+
+fn round_page(n: u64) -> u64 {
+    n.div_ceil(PAGE) * PAGE
+}
 
 // Head cell states: ticket in bits 0..32, tag in 32..40, pid in 40..64.
 const RESERVED: u8 = 1;
@@ -110,6 +134,13 @@ struct Header {
     space: Event,
     /// `seq` counts completed tasks (JoinableQueue); join waits on it.
     done: Event,
+    /// The next file offset for an out-of-ring item.
+    big: Big,
+}
+
+#[repr(C, align(64))]
+struct Big {
+    next: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
@@ -122,7 +153,7 @@ pub enum QueueError {
     WouldBlock(RingWait),
     /// The deadline passed (Python's `queue.Full` / `queue.Empty`).
     Timeout,
-    /// The item does not fit in this queue's ring even when empty.
+    /// The item is larger than any queue can hold (`MAX_ITEM`).
     TooLong { len: usize, max: usize },
     /// `task_done()` called more times than items were put.
     Value(&'static str),
@@ -137,7 +168,7 @@ impl fmt::Display for QueueError {
             QueueError::WouldBlock(_) => write!(f, "operation would block"),
             QueueError::Timeout => write!(f, "timed out"),
             QueueError::TooLong { len, max } => {
-                write!(f, "item of {len} bytes is larger than the queue's capacity ({max} bytes)")
+                write!(f, "item of {len} bytes is larger than a queue item can be ({max} bytes)")
             }
             QueueError::Value(m) => write!(f, "{m}"),
             QueueError::Corrupt(m) => write!(f, "queue memory is corrupt: {m}"),
@@ -203,7 +234,10 @@ enum Step<T> {
 /// A message taken under the `deq` lock, to be copied out.
 struct Claim {
     p: u32,
+    /// Bytes of its payload in the ring.
     len: usize,
+    /// The item is out of the ring (the payload is its place).
+    indirect: bool,
 }
 
 /// Process-local memory of one suspicious state, so liveness is checked only when the same
@@ -312,26 +346,26 @@ impl Ring {
             (*m).ncells = ncells as u32;
             (*m).maxsize = maxsize;
             (*m).magic = MAGIC;
+            let h = &*(seg.as_ptr() as *const Header);
+            h.big.next.store((HEADER_BYTES + ncells * CELL) as u64, Relaxed);
         }
         Ok(Self::wrap(seg, ncells as u32, maxsize))
     }
 
-    /// Open a queue made by [`Ring::create`] in another process.
+    /// Open a queue made by [`Ring::create`] in another process. Only the header and the
+    /// ring are mapped (out-of-ring items are read apart).
     pub fn from_fd(fd: OwnedFd) -> io::Result<Ring> {
-        let seg = Segment::from_fd(fd)?;
         let bad = |m| io::Error::new(io::ErrorKind::InvalidData, m);
-        if seg.len() < HEADER_BYTES {
+        let file = File::from(fd);
+        let mut m = [0u8; 16];
+        file.read_exact_at(&mut m, 0).map_err(|_| bad("not a queue segment"))?;
+        let magic = u64::from_le_bytes(m[0..8].try_into().unwrap());
+        let ncells = u32::from_le_bytes(m[8..12].try_into().unwrap()) as usize;
+        if magic != MAGIC || !ncells.is_power_of_two() || ncells > MAX_CELLS {
             return Err(bad("not a queue segment"));
         }
-        let m = unsafe { &*(seg.as_ptr() as *const Meta) };
-        let ncells = m.ncells as usize;
-        if m.magic != MAGIC || !ncells.is_power_of_two() || ncells > MAX_CELLS {
-            return Err(bad("not a queue segment"));
-        }
-        if seg.len() < HEADER_BYTES + ncells * CELL {
-            return Err(bad("queue segment is truncated"));
-        }
-        let maxsize = m.maxsize;
+        let seg = Segment::from_fd_prefix(OwnedFd::from(file), HEADER_BYTES + ncells * CELL)?;
+        let maxsize = unsafe { &*(seg.as_ptr() as *const Meta) }.maxsize;
         Ok(Self::wrap(seg, ncells as u32, maxsize))
     }
 
@@ -369,7 +403,7 @@ impl Ring {
         self.ncells as usize * CELL
     }
 
-    /// The largest item that can be put.
+    /// The largest item kept in the ring itself; bigger ones go beyond it.
     pub fn max_item_len(&self) -> usize {
         self.capacity() - HEAD_BYTES
     }
@@ -395,9 +429,36 @@ impl Ring {
         unsafe { &*(self.cell(t).add(8) as *const AtomicU64) }
     }
 
-    /// Cells taken by an item of `len` bytes (may exceed the ring for garbage lengths).
+    /// Cells taken by a message whose head's length word is `len` (may exceed the ring for
+    /// garbage lengths).
     fn cells_of(len: u64) -> u64 {
-        (len.saturating_add(HEAD_BYTES as u64)).div_ceil(CELL as u64)
+        ((len & !INDIRECT).saturating_add(HEAD_BYTES as u64)).div_ceil(CELL as u64)
+    }
+
+    /// Where the out-of-ring item of the message at `p` is: (file offset, length).
+    fn place(&self, p: u32) -> (u64, u64) {
+        let (a, _) = self.payload(p, PLACE_BYTES);
+        (u64::from_le_bytes(a[0..8].try_into().unwrap()), u64::from_le_bytes(a[8..16].try_into().unwrap()))
+    }
+
+    /// Write an out-of-ring item's parts at `off` in the segment's file.
+    fn write_big(&self, off: u64, parts: &[&[u8]]) -> io::Result<()> {
+        let mut at = off;
+        for bytes in parts {
+            self.seg.write_at(bytes, at)?;
+            at += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Give back the pages of an out-of-ring item (harmless if already done).
+    fn free_big(&self, (off, len): (u64, u64)) {
+        self.seg.punch_hole(off, round_page(len));
+    }
+
+    /// Bytes of memory the segment holds (header, ring pages touched, out-of-ring items).
+    pub fn resident_bytes(&self) -> io::Result<u64> {
+        self.seg.allocated_bytes()
     }
 
     /// The payload of the message at `p` as (up to) two slices, split where the ring wraps.
@@ -492,9 +553,17 @@ impl Ring {
     fn put_step(&self, parts: &[&[u8]], patient: bool) -> Result<Step<()>, QueueError> {
         let h = self.h();
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let k = Self::cells_of(len as u64);
-        if k > self.ncells as u64 {
-            return Err(QueueError::TooLong { len, max: self.max_item_len() });
+        let mut k = Self::cells_of(len as u64);
+        // Too big for the ring: the item goes beyond it and the ring says where.
+        let big = k > self.ncells as u64;
+        if big {
+            if len as u64 > MAX_ITEM {
+                return Err(QueueError::TooLong { len, max: MAX_ITEM as usize });
+            }
+            if self.seg.raw_fd() < 0 {
+                return Err(QueueError::Os(closed()));
+            }
+            k = Self::cells_of(PLACE_BYTES as u64);
         }
         let k = k as u32;
         let me = my_pid();
@@ -519,12 +588,32 @@ impl Ring {
                 advanced = true;
                 continue;
             }
-            // Nothing reads these cells until `enq` moves past them.
-            self.len_word(q).store(len as u64, Relaxed);
+            // Nothing reads these cells until `enq` moves past them. An out-of-ring item's
+            // place is written now, so that whoever skips the message can free its pages.
+            let place = if big {
+                let off = h.big.next.fetch_add(round_page(len as u64), Relaxed);
+                self.write_payload(q, &[&off.to_le_bytes(), &(len as u64).to_le_bytes()]);
+                self.len_word(q).store(INDIRECT | PLACE_BYTES as u64, Relaxed);
+                Some((off, len as u64))
+            } else {
+                self.len_word(q).store(len as u64, Relaxed);
+                None
+            };
             self.state(q).store(pack(q, RESERVED, me), Relaxed);
             h.enq.pos.store(join(items.wrapping_add(1), q.wrapping_add(k)), Release);
             Self::unlock(&h.enq.lock);
-            self.write_payload(q, parts);
+            match place {
+                None => self.write_payload(q, parts),
+                Some(place) => {
+                    if let Err(e) = self.write_big(place.0, parts) {
+                        // Out of memory: the message is dropped as a dead producer's would be.
+                        self.free_big(place);
+                        self.state(q).store(pack(q, DONE, me), Release);
+                        Self::notify(&h.avail);
+                        return Err(QueueError::Os(e));
+                    }
+                }
+            }
             self.state(q).store(pack(q, PUBLISHED, me), Release);
             Self::notify(&h.avail);
             return Ok(Step::Done(()));
@@ -550,14 +639,21 @@ impl Ring {
             }
             let st = self.state(p).load(Acquire);
             let (seq, tag, pid) = unpack(st);
-            let len = self.len_word(p).load(Relaxed);
+            let lw = self.len_word(p).load(Relaxed);
+            let indirect = lw & INDIRECT != 0;
+            let len = lw & !INDIRECT;
             let k = Self::cells_of(len);
-            if seq != p || k > self.ncells as u64 {
+            if seq != p || k > self.ncells as u64 || (indirect && len != PLACE_BYTES as u64) {
                 Self::unlock(&h.deq.lock);
                 return Err(QueueError::Corrupt("bad message head"));
             }
             let next = join(out.wrapping_add(1), p.wrapping_add(k as u32));
             match tag {
+                // Out-of-ring items are read through the descriptor: leave them for others.
+                PUBLISHED | TAKEN if indirect && self.seg.raw_fd() < 0 => {
+                    Self::unlock(&h.deq.lock);
+                    return Err(QueueError::Os(closed()));
+                }
                 // TAKEN here means a consumer died before committing: take it again.
                 PUBLISHED | TAKEN => {
                     self.state(p).store(pack(p, TAKEN, me), Relaxed);
@@ -566,7 +662,7 @@ impl Ring {
                     if self.maxsize != 0 {
                         Self::notify(&h.space);
                     }
-                    return Ok(Step::Done(Claim { p, len: len as usize }));
+                    return Ok(Step::Done(Claim { p, len: len as usize, indirect }));
                 }
                 RESERVED => {
                     if !self.head_suspect.stale(st, self.epoch) || is_alive(pid) {
@@ -574,6 +670,9 @@ impl Ring {
                         return Ok(Step::Blocked { poll: true });
                     }
                     // The producer died before publishing: drop the message unread.
+                    if indirect {
+                        self.free_big(self.place(p));
+                    }
                     self.state(p).store(pack(p, DONE, me), Release);
                 }
                 // DONE here means a consumer died while skipping: finish that.
@@ -596,19 +695,30 @@ impl Ring {
         }
     }
 
-    /// Copy a claimed message out and free its cells.
-    fn read_claim<R>(&self, c: Claim, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
-        // Freed even if `f` panics, or the ring would wedge behind this message.
-        struct Free<'a>(&'a Ring, u32);
+    /// Copy a claimed message out and free its cells (and an out-of-ring item's pages).
+    fn read_claim<R>(&self, c: Claim, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R, QueueError> {
+        // Freed even if `f` panics, or the ring would wedge behind this message; the pages
+        // first, so that a consumer killed in between leaves a TAKEN head (freed again).
+        struct Free<'a>(&'a Ring, u32, Option<(u64, u64)>);
         impl Drop for Free<'_> {
             fn drop(&mut self) {
+                if let Some(place) = self.2 {
+                    self.0.free_big(place);
+                }
                 self.0.state(self.1).store(pack(self.1, DONE, my_pid()), Release);
                 self.0.advance_tail();
             }
         }
-        let _free = Free(self, c.p);
-        let (a, b) = self.payload(c.p, c.len);
-        f(a, b)
+        if !c.indirect {
+            let _free = Free(self, c.p, None);
+            let (a, b) = self.payload(c.p, c.len);
+            return Ok(f(a, b));
+        }
+        let place = self.place(c.p);
+        let _free = Free(self, c.p, Some(place));
+        // Mapped (not read into a buffer) so that `f` copies it once, to where it goes.
+        let map = self.seg.map_range(place.0, place.1 as usize)?;
+        Ok(f(&map, &[]))
     }
 
     /// Move `tail` over finished messages, and free a message whose consumer died while
@@ -647,6 +757,10 @@ impl Ring {
                         && self.state(t as u32).load(Acquire) == st
                         && split(h.deq.pos.load(Acquire)).1 != t as u32
                     {
+                        // Its cells cannot be reused while tail == t: the place is its own.
+                        if self.len_word(t as u32).load(Relaxed) & INDIRECT != 0 {
+                            self.free_big(self.place(t as u32));
+                        }
                         self.state(t as u32).store(pack(t as u32, DONE, my_pid()), Release);
                     }
                     Self::unlock(&h.deq.lock);
@@ -773,7 +887,7 @@ impl Ring {
     /// wraps), so that the caller can copy it straight into its own buffer.
     pub fn get_with<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R, QueueError> {
         let c = self.block(Which::Avail, deadline, || self.claim(true))?;
-        Ok(self.read_claim(c, f))
+        self.read_claim(c, f)
     }
 
     /// Take the oldest item if there is one now.
@@ -783,7 +897,7 @@ impl Ring {
 
     pub fn try_get_with<R>(&self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R, QueueError> {
         let c = self.attempt(Which::Avail, || self.claim(false))?;
-        Ok(self.read_claim(c, f))
+        self.read_claim(c, f)
     }
 
     /// Items put and not yet taken (including ones being put right now).
@@ -1003,8 +1117,54 @@ mod tests {
         assert_eq!(ring.get(None).unwrap(), big);
         ring.put(b"", None).unwrap();
         assert_eq!(ring.get(None).unwrap(), b"");
-        let too = vec![0u8; ring.max_item_len() + 1];
-        assert!(matches!(ring.put(&too, None), Err(QueueError::TooLong { .. })));
+    }
+
+    #[test]
+    fn items_larger_than_the_ring_go_beyond_it_and_give_their_memory_back() {
+        let ring = Ring::create(4096, 0).unwrap();
+        let base = ring.resident_bytes().unwrap();
+        let just_over = message(1, 0, ring.max_item_len() + 1);
+        let big = message(1, 1, 3 << 20);
+        ring.put(&just_over, None).unwrap();
+        ring.put_parts(&[&[9u8], &big], None).unwrap();
+        ring.put(b"small", None).unwrap();
+        assert_eq!(ring.qsize(), 3);
+        assert!(ring.resident_bytes().unwrap() >= base + (3 << 20), "the big item waits in shared memory");
+        // Another mapping (another process) reads them: it maps only the header and the ring.
+        let other = Ring::from_fd(dup_cloexec(ring.raw_fd()).unwrap()).unwrap();
+        assert_eq!(other.get(None).unwrap(), just_over);
+        let got = other.get(None).unwrap();
+        assert_eq!(got[0], 9);
+        assert_eq!(&got[1..], &big[..]);
+        assert_eq!(other.get(None).unwrap(), b"small");
+        assert!(other.empty());
+        assert!(ring.resident_bytes().unwrap() <= (HEADER_BYTES + ring.capacity()) as u64, "pages given back");
+        // A released descriptor: out-of-ring items are refused, in-ring ones still flow.
+        ring.put(&big, None).unwrap();
+        other.release_fd();
+        assert!(matches!(other.put(&big, None), Err(QueueError::Os(_))));
+        assert!(matches!(other.try_get(), Err(QueueError::Os(_))));
+        assert_eq!(ring.get(None).unwrap(), big);
+        other.put(b"in ring", None).unwrap();
+        assert_eq!(ring.get(None).unwrap(), b"in ring");
+    }
+
+    #[test]
+    fn big_items_across_processes_with_a_small_ring() {
+        let ring = Ring::create(64 << 10, 2).unwrap();
+        let kid = fork(|| {
+            for seq in 0..6 {
+                ring.put(&message(2, seq, (seq as usize + 1) * (700 << 10)), None).unwrap();
+            }
+            0
+        });
+        for seq in 0..6 {
+            let v = ring.get(secs(30.0)).unwrap();
+            assert_eq!(v.len(), (seq as usize + 1) * (700 << 10));
+            assert_eq!(check(&v), (2, seq));
+        }
+        assert_eq!(reap(kid), 0);
+        assert!(ring.resident_bytes().unwrap() <= (HEADER_BYTES + ring.capacity()) as u64);
     }
 
     #[test]
@@ -1255,7 +1415,17 @@ mod tests {
 
     #[test]
     fn producer_killed_mid_stream() {
-        let ring = Ring::create(8 << 20, 0).unwrap();
+        producer_kills(8 << 20);
+    }
+
+    /// With a ring smaller than most items: they go beyond it, and a kill mid-copy must free them.
+    #[test]
+    fn producer_killed_mid_stream_of_out_of_ring_items() {
+        producer_kills(64 << 10);
+    }
+
+    fn producer_kills(capacity: usize) {
+        let ring = Ring::create(capacity, 0).unwrap();
         let mut rng = Rng::new();
         let (mut skipped, mut whole, mut reserved) = (0, 0, 0);
         for round in 0..25u32 {
@@ -1319,11 +1489,22 @@ mod tests {
         assert!(reserved > 0, "no kill landed between reserve and publish");
         ring.put(b"still works", None).unwrap();
         assert_eq!(ring.get(secs(1.0)).unwrap(), b"still works");
+        // Nothing leaked: what a dead producer left beyond the ring was given back.
+        assert!(ring.resident_bytes().unwrap() <= (HEADER_BYTES + ring.capacity()) as u64);
     }
 
     #[test]
     fn consumer_killed_mid_get() {
-        let ring = Ring::create(4 << 20, 0).unwrap();
+        consumer_kills(4 << 20);
+    }
+
+    #[test]
+    fn consumer_killed_mid_get_of_out_of_ring_items() {
+        consumer_kills(64 << 10);
+    }
+
+    fn consumer_kills(capacity: usize) {
+        let ring = Ring::create(capacity, 0).unwrap();
         let mut rng = Rng::new();
         const M: u32 = 30;
         let mut lost = 0;
@@ -1373,6 +1554,7 @@ mod tests {
             }
         }
         eprintln!("consumer kills: {lost} of 10 lost the item being taken");
+        assert!(ring.resident_bytes().unwrap() <= (HEADER_BYTES + ring.capacity()) as u64, "a dead consumer's item was given back");
     }
 
     #[test]

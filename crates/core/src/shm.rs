@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use memmap2::MmapRaw;
+use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 /// A mapped shared memory segment. Its descriptor is needed only to share it: it can be
 /// released early ([`Segment::release_fd`]) while the mapping stays.
@@ -34,6 +34,70 @@ impl Segment {
     /// Map a segment received from another process.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Segment> {
         Self::map(File::from(fd))
+    }
+
+    /// Map only the first `len` bytes of a segment received from another process (the
+    /// file may be larger, e.g. a queue's out-of-ring items, which are read apart).
+    pub fn from_fd_prefix(fd: OwnedFd, len: usize) -> io::Result<Segment> {
+        let file = File::from(fd);
+        if file.metadata()?.len() < len as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared memory segment is truncated"));
+        }
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        Ok(Segment { fd: AtomicI32::new(file.into_raw_fd()), map })
+    }
+
+    fn open_fd(&self) -> io::Result<RawFd> {
+        let fd = self.raw_fd();
+        if fd < 0 {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the segment's descriptor was released (the queue is closed)"));
+        }
+        Ok(fd)
+    }
+
+    /// Write `bytes` at `offset` of the memfd (beyond the mapping, which grows the file).
+    pub fn write_at(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+        let fd = self.open_fd()?;
+        while !bytes.is_empty() {
+            let n = unsafe { libc::pwrite(fd, bytes.as_ptr() as *const libc::c_void, bytes.len(), offset as libc::off_t) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            bytes = &bytes[n as usize..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// A read-only mapping of `len` bytes at `offset` (page-aligned), populated at once.
+    pub fn map_range(&self, offset: u64, len: usize) -> io::Result<Mmap> {
+        let fd = self.open_fd()?;
+        unsafe { MmapOptions::new().offset(offset).len(len).populate().map(fd) }
+    }
+
+    /// Give back the memory of `len` bytes at `offset` (page-aligned) of the memfd; the
+    /// file keeps its size. Harmless on a range already given back.
+    pub fn punch_hole(&self, offset: u64, len: u64) {
+        let fd = self.raw_fd();
+        if fd >= 0 {
+            unsafe {
+                libc::fallocate(fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset as libc::off_t, len as libc::off_t)
+            };
+        }
+    }
+
+    /// Bytes of memory the memfd holds.
+    pub fn allocated_bytes(&self) -> io::Result<u64> {
+        let fd = self.open_fd()?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.st_blocks as u64 * 512)
     }
 
     fn map(file: File) -> io::Result<Segment> {
