@@ -7,7 +7,7 @@
 #   3. install both tarballs into an empty project with no network (npm --offline, and a network
 #      namespace of its own where `unshare -rn` works) and no cargo on PATH;
 #   4. run there, with plain node, an ES module and a CommonJS program that start a Process and use
-#      a Queue, a Lock and a Pool;
+#      a Queue, a Lock and a Pool (the ES module also threads: node-multiprocessing/dummy);
 #   5. type-check a consumer's TypeScript with --strict and without skipLibCheck (moduleResolution
 #      node16, bundler, and nodenext with a CommonJS file);
 #   6. install the package without its platform package: the import fails with the loader's error.
