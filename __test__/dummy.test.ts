@@ -4,6 +4,7 @@ import test from 'ava';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { currentProcess as processOf, Pipe, Process, ValueError } from '../index.js';
+import { wait } from '../src/connection.js';
 import * as dummy from '../src/dummy.js';
 import { DummyProcess, Manager, Namespace } from '../src/dummy.js';
 import { RawArray } from '../src/sharedctypes.js';
@@ -48,6 +49,8 @@ test.serial('a thread runs its target with copied arguments and shared connectio
     x: 42, name: p.name, ident: p.ident, threadId: p.ident, daemon: false, process: processOf().name,
     authkey: processOf().authkey.toString('hex'),
   });
+  // The sentinel is readable once the thread has ended (connection.wait takes it).
+  t.deepEqual(await wait([p.sentinel], 30), [p.sentinel]);
   await p.join();
   t.false(p.isAlive());
   t.is(p.exitcode, 0);
@@ -174,10 +177,10 @@ test.serial('threads that end leave no descriptors behind', async (t) => {
     t.true(await a.recv());
     await p.join(30);
     p.close();
+    // Not closed: a joined thread whose sentinel was not handed out releases it.
     const p2 = new DummyProcess({ target: produce, args: [q, i, 1] });
     p2.start();
     await p2.join(30);
-    p2.close();
     await q.get();
   };
   // Warm up (the first threads load modules, start the reactor...).

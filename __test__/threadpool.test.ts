@@ -3,11 +3,11 @@
 import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { DummyProcess, Pool as DummyPool } from '../src/dummy.js';
-import { AsyncResult, RemoteTraceback, ThreadPool, WorkerLostError } from '../src/pool.js';
+import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError } from '../src/pool.js';
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { exitThread, ids, init, initThrows, lockedIncrementsSync, readInit, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { describeArg, exitThread, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 
 const range = (n: number) => [...Array(n).keys()];
@@ -110,8 +110,9 @@ test('terminate with thousands of pending tasks returns at once and fails them; 
   pool.terminate();
   const returned = Date.now() - started;
   await pool.join();
-  t.true(returned < 100, `terminate took ${returned} ms`);
-  t.true(Date.now() - started < 5000);
+  // Generous limits (a loaded machine): they catch a hang, not slowness.
+  t.true(returned < 2000, `terminate took ${returned} ms`);
+  t.true(Date.now() - started < 10_000);
   const e = await t.throwsAsync(rs[4999].get(1));
   t.true(e instanceof ProcessError);
   t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
@@ -145,4 +146,37 @@ test('the main thread keeps running while the pool works (nothing blocks it)', a
     clearInterval(timer);
   }
   t.true(ticks >= 10, `${ticks} ticks`);
+});
+
+test('move(): a whole Buffer or typed array goes to the thread without a copy and comes back moved; anything else is copied', async (t) => {
+  await using pool = new ThreadPool(1);
+  const b = Buffer.alloc(1 << 16, 7);
+  const back = await pool.apply(incMoved, [move(b)]);
+  t.is(b.length, 0, 'the sender no longer has it');
+  t.is(back.length, 1 << 16);
+  t.true(Buffer.isBuffer(back));
+  t.true(back.every((x: number) => x === 8));
+  const f = new Float64Array(4);
+  t.deepEqual(await pool.apply(describeArg, [move(f)]), ['Float64Array', 32]);
+  t.is(f.length, 0);
+  // A Buffer sharing memory (Node's pool of small Buffers) and a slice are copied.
+  const small = Buffer.from('hello');
+  t.deepEqual(await pool.apply(describeArg, [move(small)]), ['Buffer', 5]);
+  t.is(small.toString(), 'hello');
+  const whole = Buffer.alloc(100);
+  t.deepEqual(await pool.apply(describeArg, [move(whole.subarray(10, 20))]), ['Buffer', 10]);
+  t.is(whole.length, 100);
+  // Results are moved back in a map too.
+  const outs = await pool.map(incMoved, [1, 2, 3].map((i) => move(Buffer.alloc(1000, i))), 1);
+  t.deepEqual(outs.map((o) => o[999]), [2, 3, 4]);
+  t.throws(() => move(42 as never), { instanceOf: TypeError });
+});
+
+test('move() to a process copies: the sender keeps its Buffer', async (t) => {
+  await using pool = new Pool(1);
+  const b = Buffer.alloc(1 << 16, 7);
+  const back = await pool.apply(incMoved, [move(b)]);
+  t.is(b.length, 1 << 16);
+  t.is(b[0], 7);
+  t.is(back[0], 8);
 });

@@ -162,6 +162,22 @@ def _pool_cases():
         emit("pool_imap_unordered_chunk1", (n // 10) / (time.perf_counter() - t), "task/s")
 
 
+def _threadpool_cases():
+    # As ../shared/anchors/py_mp_bench.py's bench_threadpool(20000 * SCALE).
+    from multiprocessing.pool import ThreadPool
+    n = 20000 * SCALE
+    with ThreadPool(2) as pool:
+        pool.map(square, range(100))
+        t = time.perf_counter()
+        pool.map(square, range(n))
+        emit("threadpool_map_trivial", n / (time.perf_counter() - t), "task/s")
+        t = time.perf_counter()
+        rs = [pool.apply_async(square, (i,)) for i in range(n // 10)]
+        for r in rs:
+            r.get()
+        emit("threadpool_apply_async_trivial", (n // 10) / (time.perf_counter() - t), "task/s")
+
+
 def pickle():
     # As ../shared/anchors/py_mp_bench.py's bench_pickle(20000 * SCALE).
     import pickle
@@ -212,6 +228,7 @@ CASES = {
     "queue_bandwidth_1MiB": queue_bandwidth_1MiB,
     "listener_client_roundtrip": listener_client_roundtrip,
     "pool": _pool_cases,
+    "threadpool": _threadpool_cases,
     "pickle": pickle,
     "pickle_roundtrip_vs_python": pickle_roundtrip_vs_python,
 }

@@ -10,6 +10,8 @@ import { benchListener } from './listener.js';
 import { benchNodePools } from './node_pools.js';
 import { benchPickleCodec, benchPickleRoundtrip } from './pickle.js';
 import { benchPool } from './pool.js';
+import { benchNodeThreadPools } from './node_threadpools.js';
+import { benchThreadPool } from './threadpool.js';
 import { benchQueues } from './queues.js';
 import { benchSync } from './sync.js';
 
@@ -34,6 +36,7 @@ const cases: Record<string, Case> = {
   listener_client_roundtrip: { py: 'listener_client_roundtrip', run: () => benchListener(quick) },
   queues: { py: ['queue_throughput_8B', 'queue_bandwidth_1MiB'], run: () => benchQueues(quick) },
   pool: { py: 'pool', run: () => benchPool(quick), node: () => benchNodePools(quick) },
+  threadpool: { py: 'threadpool', run: () => benchThreadPool(quick), node: () => benchNodeThreadPools(quick) },
   sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
   pickle: { py: 'pickle', run: async () => benchPickleCodec(quick) },
   pickle_roundtrip_vs_python: { py: 'pickle_roundtrip_vs_python', run: () => benchPickleRoundtrip(quick) },

@@ -14,6 +14,7 @@ import { activeThreads, currentThread, DummyProcess, type MainThread } from './d
 export { DummyProcess, MainThread } from './dummy_process.js';
 export { Pipe, Connection } from './connection.js';
 export { ThreadPool, type ThreadPoolOptions } from './pool.js';
+export { move } from './reduction.js';
 export { JoinableQueue, Queue, SimpleQueue } from './queues.js';
 export { Array, SharedArray, Value } from './sharedctypes.js';
 export { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize.js';

@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   // While the target's modules load, starting a process is Python's bootstrapping error.
   _setImportingForChild(true);
   try {
-    proc = (await loadsAsync(w.data, takeFds, false, true)) as DummyProcess; // from the parent thread
+    proc = (await loadsAsync(w.data, takeFds, false, true, w.transfer)) as DummyProcess; // from the parent thread
   } finally {
     _setImportingForChild(false);
   }

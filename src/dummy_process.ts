@@ -9,7 +9,7 @@
 import { readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { isMainThread, threadId, Worker } from 'node:worker_threads';
+import { isMainThread, threadId, Worker, type TransferListItem } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { nativeCall } from './errors.js';
 import { native, nativeFile } from './native.js';
@@ -18,8 +18,9 @@ import {
   type Popen, type ThreadPreparation,
 } from './process.js';
 import { dumpsForThread } from './reduction.js';
+import { alwaysReadable, closePidfd } from './spawn.js';
 import { _loggingForChild } from './logging.js';
-import { libraryModuleUrl } from './util.js';
+import { Finalize, libraryModuleUrl } from './util.js';
 import * as wait from './wait.js';
 
 /** What a thread's bootstrap (dummy_main.ts) receives as its `workerData`. @internal */
@@ -30,6 +31,8 @@ export interface ThreadStart {
   /** The DummyProcess, serialized, and the descriptors it carries (owned by the thread). */
   data: Uint8Array;
   fds: number[];
+  /** What goes beside the message (see Reduced.transfer). */
+  transfer: unknown[];
   /** The thread's end of the sentinel pair: it writes its exit code there. */
   sentinel: number;
   /**
@@ -112,7 +115,12 @@ if (!require(w.nativeFile).closeFdAtExit(w.start.sentinel, w.start.claim)) proce
 
 class ThreadPopen implements Popen {
   readonly pid: number;
-  readonly sentinel: number;
+  /** Our end of the sentinel pair, until released. */
+  readonly #fd: number;
+  /** Whether `sentinel` was handed out: then it lives until close() or collection. */
+  #exposed = false;
+  /** Releases the sentinel (at the end of the thread unless handed out, at close, or when collected). */
+  readonly #finalizer: Finalize<[number]>;
   returncode: number | null = null;
   #worker: Worker;
   #code: number | null = null;
@@ -132,12 +140,13 @@ class ThreadPopen implements Popen {
     const [mine, theirs] = pair;
     const claim = new Int32Array(new SharedArrayBuffer(8));
     const start: ThreadStart = {
-      prep: _threadPreparation(), logging: _loggingForChild(), data: msg.data, fds: msg.fds, sentinel: theirs, claim, daemon: proc.daemon,
+      prep: _threadPreparation(), logging: _loggingForChild(), data: msg.data, fds: msg.fds, transfer: msg.transfer ?? [], sentinel: theirs, claim, daemon: proc.daemon,
     };
     try {
       this.#worker = new Worker(ENTRY, {
         eval: true,
         workerData: { start, nativeFile, loader: tsxLoader(), main: libraryModuleUrl('dummy_main') },
+        transferList: start.transfer.filter((x) => !(x instanceof SharedArrayBuffer)) as TransferListItem[],
       });
     } catch (e) {
       native.closeFd(mine);
@@ -158,17 +167,35 @@ class ThreadPopen implements Popen {
     });
     if (proc.daemon) this.#worker.unref();
     this.pid = this.#worker.threadId;
-    this.sentinel = mine;
+    this.#fd = mine;
+    this.#finalizer = new Finalize(this, closePidfd, [mine]);
+  }
+
+  /** A descriptor readable once the thread has ended (usable with `wait()`). */
+  get sentinel(): number {
+    if (this.#finalizer.stillActive()) {
+      this.#exposed = true;
+      return this.#fd;
+    }
+    return alwaysReadable();
+  }
+
+  /** The sentinel for this object's own waits (does not hand it out). @internal */
+  get _waitFd(): number {
+    return this.#finalizer.stillActive() ? this.#fd : alwaysReadable();
   }
 
   /** Read what the thread wrote (its exit code) and whether its end is closed. */
   #drain(): boolean {
     const buf = Buffer.alloc(64);
+    const fd = this.#fd;
     for (;;) {
-      if (!nativeCall(() => native.waitReadable(this.sentinel, 0))) return false;
-      const n = readSync(this.sentinel, buf, 0, buf.length, null);
+      if (!nativeCall(() => native.waitReadable(fd, 0))) return false;
+      const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) {
         this.returncode = this.#code ?? (this.#terminated ? TERMINATED : 1);
+        // Nothing needs the sentinel any more unless it was handed out.
+        if (!this.#exposed) this.#finalizer.call();
         return true;
       }
       if (n >= 4) this.#code = buf.readInt32LE(n - 4);
@@ -176,7 +203,7 @@ class ThreadPopen implements Popen {
   }
 
   poll(): number | null {
-    if (this.returncode === null && !this.#closed) this.#drain();
+    if (this.returncode === null && !this.#closed && this.#finalizer.stillActive()) this.#drain();
     return this.returncode;
   }
 
@@ -185,7 +212,7 @@ class ThreadPopen implements Popen {
     while (this.poll() === null && !this.#closed) {
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       if (left === 0) break;
-      nativeCall(() => native.waitReadable(this.sentinel, left));
+      nativeCall(() => native.waitReadable(this._waitFd, left));
     }
     return this.returncode;
   }
@@ -196,7 +223,7 @@ class ThreadPopen implements Popen {
       if (this.poll() !== null || this.#closed) return this.returncode;
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       if (left === 0) return null;
-      await wait.readable(this.sentinel, left);
+      await wait.readable(this._waitFd, left);
     }
   }
 
@@ -213,8 +240,7 @@ class ThreadPopen implements Popen {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    wait.forget(this.sentinel);
-    native.closeFd(this.sentinel);
+    this.#finalizer.call();
   }
 }
 

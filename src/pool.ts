@@ -6,7 +6,7 @@
 // takes its place. The results and iterators handed to callers are in pool_jobs.ts;
 // how tasks are packed into batches, in pool_batch.ts.
 import { inspect } from 'node:util';
-import { Pipe, type Connection } from './connection.js';
+import { Pipe } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';
 import { MaybeEncodingError, nativeCall, ProcessError, ValueError, WorkerLostError } from './errors.js';
 import { native } from './native.js';
@@ -16,6 +16,7 @@ import { optionalArg, optionalArgs } from './options.js';
 import { Finalize } from './util.js';
 import * as reactor from './wait.js';
 import { DummyProcess } from './dummy_process.js';
+import { threadChannelPair } from './thread_channel.js';
 import { dumps } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
@@ -29,6 +30,7 @@ export {
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type MapOptions,
 } from './pool_jobs.js';
 export { MaybeEncodingError, WorkerLostError };
+export { move } from './reduction.js';
 
 /** The options object of `new Pool({...})`: Python's `Pool(processes, initializer, initargs, maxtasksperchild, context)`. */
 export interface PoolOptions {
@@ -67,6 +69,11 @@ const MIN_QUEUED_CALLS = 32;
  * of a large map behind the one running, leaving the worker idle between chunks.
  */
 const SEND_BUFFER = 1 << 20;
+/**
+ * Bytes of batches that may wait unread behind a busy worker thread: as much as behind a
+ * worker process with the socket buffer it is granted.
+ */
+const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
 
@@ -101,9 +108,26 @@ export interface PoolWorkerProcess {
   readonly _waitFd?: number;
 }
 
+/**
+ * What a pool needs of its end of a worker's channel: a Connection's surface (Pool), or a
+ * ThreadChannel's (ThreadPool). @internal
+ */
+export interface PoolChannel {
+  readonly closed: boolean;
+  send(obj: unknown): void;
+  sendBytes(buf: ArrayBufferView): void;
+  recv(): Promise<unknown>;
+  recvBytes(): Promise<Buffer>;
+  close(): void;
+  /** Send bytes serialized for it, with what goes beside them (a ThreadChannel has this). */
+  _sendSerialized?(data: Buffer, transfer: unknown[] | undefined): void;
+  /** The worker has ended: reads end with EOF once what it sent is read (a ThreadChannel has this). */
+  _peerEnded?(): void;
+}
+
 interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
   proc: P;
-  conn: Connection;
+  conn: PoolChannel;
   name: string;
   /** Tasks sent and not answered, oldest first from `head` (results come back in order). */
   held: PendingTask[];
@@ -192,7 +216,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   /** Batches packed by the current dispatch, sent at its end. */
-  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; raw: Float64Array | null }> = [];
+  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; transfer: unknown[] | undefined; raw: Float64Array | null }> = [];
   #initError: unknown = null;
   /** The workers have been told to stop (after close(), once the work is done). */
   #stopping = false;
@@ -251,7 +275,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   }
 
   #startWorker(): Worker<P> {
-    const [mine, theirs] = Pipe(true);
+    const { mine, theirs, budget } = this._channel();
     let proc: P;
     try {
       proc = this._makeWorker({ target: poolWorker, args: [theirs, this.#initializer, this.#initargs, this.#maxtasks] });
@@ -262,9 +286,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     } finally {
       theirs.close();
     }
-    const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
     const w: Worker<P> = {
-      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget: Math.floor(granted / 3),
+      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget,
       fns: new Set(), assigned: 0, reading: false, gone: false, broken: false, unwatch: new AbortController(),
     };
     this.#workers.add(w);
@@ -289,8 +312,31 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
 
   /** A worker ended: an idle one is replaced now; a busy one's reader sees EOF first. */
   #ended(w: Worker<P>): void {
+    w.conn._peerEnded?.();
     if (w.gone || w.reading || heldCount(w) > 0) return;
     void this.#lost(w);
+  }
+
+  /**
+   * A worker's channel: the pool's end, the worker's (an argument of its target, closed
+   * here once the worker has it), and how many bytes of batches may wait unread in it.
+   * A duplex Pipe here (see SEND_BUFFER); a ThreadChannel in ThreadPool. @internal
+   */
+  protected _channel(): { mine: PoolChannel; theirs: { close(): void }; budget: number } {
+    const [mine, theirs] = Pipe(true);
+    try {
+      const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
+      return { mine, theirs, budget: Math.floor(granted / 3) };
+    } catch (e) {
+      mine.close();
+      theirs.close();
+      throw e;
+    }
+  }
+
+  /** Whether batches go to threads of this process (their `move()`d buffers are moved). @internal */
+  protected _toThreads(): boolean {
+    return false;
   }
 
   /**
@@ -435,9 +481,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const batch: Batch = [defs.length ? defs : null, meta.subarray(0, 2 * taken.length), raw !== null ? raw.length : (items as unknown[])];
     let data: Buffer;
     let fds: number[];
+    let transfer: unknown[] | undefined;
     try {
-      const d = dumps(batch);
-      ({ data, fds } = d);
+      const d = dumps(batch, this._toThreads());
+      ({ data, fds, transfer } = d);
       // With descriptors this serialization only measures the batch: it is serialized
       // again when sent (see #flush), which takes its own counts.
       d.undo?.();
@@ -479,7 +526,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     w.inflightBytes.push(bytes);
     // With descriptors the batch is serialized again when sent: it needs its own meta.
     if (fds.length) batch[1] = batch[1].slice();
-    this.#outbox.push({ w, batch, data, fds, raw });
+    this.#outbox.push({ w, batch, data, fds, transfer, raw });
   }
 
   /** Send the batches packed so far. */
@@ -487,10 +534,11 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const outbox = this.#outbox;
     if (outbox.length === 0) return;
     this.#outbox = [];
-    for (const { w, batch, data, fds, raw } of outbox) {
+    for (const { w, batch, data, fds, transfer, raw } of outbox) {
       let sent = false;
       try {
         if (fds.length) w.conn.send(batch);
+        else if (w.conn._sendSerialized) w.conn._sendSerialized(data, transfer);
         else w.conn.sendBytes(data);
         sent = true;
         if (raw !== null) w.conn.sendBytes(raw);
@@ -534,7 +582,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       while (heldCount(w) > 0 && !w.gone) {
         let msg: Results;
         try {
-          msg = await w.conn.recv();
+          msg = (await w.conn.recv()) as Results;
           if (typeof msg[2] === 'number') msg[2] = readDoubles(await w.conn.recvBytes(), msg[2]);
         } catch (e) {
           if (!w.gone) await this.#lost(w);
@@ -946,6 +994,15 @@ export class ThreadPool extends Pool<DummyProcess> {
     const o = args.length === 1 && first !== null && typeof first === 'object' ? (first as ThreadPoolOptions) : undefined;
     const [processes, initializer, initargs] = args as [number | null | undefined, Function | null | undefined, unknown[] | undefined];
     super(o ? { processes: o.processes, initializer: o.initializer, initargs: o.initargs } : { processes, initializer, initargs });
+  }
+
+  protected override _channel(): { mine: PoolChannel; theirs: { close(): void }; budget: number } {
+    const [mine, theirs] = threadChannelPair();
+    return { mine, theirs, budget: THREAD_BUDGET };
+  }
+
+  protected override _toThreads(): boolean {
+    return true;
   }
 
   protected override _makeWorker(options: { target: Function; args: unknown[] }): DummyProcess {

@@ -32,6 +32,12 @@ export interface Reduced {
   fds?: number[];
   /** Gives back what the reduction took for the receiver (a block's count) if the message is not sent. */
   undo?: () => void;
+  /**
+   * Objects that go beside the message to another thread of this process (postMessage's
+   * transfer list: ArrayBuffers are moved, MessagePorts handed over, SharedArrayBuffers
+   * shared). An object whose reduction has them can be sent to threads only.
+   */
+  transfer?: unknown[];
 }
 
 /** An object that crosses a process boundary by its own reduction (Python's `__reduce__`). */
@@ -46,7 +52,7 @@ export interface Shareable {
  * authenticated with an authkey; objects that receive messages themselves (a Connection,
  * a Queue) keep it.
  */
-export type Rebuild = (state: any, fds: number[], trusted: boolean) => unknown;
+export type Rebuild = (state: any, fds: number[], trusted: boolean, transferred: unknown[]) => unknown;
 const rebuilders = new Map<string, Rebuild>();
 
 /**
@@ -72,6 +78,7 @@ const kindModules: Record<string, string> = {
   'ctypes-struct-copy': 'sharedctypes',
   synchronized: 'sharedctypes',
   'dummy-namespace': 'dummy',
+  'thread-channel': 'thread_channel',
 };
 function kindModuleUrl(kind: string): string | undefined {
   const m = kindModules[kind];
@@ -81,6 +88,8 @@ function kindModuleUrl(kind: string): string | undefined {
 export interface Dumped {
   data: Buffer;
   fds: number[];
+  /** What goes beside the message to a thread (see Reduced.transfer); only from `dumpsForThread`. */
+  transfer?: unknown[];
   /** Present when the message holds counts for its receiver: call it if the message is not sent. */
   undo?: () => void;
 }
@@ -96,7 +105,7 @@ function undoAll(undos: Array<() => void>): void {
 }
 
 const MARK = '__mp_ref__';
-interface RefEntry { k: string; s: unknown; n: number }
+interface RefEntry { k: string; s: unknown; n: number; t?: number }
 
 function isLeaf(v: object): boolean {
   return ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp;
@@ -108,7 +117,7 @@ function needsPrepare(v: unknown, seen: Set<object>): boolean {
   if (v === null || typeof v !== 'object') return false;
   if (seen.has(v)) return false;
   seen.add(v);
-  if (reduce in v || v instanceof Error) return true;
+  if (reduce in v || v instanceof Error || v instanceof Moved) return true;
   if (isLeaf(v)) return false;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) if (needsPrepare(v[i], seen)) return true;
@@ -130,11 +139,20 @@ class Preparer {
   refs: RefEntry[] = [];
   fds: number[] = [];
   undos: Array<() => void> = [];
+  transfer: unknown[] = [];
   copies = new Map<object, unknown>();
+
+  /** `toThread`: the message goes to a thread of this process (transfers allowed). */
+  constructor(readonly toThread: boolean) {}
 
   marker(r: Reduced): { [MARK]: number } {
     const index = this.refs.length;
     const entry: RefEntry = { k: r.kind, s: undefined, n: r.fds?.length ?? 0 };
+    if (r.transfer?.length) {
+      if (!this.toThread) throw new TypeError(`an object of kind '${r.kind}' can be sent only to a thread of this process`);
+      entry.t = r.transfer.length;
+      this.transfer.push(...r.transfer);
+    }
     this.refs.push(entry);
     if (r.fds) this.fds.push(...r.fds);
     if (r.undo) this.undos.push(r.undo);
@@ -155,6 +173,13 @@ class Preparer {
     if (done !== undefined) return done;
     if (reduce in v) {
       const m = this.marker((v as Shareable)[reduce]());
+      this.copies.set(v, m);
+      return m;
+    }
+    if (v instanceof Moved) {
+      // Moved to a thread when it can be; else (to a process, or not a whole buffer) copied.
+      const r = this.toThread ? reduceMoved(v.value) : null;
+      const m = r ? this.marker(r) : this.prepare(v.value);
       this.copies.set(v, m);
       return m;
     }
@@ -267,16 +292,25 @@ export function dumpsSplit(value: unknown): Dumped & { tag?: number } {
   return dumps(value);
 }
 
-/** Serialize `value`. Throws TypeError naming what cannot be sent. */
-export function dumps(value: unknown): Dumped {
+/**
+ * Serialize `value`. Throws TypeError naming what cannot be sent. `toThread`: for a thread
+ * of this process (objects may then go beside the message: see Reduced.transfer); the
+ * descriptors are the sender's (see dumpsForThread).
+ */
+export function dumps(value: unknown, toThread = false): Dumped {
+  return serialize(value, toThread);
+}
+
+function serialize(value: unknown, toThread: boolean): Dumped {
   const fast = dumpsFast(value);
   if (fast) return { data: fast, fds: NO_FDS };
   let refs: RefEntry[] | null = null;
   let fds: number[] = [];
   let undos: Array<() => void> = [];
+  let transfer: unknown[] | null = null;
   let body = value;
   if (needsPrepare(value, new Set())) {
-    const p = new Preparer();
+    const p = new Preparer(toThread);
     try {
       body = p.prepare(value);
     } catch (e) {
@@ -286,6 +320,7 @@ export function dumps(value: unknown): Dumped {
     refs = p.refs;
     fds = p.fds;
     undos = p.undos;
+    if (p.transfer.length) transfer = p.transfer;
   }
   const ser = new v8.DefaultSerializer();
   ser.writeHeader();
@@ -297,7 +332,9 @@ export function dumps(value: unknown): Dumped {
     throw new TypeError(`cannot serialize ${describe(value)}: ${(e as Error).message}`);
   }
   const data = ser.releaseBuffer();
-  return undos.length ? { data, fds, undo: () => undoAll(undos) } : { data, fds };
+  const d: Dumped = undos.length ? { data, fds, undo: () => undoAll(undos) } : { data, fds };
+  if (transfer) d.transfer = transfer;
+  return d;
 }
 
 /**
@@ -306,7 +343,7 @@ export function dumps(value: unknown): Dumped {
  * the sender's stay its own, as after SCM_RIGHTS). `undo` also closes the duplicates.
  */
 export function dumpsForThread(value: unknown): Dumped {
-  const d = dumps(value);
+  const d = serialize(value, true);
   if (d.fds.length === 0) return d;
   const fds: number[] = [];
   const undo = (): void => {
@@ -319,7 +356,7 @@ export function dumpsForThread(value: unknown): Dumped {
     undo();
     throw e;
   }
-  return { data: d.data, fds, undo };
+  return d.transfer ? { data: d.data, fds, undo, transfer: d.transfer } : { data: d.data, fds, undo };
 }
 
 function describe(v: unknown): string {
@@ -335,13 +372,20 @@ class Reviver {
   started = new Set<number>();
   revived = new Map<object, unknown>();
 
-  constructor(public refs: RefEntry[], fds: number[], readonly trusted: boolean) {
+  transferredOf: unknown[][] = [];
+
+  constructor(public refs: RefEntry[], fds: number[], readonly trusted: boolean, transferred: unknown[]) {
     this.objs = new Array(refs.length);
     this.fdsOf = [];
     let at = 0;
+    let tAt = 0;
     for (const r of refs) {
       this.fdsOf.push(fds.slice(at, at + r.n));
       at += r.n;
+      const nt = r.t ?? 0;
+      if (nt > transferred.length - tAt) throw notAMessage('objects it refers to did not come with it');
+      this.transferredOf.push(transferred.slice(tAt, tAt + nt));
+      tAt += nt;
     }
   }
 
@@ -360,7 +404,7 @@ class Reviver {
     this.building.add(i);
     const state = this.revive(entry.s);
     this.started.add(i);
-    const obj = rebuild(entry.k, state, this.fdsOf[i], this.trusted);
+    const obj = rebuild(entry.k, state, this.fdsOf[i], this.trusted, this.transferredOf[i]);
     this.objs[i] = obj;
     this.building.delete(i);
     return obj;
@@ -401,7 +445,7 @@ class Reviver {
   }
 }
 
-function rebuild(kind: string, state: unknown, fds: number[], trusted: boolean): unknown {
+function rebuild(kind: string, state: unknown, fds: number[], trusted: boolean, transferred: unknown[]): unknown {
   let fn = rebuilders.get(kind);
   const home = fn ? undefined : kindModuleUrl(kind);
   if (home) {
@@ -410,7 +454,7 @@ function rebuild(kind: string, state: unknown, fds: number[], trusted: boolean):
     fn = rebuilders.get(kind);
   }
   if (!fn) throw new TypeError(`cannot rebuild an object of kind '${kind}': its module is not loaded`);
-  return fn(state, fds, trusted);
+  return fn(state, fds, trusted, transferred);
 }
 
 /** A message that is not one: a clear error, whatever the bytes (V8's own messages say little). */
@@ -435,7 +479,7 @@ function decode(data: Uint8Array): { refs: RefEntry[] | null; des: v8.DefaultDes
   let total = 0;
   for (const r of refs as unknown[]) {
     const e = r as RefEntry | null;
-    if (e === null || typeof e !== 'object' || typeof e.k !== 'string' || !Number.isInteger(e.n) || e.n < 0) {
+    if (e === null || typeof e !== 'object' || typeof e.k !== 'string' || !Number.isInteger(e.n) || e.n < 0 || (e.t !== undefined && !(Number.isInteger(e.t) && e.t >= 0))) {
       throw notAMessage('bad reference table');
     }
     total += e.n;
@@ -490,7 +534,7 @@ function refused(what: string): AuthenticationError {
  * message comes from the family or an authenticated peer (see checkFromStranger).
  * Bytes that are not a message give a TypeError.
  */
-export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean): unknown {
+export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean, transferred: unknown[] = []): unknown {
   if (data.length === 0) throw notAMessage('empty');
   if (data[0] !== 0xff) return loadsFast(data, owned);
   const { refs, des } = decode(data);
@@ -498,7 +542,7 @@ export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds
   if (!refs || refs.length === 0) return body;
   const total = refs.reduce((a, r) => a + r.n, 0);
   const fds = total ? takeFds(total) : [];
-  const reviver = new Reviver(refs, fds, trusted);
+  const reviver = new Reviver(refs, fds, trusted, transferred);
   try {
     if (!trusted) checkFromStranger(refs);
     return reviver.revive(body);
@@ -510,8 +554,8 @@ export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds
 }
 
 /** As `loads`, but first imports the modules that sent functions come from. */
-export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean): Promise<unknown> {
-  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned, trusted);
+export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean, transferred: unknown[] = []): Promise<unknown> {
+  if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned, trusted, transferred);
   const { refs } = decode(data);
   if (refs) {
     for (const r of refs) {
@@ -530,12 +574,61 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
       if (trusted || isLoaded(url)) await importModule(url);
     }
   }
-  return loads(data, takeFds, owned, trusted);
+  return loads(data, takeFds, owned, trusted, transferred);
 }
 
 function noFds(n: number): number[] {
   throw new TypeError(`message carries ${n} descriptor(s) but the channel cannot pass descriptors`);
 }
+
+// --- Moving buffers to threads ---
+
+/** A value wrapped by `move()`. */
+export class Moved<T = unknown> {
+  constructor(readonly value: T) {}
+}
+
+/**
+ * Move `value` (a Buffer, typed array, DataView or ArrayBuffer) to the thread it is sent
+ * to, instead of copying it: piscina's `move()`, for a dummy Process's arguments, a
+ * ThreadPool's task arguments and results. The memory changes hands without a copy and
+ * the sender's `value` is left detached (length 0). Only a value that spans a whole
+ * ArrayBuffer of its own is moved (a small Buffer from Node's shared pool, a slice or a
+ * SharedArrayBuffer is copied), and only to a thread: to a process it is copied. Python's
+ * threads share objects; Node's threads copy them, and this is how to avoid the copy.
+ */
+export function move<T extends ArrayBufferView | ArrayBuffer>(value: T): T {
+  if (!(ArrayBuffer.isView(value) || value instanceof ArrayBuffer)) {
+    throw new TypeError('move() takes a Buffer, a typed array, a DataView or an ArrayBuffer');
+  }
+  return new Moved(value) as unknown as T;
+}
+
+const viewTypes: Record<string, new (b: ArrayBuffer, offset: number, length: number) => ArrayBufferView> = {
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView: DataView as never,
+};
+
+function reduceMoved(v: unknown): Reduced | null {
+  if (v instanceof ArrayBuffer) return v.byteLength > 0 ? { kind: 'moved', state: { type: 'ArrayBuffer' }, transfer: [v] } : null;
+  const view = v as ArrayBufferView;
+  const ab = view.buffer;
+  if (!(ab instanceof ArrayBuffer) || view.byteOffset !== 0 || view.byteLength !== ab.byteLength || ab.byteLength === 0) return null;
+  const type = Buffer.isBuffer(view) ? 'Buffer' : view.constructor.name;
+  if (type !== 'Buffer' && !(type in viewTypes)) return null;
+  const length = view instanceof DataView ? view.byteLength : (view as Uint8Array).length;
+  return { kind: 'moved', state: { type, length }, transfer: [ab] };
+}
+
+registerKind('moved', (s: { type: string; length?: number }, _fds, _trusted, transferred) => {
+  const ab = transferred[0];
+  if (!(ab instanceof ArrayBuffer)) throw new TypeError('a moved buffer did not come with its message');
+  if (s.type === 'ArrayBuffer') return ab;
+  if (s.type === 'Buffer') return Buffer.from(ab, 0, s.length);
+  const Ctor = viewTypes[s.type];
+  if (!Ctor) throw new TypeError(`cannot rebuild a moved ${s.type}`);
+  return new Ctor(ab, 0, s.length!);
+});
 
 // --- Errors ---
 

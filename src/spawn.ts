@@ -52,7 +52,8 @@ export interface Preparation {
 }
 
 /** Close a child's pidfd (a Popen's finalizer). */
-function closePidfd(fd: number): void {
+/** Stop watching `fd` and close it (a released sentinel). @internal */
+export function closePidfd(fd: number): void {
   wait.forget(fd);
   native.closeFd(fd);
 }
@@ -62,7 +63,7 @@ let endedFd = -1;
  * A descriptor that is always readable (a socket whose peer is closed): the sentinel of
  * every process whose own pidfd was released, as a finished process's sentinel is.
  */
-function alwaysReadable(): number {
+export function alwaysReadable(): number {
   if (endedFd < 0) {
     const [a, b] = nativeCall(() => native.socketPair());
     native.closeFd(b);

@@ -180,3 +180,37 @@ export function cancelChanged(token: number): void {
     setChangePending(-1);
   }
 }
+
+// --- Words of a SharedArrayBuffer (between the threads of this process) ---
+//
+// Atomics.waitAsync: the waiting thread is never blocked. A pending waitAsync does not
+// hold the event loop open by itself: a referenced timer does while any is pending.
+
+let wordWaits = 0;
+let wordKeepAlive: NodeJS.Timeout | null = null;
+
+function holdWordWait(delta: number): void {
+  wordWaits += delta;
+  if (wordWaits > 0 && wordKeepAlive === null) wordKeepAlive = setInterval(() => {}, 1 << 30);
+  else if (wordWaits === 0 && wordKeepAlive !== null) {
+    clearInterval(wordKeepAlive);
+    wordKeepAlive = null;
+  }
+}
+
+type WaitAsync = (i32: Int32Array, index: number, value: number, timeoutMs?: number) =>
+  { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+
+/**
+ * Resolve true when `i32[index]` no longer holds `value` or is notified, false when
+ * `timeout` seconds pass first (null/undefined: no limit).
+ */
+export function wordChanged(i32: Int32Array, index: number, value: number, timeout?: number | null): Promise<boolean> {
+  const r = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(i32, index, value, timeout == null ? undefined : Math.max(0, timeout) * 1000);
+  if (!r.async) return Promise.resolve(r.value !== 'timed-out');
+  holdWordWait(1);
+  return r.value.then((v) => {
+    holdWordWait(-1);
+    return v === 'ok';
+  });
+}

@@ -1,0 +1,257 @@
+// A duplex channel between two threads of this process: the transport of ThreadPool, with
+// the surface of a Connection that a pool and its workers use (send, sendBytes, recv,
+// recvBytes, their Sync twins, poll, close). Messages are the one serializer's bytes,
+// handed over without a copy (postMessage with a transfer list on a MessagePort), with the
+// objects that go beside them (descriptors, moved buffers); each side takes them with
+// receiveMessageOnPort, so that neither needs its event loop to receive. Wake-ups go
+// through a SharedArrayBuffer of counters: a reader that finds nothing waits on the
+// count of messages sent to it (Atomics.wait in a worker, which may block; Atomics.waitAsync
+// through wait.ts elsewhere: a main thread never blocks), and a writer notifies only when
+// its reader waits, so that busy peers make no system calls.
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type TransferListItem } from 'node:worker_threads';
+import { EOFError, OSError } from './errors.js';
+import { dumpsForThread, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
+import { deadlineOf, secondsLeft, type Timeout } from './timeouts.js';
+import { wordChanged } from './wait.js';
+
+// Counters, per direction (0: from end A to end B, 1: from B to A).
+/** Messages sent. */
+const SENT = 0;
+/** Whether the reader waits (the writer then notifies). */
+const WAITING = 2;
+/** Whether the writer has closed its end. */
+const CLOSED = 4;
+
+/** A message as it crosses: bytes, and what goes beside them. */
+interface Wire {
+  d: Uint8Array;
+  f?: number[];
+  t?: unknown[];
+}
+
+/** The ArrayBuffer of `b`, when `b` spans all of it (then it can be moved rather than copied). */
+function ownBuffer(b: Uint8Array): ArrayBuffer | null {
+  const ab = b.buffer;
+  return ab instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === ab.byteLength ? ab : null;
+}
+
+/** One end of a ThreadChannel. @internal */
+export class ThreadChannel {
+  #port: MessagePort;
+  readonly #ctl: Int32Array;
+  /** The direction this end writes; it reads the other. */
+  readonly #out: number;
+  readonly #in: number;
+  /** Messages taken so far. */
+  #taken = 0;
+  /** A message taken by a poll and not yet received. */
+  #peeked: Wire | null = null;
+  #closed = false;
+  /** Handed to another thread: this object no longer owns the end. */
+  #given = false;
+
+  constructor(port: MessagePort, ctl: Int32Array, end: 0 | 1) {
+    this.#port = port;
+    this.#ctl = ctl;
+    this.#out = end;
+    this.#in = 1 - end;
+    port.unref();
+  }
+
+  /**
+   * The peer's thread has ended (its owner saw its sentinel): what it sent stays readable,
+   * then reads end with EOFError. (A 'close' listener on the port would see it too, but
+   * costs every message an event-loop wake-up.) @internal
+   */
+  _peerEnded(): void {
+    Atomics.store(this.#ctl, CLOSED + this.#in, 1);
+    Atomics.notify(this.#ctl, SENT + this.#in);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #check(): void {
+    if (this.#closed || this.#given) throw new OSError('handle is closed');
+  }
+
+  #post(w: Wire): void {
+    this.#check();
+    const transfer: TransferListItem[] = [];
+    const own = ownBuffer(w.d);
+    if (own) transfer.push(own);
+    // A view of part of a buffer (Node's pool) would be cloned with all of that buffer.
+    else w.d = Uint8Array.prototype.slice.call(w.d);
+    if (w.t) for (const x of w.t) if (!(x instanceof SharedArrayBuffer)) transfer.push(x as TransferListItem);
+    const msg = w.f?.length || w.t?.length ? w : w.d;
+    try {
+      this.#port.postMessage(msg, transfer);
+    } catch {
+      // Some buffers cannot be moved (Node's pooled ones): send a copy.
+      this.#port.postMessage(msg, transfer.filter((x) => x !== own));
+    }
+    const ctl = this.#ctl;
+    Atomics.add(ctl, SENT + this.#out, 1);
+    if (Atomics.load(ctl, WAITING + this.#out) !== 0) Atomics.notify(ctl, SENT + this.#out);
+  }
+
+  /** Send `obj` (the one serializer: values copied, the library's objects shared, `move()`d buffers moved). */
+  send(obj: unknown): void {
+    this.#check();
+    const d = dumpsForThread(obj);
+    try {
+      this.#post({ d: d.data, f: d.fds, t: d.transfer });
+    } catch (e) {
+      d.undo?.();
+      throw e;
+    }
+  }
+
+  /** Send bytes already serialized for a thread (`dumps(x, true)`) with what goes beside them. @internal */
+  _sendSerialized(data: Buffer, transfer: unknown[] | undefined): void {
+    this.#post({ d: data, t: transfer });
+  }
+
+  /** Send a copy of the bytes of `buf`. */
+  sendBytes(buf: ArrayBufferView | ArrayBuffer): void {
+    const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.#post({ d: Uint8Array.prototype.slice.call(bytes) });
+  }
+
+  #take(): Wire | null {
+    const p = this.#peeked;
+    if (p !== null) {
+      this.#peeked = null;
+      return p;
+    }
+    const got = receiveMessageOnPort(this.#port);
+    if (got === undefined) return null;
+    this.#taken++;
+    const m = got.message as Wire | Uint8Array;
+    return m instanceof Uint8Array ? { d: m } : m;
+  }
+
+  /** Whether the peer has closed (and nothing is left to read). */
+  #eof(): boolean {
+    return Atomics.load(this.#ctl, CLOSED + this.#in) !== 0 && Atomics.load(this.#ctl, SENT + this.#in) === this.#taken;
+  }
+
+  #next(): Wire {
+    const w = this.#take();
+    if (w !== null) return w;
+    throw new EOFError();
+  }
+
+  /** Whether a message (or the end) is there now, taking it aside. */
+  #ready(): boolean {
+    this.#check();
+    if (this.#peeked !== null) return true;
+    this.#peeked = this.#take();
+    return this.#peeked !== null || this.#eof();
+  }
+
+  /** Wait (blocking this thread) until a message or the end is there, or `deadline`. */
+  #waitSync(deadline: number | null): boolean {
+    const ctl = this.#ctl;
+    const i = SENT + this.#in;
+    while (!this.#ready()) {
+      const left = secondsLeft(deadline);
+      if (left === 0) return false;
+      const seen = Atomics.load(ctl, i);
+      Atomics.store(ctl, WAITING + this.#in, 1);
+      if (!this.#ready()) Atomics.wait(ctl, i, seen, left === null ? undefined : left * 1000);
+      Atomics.store(ctl, WAITING + this.#in, 0);
+    }
+    return true;
+  }
+
+  async #wait(deadline: number | null): Promise<boolean> {
+    const ctl = this.#ctl;
+    const i = SENT + this.#in;
+    while (!this.#ready()) {
+      const left = secondsLeft(deadline);
+      if (left === 0) return false;
+      const seen = Atomics.load(ctl, i);
+      Atomics.store(ctl, WAITING + this.#in, 1);
+      try {
+        if (!this.#ready()) await wordChanged(ctl, i, seen, left);
+      } finally {
+        Atomics.store(ctl, WAITING + this.#in, 0);
+      }
+    }
+    return true;
+  }
+
+  #load(w: Wire): unknown {
+    return loads(w.d, takeFrom(w), true, true, w.t ?? []);
+  }
+
+  /** The next object (EOFError when the peer has closed and nothing is left). */
+  async recv(): Promise<unknown> {
+    await this.#wait(null);
+    const w = this.#next();
+    return loadsAsync(w.d, takeFrom(w), true, true, w.t ?? []);
+  }
+
+  recvSync(): unknown {
+    this.#waitSync(null);
+    return this.#load(this.#next());
+  }
+
+  /** The next message's bytes. */
+  async recvBytes(): Promise<Buffer> {
+    await this.#wait(null);
+    return asBuffer(this.#next().d);
+  }
+
+  recvBytesSync(): Buffer {
+    this.#waitSync(null);
+    return asBuffer(this.#next().d);
+  }
+
+  /** Whether a message is there within `timeout` seconds (null: wait for one). */
+  async poll(timeout: Timeout = 0): Promise<boolean> {
+    return this.#wait(deadlineOf(timeout));
+  }
+
+  pollSync(timeout: Timeout = 0): boolean {
+    return this.#waitSync(deadlineOf(timeout));
+  }
+
+  /** Close this end: the peer's reads end with EOFError once it has read what was sent. */
+  close(): void {
+    if (this.#closed || this.#given) return;
+    this.#closed = true;
+    Atomics.store(this.#ctl, CLOSED + this.#out, 1);
+    Atomics.notify(this.#ctl, SENT + this.#out);
+    // Our own pending reads wake up and see the end closed (OSError).
+    Atomics.notify(this.#ctl, SENT + this.#in);
+  }
+
+  /** Goes to another thread (its port moved there); not to a process. */
+  [reduce](): Reduced {
+    this.#check();
+    this.#given = true;
+    return { kind: 'thread-channel', state: { end: this.#out }, transfer: [this.#port, this.#ctl.buffer] };
+  }
+}
+
+function takeFrom(w: Wire): (n: number) => number[] {
+  let at = 0;
+  return (n) => (w.f ?? []).slice(at, (at += n));
+}
+
+function asBuffer(d: Uint8Array): Buffer {
+  return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+}
+
+registerKind('thread-channel', (s: { end: 0 | 1 }, _fds, _trusted, transferred) =>
+  new ThreadChannel(transferred[0] as MessagePort, new Int32Array(transferred[1] as SharedArrayBuffer), s.end));
+
+/** Two connected ends. @internal */
+export function threadChannelPair(): [ThreadChannel, ThreadChannel] {
+  const { port1, port2 } = new MessageChannel();
+  const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
+  return [new ThreadChannel(port1, ctl, 0), new ThreadChannel(port2, ctl, 1)];
+}
