@@ -10,9 +10,11 @@ import {
 } from '../index.js';
 import { Connection } from '../src/connection.js';
 import { CValue, SynchronizedArray, Synchronized } from '../src/sharedctypes.js';
-import { holdUntilTold, incrementHeld, putFromContextQueue, reportCurrent, reportInheritedDaemon } from './fixtures/forms_targets.js';
+import {
+  holdUntilTold, incrementHeld, putFromContextQueue, reportCurrent, reportInheritedDaemon, useForeignProcess,
+} from './fixtures/forms_targets.js';
 import { sendBack, sleepForever } from './fixtures/targets.js';
-import { whoAmI } from './fixtures/pool_targets.js';
+import { sleep, whoAmI } from './fixtures/pool_targets.js';
 import { runTs, startChild } from './helpers.js';
 
 const FIXTURE = '__test__/fixtures/conformance_main.ts';
@@ -106,6 +108,61 @@ test('currentProcess() in a child: its pid, alive, and AssertionError for join/s
   // Join of itself in the main process too.
   await t.throwsAsync(currentProcess().join(), { instanceOf: AssertionError, message: 'can only join a child process' });
   t.true(currentProcess().isAlive());
+});
+
+test('creator-only checks: a Process object passed to a child cannot be started, tested or joined there', async (t) => {
+  // Python pickles a Process only while spawning: as an argument of the process being started.
+  const [a, b] = Pipe();
+  const foreign = new Process({ target: whoAmI, name: 'made-by-parent' });
+  startChild(t, useForeignProcess, [foreign, b]);
+  t.deepEqual(await a.recv(), {
+    name: 'made-by-parent',
+    start: 'AssertionError: can only start a process object created by current process',
+    isAlive: 'AssertionError: can only test a child process',
+    join: 'AssertionError: can only join a child process',
+    joinSync: 'AssertionError: can only join a child process',
+    exitcode: null,
+    pid: null,
+  });
+  // Its creator still can.
+  foreign.start();
+  await foreign.join();
+  t.is(foreign.exitcode, 0);
+  // A started one cannot travel (Python: its Popen cannot be pickled), nor any Process
+  // outside a start (Python: "Pickling an AuthenticationString object is disallowed").
+  t.throws(() => new Process({ target: useForeignProcess, args: [foreign, b] }).start(), {
+    instanceOf: TypeError, message: /a started Process object cannot be sent/,
+  });
+  t.throws(() => a.send(new Process({ target: whoAmI })), { instanceOf: TypeError, message: /cannot be sent to other processes/ });
+  // The creator's own checks, as Python's.
+  const p = new Process({ target: whoAmI });
+  await t.throwsAsync(p.join(), { instanceOf: AssertionError, message: 'can only join a started process' });
+  t.false(p.isAlive());
+  p.start();
+  t.throws(() => p.start(), { instanceOf: AssertionError, message: 'cannot start a process twice' });
+  t.throws(() => (p.daemon = true), { instanceOf: AssertionError, message: 'process has already started' });
+  await p.join();
+  t.is(p.exitcode, 0);
+});
+
+test("where Python 3.6's AssertionError became ValueError (3.7): the ValueError, with 3.7's messages", async (t) => {
+  const pool = new Pool(1);
+  t.teardown(() => pool.terminate());
+  const r = pool.applyAsync(sleep, [0.5]);
+  t.throws(() => r.successful(), { instanceOf: mp.ValueError, message: /not ready$/ });
+  await t.throwsAsync(pool.join(), { instanceOf: mp.ValueError, message: 'Pool is still running' });
+  pool.close();
+  t.throws(() => pool.apply(whoAmI), { instanceOf: mp.ValueError, message: 'Pool not running' });
+  t.throws(() => pool.applyAsync(whoAmI), { instanceOf: mp.ValueError, message: 'Pool not running' });
+  await pool.join();
+  t.true(r.successful());
+  // Process.close() (new in 3.7): a closed process object is a ValueError.
+  const p = new Process({ target: whoAmI });
+  p.start();
+  await p.join();
+  p.close();
+  t.throws(() => p.isAlive(), { instanceOf: mp.ValueError, message: 'process object is closed' });
+  await t.throwsAsync(p.join(), { instanceOf: mp.ValueError, message: 'process object is closed' });
 });
 
 test("Python's positional Process constructor: (group, target, name, args, kwargs, daemon); group must be null", async (t) => {

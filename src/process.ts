@@ -383,10 +383,17 @@ export class BaseProcess {
 
   /** @internal */
   [reduce](): Reduced {
-    if (spawning !== this) {
-      throw new TypeError('Process objects cannot be sent to other processes; they travel only when started');
+    // Python pickles a Process only while spawning (its AuthenticationString's check): the
+    // one being started, and others among its arguments. Those arrive in the child as
+    // objects it did not create: start, join and isAlive there are AssertionErrors.
+    if (spawning === null) {
+      throw new TypeError('Process objects cannot be sent to other processes; they travel as the arguments of a process being started');
     }
     const s = this[S];
+    if (spawning !== this && s.popen !== null) {
+      // Python fails too (its Popen cannot be pickled): only the creator may join a started process.
+      throw new TypeError(`a started Process object cannot be sent to another process: ${this}`);
+    }
     const fields: Record<string, unknown> = {};
     for (const k of Object.keys(this)) fields[k] = (this as Record<string, unknown>)[k];
     const cls = this.constructor as Function;
