@@ -1060,3 +1060,65 @@ async function connectUnix(path: string): Promise<number> {
     await new Promise((r) => setTimeout(r, delay));
   }
 }
+
+// --- A blocking Client, for the managers' proxies ---
+
+function recvHandshakeSync(c: Connection, deadline: number | null): Buffer {
+  const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
+  if (!c.pollSync(left)) throw new AuthenticationError('authentication handshake timed out');
+  return c.recvBytesSync(HANDSHAKE_MAXLEN);
+}
+
+/**
+ * `Client(address, { authkey })` blocking the calling thread (connect and handshake): what a
+ * manager proxy uses when its first call in a process is synchronous (`...Sync`, a Value's
+ * `value`), or when it must count a reference before a message leaves. @internal
+ */
+export function _connectSync(address: Address, authkey: AuthKey | null): Connection {
+  const fam = addressType(address);
+  validateFamily(fam);
+  const addr = checkAddress(address, fam);
+  let fd: number;
+  if (fam === 'AF_INET') {
+    const [host, port] = addr as readonly [string, number];
+    fd = nativeCall(() => native.connectTcpBlocking(host === '' ? 'localhost' : host, port));
+  } else {
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const got = nativeCall(() => native.connectUnixStart(addr as string));
+      if (got !== null) {
+        fd = got;
+        break;
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);
+    }
+    try {
+      nativeCall(() => native.connectFinish(fd));
+    } catch (e) {
+      native.closeFd(fd);
+      throw e;
+    }
+  }
+  const c = new Connection(fd);
+  if (authkey === null) return c;
+  const key = toAuthKey(authkey, () => new TypeError('authkey should be a byte string'));
+  const deadline = handshakeDeadline(DEFAULT_HANDSHAKE_TIMEOUT);
+  try {
+    const challenge = recvHandshakeSync(c, deadline);
+    c.sendBytes(nativeCall(() => native.authResponse(key, challenge)));
+    if (!recvHandshakeSync(c, deadline).equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
+    const mine = nativeCall(() => native.authChallenge('sha256'));
+    c.sendBytes(mine);
+    const response = recvHandshakeSync(c, deadline);
+    try {
+      nativeCall(() => native.authVerify(key, mine, response));
+    } catch (e) {
+      c.sendBytes(FAILURE);
+      throw e;
+    }
+    c.sendBytes(WELCOME);
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+  return key.length > 0 ? setTrusted(c, true) : c;
+}

@@ -107,6 +107,16 @@ export class BaseContext {
   /** Python's `ctx.Array(typecode_or_type, size_or_initializer, lock=True)`: the root export `Array`. */
   readonly Array = sharedctypes.Array;
 
+  /**
+   * Python's `ctx.Manager()`: a started `SyncManager` (node-multiprocessing/managers) whose server process this context
+   * starts (`await using manager = await ctx.Manager()`).
+   */
+  async Manager(): Promise<import('./managers.js').SyncManager> {
+    // Loaded on first use: managers.ts imports this module.
+    const { Manager } = await import('./managers.js');
+    return Manager(this);
+  }
+
   /** Python's `cpu_count()`: the parallelism available to this process. */
   cpuCount(): number {
     return availableParallelism();

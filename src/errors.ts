@@ -49,6 +49,18 @@ export class Full extends PythonError {}
 export class ValueError extends PythonError {}
 /** Python's `EOFError`: the other end of a Connection was closed and nothing is left to read. */
 export class EOFError extends PythonError {}
+/** Python's `LookupError`, the base of KeyError and IndexError. */
+export class LookupError extends PythonError {}
+/** Python's `KeyError`: a key not in a dict (a manager's dict proxy raises it, as Python's does). */
+export class KeyError extends LookupError {}
+/** Python's `IndexError`: an index out of a list's range (a manager's list proxy raises it, as Python's does). */
+export class IndexError extends LookupError {}
+/**
+ * A manager's server process has gone (shut down, killed, crashed) or its connection broke:
+ * every pending call to its proxies and every later one rejects at once with this error.
+ * Python raises `EOFError` or `ConnectionRefusedError` then (or hangs); this is an EOFError.
+ */
+export class ManagerGoneError extends EOFError {}
 /** Python's `RuntimeError`, e.g. starting a process while the main module is being imported by a child. */
 export class RuntimeError extends PythonError {}
 /** Python's `OSError`: a system call failed, or a handle was closed. */
@@ -79,7 +91,7 @@ export const errorClasses: Record<string, new (...args: any[]) => Error> = {
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
   ProcessError, BufferTooShort, AuthenticationError, TimeoutError, RemoteError,
   BrokenBarrierError, Empty, Full, ValueError, EOFError, RuntimeError, OSError,
-  WorkerLostError, MaybeEncodingError, RecursionError, PickleError, PicklingError, UnpicklingError,
+  WorkerLostError, MaybeEncodingError, RecursionError, LookupError, KeyError, IndexError, ManagerGoneError, PickleError, PicklingError, UnpicklingError,
 };
 
 const namedPythonErrors = new Map<string, new (...args: any[]) => Error>();

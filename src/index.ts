@@ -5,8 +5,8 @@ export {
   freezeSupport, getAllStartMethods, getContext, getStartMethod, setStartMethod,
 } from './context.js';
 export {
-  AuthenticationError, BrokenBarrierError, BufferTooShort, EOFError, Empty, Full, OSError,
-  ProcessError, RemoteError, RuntimeError, TimeoutError, ValueError,
+  AuthenticationError, BrokenBarrierError, BufferTooShort, EOFError, Empty, Full, IndexError, KeyError, LookupError,
+  ManagerGoneError, OSError, ProcessError, RemoteError, RuntimeError, TimeoutError, ValueError,
 } from './errors.js';
 export { activeChildren, BaseProcess, currentProcess, parentProcess, ParentProcess, type ProcessOptions } from './process.js';
 export { setExecutable } from './spawn.js';
@@ -35,3 +35,4 @@ export {
 } from './sharedctypes.js';
 export { JoinableQueue, Queue, SimpleQueue, type GetOptions, type PutOptions, type QueueOptions } from './queues.js';
 export type { Timeout, TimeoutOptions, BlockOptions } from './timeouts.js';
+export { Manager } from './managers.js';

@@ -79,6 +79,7 @@ const kindModules: Record<string, string> = {
   synchronized: 'sharedctypes',
   'dummy-namespace': 'dummy',
   'thread-channel': 'thread_channel',
+  proxy: 'managers_proxy',
 };
 function kindModuleUrl(kind: string): string | undefined {
   const m = kindModules[kind];

@@ -103,7 +103,8 @@ class SpawnPopen implements Popen {
           args: [...childExecArgv(), bootstrapPath, '--multiprocessing-fork'],
           env: Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
           passFds: [childEnd],
-          dieWithParent: proc.daemon,
+          // A manager's server is not daemonic but goes with its parent (BaseManager.start).
+          dieWithParent: proc.daemon || (proc as unknown as { _dieWithParent?: boolean })._dieWithParent === true,
           // As Python's _close_stdin: a child reads nothing of the parent's input.
           nullStdin: true,
         }),

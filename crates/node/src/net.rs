@@ -111,6 +111,14 @@ pub fn connect_tcp_start(ip: String, port: u32) -> napi::Result<ConnectStart> {
     Ok(ConnectStart { fd: fd.into_raw_fd(), pending })
 }
 
+/// Connect to a TCP listener, blocking the calling thread (names resolved here, IPv4
+/// first): for the first call of a manager proxy made synchronously (`...Sync`), which
+/// cannot wait on the event loop.
+#[napi]
+pub fn connect_tcp_blocking(host: String, port: u32) -> napi::Result<i32> {
+    Ok(net::connect_tcp(&host, port_of(port)?).map_err(os)?.into_raw_fd())
+}
+
 /// Try to connect to a Unix listener without blocking; null while its backlog is full.
 #[napi]
 pub fn connect_unix_start(path: String) -> napi::Result<Option<i32>> {

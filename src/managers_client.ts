@@ -1,0 +1,302 @@
+// A process's (a JS thread's) channel to a manager's server: ONE authenticated connection,
+// multiplexed with request ids. Async calls pipeline (the requests of one tick leave in one
+// message); synchronous calls block on the same connection and set aside the replies of
+// other ids; decrefs are batched and need no reply. Proxies of a server living in this very
+// process talk to it directly (a server never connects to itself).
+import { threadId } from 'node:worker_threads';
+import { inspect } from 'node:util';
+import { _connectSync, type Address, type Connection } from './connection.js';
+import { ManagerGoneError, pythonErrorClass, RemoteError } from './errors.js';
+import { v8Dialect, type Dialect, type ReplyKind, type Request } from './managers_wire.js';
+import { atExit } from './util.js';
+import * as reactor from './wait.js';
+
+/** A reply's kind and value. @internal */
+export type RawReply = [kind: ReplyKind, value: unknown];
+
+/** A server in this process, answering its own proxies directly. @internal */
+export interface LocalServer {
+  sid: string;
+  request(ident: string | null, method: string, args: unknown[]): RawReply | Promise<RawReply>;
+}
+const localServers = new Map<string, LocalServer>();
+/** @internal */
+export function registerLocalServer(sid: string, s: LocalServer): void {
+  localServers.set(sid, s);
+}
+
+/** What proxies call through. @internal */
+export interface Channel {
+  call(ident: string | null, method: string, args: unknown[]): Promise<RawReply>;
+  callSync(ident: string | null, method: string, args: unknown[]): RawReply;
+  /** A request needing no reply (sent with the next batch, or at once when `now`). */
+  notify(ident: string | null, method: string, args: unknown[], now?: boolean): void;
+  /** Give back one reference (batched). */
+  decref(ident: string): void;
+  /** Whether the server is known to be gone. */
+  readonly gone: boolean;
+}
+
+class LocalChannel implements Channel {
+  constructor(private readonly server: LocalServer) {}
+  get gone(): boolean {
+    return false;
+  }
+  async call(ident: string | null, method: string, args: unknown[]): Promise<RawReply> {
+    return this.server.request(ident, method, args);
+  }
+  callSync(ident: string | null, method: string, args: unknown[]): RawReply {
+    const r = this.server.request(ident, method, args);
+    if (r instanceof Promise) throw new TypeError(`${method}() of an object in this process returns a Promise: use the async form`);
+    return r;
+  }
+  notify(ident: string | null, method: string, args: unknown[]): void {
+    void this.server.request(ident, method, args);
+  }
+  decref(ident: string): void {
+    void this.server.request(null, 'decref', [ident]);
+  }
+}
+
+interface Pending {
+  resolve(r: RawReply): void;
+  reject(e: unknown): void;
+}
+
+class SocketChannel implements Channel {
+  #address: Address;
+  #authkey: Uint8Array;
+  #dialect: Dialect = v8Dialect;
+  #conn: Connection | null = null;
+  #gone: Error | null = null;
+  #nextId = 1;
+  #pending = new Map<number, Pending>();
+  #outbox: Request[] = [];
+  #decrefs: string[] | null = null;
+  #flushQueued = false;
+  #pumping = false;
+  #stopPump: AbortController | null = null;
+
+  constructor(address: Address, authkey: Uint8Array) {
+    this.#address = address;
+    this.#authkey = authkey;
+    // Decrefs still waiting leave before the process does.
+    atExit(() => {
+      try {
+        this.#flush();
+      } catch {
+        /* the server is gone: nothing to give back */
+      }
+    }, 10);
+  }
+
+  get gone(): boolean {
+    return this.#gone !== null;
+  }
+
+  #goneError(cause?: unknown): ManagerGoneError {
+    const e = new ManagerGoneError(`the manager at ${inspect(this.#address)} has gone (its process ended or the connection broke)`);
+    if (cause !== undefined) (e as Error).cause = cause;
+    return e;
+  }
+
+  /** The connection, made (blocking) on first use. */
+  #connection(): Connection {
+    if (this.#gone) throw this.#goneError(this.#gone);
+    if (this.#conn) return this.#conn;
+    let c: Connection;
+    try {
+      c = _connectSync(this.#address, this.#authkey);
+    } catch (e) {
+      if (e instanceof Error && e.name === 'AuthenticationError') throw e;
+      throw this.#goneError(e);
+    }
+    this.#conn = c;
+    this.#outbox.unshift([0, null, 'hello', [process.pid, threadId], null]);
+    return c;
+  }
+
+  #die(cause: unknown): void {
+    if (this.#gone) return;
+    this.#gone = cause instanceof Error ? cause : new Error(String(cause));
+    this.#conn?.close();
+    this.#conn = null;
+    this.#stopPump?.abort();
+    const err = this.#goneError(cause);
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  #queue(req: Request): void {
+    this.#connection();
+    this.#outbox.push(req);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        try {
+          this.#flush();
+        } catch {
+          /* #die rejected the calls */
+        }
+      });
+    }
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#decrefs) {
+      this.#outbox.push([0, null, 'decref', this.#decrefs, null]);
+      this.#decrefs = null;
+    }
+    if (this.#outbox.length === 0 || this.#gone) return;
+    const batch = this.#outbox;
+    this.#outbox = [];
+    try {
+      this.#dialect.sendRequests(this.#connection(), batch);
+    } catch (e) {
+      if (e instanceof Error && (e.name === 'OSError' || e.name === 'EOFError' || e.name === 'ManagerGoneError')) {
+        this.#die(e);
+        throw this.#goneError(e);
+      }
+      // An argument that does not travel: reject those calls, send the others one by one.
+      for (const r of batch) {
+        try {
+          this.#dialect.sendRequests(this.#connection(), [r]);
+        } catch (err) {
+          const p = this.#pending.get(r[0]);
+          this.#pending.delete(r[0]);
+          p?.reject(err);
+        }
+      }
+    }
+  }
+
+  #deliver(id: number, kind: ReplyKind, value: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return; // an abandoned call's reply
+    this.#pending.delete(id);
+    p.resolve([kind, value]);
+  }
+
+  /** Read replies while async calls wait; stops (releasing the event loop) when none does. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#pending.size > 0 && this.#conn) {
+        const conn = this.#conn;
+        if (!conn.pollSync(0)) {
+          const stop = (this.#stopPump = new AbortController());
+          await reactor.readable(conn.fileno(), null, stop.signal);
+          this.#stopPump = null;
+          continue;
+        }
+        let msg: unknown;
+        try {
+          msg = await conn.recv();
+        } catch (e) {
+          this.#die(e);
+          return;
+        }
+        for (const [id, kind, value] of this.#dialect.replies(msg)) this.#deliver(id, kind, value);
+      }
+    } catch (e) {
+      this.#die(e);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  call(ident: string | null, method: string, args: unknown[]): Promise<RawReply> {
+    return new Promise<RawReply>((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#pending.set(id, { resolve, reject });
+      try {
+        this.#queue([id, ident, method, args, null]);
+      } catch (e) {
+        this.#pending.delete(id);
+        reject(e);
+        return;
+      }
+      void this.#pump();
+    });
+  }
+
+  callSync(ident: string | null, method: string, args: unknown[]): RawReply {
+    const conn = this.#connection();
+    const id = this.#nextId++;
+    this.#outbox.push([id, ident, method, args, null]);
+    this.#flush();
+    for (;;) {
+      let msg: unknown;
+      try {
+        msg = conn.recvSync();
+      } catch (e) {
+        this.#die(e);
+        throw this.#goneError(e);
+      }
+      let mine: RawReply | null = null;
+      for (const [rid, kind, value] of this.#dialect.replies(msg)) {
+        if (rid === id) mine = [kind, value];
+        else this.#deliver(rid, kind, value);
+      }
+      if (mine) {
+        if (this.#pending.size === 0) this.#stopPump?.abort();
+        return mine;
+      }
+    }
+  }
+
+  notify(ident: string | null, method: string, args: unknown[], now = false): void {
+    this.#queue([0, ident, method, args, null]);
+    if (now) this.#flush();
+  }
+
+  decref(ident: string): void {
+    if (this.#gone || !this.#conn) return;
+    (this.#decrefs ??= []).push(ident);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        try {
+          this.#flush();
+        } catch {
+          /* gone */
+        }
+      });
+    }
+  }
+}
+
+const channels = new Map<string, SocketChannel>();
+
+/** The channel to the manager at `address` (this process's server directly when `sid` is its own). @internal */
+export function channelFor(address: Address, authkey: Uint8Array, sid: string | null): Channel {
+  const local = sid !== null ? localServers.get(sid) : undefined;
+  if (local) return new LocalChannel(local);
+  const key = `${typeof address === 'string' ? address : `${address[0]}:${address[1]}`}\0${Buffer.from(authkey).toString('hex')}`;
+  let c = channels.get(key);
+  if (!c) {
+    c = new SocketChannel(address, authkey);
+    channels.set(key, c);
+  }
+  return c;
+}
+
+/** The value of a reply, or its error thrown here (the remote one as `cause`, gh-78279). @internal */
+export function unwrap(r: RawReply): unknown {
+  const [kind, value] = r;
+  if (kind === '#RETURN' || kind === '#PROXY') return value;
+  if (kind === '#TRACEBACK') {
+    const e = new RemoteError(`\n${'-'.repeat(75)}\n${String(value)}\n${'-'.repeat(75)}`);
+    throw e;
+  }
+  const remote = value as Error;
+  const name = remote?.name ?? 'Error';
+  const Cls = pythonErrorClass(name);
+  const e = new Cls(remote?.message ?? String(value));
+  if (e.name !== name) Object.defineProperty(e, 'name', { value: name, configurable: true, writable: true });
+  Object.defineProperty(e, 'cause', { value: remote, configurable: true, writable: true });
+  throw e;
+}

@@ -1,0 +1,410 @@
+// The manager's server (Python's multiprocessing.managers.Server): the table of managed
+// objects and the dispatch of their clients' requests. It runs in the manager's process
+// (started by BaseManager.start) or in any process that calls getServer().serveForever().
+import { randomBytes } from 'node:crypto';
+import { threadId } from 'node:worker_threads';
+import { inspect } from 'node:util';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { Listener, type Address, type Connection } from './connection.js';
+import { RemoteError } from './errors.js';
+import { dictMethods, listMethods, pyRepr, ArrayHolder, DICT_EXPOSED, LIST_EXPOSED } from './managers_builtins.js';
+import { callerStorage } from './managers_caller.js';
+import { registerLocalServer, type LocalServer, type RawReply } from './managers_client.js';
+import { dialectFor, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
+import { debug, info } from './util.js';
+
+/** What the server knows of a typeid (the callable side of `register`). */
+export interface TypeSpec {
+  /** Makes the referent: a class (called with `new`) or a function (its result, awaited). */
+  callable: Function | null;
+  /** The method names clients may call (null: the object's public methods). */
+  exposed: string[] | null;
+  /** Methods whose results are managed objects of these typeids (returned as proxies). */
+  methodToTypeid: Record<string, string> | null;
+}
+/** typeid -> its spec (what a manager's `register` calls recorded). */
+export type ServerRegistry = Record<string, TypeSpec>;
+
+interface Entry {
+  obj: unknown;
+  typeid: string;
+  exposed: string[] | null;
+  methodToTypeid: Record<string, string> | null;
+  refcount: number;
+}
+
+/** One client connection (or this process's own proxies): the references it holds. */
+interface Peer {
+  key: string;
+  conn: Connection | null;
+  refs: Map<string, number>;
+  out: Reply[];
+  flushQueued: boolean;
+}
+
+function isClass(fn: Function): boolean {
+  return /^class\b/.test(Function.prototype.toString.call(fn));
+}
+
+/** The public methods of an object (Python's `public_methods`): functions not starting with `_`. */
+function publicMethods(obj: unknown): string[] {
+  if (obj instanceof Map) return DICT_EXPOSED;
+  if (Array.isArray(obj)) return LIST_EXPOSED;
+  const names = new Set<string>();
+  for (let o = obj as object | null; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const k of Object.getOwnPropertyNames(o)) {
+      if (k === 'constructor' || k.startsWith('_')) continue;
+      const d = Object.getOwnPropertyDescriptor(o, k);
+      if (d && typeof d.value === 'function') names.add(k);
+    }
+  }
+  return [...names];
+}
+
+let gcFn: (() => void) | null | undefined;
+/** A full collection, so that proxies the referents dropped are finalized (introspection only). */
+function collect(): void {
+  if (gcFn === undefined) {
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      gcFn = vm.runInNewContext('gc') as () => void;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * Python's `multiprocessing.managers.Server`: serves the objects of a manager's registry to
+ * authenticated clients. Made by `manager.getServer()`; `await server.serveForever()` runs
+ * it until a client calls `shutdown()` (Python's `serve_forever`).
+ */
+export class Server {
+  /** The registry it serves (typeid -> callable, exposed, methodToTypeid). @internal */
+  readonly registry: ServerRegistry;
+  /** A random id: proxies rebuilt in this process talk to this server directly. @internal */
+  readonly sid = randomBytes(8).toString('hex');
+  #listener: Listener;
+  #dialect: Dialect;
+  #objects = new Map<string, Entry>();
+  #peers = new Set<Peer>();
+  /** Proxies in transit: key -> sent (the sender's hold counted) or claimed (the receiver came first). */
+  #transits = new Map<string, { ident: string; state: 'held' | 'claimed' }>();
+  #nextId = 1;
+  #stopped = false;
+  #stop!: () => void;
+  #done: Promise<void>;
+  /** This process's own proxies of this server's objects (nested in managed objects). */
+  #self: Peer;
+  #serving = false;
+
+  /** `new Server(registry, address, authkey, serializer)`, as Python's; usually made by `getServer()`. */
+  constructor(registry: ServerRegistry, address: Address | null, authkey: Uint8Array, serializer: ManagerSerializer = 'v8') {
+    this.registry = registry;
+    this.#dialect = dialectFor(serializer);
+    this.#listener = new Listener(address ?? null, { authkey: Buffer.from(authkey), backlog: 128, handshakeTimeout: 20 });
+    this.#done = new Promise<void>((r) => (this.#stop = r));
+    this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false };
+    const local: LocalServer = {
+      sid: this.sid,
+      request: (ident, method, args) => this.#local(ident, method, args),
+    };
+    registerLocalServer(this.sid, local);
+  }
+
+  /** The address clients connect to (for `['', port]`, the port bound). */
+  get address(): Address {
+    return this.#listener.address;
+  }
+
+  /**
+   * Python's `serve_forever()`: accept clients and serve them until `shutdown` is called
+   * (by a client, or `server.shutdown()` here); the Promise settles then.
+   */
+  async serveForever(): Promise<void> {
+    if (!this.#serving) {
+      this.#serving = true;
+      void this.#acceptLoop();
+    }
+    return this.#done;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#stopped) {
+      let conn: Connection;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#stopped) break;
+        // A failed handshake (wrong key, garbage): that client only.
+        debug('manager: refused a connection: %s', (e as Error)?.message ?? e);
+        continue;
+      }
+      const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false };
+      this.#peers.add(peer);
+      void this.#serveClient(peer);
+    }
+  }
+
+  async #serveClient(peer: Peer): Promise<void> {
+    const conn = peer.conn!;
+    try {
+      while (!this.#stopped) {
+        const reqs = this.#dialect.requests(await conn.recv());
+        for (const r of reqs) this.#dispatch(peer, r);
+        this.#flush(peer);
+      }
+    } catch (e) {
+      if (!this.#stopped && !(e instanceof Error && e.name === 'EOFError')) debug('manager: client connection failed: %s', (e as Error)?.message ?? e);
+    }
+    this.#drop(peer);
+  }
+
+  /** A client has gone: release every reference it held (Python leaks them). */
+  #drop(peer: Peer): void {
+    if (!this.#peers.delete(peer)) return;
+    peer.conn?.close();
+    peer.conn = null;
+    for (const [ident, n] of peer.refs) this.#release(ident, n);
+    peer.refs.clear();
+  }
+
+  #release(ident: string, n: number): void {
+    const e = this.#objects.get(ident);
+    if (!e) return;
+    e.refcount -= n;
+    if (e.refcount <= 0) {
+      this.#objects.delete(ident);
+      debug('disposing of obj with id %s', ident);
+    }
+  }
+
+  #addRef(peer: Peer | null, ident: string, n = 1): void {
+    const e = this.#objects.get(ident);
+    if (!e) throw new RemoteError(`no object with id ${ident} (it was released)`);
+    e.refcount += n;
+    if (peer) peer.refs.set(ident, (peer.refs.get(ident) ?? 0) + n);
+  }
+
+  #dropRef(peer: Peer, ident: string): void {
+    const n = peer.refs.get(ident);
+    if (!n) return;
+    if (n === 1) peer.refs.delete(ident);
+    else peer.refs.set(ident, n - 1);
+    this.#release(ident, 1);
+  }
+
+  #dispatch(peer: Peer, req: Request): void {
+    const [id] = req;
+    let r: RawReply | Promise<RawReply>;
+    try {
+      r = this.#handle(peer, req);
+    } catch (e) {
+      r = errorReply(e);
+    }
+    if (id === 0) return;
+    if (r instanceof Promise) {
+      r.then((x) => this.#reply(peer, [id, x[0], x[1]]), (e) => this.#reply(peer, [id, ...errorReply(e)]));
+    } else {
+      peer.out.push([id, r[0], r[1]]);
+    }
+  }
+
+  #reply(peer: Peer, reply: Reply): void {
+    if (!peer.conn) return;
+    peer.out.push(reply);
+    if (!peer.flushQueued) {
+      peer.flushQueued = true;
+      queueMicrotask(() => this.#flush(peer));
+    }
+  }
+
+  #flush(peer: Peer): void {
+    peer.flushQueued = false;
+    const out = peer.out;
+    if (out.length === 0 || !peer.conn) return;
+    peer.out = [];
+    try {
+      this.#dialect.sendReplies(peer.conn, out);
+    } catch {
+      // Something in a reply does not travel: send them one by one, that one as its error.
+      for (const r of out) {
+        if (!peer.conn) return;
+        try {
+          this.#dialect.sendReplies(peer.conn, [r]);
+        } catch (e) {
+          if (!peer.conn || (e instanceof Error && e.name === 'OSError')) return;
+          try {
+            this.#dialect.sendReplies(peer.conn, [[r[0], ...errorReply(e)]]);
+          } catch {
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  /** A request from this process's own proxies: answered at once (no connection to itself). */
+  #local(ident: string | null, method: string, args: unknown[]): RawReply | Promise<RawReply> {
+    try {
+      return this.#handle(this.#self, [-1, ident, method, args, null]);
+    } catch (e) {
+      return errorReply(e);
+    }
+  }
+
+  #handle(peer: Peer, [, ident, method, args, kwds]: Request): RawReply | Promise<RawReply> {
+    if (ident === null) return this.#serverMethod(peer, method, args);
+    const e = this.#objects.get(ident);
+    if (!e) return ['#TRACEBACK', `KeyError: no object with id ${ident} in the manager (released or never made)`];
+    const obj = e.obj as Record<string, unknown>;
+    if (method === '#GETVALUE') return ['#RETURN', obj instanceof ArrayHolder ? obj.toArray() : obj];
+    if (method === '__str__' || method === '__repr__') return ['#RETURN', pyRepr(obj)];
+    if (e.exposed && !e.exposed.includes(method)) {
+      return ['#TRACEBACK', `AttributeError: method '${method}' of ${inspect(e.typeid)} object is not in exposed=${inspect(e.exposed)}`];
+    }
+    const table = obj instanceof Map ? dictMethods : Array.isArray(obj) ? listMethods : null;
+    const fn = table ? (table as Record<string, Function>)[method] : obj?.[method];
+    if (typeof fn !== 'function') {
+      return ['#TRACEBACK', `AttributeError: ${inspect(e.typeid)} object has no method '${method}'`];
+    }
+    if (kwds && Object.keys(kwds).length > 0) args = [...args, kwds];
+    const result = callerStorage.run(peer.key, () => (table ? fn(obj, ...args) : fn.apply(obj, args)));
+    const typeid = e.methodToTypeid?.[method];
+    if (result instanceof Promise) return result.then((v) => this.#result(peer, v, typeid));
+    return this.#result(peer, result, typeid);
+  }
+
+  /** A method's result: the value, or a new managed object when `methodToTypeid` says so. */
+  #result(peer: Peer, value: unknown, typeid: string | undefined): RawReply {
+    if (typeid === undefined) return ['#RETURN', value];
+    const spec = this.registry[typeid];
+    const [id, exposed] = this.#adopt(peer, value, typeid, spec);
+    return ['#PROXY', { exposed, typeid, id, sid: this.sid }];
+  }
+
+  #adopt(peer: Peer, obj: unknown, typeid: string, spec: TypeSpec | undefined): [string, string[] | null] {
+    const id = (this.#nextId++).toString(16);
+    const exposed = spec?.exposed ?? publicMethods(obj);
+    this.#objects.set(id, { obj, typeid, exposed, methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0 });
+    this.#addRef(peer, id);
+    return [id, exposed];
+  }
+
+  #serverMethod(peer: Peer, method: string, args: unknown[]): RawReply | Promise<RawReply> {
+    switch (method) {
+      case 'hello': {
+        peer.key = `${args[0]}:${args[1]}`;
+        return ['#RETURN', this.sid];
+      }
+      case 'create': {
+        const [typeid, ...rest] = args as [string, ...unknown[]];
+        const spec = Object.hasOwn(this.registry, typeid) ? this.registry[typeid] : undefined;
+        if (!spec?.callable) return ['#TRACEBACK', `KeyError: typeid ${inspect(typeid)} has no callable in this manager's registry`];
+        const fn = spec.callable;
+        const made = callerStorage.run(peer.key, () => (isClass(fn) ? Reflect.construct(fn, rest) : fn(...rest)));
+        const done = (obj: unknown): RawReply => ['#RETURN', [...this.#adopt(peer, obj, typeid, spec), this.sid]];
+        return made instanceof Promise ? made.then(done) : done(made);
+      }
+      case 'incref':
+        this.#addRef(peer, args[0] as string);
+        return ['#RETURN', null];
+      case 'decref':
+        for (const ident of args as string[]) this.#dropRef(peer, ident);
+        return ['#RETURN', null];
+      case 'transit': {
+        // The sender of a proxy in a message: its hold covers the receiver until it has counted itself.
+        const [ident, key] = args as [string, string];
+        const t = this.#transits.get(key);
+        if (t?.state === 'claimed') this.#transits.delete(key);
+        else {
+          this.#addRef(null, ident);
+          this.#transits.set(key, { ident, state: 'held' });
+        }
+        return ['#RETURN', null];
+      }
+      case 'claim': {
+        const [ident, key] = args as [string, string];
+        this.#addRef(peer, ident);
+        const t = this.#transits.get(key);
+        if (t?.state === 'held') {
+          this.#transits.delete(key);
+          this.#release(ident, 1);
+        } else this.#transits.set(key, { ident, state: 'claimed' });
+        return ['#RETURN', null];
+      }
+      case 'number_of_objects':
+        return this.#settled().then(() => ['#RETURN', this.#objects.size]);
+      case 'debug_info':
+        return this.#settled().then(() => ['#RETURN', [...this.#objects].map(([id, e]) => ({ id, typeid: e.typeid, refcount: e.refcount, repr: safeRepr(e.obj) }))]);
+      case 'get_methods': {
+        const e = this.#objects.get(args[0] as string);
+        return ['#RETURN', e ? e.exposed : null];
+      }
+      case 'dummy':
+        return ['#RETURN', null];
+      case 'shutdown':
+        setImmediate(() => this.shutdown());
+        return ['#RETURN', null];
+      default:
+        return ['#TRACEBACK', `AttributeError: the manager's server has no method ${inspect(method)}`];
+    }
+  }
+
+  /** Let proxies that referents dropped be finalized first (their decrefs come back here). */
+  async #settled(): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      collect();
+      await tick();
+    }
+  }
+
+  /** Stop serving: close the listener and every client connection; `serveForever()` settles. */
+  shutdown(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    info('manager serving at %s shutting down', inspect(this.#listener.closed ? null : this.#listener.address));
+    for (const p of this.#peers) this.#flush(p);
+    this.#listener.close();
+    for (const p of [...this.#peers]) this.#drop(p);
+    this.#objects.clear();
+    this.#stop();
+  }
+}
+
+function safeRepr(obj: unknown): string {
+  try {
+    return pyRepr(obj);
+  } catch {
+    return inspect(obj);
+  }
+}
+
+/** An error raised by a referent or by the server, as its reply. */
+function errorReply(e: unknown): RawReply {
+  if (e instanceof RemoteError) return ['#TRACEBACK', e.message];
+  if (e instanceof Error) return ['#ERROR', e];
+  return ['#ERROR', new Error(typeof e === 'string' ? e : inspect(e))];
+}
+
+/**
+ * The manager process's entry point (Python's `BaseManager._run_server`): ignore SIGINT (the
+ * parent handles it), run the initializer, make the server, send its address back through
+ * `writer`, serve until shutdown. Exported so that the spawned child finds it. @internal
+ */
+export async function runServer(
+  registry: ServerRegistry, address: Address | null, authkey: Uint8Array, serializer: ManagerSerializer,
+  writer: Connection, initializer: Function | null, initargs: unknown[],
+): Promise<void> {
+  process.on('SIGINT', () => {});
+  if (initializer) await initializer(...initargs);
+  const server = new Server(registry, address, authkey, serializer);
+  writer.send(server.address);
+  writer.close();
+  info('manager serving at %s', inspect(server.address));
+  await server.serveForever();
+}
