@@ -218,6 +218,29 @@ def pickle_roundtrip_vs_python():
     emit("pickle_roundtrip_vs_python", dt / n * 1e6, "us")
 
 
+def manager():
+    # The anchors' bench_manager: one blocking call at a time. CPython has no pipelined form:
+    # its blocking figure is also what manager_dict_op_pipelined is compared with.
+    n = 2000 * SCALE
+    with mp.get_context("spawn").Manager() as m:
+        d = m.dict()
+        t = time.perf_counter()
+        for i in range(n):
+            d[i] = i
+        for i in range(n):
+            d[i]
+        rate = (2 * n) / (time.perf_counter() - t)
+        emit("manager_dict_op", rate, "op/s")
+        emit("manager_dict_op_pipelined", rate, "op/s")
+        k = 100 * SCALE
+        m.dict()
+        t = time.perf_counter()
+        for _ in range(k):
+            x = m.dict()
+            del x
+        emit("manager_create_object", k / (time.perf_counter() - t), "obj/s")
+
+
 CASES = {
     "process_start_join_spawn": process_start_join_spawn,
     "pipe_roundtrip": pipe_roundtrip,
@@ -231,6 +254,7 @@ CASES = {
     "threadpool": _threadpool_cases,
     "pickle": pickle,
     "pickle_roundtrip_vs_python": pickle_roundtrip_vs_python,
+    "manager": manager,
 }
 
 if __name__ == "__main__":

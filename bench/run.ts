@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeForkJoin, pipeRoundtrip, processStartJoin, type Row } from './cases.js';
 import { benchListener } from './listener.js';
+import { benchManagers } from './managers.js';
 import { benchNodePools } from './node_pools.js';
 import { benchPickleCodec, benchPickleRoundtrip } from './pickle.js';
 import { benchPool } from './pool.js';
@@ -40,6 +41,7 @@ const cases: Record<string, Case> = {
   sync: { py: ['lock_acquire_release', 'raw_array_elem_rw', 'locked_value_increment'], run: () => benchSync(quick) },
   pickle: { py: 'pickle', run: async () => benchPickleCodec(quick) },
   pickle_roundtrip_vs_python: { py: 'pickle_roundtrip_vs_python', run: () => benchPickleRoundtrip(quick) },
+  managers: { py: 'manager', run: () => benchManagers(quick) },
 };
 
 function cpython(pyCases: string | string[]): Row[] {

@@ -1,7 +1,9 @@
-// 17.2.2.12: logging to stderr with the library's logger, in the `[LEVEL/ProcessName]` format.
-import { INFO, logToStderr } from 'node-multiprocessing';
+// 17.2.2.12: logging to stderr with the library's logger, in the `[LEVEL/ProcessName]` format;
+// a manager's process logs there too.
+import { INFO, logToStderr, Manager } from 'node-multiprocessing';
 
 const logger = logToStderr();
 logger.setLevel(INFO); // Python's logging.INFO
 logger.warning('doomed');
-// The docs then start a Manager, whose logging shows here; managers do not exist yet in this library.
+const m = await Manager();
+await m.shutdown(); // Python's `del m`

@@ -274,6 +274,7 @@ export class BaseManager {
     this.#finalizer?.cancel();
     const p = r.process!;
     if (p.isAlive()) {
+      info('sending shutdown message to manager');
       try {
         unwrap(await r.channel.call(null, 'shutdown', []));
       } catch {

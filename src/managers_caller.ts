@@ -15,3 +15,25 @@ export const callerStorage = new AsyncLocalStorage<string>();
 export function currentCaller(): string | undefined {
   return callerStorage.getStore();
 }
+
+const goneHooks = new Set<(key: string) => void>();
+
+/**
+ * Call `fn(callerKey)` when a client goes away (its connection to the server dropped: it exited,
+ * was killed, or shut its connection), so that an owner-aware referent can release what that
+ * client held and forget its waits. @internal
+ */
+export function onCallerGone(fn: (key: string) => void): void {
+  goneHooks.add(fn);
+}
+
+/** Run the onCallerGone hooks (the server, when a client's connection drops). @internal */
+export function _callerGone(key: string): void {
+  for (const fn of goneHooks) {
+    try {
+      fn(key);
+    } catch {
+      /* a hook's failure must not stop the others */
+    }
+  }
+}

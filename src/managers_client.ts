@@ -146,7 +146,8 @@ class SocketChannel implements Channel {
   #flush(): void {
     this.#flushQueued = false;
     if (this.#decrefs) {
-      this.#outbox.push([0, null, 'decref', this.#decrefs, null]);
+      // First: a call made after the proxies were dropped (numberOfObjects) sees them gone.
+      this.#outbox.unshift([0, null, 'decref', this.#decrefs, null]);
       this.#decrefs = null;
     }
     if (this.#outbox.length === 0 || this.#gone) return;

@@ -124,8 +124,8 @@ export class BaseProxy {
   get _id(): string {
     return this[S].token.id;
   }
-  /** The exposed method names. */
-  get _exposed(): string[] | null {
+  /** The exposed method names (Python's `proxy._exposed_`). */
+  get _exposed_(): string[] | null {
     return this[S].exposed;
   }
 

@@ -9,7 +9,7 @@ import * as vm from 'node:vm';
 import { Listener, type Address, type Connection } from './connection.js';
 import { RemoteError } from './errors.js';
 import { dictMethods, listMethods, pyRepr, ArrayHolder, DICT_EXPOSED, LIST_EXPOSED } from './managers_builtins.js';
-import { callerStorage } from './managers_caller.js';
+import { _callerGone, callerStorage } from './managers_caller.js';
 import { registerLocalServer, type LocalServer, type RawReply } from './managers_client.js';
 import { dialectFor, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
 import { debug, info } from './util.js';
@@ -171,6 +171,7 @@ export class Server {
     peer.conn = null;
     for (const [ident, n] of peer.refs) this.#release(ident, n);
     peer.refs.clear();
+    _callerGone(peer.key);
   }
 
   #release(ident: string, n: number): void {
@@ -348,6 +349,7 @@ export class Server {
       case 'dummy':
         return ['#RETURN', null];
       case 'shutdown':
+        debug('manager received shutdown message');
         setImmediate(() => this.shutdown());
         return ['#RETURN', null];
       default:
@@ -367,7 +369,6 @@ export class Server {
   shutdown(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    info('manager serving at %s shutting down', inspect(this.#listener.closed ? null : this.#listener.address));
     for (const p of this.#peers) this.#flush(p);
     this.#listener.close();
     for (const p of [...this.#peers]) this.#drop(p);
@@ -403,8 +404,8 @@ export async function runServer(
   process.on('SIGINT', () => {});
   if (initializer) await initializer(...initargs);
   const server = new Server(registry, address, authkey, serializer);
+  info('manager serving at %s', inspect(server.address));
   writer.send(server.address);
   writer.close();
-  info('manager serving at %s', inspect(server.address));
   await server.serveForever();
 }
