@@ -58,6 +58,13 @@ class LocalChannel implements Channel {
   }
 }
 
+/** Seconds a reply may take and still be read by a blocking poll rather than through the reactor. */
+const QUICK_WAIT = 0.0002;
+/** After a quick poll missed, this many waits go through the reactor before the next try. */
+const QUICK_PAUSE = 8;
+/** Quick replies in a row before the event loop gets a turn. */
+const QUICK_STREAK = 64;
+
 interface Pending {
   resolve(r: RawReply): void;
   reject(e: unknown): void;
@@ -75,6 +82,12 @@ class SocketChannel implements Channel {
   #decrefs: string[] | null = null;
   #flushQueued = false;
   #pumping = false;
+  /** Replies to take through the reactor before trying a quick poll again (after a miss; see #pump). */
+  #quickOff = 0;
+  /** Replies read by a quick poll since the event loop last had a turn. */
+  #streak = 0;
+  /** Set while a synchronous call reads the connection. */
+  #inSync = false;
   #stopPump: AbortController | null = null;
 
   constructor(address: Address, authkey: Uint8Array) {
@@ -155,6 +168,7 @@ class SocketChannel implements Channel {
     this.#outbox = [];
     try {
       this.#dialect.sendRequests(this.#connection(), batch);
+      if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) queueMicrotask(() => void this.#pump());
     } catch (e) {
       if (e instanceof Error && (e.name === 'OSError' || e.name === 'EOFError' || e.name === 'ManagerGoneError')) {
         this.#die(e);
@@ -180,22 +194,41 @@ class SocketChannel implements Channel {
     p.resolve([kind, value]);
   }
 
-  /** Read replies while async calls wait; stops (releasing the event loop) when none does. */
+  /**
+   * Read replies while async calls wait; stops (releasing the event loop) when none does.
+   * A reply that comes within QUICK_WAIT of the request is read by a short blocking poll (no
+   * hop through the reactor thread); after a miss, the next few go through the reactor,
+   * and a long run of quick replies yields to the event loop now and then.
+   */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
       while (this.#pending.size > 0 && this.#conn) {
         const conn = this.#conn;
-        if (!conn.pollSync(0)) {
+        let ready = conn.pollSync(0);
+        if (!ready && this.#quickOff === 0 && this.#streak < QUICK_STREAK) {
+          ready = conn.pollSync(QUICK_WAIT);
+          if (ready) this.#streak++;
+          else this.#quickOff = QUICK_PAUSE;
+        }
+        if (!ready) {
+          if (this.#streak >= QUICK_STREAK) {
+            // Let timers and I/O run, then carry on.
+            this.#streak = 0;
+            await new Promise((r) => setImmediate(r));
+            continue;
+          }
           const stop = (this.#stopPump = new AbortController());
           await reactor.readable(conn.fileno(), null, stop.signal);
           this.#stopPump = null;
+          if (this.#quickOff > 0) this.#quickOff--;
+          this.#streak = 0;
           continue;
         }
         let msg: unknown;
         try {
-          msg = await conn.recv();
+          msg = conn.recvSync();
         } catch (e) {
           this.#die(e);
           return;
@@ -218,9 +251,7 @@ class SocketChannel implements Channel {
       } catch (e) {
         this.#pending.delete(id);
         reject(e);
-        return;
       }
-      void this.#pump();
     });
   }
 
@@ -228,7 +259,12 @@ class SocketChannel implements Channel {
     const conn = this.#connection();
     const id = this.#nextId++;
     this.#outbox.push([id, ident, method, args, null]);
-    this.#flush();
+    this.#inSync = true;
+    try {
+      this.#flush();
+    } finally {
+      this.#inSync = false;
+    }
     for (;;) {
       let msg: unknown;
       try {
@@ -244,6 +280,7 @@ class SocketChannel implements Channel {
       }
       if (mine) {
         if (this.#pending.size === 0) this.#stopPump?.abort();
+        else if (!this.#pumping) void this.#pump();
         return mine;
       }
     }
