@@ -5,13 +5,15 @@ import { runInNewContext } from 'node:vm';
 import { Pipe, ValueError } from '../index.js';
 import { _arenaBufferCount } from '../src/heap.js';
 import {
-  Array as SharedArray, CharArray, RawArray, RawValue, SharedArray as SharedArray2, Structure, Synchronized,
-  SynchronizedArray, SynchronizedString, Value, c_bool, c_char, c_double, c_int, c_long, c_short, c_ubyte,
-  c_ulonglong, copy, synchronized,
+  ARRAY, Array as SharedArray, CharArray, RawArray, RawValue, SharedArray as SharedArray2, Structure, Synchronized,
+  SynchronizedArray, SynchronizedString, Value, WCharArray, c_bool, c_char, c_double, c_int, c_long, c_short, c_ubyte,
+  c_ulonglong, c_wchar, copy, synchronized,
 } from '../src/sharedctypes.js';
+import { layoutOf } from '../src/ctypes.js';
 import { Event, Lock, RLock } from '../src/synchronize.js';
 import { Queue } from '../src/queues.js';
-import { Point, fillShared, keepShared, modify, negate } from './fixtures/sync_targets.js';
+import { spawnSync } from 'node:child_process';
+import { Arrays, Point, fillShared, keepShared, modify, negate, writeArrays } from './fixtures/sync_targets.js';
 import { startChild } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
@@ -145,6 +147,112 @@ test('Structure, arrays of structures and synchronized structures read and write
   sp.y = 7;
   t.is(sp.getObj().y, 7);
   t.regex(String(sp), /^<Synchronized wrapper for <Point x=5\.0, y=7\.0>>$/);
+});
+
+test("Structure fields that are arrays (ARRAY(c_int, 3), Python's c_int * 3): CPython's layout and bytes, views that write through", (t) => {
+  const s = new Arrays([1, 2, 3], 'ab', 'x\u{1f600}', [[1.5, 2], [3, 4]], 7, [[1, 2], [3, 4]]);
+  // The same structure built by CPython's ctypes.
+  const py = spawnSync('python3', ['-c', `
+from ctypes import *
+class Point(Structure): _fields_ = [('x', c_double), ('y', c_double)]
+class S(Structure): _fields_ = [('a', c_int * 3), ('name', c_char * 5), ('w', c_wchar * 4), ('m', (c_double * 2) * 2), ('b', c_byte), ('pts', Point * 2)]
+s = S((1, 2, 3), b'ab', 'x\\U0001F600', ((1.5, 2), (3, 4)), 7, ((1, 2), (3, 4)))
+print(sizeof(S), alignment(S), [getattr(S, f[0]).offset for f in S._fields_], bytes(s).hex())
+`], { encoding: 'utf8' });
+  t.is(py.status, 0, py.stderr);
+  const l = layoutOf(Arrays);
+  const bytes = Buffer.from(s._dv.buffer, s._dv.byteOffset + s._off, l.size).toString('hex');
+  t.is(`${l.size} ${l.align} [${l.fields.map((f) => f.offset).join(', ')}] ${bytes}`, py.stdout.trim());
+  // Reading: typed arrays for numbers, bytes and text up to the first NUL, views for the rest.
+  t.true(s.a instanceof Int32Array);
+  t.deepEqual([...s.a], [1, 2, 3]);
+  t.deepEqual(s.name, Buffer.from('ab'));
+  t.is(s.w, 'x\u{1f600}');
+  t.deepEqual([...s.m[1]], [3, 4]);
+  t.is(s.pts[1].y, 4);
+  t.is(String(s), "<Arrays a=[1, 2, 3], name=b'ab', w='x\u{1f600}', m=[[1.5, 2.0], [3.0, 4.0]], b=7, pts=[<Point x=1.0, y=2.0>, <Point x=3.0, y=4.0>]>");
+  // Views write through; assignment takes a sequence and zeroes what it does not give, as Python's tuple.
+  s.a[1] = 20;
+  s.m[0][1] = -2;
+  s.pts[0].x = 0.5;
+  t.deepEqual([[...s.a], [...s.m[0]], s.pts[0].x], [[1, 20, 3], [1.5, -2], 0.5]);
+  (s as { a: ArrayLike<number> }).a = [4];
+  t.deepEqual([...s.a], [4, 0, 0]);
+  s.a = s.a;
+  t.deepEqual([...s.a], [4, 0, 0], 'assigning a field its own view');
+  (s as { name: Buffer | string }).name = Buffer.from('hello');
+  t.deepEqual(s.name, Buffer.from('hello'), 'a full c_char array has no NUL');
+  (s.pts as unknown as { [i: number]: object })[1] = { x: 8, y: 9 };
+  t.is(s.pts[1].x, 8);
+  // Errors as ctypes': too long (ValueError), too many items, not a sequence, a bit field's third item.
+  t.throws(() => ((s as unknown as { name: string }).name = 'hello!'), { instanceOf: ValueError, message: 'bytes too long (6, maximum length 5)' });
+  t.throws(() => (s.w = 'abcde'), { instanceOf: ValueError, message: 'string too long (5, maximum length 4)' });
+  t.throws(() => ((s as unknown as { a: number[] }).a = [1, 2, 3, 4]), { instanceOf: RangeError });
+  t.throws(() => ((s as { a: unknown }).a = 5), { instanceOf: TypeError, message: /expected c_int_Array_3 instance/ });
+  class Bits extends Structure {
+    static override _fields_ = [['flags', c_int, 3]] as never;
+  }
+  t.throws(() => new Bits(), { instanceOf: TypeError, message: /bit fields are not supported .*ARRAY\(c_int, n\)/ });
+  // The type objects.
+  t.is(ARRAY(c_int, 3), ARRAY(c_int, 3));
+  t.is(String(ARRAY(ARRAY(c_double, 2), 2)), "<class 'c_double_Array_2_Array_2'>");
+  t.is(ARRAY(Point, 2).size, 32);
+  t.throws(() => ARRAY(c_int, -1), { instanceOf: ValueError, message: 'Array length must be >= 0, not -1' });
+  t.throws(() => RawValue(ARRAY(c_int, 3) as never), { instanceOf: TypeError, message: /array type/ });
+  // In shared memory, an array of such structures.
+  const A = RawArray(Arrays, 2);
+  A[1].a[0] = 5;
+  t.is(A[1].a[0], 5);
+  t.is(copy(A)[1].a[0], 5);
+});
+
+test("c_wchar and the 'u' typecode: one character per element, as Python's str", (t) => {
+  const v = Value('u', 'z');
+  t.is(v.value, 'z');
+  t.is(String(v), "<Synchronized wrapper for c_wchar('z')>");
+  v.value = '\u{1f600}';
+  t.is(v.value, '\u{1f600}');
+  t.is(Value(c_wchar).value, '\0');
+  t.throws(() => Value('u', 'zz'), { instanceOf: TypeError, message: 'one character unicode string expected' });
+  t.throws(() => Value('u', 5), { instanceOf: TypeError, message: 'unicode string expected instead of number instance' });
+  const a = SharedArray('u', 5);
+  t.true(a instanceof SynchronizedArray);
+  t.true(a.getObj() instanceof WCharArray);
+  t.deepEqual(a.toArray(), ['\0', '\0', '\0', '\0', '\0']);
+  a[0] = 'q';
+  t.is(a[0], 'q');
+  t.is(a.getObj().value, 'q');
+  const r = RawArray('u', 'hi\u{1f600}');
+  t.is(r.length, 3, 'a character outside the BMP is one element');
+  t.is(r[2], '\u{1f600}');
+  t.is(r.value, 'hi\u{1f600}');
+  t.is(String(r), "<c_wchar_Array_3 'hi\u{1f600}'>");
+  r.value = 'a';
+  t.deepEqual(r.toArray(), ['a', '\0', '\u{1f600}']);
+  t.throws(() => (r.value = 'abcd'), { instanceOf: ValueError, message: 'string too long (4, maximum length 3)' });
+  t.is(copy(r).value, 'a');
+  t.is(RawArray(c_wchar, ['x', 'y']).value, 'xy');
+});
+
+test('a child writes through the array fields of shared structures and through c_wchar objects', async (t) => {
+  const one = Value(Arrays, [1, 2, 3], 'ab');
+  const many = RawArray(Arrays, 2);
+  const ch = RawValue('u', 'a');
+  const text = RawArray('u', 'abc\0\0');
+  const p = startChild(t, writeArrays, [one, many, ch, text]);
+  await p.join();
+  t.is(p.exitcode, 0);
+  const s = one.getObj();
+  t.deepEqual([...s.a], [1, 2, 30]);
+  t.deepEqual(s.name, Buffer.from('child'));
+  t.is(s.w, '\u00fc\u{1f600}');
+  t.deepEqual([...s.m[1]], [-1.5, 0]);
+  t.is(s.pts[1].y, 9.25);
+  t.deepEqual([...many[1].a], [7, 8, 0]);
+  t.deepEqual([...many[1].m[0]], [0.5, 0.25]);
+  t.deepEqual([...many[0].a], [0, 0, 0]);
+  t.is(ch.value, '\u03bb');
+  t.is(text.value, '\u{1f600}bc!');
 });
 
 test('copy and synchronized', (t) => {

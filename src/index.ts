@@ -28,10 +28,10 @@ export {
   type BarrierOptions, type ConditionOptions, type ContextOptions, type Held, type SemaphoreOptions,
 } from './synchronize.js';
 export {
-  Array, SharedArray, RawArray, RawValue, Value, copy, synchronized, Structure,
-  c_bool, c_char, c_byte, c_ubyte, c_short, c_ushort, c_int, c_uint, c_long, c_ulong,
+  Array, SharedArray, RawArray, RawValue, Value, copy, synchronized, Structure, ARRAY, ArrayCType, FieldArray,
+  c_bool, c_char, c_wchar, c_byte, c_ubyte, c_short, c_ushort, c_int, c_uint, c_long, c_ulong,
   c_longlong, c_ulonglong, c_float, c_double, c_size_t,
-  Synchronized, SynchronizedArray, SynchronizedString, SynchronizedBase, CValue, CharArray, StructArray, SimpleCType,
+  Synchronized, SynchronizedArray, SynchronizedString, SynchronizedBase, CValue, CharArray, WCharArray, StructArray, SimpleCType,
 } from './sharedctypes.js';
 export { JoinableQueue, Queue, SimpleQueue, type GetOptions, type PutOptions, type QueueOptions } from './queues.js';
 export type { Timeout, TimeoutOptions, BlockOptions } from './timeouts.js';

@@ -4,8 +4,8 @@
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import {
-  bytesRepr, c_bool, c_char, checkIndex, coerce, fmtElem, indexable, initStruct, isStructType, layoutOf, SimpleCType,
-  structAt, Structure, toBytes, typecodeToType, typeName, type SharedTypedArray, type StructType,
+  ArrayCType, bytesRepr, c_bool, c_char, c_wchar, checkIndex, coerce, fmtElem, indexable, initStruct, isStructType, layoutOf,
+  SimpleCType, strRepr, structAt, Structure, toBytes, typecodeToType, typeName, type SharedTypedArray, type StructType,
 } from './ctypes.js';
 import { TimeoutError, ValueError } from './errors.js';
 import { adoptBlock, allocBlock, bufferOf, holdUntilCollected, transferOf, type BlockId, type NativeBlock } from './heap.js';
@@ -14,8 +14,9 @@ import { reduce, registerKind, type Reduced } from './reduction.js';
 import { RLock, type AcquireOptions, type Held, type Timeout } from './synchronize.js';
 
 export {
-  c_bool, c_byte, c_char, c_double, c_float, c_int, c_long, c_longlong, c_short, c_size_t, c_ubyte, c_uint, c_ulong,
-  c_ulonglong, c_ushort, SimpleCType, Structure, typecodeToType, type FieldType, type SharedTypedArray, type StructType,
+  ARRAY, ArrayCType, c_bool, c_byte, c_char, c_double, c_float, c_int, c_long, c_longlong, c_short, c_size_t, c_ubyte, c_uint,
+  c_ulong, c_ulonglong, c_ushort, c_wchar, FieldArray, SimpleCType, Structure, typecodeToType, type FieldType,
+  type SharedTypedArray, type StructType,
 } from './ctypes.js';
 
 if (endianness() !== 'LE') throw new Error('node-multiprocessing shared ctypes need a little-endian machine');
@@ -71,6 +72,7 @@ export class CValue<T = any> {
     const v = this._view[0];
     switch (this._type._kind) {
       case 'char': return Buffer.from([v as number]) as T;
+      case 'wchar': return String.fromCodePoint(v as number) as T;
       case 'bool': return (v !== 0) as T;
       default: return v as T;
     }
@@ -98,6 +100,7 @@ export class CValue<T = any> {
   }
 }
 
+/** A `c_char` array in shared memory: bytes with `value` (up to the first NUL) and `raw`. */
 export class CharArray {
   /** @internal */ readonly _bytes: Uint8Array;
   /** @internal */ readonly _block: NativeBlock;
@@ -174,6 +177,78 @@ export class CharArray {
   [index: number]: Buffer;
 }
 
+/**
+ * A `c_wchar` array in shared memory (Python's `RawArray('u', ...)`): one character (code point)
+ * per element; `arr[i]` is a one-character string, `value` the text up to the first NUL.
+ */
+export class WCharArray {
+  /** @internal */ readonly _units: Uint32Array;
+  /** @internal */ readonly _block: NativeBlock;
+
+  /** @internal */
+  constructor(block: NativeBlock, length: number) {
+    this._block = block;
+    this._units = new Uint32Array(bufferOf(block), block.byteOffset, length);
+  }
+
+  /** Number of characters it holds. */
+  get length(): number {
+    return this._units.length;
+  }
+
+  /** Python's `arr[i]`: character `i`, a one-character string (`arr[i]` also works). */
+  get(i: number): string {
+    return String.fromCodePoint(this._units[checkIndex(i, this._units.length)]);
+  }
+
+  /** Python's `arr[i] = v`: set character `i` (a one-character string). */
+  set(i: number, v: unknown): void {
+    this._units[checkIndex(i, this._units.length)] = coerce(c_wchar, v) as number;
+  }
+
+  /** Python's `value`: the text up to the first NUL. */
+  get value(): string {
+    const end = this._units.indexOf(0);
+    return String.fromCodePoint(...this._units.subarray(0, end < 0 ? this._units.length : end));
+  }
+
+  /** Write text from the start, NUL-terminated if there is room; a ValueError if it is longer than the array. */
+  set value(v: string) {
+    if (typeof v !== 'string') throw new TypeError(`unicode string expected instead of ${typeName(v)} instance`);
+    const cps = Array.from(v, (c) => c.codePointAt(0)!);
+    if (cps.length > this._units.length) throw new ValueError(`string too long (${cps.length}, maximum length ${this._units.length})`);
+    this._units.set(cps);
+    if (cps.length < this._units.length) this._units[cps.length] = 0;
+  }
+
+  /** The characters, each a one-character string (Python's `arr[:]` is their concatenation: `toArray().join('')`). */
+  *[Symbol.iterator](): IterableIterator<string> {
+    for (let i = 0; i < this._units.length; i++) yield String.fromCodePoint(this._units[i]);
+  }
+
+  /** All characters (Python's `arr[:]`, as an array of one-character strings). */
+  toArray(): string[] {
+    return [...this];
+  }
+
+  /** How this object crosses a process boundary ({@link Shareable}). @internal */
+  [reduce](): Reduced {
+    return reduceShared(this._block, { code: 'u', length: this._units.length });
+  }
+
+  /** Python's `repr()`-like text: `<c_wchar_Array_5 'hello'>`. */
+  toString(): string {
+    return `<c_wchar_Array_${this._units.length} ${strRepr(this.value)}>`;
+  }
+
+  /** What `console.log` and `util.inspect` show: `toString()`. */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  [index: number]: string;
+}
+
 /** An array of structures in shared memory. */
 export class StructArray<S extends Structure = Structure> {
   /** @internal */ readonly _type: StructType;
@@ -246,6 +321,10 @@ function resolveType(t: TypeOrCode): SimpleCType | StructType {
     return st;
   }
   if (t instanceof SimpleCType || isStructType(t)) return t;
+  const a = t as unknown;
+  if (a instanceof ArrayCType) {
+    throw new TypeError(`${a.__name__} is an array type, for Structure fields; a shared array is RawArray(type, ${a._length_}) or Array(type, ${a._length_})`);
+  }
   throw new TypeError(`expected a typecode or a ctypes type, not ${inspect(t)}`);
 }
 
@@ -264,6 +343,8 @@ function viewOf(block: NativeBlock, spec: Spec): any {
     obj = indexable(new StructArray(spec.type, block, spec.length));
   } else if (spec.code === 'c') {
     obj = indexable(new CharArray(block, spec.length));
+  } else if (spec.code === 'u') {
+    obj = indexable(new WCharArray(block, spec.length));
   } else {
     const t = typecodeToType[spec.code!];
     const ta = new t._array(bufferOf(block), block.byteOffset, spec.length);
@@ -313,6 +394,9 @@ export function RawArray(typeOrCode: TypeOrCode, sizeOrInit: number | Iterable<u
   } else if (typeof sizeOrInit === 'string' && t === c_char) {
     init = Buffer.from(sizeOrInit, 'latin1');
     length = init.length;
+  } else if (typeof sizeOrInit === 'string' && t === c_wchar) {
+    init = Array.from(sizeOrInit); // characters, not UTF-16 units: one element each, as in Python
+    length = init.length;
   } else if (sizeOrInit != null && (typeof (sizeOrInit as any)[Symbol.iterator] === 'function' || typeof (sizeOrInit as any).length === 'number')) {
     init = ArrayBuffer.isView(sizeOrInit) || Array.isArray(sizeOrInit) ? (sizeOrInit as ArrayLike<unknown>) : Array.from(sizeOrInit as Iterable<unknown>);
     length = init.length;
@@ -324,7 +408,10 @@ export function RawArray(typeOrCode: TypeOrCode, sizeOrInit: number | Iterable<u
   const spec: Spec = t instanceof SimpleCType ? { code: t._type_, length } : { type: t, length };
   const obj = viewOf(block, spec);
   if (init) {
-    if (t instanceof SimpleCType && t !== c_char && t !== c_bool) {
+    if (t === c_wchar) {
+      const target = (obj as WCharArray)._units;
+      for (let i = 0; i < length; i++) target[i] = coerce(t, init[i]) as number;
+    } else if (t instanceof SimpleCType && t !== c_char && t !== c_bool) {
       const ta = obj as SharedTypedArray;
       if (t._kind === 'float') {
         for (let i = 0; i < length; i++) (ta as Float64Array)[i] = coerce(t, init[i]) as number;
@@ -618,7 +705,7 @@ export function synchronized(obj: any, lockOrOptions?: LockLike | null | SharedO
   if (obj instanceof CValue) return new Synchronized(obj, lock);
   if (obj instanceof Structure) return new (syncStructClass(obj.constructor as StructType))(obj, lock);
   if (obj instanceof CharArray) return indexable(new SynchronizedString(obj, lock));
-  if (obj instanceof StructArray || (ArrayBuffer.isView(obj) && typedArraySpecs.has(obj))) {
+  if (obj instanceof StructArray || obj instanceof WCharArray || (ArrayBuffer.isView(obj) && typedArraySpecs.has(obj))) {
     return indexable(new SynchronizedArray(obj, lock));
   }
   throw new TypeError(`cannot synchronize ${inspect(obj)}: not a shared ctypes object`);
@@ -676,6 +763,11 @@ export function copy(obj: any): any {
   if (obj instanceof CharArray) {
     const r = RawArray(c_char, obj.length) as CharArray;
     r.raw = obj.raw;
+    return r;
+  }
+  if (obj instanceof WCharArray) {
+    const r = RawArray(c_wchar, obj.length) as WCharArray;
+    r._units.set(obj._units);
     return r;
   }
   if (obj instanceof StructArray) {
