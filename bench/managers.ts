@@ -1,15 +1,14 @@
 // Benchmarks of managers; names match the anchors' (py_mp_bench.py) and py_bench.py's cases.
 import { performance } from 'node:perf_hooks';
-import { Manager } from '../index.js';
-import type { Row } from './cases.js';
+import { Manager } from 'node-multiprocessing';
+import { main, scale, type Row } from './main.js';
 
 /**
  * manager_dict_op: `d[i] = i` for n keys, then `d[i]` for each, one call at a time from one
  * client (`await d.setItem(i, i)`; the `...Sync` form as a variant). manager_dict_op_pipelined:
  * the same operations issued as Promises, all in flight (compared with CPython's blocking figure).
  */
-export async function benchManagers(quick: boolean): Promise<Row[]> {
-  const scale = quick ? 1 : 5;
+async function benchManagers(): Promise<Row[]> {
   const n = 2000 * scale;
   const rows: Row[] = [];
   await using m = await Manager();
@@ -43,3 +42,5 @@ export async function benchManagers(quick: boolean): Promise<Row[]> {
   rows.push({ case: 'manager_create_object', value: k / ((performance.now() - t) / 1000), unit: 'obj/s' });
   return rows;
 }
+
+main(import.meta.url, benchManagers);

@@ -1,6 +1,6 @@
 // Other Node pools on the case pool_apply_async_trivial of bench/pool.ts (2 workers,
 // `square`, m tasks submitted one call per task all at once, then every result awaited;
-// warmed up first so worker startup is not timed): piscina (worker threads, default
+// a first burst of 100 tasks as our pool's first map, so worker startup is not timed): piscina (worker threads, default
 // options), workerpool (child processes) and tinypool (child processes).
 // The workers load the compiled files next to this one (dist/bench/*.js): run compiled.
 import { performance } from 'node:perf_hooks';
@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
-import type { Row } from './cases.js';
+import { main, quick, type Row } from './main.js';
 
 const CASE = 'pool_apply_async_trivial';
-// piscina keeps speeding up for thousands of tasks (JIT): a long warm-up is fairer to it.
-const WARMUP = 5000;
+// As our pools' first map of 100 items: the workers have started before the clock starts.
+const FIRST = 100;
 
 /** A pool as timed here: submit one task, and shut down. */
 interface Subject {
@@ -47,14 +47,14 @@ async function burst(s: Subject, n: number): Promise<void> {
   }
 }
 
-export async function benchNodePools(quick: boolean): Promise<Row[]> {
+async function benchNodePools(): Promise<Row[]> {
   const m = (20000 * (quick ? 1 : 5)) / 10; // bench/pool.ts's m
   const rows: Row[] = [];
   for (const make of [piscina, workerpoolProcess, tinypoolProcess]) {
     let s: Subject | undefined;
     try {
       s = make();
-      await burst(s, WARMUP);
+      await burst(s, FIRST);
       const t = performance.now();
       await burst(s, m);
       rows.push({ case: CASE, impl: s.impl, value: m / ((performance.now() - t) / 1000), unit: 'task/s' });
@@ -66,3 +66,5 @@ export async function benchNodePools(quick: boolean): Promise<Row[]> {
   }
   return rows;
 }
+
+main(import.meta.url, benchNodePools);

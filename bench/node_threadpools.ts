@@ -2,7 +2,7 @@
 // poolifier, each with worker threads, 2 of them, otherwise their defaults.
 // threadpool_apply_async_trivial: `square`, m tasks submitted one call per task all at
 // once, then every result awaited (as bench/pool.ts does with applyAsync/get), after a
-// warm-up. threadpool_map_1MiB: piscina with transfer lists both ways (the input Buffers
+// first burst of 100 tasks. threadpool_map_1MiB: piscina with transfer lists both ways (the input Buffers
 // are given away, the results moved back), every item submitted at once.
 // The workers load the compiled files next to this one (dist/bench/*.js): run compiled.
 import { performance } from 'node:perf_hooks';
@@ -10,12 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { FixedThreadPool } from 'poolifier';
 import { Tinypool } from 'tinypool';
-import type { Row } from './cases.js';
-import { bigItems } from './threadpool.js';
+import { bigItems, main, quick, type Row } from './main.js';
 
 const APPLY = 'threadpool_apply_async_trivial';
-// piscina keeps speeding up for thousands of tasks (JIT): a long warm-up is fairer to all.
-const WARMUP = 5000;
+// As our pools' first map of 100 items: the workers have started before the clock starts.
+const FIRST = 100;
 
 interface Subject {
   impl: string;
@@ -48,11 +47,11 @@ async function burst(s: Subject, n: number): Promise<void> {
   }
 }
 
-async function piscinaBig(quick: boolean): Promise<Row> {
+async function piscinaBig(): Promise<Row> {
   const pool = new Piscina({ filename: file('./node_pool_swap.js'), minThreads: 2, maxThreads: 2 });
   const run = (bs: Buffer[]): Promise<Uint8Array[]> => Promise.all(bs.map((b) => pool.run(b, { transferList: [b.buffer as ArrayBuffer] }) as Promise<Uint8Array>));
   try {
-    await run(bigItems(true).slice(0, 2));
+    await pool.run(Buffer.alloc(8)); // as our pool's first map: the workers have started
     const items = bigItems(quick);
     const bytes = items.length * (1 << 20);
     const t = performance.now();
@@ -65,14 +64,14 @@ async function piscinaBig(quick: boolean): Promise<Row> {
   }
 }
 
-export async function benchNodeThreadPools(quick: boolean): Promise<Row[]> {
+async function benchNodeThreadPools(): Promise<Row[]> {
   const m = (20000 * (quick ? 1 : 5)) / 10; // bench/threadpool.ts's m
   const rows: Row[] = [];
   for (const make of [piscina, tinypool, poolifier]) {
     let s: Subject | undefined;
     try {
       s = make();
-      await burst(s, WARMUP);
+      await burst(s, FIRST);
       const t = performance.now();
       await burst(s, m);
       rows.push({ case: APPLY, impl: s.impl, value: m / ((performance.now() - t) / 1000), unit: 'task/s' });
@@ -83,9 +82,11 @@ export async function benchNodeThreadPools(quick: boolean): Promise<Row[]> {
     }
   }
   try {
-    rows.push(await piscinaBig(quick));
+    rows.push(await piscinaBig());
   } catch (e) {
     console.error(`piscina (1 MiB) failed: ${(e as Error).stack ?? e}`);
   }
   return rows;
 }
+
+main(import.meta.url, benchNodeThreadPools);

@@ -7,9 +7,9 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Client } from '../src/connection.js';
-import { dumps, loads } from '../src/pickle.js';
-import type { Row } from './cases.js';
+import { Client } from 'node-multiprocessing/connection';
+import { dumps, loads } from 'node-multiprocessing/pickle';
+import { main, scale, wanted, type Row } from './main.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const benchDir = here.includes('/dist/') ? join(here, '..', '..', 'bench') : here;
@@ -41,8 +41,8 @@ function perCallUs(k: number, f: () => unknown): number {
 }
 
 /** dumps/loads of a small dict and of a 1,000-entry dict, as bench_pickle(n) does. */
-export function benchPickleCodec(quick: boolean): Row[] {
-  const n = 20000 * (quick ? 1 : 5);
+function benchPickleCodec(): Row[] {
+  const n = 20000 * scale;
   const theirs = cpythonBytes();
   const rows: Row[] = [];
   for (const [label, obj, k, pyData] of [['small', small, n, theirs?.small], ['1k', big(), Math.max(1, n / 100), theirs?.big]] as const) {
@@ -55,8 +55,8 @@ export function benchPickleCodec(quick: boolean): Row[] {
 }
 
 /** A Node client (serializer 'pickle', blocking calls) sending small dicts to the Python echo server. */
-export async function benchPickleRoundtrip(quick: boolean): Promise<Row[]> {
-  const n = 2000 * (quick ? 1 : 5);
+async function benchPickleRoundtrip(): Promise<Row[]> {
+  const n = 2000 * scale;
   const server = spawn('python3', [join(benchDir, 'py_pickle_echo.py')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -85,3 +85,8 @@ export async function benchPickleRoundtrip(quick: boolean): Promise<Row[]> {
     });
   }
 }
+
+main(import.meta.url, async () => [
+  ...(wanted.length === 0 || wanted.includes('pickle') ? benchPickleCodec() : []),
+  ...(wanted.length === 0 || wanted.includes('pickle_roundtrip_vs_python') ? await benchPickleRoundtrip() : []),
+]);

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """CPython's figures for the cases node-multiprocessing benchmarks, one JSON line each.
 
-Run: python3 py_bench.py [--quick] [case ...]. Same measurements as
-../shared/anchors/py_mp_bench.py, restricted to the cases asked for.
+Run: python3 py_bench.py [--quick] [--first] [case ...]. Same measurements as
+../shared/anchors/py_mp_bench.py, restricted to the cases asked for. With --first, each
+case's first-call variant instead: its operations once in this fresh process, as a short
+script sees them (the same as the Node scripts' --first, see bench/main.ts).
 """
 import json, multiprocessing as mp, sys, time
 
 QUICK = "--quick" in sys.argv
+FIRST = "--first" in sys.argv
 WANTED = [a for a in sys.argv[1:] if not a.startswith("--")]
 SCALE = 1 if QUICK else 5
 
@@ -19,7 +22,9 @@ def noop():
     pass
 
 
-def pipe_echo(conn, n):
+def pipe_echo(conn, n, ready=None):
+    if ready is not None:
+        ready.set()
     for _ in range(n):
         conn.send(conn.recv())
     conn.close()
@@ -84,7 +89,10 @@ def locked_value_increment():
     emit("locked_value_increment", (time.perf_counter() - t) / n * 1e9, "ns")
 
 
-def producer(q, n, payload):
+def producer(q, n, payload, ready=None, go=None):
+    if ready is not None:
+        ready.set()
+        go.wait()
     for _ in range(n):
         q.put(payload)
     q.put(None)
@@ -257,6 +265,132 @@ CASES = {
     "manager": manager,
 }
 
+
+# ---- first-call variants (--first) ------------------------------------------------------
+
+def process_start_join_spawn_first():
+    ctx = mp.get_context("spawn")
+    t = time.perf_counter()
+    p = ctx.Process(target=noop)
+    p.start()
+    p.join()
+    emit("process_start_join_spawn_first", (time.perf_counter() - t) * 1e3, "ms")
+
+
+def pipe_roundtrip_first():
+    ctx = mp.get_context("spawn")
+    a, b = ctx.Pipe()
+    ready = ctx.Event()
+    p = ctx.Process(target=pipe_echo, args=(b, 1, ready))
+    p.start()
+    ready.wait()
+    t = time.perf_counter()
+    a.send(1)
+    a.recv()
+    dt = time.perf_counter() - t
+    p.join()
+    emit("pipe_roundtrip_first", dt * 1e6, "us")
+
+
+def listener_client_roundtrip_first():
+    from multiprocessing.connection import Listener
+    ctx = mp.get_context("spawn")
+    with Listener(("127.0.0.1", 0), authkey=b"bench") as l:
+        p = ctx.Process(target=client_echo, args=(l.address, 1))
+        p.start()
+        with l.accept() as c:
+            t = time.perf_counter()
+            c.send_bytes(b"12345678")
+            c.recv_bytes()
+            dt = time.perf_counter() - t
+        p.join()
+    emit("listener_client_roundtrip_first", dt * 1e6, "us")
+
+
+def _queue_first(size, label):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    ready, go = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=producer, args=(q, 1, b"x" * size, ready, go))
+    p.start()
+    ready.wait()
+    t = time.perf_counter()
+    go.set()
+    item = q.get()
+    dt = time.perf_counter() - t
+    assert len(item) == size
+    q.get()
+    p.join()
+    emit(f"queue_get_{label}_first", dt * 1e6, "us")
+
+
+def queue_first():
+    _queue_first(8, "8B")
+    _queue_first(1 << 20, "1MiB")
+
+
+def pool_first():
+    t = time.perf_counter()
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(square, range(10))
+        emit("pool_map_first", (time.perf_counter() - t) * 1e3, "ms")
+        t = time.perf_counter()
+        pool.apply_async(square, (3,)).get()
+        emit("pool_apply_async_first", (time.perf_counter() - t) * 1e6, "us")
+        t = time.perf_counter()
+        for _ in pool.imap_unordered(square, range(10)):
+            pass
+        emit("pool_imap_unordered_first", (time.perf_counter() - t) * 1e6, "us")
+
+
+def threadpool_first():
+    from multiprocessing.pool import ThreadPool
+    t = time.perf_counter()
+    with ThreadPool(2) as pool:
+        pool.map(square, range(10))
+        emit("threadpool_map_first", (time.perf_counter() - t) * 1e3, "ms")
+        t = time.perf_counter()
+        pool.apply_async(square, (3,)).get()
+        emit("threadpool_apply_async_first", (time.perf_counter() - t) * 1e6, "us")
+
+
+def lock_acquire_release_first():
+    t = time.perf_counter()
+    lock = mp.Lock()
+    lock.acquire()
+    lock.release()
+    emit("lock_acquire_release_first", (time.perf_counter() - t) * 1e6, "us")
+
+
+def raw_array_elem_rw_first():
+    t = time.perf_counter()
+    arr = mp.Array("d", 1000, lock=False)
+    arr[0] = 1
+    assert arr[0] == 1
+    emit("raw_array_elem_rw_first", (time.perf_counter() - t) * 1e6, "us")
+
+
+def locked_value_increment_first():
+    t = time.perf_counter()
+    v = mp.Value("i", 0)
+    with v.get_lock():
+        v.value += 1
+    emit("locked_value_increment_first", (time.perf_counter() - t) * 1e6, "us")
+
+
+FIRST_CASES = {
+    "process_start_join_spawn": process_start_join_spawn_first,
+    "pipe_roundtrip": pipe_roundtrip_first,
+    "listener_client_roundtrip": listener_client_roundtrip_first,
+    "queue": queue_first,
+    "pool": pool_first,
+    "threadpool": threadpool_first,
+    "lock_acquire_release": lock_acquire_release_first,
+    "raw_array_elem_rw": raw_array_elem_rw_first,
+    "locked_value_increment": locked_value_increment_first,
+}
+
 if __name__ == "__main__":
-    for name in WANTED or CASES:
-        CASES[name]()
+    table = FIRST_CASES if FIRST else CASES
+    for name in WANTED or table:
+        table[name]()

@@ -1,31 +1,24 @@
-// Queue benchmark cases, mirroring bench/py_bench.py `_queue`: a child producer puts n
-// items then null; the parent counts items per second after the first one.
+// Queue cases, as py_mp_bench.py's bench_queue: a child producer puts n items (a payload it
+// builds itself) then null; the parent counts items per second after the first one.
+// `--first`: the producer waits for a signal, then puts one item; the parent times from the
+// signal to the item in hand (queue_get_8B_first, queue_get_1MiB_first).
 import { performance } from 'node:perf_hooks';
-import { getContext } from '../index.js';
-import { Queue } from '../src/queues.js';
-import type { Row } from './cases.js';
+import { Event, getContext, Queue } from 'node-multiprocessing';
+import { first, main, scale, type Row } from './main.js';
 
-/** The child: put `n` Buffers of `size` bytes, then null (exported: it travels by reference). */
-export function queueProducer(q: Queue, n: number, size: number): void {
+/** The child: put `n` Buffers of `size` bytes, then null. */
+export async function queueProducer(q: Queue, n: number, size: number, ready?: Event, go?: Event): Promise<void> {
   const payload = Buffer.alloc(size, 'x');
-  warmUp(payload);
+  if (ready && go) {
+    ready.set();
+    await go.wait();
+  }
   for (let i = 0; i < n; i++) q.putSync(payload);
   q.putSync(null);
 }
 
-/** Compile the put and get paths first, as CPython needs no warm-up (bench/sync.ts does the same). */
-function warmUp(payload: Buffer): void {
-  const local = new Queue();
-  const rounds = payload.length > 4096 ? 20 : 20_000;
-  for (let i = 0; i < rounds; i++) {
-    local.putSync(payload);
-    local.getSync();
-  }
-}
-
 async function run(n: number, size: number, label: string): Promise<Row[]> {
   const ctx = getContext('spawn');
-  warmUp(Buffer.alloc(size, 'x'));
   const q = new Queue();
   const p = new ctx.Process({ target: queueProducer, args: [q, n, size] });
   p.start();
@@ -41,7 +34,28 @@ async function run(n: number, size: number, label: string): Promise<Row[]> {
   return rows;
 }
 
-export async function benchQueues(quick: boolean): Promise<Row[]> {
-  const scale = quick ? 1 : 5;
-  return [...(await run(20000 * scale, 8, '8B')), ...(await run(200 * scale, 1 << 20, '1MiB'))];
+async function once(size: number, label: string): Promise<Row> {
+  const ctx = getContext('spawn');
+  const q = new Queue();
+  const [ready, go] = [new Event(), new Event()];
+  const p = new ctx.Process({ target: queueProducer, args: [q, 1, size, ready, go] });
+  p.start();
+  await ready.wait();
+  const t = performance.now();
+  go.set();
+  const item = q.getSync() as Buffer;
+  const dt = performance.now() - t;
+  if (item.length !== size) throw new Error(`queue_get_${label}_first: wrong item`);
+  q.getSync();
+  await p.join();
+  return { case: `queue_get_${label}_first`, value: dt * 1e3, unit: 'us' };
 }
+
+main(import.meta.url, async () => {
+  if (first) return [await once(8, '8B'), await once(1 << 20, '1MiB')];
+  const which = process.argv.includes('--1MiB') ? ['1MiB'] : process.argv.includes('--8B') ? ['8B'] : ['8B', '1MiB'];
+  const rows: Row[] = [];
+  if (which.includes('8B')) rows.push(...(await run(20000 * scale, 8, '8B')));
+  if (which.includes('1MiB')) rows.push(...(await run(200 * scale, 1 << 20, '1MiB')));
+  return rows;
+});

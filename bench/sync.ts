@@ -1,63 +1,78 @@
-// Benchmarks of synchronization and shared memory; names match py_bench.py's cases.
+// Synchronization and shared memory cases, as py_mp_bench.py's bench_lock and bench_array:
+// each loop timed from its first iteration (no warm-up), raw_array_elem_rw on a fresh array
+// (first touch of its pages included) beside a plain Float64Array of the same size made and
+// used the same way. `--first`: each operation once, object creation included (..._first).
 import { performance } from 'node:perf_hooks';
-import { RawArray, Value } from '../src/sharedctypes.js';
-import { Lock } from '../src/synchronize.js';
-import type { Row } from './cases.js';
+import { Lock, RawArray, Value } from 'node-multiprocessing';
+import { first, main, scale, type Row } from './main.js';
 
 /** Uncontended acquireSync + release of a Lock, per pair. */
 function lockAcquireRelease(n: number): Row {
   const lock = new Lock();
-  const loop = (k: number): void => {
-    for (let i = 0; i < k; i++) {
-      lock.acquireSync();
-      lock.release();
-    }
-  };
-  loop(Math.min(n, 20_000)); // warm up the JIT as CPython needs none
   const t = performance.now();
-  loop(n);
+  for (let i = 0; i < n; i++) {
+    lock.acquireSync();
+    lock.release();
+  }
   return { case: 'lock_acquire_release', value: ((performance.now() - t) / n) * 1e6, unit: 'ns' };
 }
 
-/** Per element access of a RawArray('d', n): write all, then read all. */
-function rawArrayElemRw(n: number): Row {
-  const arr = RawArray('d', n) as Float64Array;
-  const pass = (): number => {
-    for (let i = 0; i < n; i++) arr[i] = i;
-    let s = 0;
-    for (let i = 0; i < n; i++) s += arr[i];
-    return s;
-  };
-  pass();
-  pass();
-  const t = performance.now();
-  const s = pass();
+/** Write every element, then read every element, per access. */
+function writeRead(arr: Float64Array, n: number, t: number, name: string, impl?: string): Row {
+  for (let i = 0; i < n; i++) arr[i] = i;
+  let s = 0;
+  for (let i = 0; i < n; i++) s += arr[i];
   const dt = performance.now() - t;
-  if (s !== ((n - 1) * n) / 2) throw new Error('raw_array_elem_rw: wrong sum');
-  return { case: 'raw_array_elem_rw', value: (dt / (2 * n)) * 1e6, unit: 'ns' };
+  if (s !== ((n - 1) * n) / 2) throw new Error(`${name}: wrong sum`);
+  return { case: name, impl, value: (dt / (2 * n)) * 1e6, unit: 'ns' };
+}
+
+/** RawArray('d', n) made (outside the clock, as Python's), then written and read once. */
+function rawArrayElemRw(n: number): Row[] {
+  const arr = RawArray('d', n) as Float64Array;
+  const ours = writeRead(arr, n, performance.now(), 'raw_array_elem_rw');
+  const plain = new Float64Array(n);
+  return [ours, writeRead(plain, n, performance.now(), 'raw_array_elem_rw', 'plain Float64Array')];
 }
 
 /** `with v.get_lock(): v.value += 1` on a Value('i'), per increment. */
 function lockedValueIncrement(n: number): Row {
   const v = Value('i', 0);
-  const loop = (k: number): void => {
-    for (let i = 0; i < k; i++) {
-      const l = v.getLock();
-      l.acquireSync();
-      v.value += 1;
-      l.release();
-    }
-  };
-  loop(Math.min(n, 20_000));
   const t = performance.now();
-  loop(n);
+  for (let i = 0; i < n; i++) {
+    const l = v.getLock();
+    l.acquireSync();
+    v.value += 1;
+    l.release();
+  }
   const dt = performance.now() - t;
-  if (v.value !== n + Math.min(n, 20_000)) throw new Error('locked_value_increment: wrong count');
+  if (v.value !== n) throw new Error('locked_value_increment: wrong count');
   return { case: 'locked_value_increment', value: (dt / n) * 1e6, unit: 'ns' };
 }
 
-export async function benchSync(quick: boolean): Promise<Row[]> {
-  const scale = quick ? 1 : 5;
-  const n = 200_000 * scale;
-  return [lockAcquireRelease(n), rawArrayElemRw(n), lockedValueIncrement(n)];
+function firstCalls(): Row[] {
+  let t = performance.now();
+  const lock = new Lock();
+  lock.acquireSync();
+  lock.release();
+  const rows: Row[] = [{ case: 'lock_acquire_release_first', value: (performance.now() - t) * 1e3, unit: 'us' }];
+  t = performance.now();
+  const arr = RawArray('d', 1000) as Float64Array;
+  arr[0] = 1;
+  if (arr[0] !== 1) throw new Error('raw_array_elem_rw_first: wrong value');
+  rows.push({ case: 'raw_array_elem_rw_first', value: (performance.now() - t) * 1e3, unit: 'us' });
+  t = performance.now();
+  const v = Value('i', 0);
+  const l = v.getLock();
+  l.acquireSync();
+  v.value += 1;
+  l.release();
+  rows.push({ case: 'locked_value_increment_first', value: (performance.now() - t) * 1e3, unit: 'us' });
+  return rows;
 }
+
+main(import.meta.url, () => {
+  if (first) return firstCalls();
+  const n = 200_000 * scale;
+  return [lockAcquireRelease(n), ...rawArrayElemRw(n), lockedValueIncrement(n)];
+});
