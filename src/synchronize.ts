@@ -190,7 +190,9 @@ export class SemLock {
         return Atomics.compareExchange(w, WORD, 0, 1) === 0;
       case KIND_RLOCK: {
         const me = this.#me;
-        if (w[OWNER_LO] !== me.lo || w[OWNER_HI] !== me.hi || Atomics.load(w, WORD) !== 0) return false;
+        if (w[OWNER_LO] !== me.lo || w[OWNER_HI] !== me.hi) return false;
+        // A recursive release only counts down, whatever waiters marked on the word (as the
+        // native release): no atomic operation, which V8 does not inline (a builtin call).
         if (w[DEPTH] > 1) {
           w[DEPTH]--;
           return true;
