@@ -72,7 +72,10 @@ pub struct Arena {
 
 impl Arena {
     fn create(len: usize, dedicated: bool) -> io::Result<Arena> {
-        let seg = Segment::create(len, "mp-heap")?;
+        // A dedicated arena is one array's (RawArray('d', n) and the like), which is there to
+        // be used: its pages are made at once (Python's sharedctypes zero-fills it with
+        // memset), not by a fault per page at first touch. Shared arenas fill up slot by slot.
+        let seg = if dedicated { Segment::create_populated(len, "mp-heap")? } else { Segment::create(len, "mp-heap")? };
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
         let id = u64::from_ne_bytes(b) | 1; // never 0
