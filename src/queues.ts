@@ -12,6 +12,7 @@
 // at once when there is room (so `q.put(x)` without `await` has already enqueued), and a
 // put that has to wait for room is completed by a pending Promise, or at the latest by an
 // exit handler before the process exits (unless `cancelJoinThread()` was called).
+import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { assertionError, Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
@@ -108,7 +109,8 @@ interface Item {
 
 /** Serialize an item for the ring. */
 function serialize(obj: unknown): Item {
-  const { data, fds, tag, undo } = dumpsSplit(obj);
+  // Any Buffer goes as its tag and its own bytes, copied once, into the ring.
+  const { data, fds, tag, undo } = dumpsSplit(obj, 0);
   if (fds.length > 0) {
     undo?.();
     throw new TypeError(

@@ -6,6 +6,7 @@
 //
 // Wire layout: V8 header, then a table of references, then the value, in which each
 // reference is a marker object `{ __mp_ref__: index }`.
+import { Buffer } from 'node:buffer';
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -285,11 +286,12 @@ function loadsFast(data: Uint8Array, owned: boolean): unknown {
 const SPLIT_BUFFER = 64 * 1024;
 
 /**
- * Serialize `value` as a tag byte and a payload kept apart, when a large Buffer can go
- * without a copy (for channels that write several parts at once); else as `dumps`.
+ * Serialize `value` as a tag byte and a payload kept apart, when a Buffer of at least
+ * `splitAt` bytes can go without a copy (for channels that write several parts at once;
+ * a queue's ring copies parts as cheaply as one, so it splits every Buffer); else as `dumps`.
  */
-export function dumpsSplit(value: unknown): Dumped & { tag?: number } {
-  if (Buffer.isBuffer(value) && value.length >= SPLIT_BUFFER) return { tag: TAG_BUFFER, data: value, fds: NO_FDS };
+export function dumpsSplit(value: unknown, splitAt = SPLIT_BUFFER): Dumped & { tag?: number } {
+  if (Buffer.isBuffer(value) && value.length >= splitAt) return { tag: TAG_BUFFER, data: value, fds: NO_FDS };
   return dumps(value);
 }
 
