@@ -378,7 +378,17 @@ def locked_value_increment_first():
     emit("locked_value_increment_first", (time.perf_counter() - t) * 1e6, "us")
 
 
+def import_package_first():
+    import subprocess
+    code = ("import time; t = time.perf_counter(); import multiprocessing, multiprocessing.connection, "
+            "multiprocessing.pool, multiprocessing.queues, multiprocessing.synchronize, multiprocessing.sharedctypes; "
+            "print((time.perf_counter() - t) * 1e3)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    emit("import_package_first", float(out), "ms")
+
+
 FIRST_CASES = {
+    "import_package": import_package_first,
     "process_start_join_spawn": process_start_join_spawn_first,
     "pipe_roundtrip": pipe_roundtrip_first,
     "listener_client_roundtrip": listener_client_roundtrip_first,

@@ -41,9 +41,12 @@ interface Group {
   node?: string[][];
   /** py_bench.py's cases for the first-call variant; none: no first-call variant. */
   pyFirst?: string[];
+  /** Only a first-call variant. */
+  firstOnly?: boolean;
 }
 
 const groups: Group[] = [
+  { name: 'import', ours: ['import'], py: [], pyFirst: ['import_package'], firstOnly: true },
   { name: 'process', ours: ['process'], py: ['process_start_join_spawn'], pyFirst: ['process_start_join_spawn'] },
   { name: 'pipe', ours: ['pipe'], py: ['pipe_roundtrip'], pyFirst: ['pipe_roundtrip'] },
   { name: 'listener', ours: ['listener'], py: ['listener_client_roundtrip'], pyFirst: ['listener_client_roundtrip'] },
@@ -105,10 +108,10 @@ const selected = groups.filter((g) => only.length === 0 || only.includes(g.name)
 for (let round = 0; round < rounds; round++) {
   for (const g of selected) {
     const flags = quick ? ['--quick'] : [];
-    const jobs = [() => node(g.ours, flags), () => python(g.py, flags)];
+    const jobs = g.firstOnly ? [] : [() => node(g.ours, flags), () => python(g.py, flags)];
     if (round % 2 === 1) jobs.reverse();
     for (const s of g.node ?? []) jobs.push(() => node(s, flags));
-    if (withFirst && g.pyFirst) {
+    if ((withFirst || g.firstOnly) && g.pyFirst) {
       const firstJobs = [() => node(g.ours, ['--first']), () => python(g.pyFirst!, ['--first'])];
       if (round % 2 === 1) firstJobs.reverse();
       jobs.push(...firstJobs);
