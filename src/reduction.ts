@@ -249,12 +249,23 @@ function dumpsFast(value: unknown): Buffer | undefined {
         // Large buffers get memory of their own rather than a slice of Node's pool.
         const b = value.length < 4096 ? Buffer.allocUnsafe(value.length + 1) : Buffer.allocUnsafeSlow(value.length + 1);
         b[0] = TAG_BUFFER;
-        value.copy(b, 1);
+        copyBytes(value, 0, b, 1, value.length);
         return b;
       }
       return undefined;
     default:
       return undefined;
+  }
+}
+
+/** Bytes up to this many are copied by a loop: Buffer#copy makes a view and reads `.buffer` (a runtime call) each time. */
+const COPY_LOOP_MAX = 64;
+
+function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, n: number): void {
+  if (n <= COPY_LOOP_MAX) {
+    for (let i = 0; i < n; i++) dst[to + i] = src[from + i];
+  } else {
+    dst.set(src.subarray(from, from + n), to);
   }
 }
 
@@ -275,7 +286,7 @@ function loadsFast(data: Uint8Array, owned: boolean): unknown {
     case TAG_BUFFER: {
       if (owned) return b.subarray(1);
       const out = b.length - 1 < 4096 ? Buffer.allocUnsafe(b.length - 1) : Buffer.allocUnsafeSlow(b.length - 1);
-      b.copy(out, 0, 1);
+      copyBytes(b, 1, out, 0, b.length - 1);
       return out;
     }
     default: throw new TypeError(`not a serialized message (first byte ${b[0]})`);
