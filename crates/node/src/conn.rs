@@ -22,6 +22,11 @@ pub struct NativeConnection {
 
 const SPIN_MISSES_BEFORE_PAUSE: u32 = 3;
 const SPIN_PAUSE: u32 = 64;
+/// A yield that takes longer than this gave the CPU to other processes: the machine has
+/// more runnable work than cores, and spinning only delays this receive (a sleeping
+/// receiver is woken ahead of the others when its message comes; a spinning one waits
+/// for its turn). The receive then blocks at once, and the next ones do not spin.
+const YIELD_LOST: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Small messages are copied into V8's heap (cheaper than an external buffer and its
 /// finalizer); large ones are handed over without a copy.
@@ -139,7 +144,15 @@ impl NativeConnection {
                         self.spin_misses = 0;
                         break Some(v);
                     }
-                    Ok(None) if start.elapsed() < spin => std::thread::yield_now(),
+                    Ok(None) if start.elapsed() < spin => {
+                        let y = std::time::Instant::now();
+                        std::thread::yield_now();
+                        if y.elapsed() > YIELD_LOST {
+                            self.spin_misses = 0;
+                            self.spin_off = SPIN_PAUSE;
+                            break None;
+                        }
+                    }
                     Ok(None) => {
                         self.spin_misses += 1;
                         if self.spin_misses >= SPIN_MISSES_BEFORE_PAUSE {
