@@ -1,7 +1,7 @@
 // Shared test helpers.
 import type { ExecutionContext } from 'ava';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -133,4 +133,24 @@ export function findPythons(): { found: PythonInterpreter[]; absent: string[]; d
     else if (minor <= 13) absent.push(version);
   }
   return { found, absent, defaultVersion: pythonVersionOf('python3') };
+}
+
+/** Whether process `pid` has ended (gone, or a zombie not yet reaped). */
+export function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Wait up to `ms` for `cond` to hold. */
+export async function eventually(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
 }

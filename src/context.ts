@@ -1,6 +1,7 @@
-// Start methods and contexts (Python's multiprocessing.context). Only 'spawn' is
-// real: a Node.js process cannot be forked safely (V8's and libuv's threads do not
-// survive fork), and a fork server is not implemented.
+// Start methods and contexts (Python's multiprocessing.context): 'spawn' and
+// 'forkserver'. 'fork' is not available: a Node.js process that runs user code cannot
+// be forked safely (V8's and libuv's threads do not survive fork); the fork server is a
+// node process kept quiescent for that purpose (forkserver.ts).
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
 import { Pipe } from './connection.js';
@@ -11,17 +12,17 @@ import { optionalArg, optionalArgs } from './options.js';
 import { JoinableQueue, Queue, SimpleQueue } from './queues.js';
 import * as sharedctypes from './sharedctypes.js';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize.js';
-import { _setStartMethodPopen, activeChildren, BaseProcess, currentProcess, parentProcess, Process, type Popen } from './process.js';
+import { _inheritedStartMethod, _setStartMethodName, _setStartMethodPopen, activeChildren, BaseProcess, currentProcess, parentProcess, Process, type Popen } from './process.js';
 import { setExecutable, SpawnProcess } from './spawn.js';
+import { ForkServerProcess, setForkserverPreload } from './forkserver.js';
 import { getLogger, logToStderr } from './util.js';
 
 // The Process classes live beside what they need (process.ts, spawn.ts) so that a child
 // does not load the whole library to re-create its Process object.
-export { Process, SpawnProcess };
+export { ForkServerProcess, Process, SpawnProcess };
 
 const REASONS: Record<string, string> = {
   fork: "the 'fork' start method is not available: a Node.js process cannot be forked safely (V8's and libuv's threads do not survive fork); use 'spawn'",
-  forkserver: "the 'forkserver' start method is not available yet; use 'spawn'",
 };
 
 /**
@@ -145,6 +146,13 @@ export class BaseContext {
   setExecutable(path: string): void {
     setExecutable(path);
   }
+  /**
+   * Python's `set_forkserver_preload(module_names)`: modules the fork server loads before
+   * it starts children (see {@link setForkserverPreload}).
+   */
+  setForkserverPreload(moduleNames: string[]): void {
+    setForkserverPreload(moduleNames);
+  }
   /** Windows freezing support: nothing to do here. */
   freezeSupport(): void {}
 
@@ -156,7 +164,7 @@ export class BaseContext {
     if (!ctx) throw new ValueError(REASONS[m] ?? `cannot find context for ${inspect(m)}`);
     return ctx;
   }
-  /** Python's `get_all_start_methods()`: `['spawn']`; `fork` and `forkserver` are not available. */
+  /** Python's `get_all_start_methods()`: `['spawn', 'forkserver']` (`fork` is not available). */
   getAllStartMethods(): string[] {
     return Object.keys(contexts);
   }
@@ -187,11 +195,22 @@ export class SpawnContext extends BaseContext {
   override readonly Process = callable(SpawnProcess);
 }
 
-const contexts: Record<string, BaseContext> = { spawn: new SpawnContext() };
+/**
+ * Python's `ForkServerContext`, `getContext('forkserver')`: children are made by a server
+ * process that has already started Node and loaded the library and the preload modules
+ * (see {@link setForkserverPreload}); otherwise they behave as spawn children.
+ */
+export class ForkServerContext extends BaseContext {
+  /** @internal */
+  readonly _name = 'forkserver';
+  override readonly Process = callable(ForkServerProcess);
+}
+
+const contexts: Record<string, BaseContext> = { spawn: new SpawnContext(), forkserver: new ForkServerContext() };
 
 /**
  * Python's `DefaultContext`: the root namespace's context ({@link defaultContext}), whose start method
- * can be set once with `setStartMethod` (only `'spawn'` exists).
+ * can be set once with `setStartMethod` (`'spawn'`, the default, or `'forkserver'`).
  */
 export class DefaultContext extends BaseContext {
   override readonly Process = callable(Process);
@@ -200,16 +219,24 @@ export class DefaultContext extends BaseContext {
   override getContext(method?: string | null | { method?: string | null }): BaseContext {
     const m = optionalArg<string | null>('getContext', 'method', method);
     if (m == null) {
-      this.#actual ??= contexts.spawn;
+      this.#actual ??= this.#inherited();
       return this.#actual;
     }
     return super.getContext(m);
+  }
+  /** The parent's start method in a child (as Python's spawn preparation), else 'spawn'. */
+  #inherited(): BaseContext {
+    return contexts[_inheritedStartMethod() ?? 'spawn'] ?? contexts.spawn;
+  }
+  /** The start method set here (null if never set). @internal */
+  _explicit(): string | null {
+    return this.#actual === null ? null : (this.#actual as SpawnContext)._name;
   }
   override getStartMethod(allowNone?: boolean | { allowNone?: boolean }): string | null {
     const none = optionalArg<boolean>('getStartMethod', 'allowNone', allowNone) ?? false;
     if (this.#actual === null) {
       if (none) return null;
-      this.#actual = contexts.spawn;
+      this.#actual = this.#inherited();
     }
     return (this.#actual as SpawnContext)._name;
   }
@@ -223,20 +250,21 @@ export class DefaultContext extends BaseContext {
     this.#actual = super.getContext(o.method);
   }
   override getAllStartMethods(): string[] {
-    return ['spawn'];
+    return ['spawn', 'forkserver'];
   }
 }
 
 /** Python's `multiprocessing._default_context`: what the root exports use. */
 export const defaultContext = new DefaultContext();
 
+_setStartMethodName(() => defaultContext._explicit());
 // The default context's Process starts the way the current start method says.
 _setStartMethodPopen((proc) => {
   const ctx = defaultContext.getContext(defaultContext.getStartMethod()) as SpawnContext;
   return (ctx.Process.prototype as unknown as { _Popen(p: BaseProcess): Popen })._Popen.call(proc, proc);
 });
 
-/** Python's `get_context(method=None)`: a context object (only 'spawn' here). */
+/** Python's `get_context(method=None)`: a context object ('spawn' or 'forkserver'). */
 export const getContext = (method?: string | null | { method?: string | null }): BaseContext => defaultContext.getContext(method);
 /** Python's `get_start_method(allow_none=False)`. */
 export const getStartMethod = (allowNone?: boolean | { allowNone?: boolean }): string | null => defaultContext.getStartMethod(allowNone);
@@ -244,12 +272,13 @@ export const getStartMethod = (allowNone?: boolean | { allowNone?: boolean }): s
 export const setStartMethod = (method: string | null | { method?: string | null; force?: boolean }, force?: boolean | { force?: boolean }): void =>
   defaultContext.setStartMethod(method, force);
 /**
- * Python's `get_all_start_methods()`: `['spawn']` (`fork` cannot work in Node.js; `forkserver` is not implemented).
+ * Python's `get_all_start_methods()`: `['spawn', 'forkserver']`, the default first (`fork` cannot work in Node.js).
  */
 export const getAllStartMethods = (): string[] => defaultContext.getAllStartMethods();
 /**
  * Python's `cpu_count()`: `os.availableParallelism()`, the CPUs this process may use (Python 3.13's `process_cpu_count()`).
  */
 export const cpuCount = (): number => defaultContext.cpuCount();
+export { setForkserverPreload };
 /** Python's `freeze_support()`: does nothing (it is for frozen Windows executables). */
 export const freezeSupport = (): void => defaultContext.freezeSupport();

@@ -1,8 +1,8 @@
 // The `multiprocessing` namespace.
 export { Connection, Pipe, type ConnectionOptions, type SendBytesOptions } from './connection.js';
 export {
-  BaseContext, DefaultContext, Process, SpawnContext, type CallableClass, type PoolArgs, SpawnProcess, cpuCount, defaultContext,
-  freezeSupport, getAllStartMethods, getContext, getStartMethod, setStartMethod,
+  BaseContext, DefaultContext, ForkServerContext, ForkServerProcess, Process, SpawnContext, type CallableClass, type PoolArgs, SpawnProcess,
+  cpuCount, defaultContext, freezeSupport, getAllStartMethods, getContext, getStartMethod, setForkserverPreload, setStartMethod,
 } from './context.js';
 export {
   AuthenticationError, BrokenBarrierError, BufferTooShort, EOFError, Empty, Full, IndexError, KeyError, LookupError,

@@ -469,6 +469,24 @@ registerKind('process', (w: ProcessStateWire) => {
 });
 
 let startMethodPopen: ((proc: BaseProcess) => Popen) | null = null;
+let startMethodName: () => string | null = () => null;
+let inheritedStartMethod: string | null = null;
+/** Set by the context module: the start method set explicitly in this process, if any. */
+export function _setStartMethodName(fn: () => string | null): void {
+  startMethodName = fn;
+}
+/** The start method a child should use (Python's preparation data `start_method`). @internal */
+export function _startMethodForChild(): string | null {
+  return startMethodName() ?? inheritedStartMethod;
+}
+/** In a child: the parent's start method, used by the default context unless set here. @internal */
+export function _inheritStartMethod(method: string | null | undefined): void {
+  inheritedStartMethod = method ?? null;
+}
+/** The start method inherited from the parent, if any. @internal */
+export function _inheritedStartMethod(): string | null {
+  return inheritedStartMethod;
+}
 /** Set by the context module: how the default context starts a process. */
 export function _setStartMethodPopen(fn: (proc: BaseProcess) => Popen): void {
   startMethodPopen = fn;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import type { Popen } from './process.js';
-import { BaseProcess, currentProcess, registerProcessClass } from './process.js';
+import { _startMethodForChild, BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
 import { Finalize, libraryModuleUrl } from './util.js';
 import { _loggingForChild } from './logging.js';
@@ -22,7 +22,8 @@ export function getExecutable(): string {
   return executable;
 }
 
-const bootstrapPath = fileURLToPath(libraryModuleUrl('spawn_main'));
+/** The spawn child's entry point. @internal */
+export const bootstrapPath = fileURLToPath(libraryModuleUrl('spawn_main'));
 
 /** Options of the parent that must not reach a child (they would run other code, or clash). */
 const DROP_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-r_', '--input-type', '--inspect-port', '--debug-port']);
@@ -49,9 +50,10 @@ export interface Preparation {
   logToStderr: boolean;
   /** The parent's logger level, if it has asked for its logger. */
   logLevel?: number;
+  /** The parent's start method, when set (Python's `start_method`): the child's default. */
+  startMethod?: string | null;
 }
 
-/** Close a child's pidfd (a Popen's finalizer). */
 /** Stop watching `fd` and close it (a released sentinel). @internal */
 export function closePidfd(fd: number): void {
   wait.forget(fd);
@@ -72,7 +74,55 @@ export function alwaysReadable(): number {
   return endedFd;
 }
 
-class SpawnPopen implements Popen {
+/** A started child and the parent's end of its bootstrap socket. @internal */
+export interface Started {
+  child: { pid: number; pidfd: number };
+  conn: number;
+}
+
+/** Start a fresh node process that runs `args` after its node options, bootstrap socket on descriptor 3. @internal */
+export function startNode(args: string[], env: string[], dieWithParent: boolean): Started {
+  const [parentEnd, childEnd] = nativeCall(() => native.socketPair());
+  try {
+    const child = nativeCall(() =>
+      native.spawnChild({
+        program: executable,
+        args: [...childExecArgv(), ...args],
+        env,
+        passFds: [childEnd],
+        dieWithParent,
+        // As Python's _close_stdin: a child reads nothing of the parent's input.
+        nullStdin: true,
+      }),
+    );
+    return { child, conn: parentEnd };
+  } catch (e) {
+    native.closeFd(parentEnd);
+    throw e;
+  } finally {
+    native.closeFd(childEnd);
+  }
+}
+
+/**
+ * Whether `proc` must die with its parent: a daemonic process, or a manager's server, which
+ * is not daemonic but goes with its parent (BaseManager.start). @internal
+ */
+export function diesWithParent(proc: BaseProcess): boolean {
+  return proc.daemon || (proc as unknown as { _dieWithParent?: boolean })._dieWithParent === true;
+}
+
+/** The parent's environment as `KEY=VALUE` strings. @internal */
+export function environment(): string[] {
+  return Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+}
+
+/**
+ * A child of this process, watched through its pidfd (the sentinel) and reaped with
+ * waitpid: the Popen of the spawn and forkserver start methods, which differ in how the
+ * child was started (`start`). @internal
+ */
+export class SpawnPopen implements Popen {
   readonly pid: number;
   /** The child's pidfd, until released. */
   #pidfd: number;
@@ -82,45 +132,24 @@ class SpawnPopen implements Popen {
   returncode: number | null = null;
   #closed = false;
 
-  constructor(proc: BaseProcess) {
+  constructor(proc: BaseProcess, start: () => Started = () => startNode([bootstrapPath, '--multiprocessing-fork'], environment(), diesWithParent(proc))) {
     // Serialize first: an unsendable argument fails here, before any child exists.
-    const prep: Preparation = { parentName: currentProcess().name, ..._loggingForChild() };
+    const prep: Preparation = { parentName: currentProcess().name, ..._loggingForChild(), startMethod: _startMethodForChild() };
     const prepMsg = dumps(prep);
     const procMsg = dumps(proc);
-    let pair: number[];
+    let started: Started;
     try {
-      pair = nativeCall(() => native.socketPair());
+      started = start();
     } catch (e) {
       procMsg.undo?.();
       throw e;
     }
-    const [parentEnd, childEnd] = pair;
-    let child;
-    try {
-      child = nativeCall(() =>
-        native.spawnChild({
-          program: executable,
-          args: [...childExecArgv(), bootstrapPath, '--multiprocessing-fork'],
-          env: Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
-          passFds: [childEnd],
-          // A manager's server is not daemonic but goes with its parent (BaseManager.start).
-          dieWithParent: proc.daemon || (proc as unknown as { _dieWithParent?: boolean })._dieWithParent === true,
-          // As Python's _close_stdin: a child reads nothing of the parent's input.
-          nullStdin: true,
-        }),
-      );
-    } catch (e) {
-      native.closeFd(parentEnd);
-      procMsg.undo?.();
-      throw e;
-    } finally {
-      native.closeFd(childEnd);
-    }
+    const child = started.child;
     this.pid = child.pid;
     this.#pidfd = child.pidfd;
     // Python's Popen finalizer: a collected process object releases its descriptor.
     this.#finalizer = new Finalize(this, closePidfd, [child.pidfd]);
-    const conn = new native.NativeConnection(parentEnd);
+    const conn = new native.NativeConnection(started.conn);
     try {
       nativeCall(() => {
         conn.send(prepMsg.data, prepMsg.fds);
@@ -132,6 +161,10 @@ class SpawnPopen implements Popen {
     } finally {
       conn.close();
     }
+  }
+
+  #exitCode(timeout: number | null): number | null {
+    return nativeCall(() => native.waitChild(this.pid, this.#pidfd, timeout));
   }
 
   /**
@@ -160,14 +193,14 @@ class SpawnPopen implements Popen {
 
   poll(): number | null {
     if (this.returncode === null && !this.#closed) {
-      this.#reaped(nativeCall(() => native.waitChild(this.pid, this.#pidfd, 0)));
+      this.#reaped(this.#exitCode(0));
     }
     return this.returncode;
   }
 
   waitSync(timeout?: number | null): number | null {
     if (this.returncode !== null || this.#closed) return this.returncode;
-    return this.#reaped(nativeCall(() => native.waitChild(this.pid, this.#pidfd, timeout ?? null)));
+    return this.#reaped(this.#exitCode(timeout ?? null));
   }
 
   async wait(timeout?: number | null): Promise<number | null> {

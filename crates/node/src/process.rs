@@ -115,3 +115,14 @@ pub fn close_fd_at_exit(env: napi::Env, fd: i32, claim: Int32Array) -> napi::Res
     })?;
     Ok(true)
 }
+
+/// Set (SIGKILL) or clear the calling process's parent-death signal: a child started in
+/// advance learns whether it is daemonic only when its Process object arrives. Returns
+/// whether the parent is still `parent_pid` afterwards (if not, it died before the signal
+/// was set).
+#[napi]
+pub fn set_parent_death_signal(on: bool, parent_pid: i32) -> napi::Result<bool> {
+    let sig = if on { libc::SIGKILL as libc::c_ulong } else { 0 };
+    mp_core::sys::cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) }).map_err(os)?;
+    Ok(unsafe { libc::getppid() } == parent_pid)
+}

@@ -1,0 +1,90 @@
+// The process tests with the forkserver start method (see process_suite.ts), and what is
+// particular to it: children started in advance, preload modules, replacement, clean-up.
+import test from 'ava';
+import { join } from 'node:path';
+import { getContext, Pipe, Process, setForkserverPreload, setStartMethod } from '../index.js';
+import { _forkserverSpares } from '../src/forkserver.js';
+import { reportEnv, reportPreloaded, sendBack } from './fixtures/targets.js';
+import { square } from './fixtures/pool_targets.js';
+import { eventually, gone, root, runTs } from './helpers.js';
+import { processSuite } from './process_suite.js';
+
+setStartMethod('forkserver');
+processSuite('forkserver');
+
+async function roundTrip<T>(target: Function, ...args: unknown[]): Promise<{ got: T; pid: number }> {
+  const [a, b] = Pipe();
+  const p = new Process({ target, args: [b, ...args] });
+  p.start();
+  const got = (await a.recv()) as T;
+  await p.join();
+  return { got, pid: p.pid! };
+}
+
+test.serial('a start takes a child started in advance and starts a replacement', async (t) => {
+  await roundTrip(sendBack, 1);
+  const spares = _forkserverSpares();
+  t.is(spares.length, 2);
+  const { pid } = await roundTrip(sendBack, 2);
+  t.is(pid, spares[0], 'the oldest waiting child ran it');
+  t.is(_forkserverSpares().length, 2);
+  t.false(_forkserverSpares().includes(pid));
+});
+
+test.serial('preload modules are loaded before the target; a change replaces the waiting children', async (t) => {
+  t.throws(() => setForkserverPreload([1 as unknown as string]), { instanceOf: TypeError });
+  const before = _forkserverSpares();
+  setForkserverPreload([join(root, '__test__/fixtures/preload_mark.ts')]);
+  try {
+    const { got, pid } = await roundTrip<{ preloaded: string | null; method: string }>(reportPreloaded);
+    t.deepEqual(got, { preloaded: `preloaded in ${pid}`, method: 'forkserver' });
+    t.false(before.includes(pid), 'not a child started before the change');
+  } finally {
+    setForkserverPreload([]);
+  }
+  const { got } = await roundTrip<{ preloaded: string | null }>(reportPreloaded);
+  t.is(got.preloaded, null);
+});
+
+test.serial('the environment of the start is the child\'s, even if changed after the spares started', async (t) => {
+  await roundTrip(sendBack, 0);
+  process.env.MP_FORKSERVER_TEST = 'changed';
+  try {
+    t.is((await roundTrip(reportEnv, 'MP_FORKSERVER_TEST')).got, 'changed');
+  } finally {
+    delete process.env.MP_FORKSERVER_TEST;
+  }
+});
+
+test.serial('waiting children that were killed are replaced: the next start works', async (t) => {
+  await roundTrip(sendBack, 0);
+  const spares = _forkserverSpares();
+  for (const pid of spares) process.kill(pid, 'SIGKILL');
+  t.true(await eventually(() => spares.every(gone)));
+  const { got, pid } = await roundTrip(sendBack, 'after');
+  t.deepEqual(got, ['after']);
+  t.false(spares.includes(pid));
+  t.is(_forkserverSpares().length, 2);
+});
+
+test.serial('a Pool of a forkserver context works', async (t) => {
+  const pool = getContext('forkserver').Pool(2);
+  try {
+    t.deepEqual(await pool.map(square, [1, 2, 3, 4]), [1, 4, 9, 16]);
+  } finally {
+    pool.terminate();
+    await pool.join();
+  }
+});
+
+test('stress: many starts, some killed at once; no hang, no zombie, nothing left behind', async (t) => {
+  const r = await runTs('__test__/fixtures/forkserver_stress.ts', [], 110_000);
+  t.is(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { codes: number[]; zombies: number[]; spares: number[]; pids: number[] };
+  t.deepEqual(report.zombies, []);
+  t.true(report.codes.every((c) => c === 0 || c === -9 || c === -15), report.codes.join(','));
+  t.true(report.codes.filter((c) => c !== 0).length >= 1);
+  t.is(report.spares.length, 2);
+  // The parent has exited: the children that were waiting for work died with it.
+  t.true(await eventually(() => [...report.spares, ...report.pids].every(gone), 10_000), 'no process left behind');
+});
