@@ -77,6 +77,17 @@ test.serial('a Pool of a forkserver context works', async (t) => {
   }
 });
 
+test.serial('a Manager of a forkserver context works, its server a forkserver child', async (t) => {
+  const ctx = getContext('forkserver');
+  await using m = await ctx.Manager();
+  const d = await m.dict<string, number>();
+  await d.setItem('a', 1);
+  t.is(await d.getItem('a'), 1);
+  const l = await m.list<number>([1, 2]);
+  await l.append(3);
+  t.deepEqual(await l._getvalue(), [1, 2, 3]);
+});
+
 test('stress: many starts, some killed at once; no hang, no zombie, nothing left behind', async (t) => {
   const r = await runTs('__test__/fixtures/forkserver_stress.ts', [], 110_000);
   t.is(r.code, 0, r.stderr);
