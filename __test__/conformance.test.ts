@@ -58,7 +58,7 @@ test('every context member is used as the root export is (with new) and by call,
   t.is(ctx.cpuCount(), cpuCount());
   t.is(ctx.currentProcess(), currentProcess());
   t.is(ctx.getContext(), ctx);
-  t.deepEqual(ctx.getAllStartMethods(), ['spawn']);
+  t.deepEqual(ctx.getAllStartMethods(), ['spawn', 'forkserver']);
   t.is(ctx.getStartMethod(), 'spawn');
   t.throws(() => ctx.getContext('fork'), { instanceOf: mp.ValueError });
   t.is(typeof ctx.freezeSupport, 'function');
