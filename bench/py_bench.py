@@ -41,6 +41,59 @@ def process_start_join_spawn():
     emit("process_start_join_spawn", (time.perf_counter() - t) / n * 1e3, "ms")
 
 
+def process_start_join_forkserver():
+    # As ../shared/anchors/py_mp_bench.py's bench_spawn("forkserver", 5 * SCALE).
+    ctx = mp.get_context("forkserver")
+    n = 5 * SCALE
+    t = time.perf_counter()
+    for _ in range(n):
+        p = ctx.Process(target=noop)
+        p.start()
+        p.join()
+    emit("process_start_join_forkserver", (time.perf_counter() - t) / n * 1e3, "ms")
+
+
+def send_start_time(conn):
+    conn.send(time.monotonic_ns())
+
+
+def process_start_latency_forkserver():
+    # start() to the target's first line, isolated starts 0.3 s apart after a first one
+    # (the same loop as bench/forkserver.ts).
+    ctx = mp.get_context("forkserver")
+
+    def one():
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=send_start_time, args=(b,))
+        t = time.monotonic_ns()
+        p.start()
+        at = a.recv()
+        p.join()
+        return (at - t) / 1e6
+
+    one()
+    n = 2 * SCALE
+    total = 0.0
+    for _ in range(n):
+        time.sleep(0.3)
+        total += one()
+    emit("process_start_latency_forkserver", total / n, "ms")
+
+
+def pool_start_forkserver():
+    # Pool(4) until the first result of a trivial task; the mean of 3 (the first starts the server).
+    ctx = mp.get_context("forkserver")
+    total = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        pool = ctx.Pool(4)
+        pool.apply(square, (3,))
+        total += time.perf_counter() - t
+        pool.terminate()
+        pool.join()
+    emit("pool_start_forkserver", total / 3 * 1e3, "ms")
+
+
 def pipe_roundtrip():
     n = 5000 * SCALE
     ctx = mp.get_context("spawn")
@@ -263,6 +316,9 @@ CASES = {
     "pickle": pickle,
     "pickle_roundtrip_vs_python": pickle_roundtrip_vs_python,
     "manager": manager,
+    "process_start_join_forkserver": process_start_join_forkserver,
+    "process_start_latency_forkserver": process_start_latency_forkserver,
+    "pool_start_forkserver": pool_start_forkserver,
 }
 
 

@@ -63,6 +63,7 @@ const groups: Group[] = [
   { name: 'pickle', ours: ['pickle', 'pickle'], py: ['pickle'] },
   { name: 'pickle_roundtrip_vs_python', ours: ['pickle', 'pickle_roundtrip_vs_python'], py: ['pickle_roundtrip_vs_python'] },
   { name: 'managers', ours: ['managers'], py: ['manager'] },
+  { name: 'forkserver', ours: ['forkserver'], py: ['process_start_join_forkserver', 'process_start_latency_forkserver', 'pool_start_forkserver'] },
 ];
 
 interface Row {
