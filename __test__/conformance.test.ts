@@ -3,6 +3,8 @@
 // itself, start-method state, Connection on GC, hold() of a synchronized wrapper, Pool defaults).
 import test from 'ava';
 import { AssertionError } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import * as mp from '../index.js';
 import {
   AuthenticationError, BoundedSemaphore, Barrier, BufferTooShort, Condition, cpuCount, currentProcess, Event, getContext,
@@ -15,7 +17,7 @@ import {
 } from './fixtures/forms_targets.js';
 import { sendBack, sleepForever } from './fixtures/targets.js';
 import { sleep, whoAmI } from './fixtures/pool_targets.js';
-import { runTs, startChild } from './helpers.js';
+import { root, runTs, startChild } from './helpers.js';
 
 const FIXTURE = '__test__/fixtures/conformance_main.ts';
 
@@ -202,6 +204,24 @@ test('getStartMethod(allowNone) before and after the default is fixed; setStartM
   const r2 = await runTs(FIXTURE, ['set-twice']);
   t.is(r2.code, 0, r2.stderr);
   t.deepEqual(JSON.parse(r2.stdout), ['spawn', 'RuntimeError: context has already been set', 'forced']);
+});
+
+test("cpuCount() is the CPUs this process may run on (Python 3.13's process_cpu_count()), and so a default Pool's size", async (t) => {
+  // One CPU allowed by affinity on a machine that may have more; CPython 3.13 gives 1 for
+  // os.process_cpu_count() there, while os.cpu_count() counts the machine's.
+  const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const c = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', FIXTURE, 'cpu'], { cwd: root });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('close', (code) => resolve({ code, out, err }));
+  });
+  t.is(r.code, 0, r.err);
+  const got = JSON.parse(r.out);
+  t.true(got.machine >= 1);
+  t.deepEqual([got.cpuCount, got.pool, got.workers], [1, 1, 1], `on a machine of ${got.machine} CPUs`);
+  t.is(cpuCount(), availableParallelism());
 });
 
 test('a Connection dropped without close() is closed when collected', async (t) => {
