@@ -357,7 +357,7 @@ test.serial('callerGone: a client that went away leaves no waits parked and no l
 });
 
 test.serial('Pool: the library Pool in this process', async (t) => {
-  const pool = makePool(2);
+  const pool = await makePool(2);
   try {
     t.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
     t.is(await pool.applyAsync(add, [2, 3]).get(10), 5);

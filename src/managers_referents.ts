@@ -20,7 +20,8 @@ import { inspect } from 'node:util';
 import { BrokenBarrierError, Empty, Full, RuntimeError, ValueError } from './errors.js';
 import { warning } from './logging.js';
 import { callerStorage } from './managers_caller.js';
-import { Pool } from './pool.js';
+import { BaseProxy } from './managers_proxy.js';
+import type { Pool } from './pool.js';
 import { blockArgs, deadlineOf, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 
 /** The caller of the method running now ('' outside a manager's server: a direct call). */
@@ -500,6 +501,23 @@ export class Condition {
   }
 }
 
+/**
+ * SyncManager's `Condition` typeid: `Condition(lock = null)` where `lock` is a proxy of a Lock
+ * or RLock of the same manager. As CPython's server turns a proxy of its own object back into
+ * the object, the proxy's referent is used (a proxy rebuilt in the server's process reads
+ * its referent itself through `_getvalue`); a lock of another manager is a TypeError.
+ * @internal
+ */
+export function makeCondition(lock?: Lock | RLock | BaseProxy | null | { lock?: Lock | RLock | BaseProxy | null }): Condition {
+  let l = lock !== null && typeof lock === 'object' && !(lock instanceof Lock || lock instanceof RLock || lock instanceof BaseProxy) ? lock.lock : lock;
+  if (l instanceof BaseProxy) {
+    const typeid = l._token.typeid;
+    if (typeid !== 'Lock' && typeid !== 'RLock') throw new TypeError(`Condition needs a manager Lock or RLock, not a proxy of typeid '${typeid}'`);
+    l = l._getvalueSync() as Lock | RLock;
+  }
+  return new Condition(l);
+}
+
 // ---- Event -------------------------------------------------------------------------
 
 /**
@@ -857,9 +875,11 @@ export class Queue {
 
 /**
  * SyncManager's `Pool` typeid: the library's own {@link Pool}, running in the manager's
- * process (its workers are the manager's children), with the same arguments.
+ * process (its workers are the manager's children), with the same arguments. The pool
+ * module is loaded on the first one.
  * @internal
  */
-export function makePool(...args: unknown[]): Pool {
+export async function makePool(...args: unknown[]): Promise<Pool> {
+  const { Pool } = await import('./pool.js');
   return new (Pool as new (...a: unknown[]) => Pool)(...args);
 }
