@@ -11,6 +11,9 @@ import {
   type ManagerLike, type ProxyType,
 } from './managers_proxy.js';
 import { runServer, Server, type ServerRegistry } from './managers_server.js';
+import {
+  AcquirerProxy, BarrierProxy, ConditionProxy, EventProxy, PoolProxy, QueueProxy, SemaphoreProxy, SYNC_TYPEIDS,
+} from './managers_sync.js';
 import { dialectFor, type ManagerSerializer } from './managers_wire.js';
 import { optionalArgs } from './options.js';
 import { currentProcess, type BaseProcess } from './process.js';
@@ -22,6 +25,10 @@ export {
   type AutoProxyType, type ManagerLike, type ProxyOptions, type ProxyType,
 } from './managers_proxy.js';
 export { Namespace } from './managers_builtins.js';
+export {
+  AcquirerProxy, AsyncResultProxy, BarrierProxy, ConditionProxy, EventProxy, IteratorProxy, PoolProxy, QueueProxy, SemaphoreProxy,
+  type IteratorProxyPromise, type ProxyHeld,
+} from './managers_sync.js';
 export type { ManagerSerializer } from './managers_wire.js';
 
 /** One typeid of a manager class's registry (what `register` recorded). */
@@ -377,12 +384,33 @@ export class SyncManager extends BaseManager {
   declare Value: <T = any>(typecode: string, value: T) => Promise<ValueProxy<T>>;
   /** Python's `manager.Array(typecode, sequence)`: an `array.array` in the server. */
   declare Array: <T = number>(typecode: string, init: Iterable<T> | number) => Promise<ArrayProxy<T>>;
+  /** Python's `manager.Queue(maxsize=0)`: a FIFO queue in the manager (Python's `queue.Queue`). */
+  declare Queue: <T = any>(maxsize?: number | { maxsize?: number }) => Promise<QueueProxy<T>>;
+  /** Python's `manager.JoinableQueue(maxsize=0)`: the same queue (`taskDone`/`join` work on both, as in Python). */
+  declare JoinableQueue: <T = any>(maxsize?: number | { maxsize?: number }) => Promise<QueueProxy<T>>;
+  /** Python's `manager.Event()`: a `threading.Event` in the manager. */
+  declare Event: () => Promise<EventProxy>;
+  /** Python's `manager.Lock()`: a `threading.Lock` in the manager (any client may release it). */
+  declare Lock: () => Promise<AcquirerProxy>;
+  /** Python's `manager.RLock()`: a `threading.RLock` in the manager, owned by the calling process and JS thread. */
+  declare RLock: () => Promise<AcquirerProxy>;
+  /** Python's `manager.Semaphore(value=1)`. */
+  declare Semaphore: (value?: number | { value?: number }) => Promise<SemaphoreProxy>;
+  /** Python's `manager.BoundedSemaphore(value=1)`. */
+  declare BoundedSemaphore: (value?: number | { value?: number }) => Promise<SemaphoreProxy>;
+  /** Python's `manager.Condition(lock=None)`: over a Lock or RLock proxy of this manager (default: a new RLock). */
+  declare Condition: (lock?: AcquirerProxy | null | { lock?: AcquirerProxy | null }) => Promise<ConditionProxy>;
+  /** Python's `manager.Barrier(parties, action=None, timeout=None)`: `action` (exported) runs in the manager's process. */
+  declare Barrier: (parties: number, action?: (() => unknown) | null | { action?: (() => unknown) | null; timeout?: number | null }, timeout?: number | null) => Promise<BarrierProxy>;
+  /** Python's `manager.Pool(processes, initializer, initargs, maxtasksperchild)`: the library's Pool running in the manager's process. */
+  declare Pool: (...args: unknown[]) => Promise<PoolProxy>;
 }
 SyncManager.register('dict', dict, DictProxy);
 SyncManager.register('list', list, ListProxy);
 SyncManager.register('Namespace', makeNamespace, NamespaceProxy);
 SyncManager.register('Value', makeValue, ValueProxy);
 SyncManager.register('Array', makeArray, ArrayProxy);
+for (const [typeid, callable, options] of SYNC_TYPEIDS) SyncManager.register(typeid, callable, options);
 
 /**
  * Python's `multiprocessing.Manager()`: a started SyncManager (`await using manager = await Manager()`

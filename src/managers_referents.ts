@@ -19,7 +19,7 @@
 import { inspect } from 'node:util';
 import { BrokenBarrierError, Empty, Full, RuntimeError, ValueError } from './errors.js';
 import { warning } from './logging.js';
-import { callerStorage } from './managers_caller.js';
+import { callerStorage, onCallerGone } from './managers_caller.js';
 import { BaseProxy } from './managers_proxy.js';
 import type { Pool } from './pool.js';
 import { blockArgs, deadlineOf, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
@@ -133,7 +133,8 @@ class WaitList<T> {
 
 /**
  * A client of the manager has gone (its connection closed): drop the waits it left parked
- * and release the locks it holds, with a WARNING naming them. Called by the server.
+ * and release the locks it holds, with a WARNING naming them. The server calls it (an
+ * `onCallerGone` hook) when a client's connection drops.
  * @internal
  */
 export function callerGone(key: string): void {
@@ -142,6 +143,7 @@ export function callerGone(key: string): void {
   for (const l of [...(heldBy.get(key) ?? [])]) l._abandon(key);
   heldBy.delete(key);
 }
+onCallerGone(callerGone);
 
 /** `(block, timeout)` of a lock's `acquire` as seconds to wait: 0 for a non-blocking call, null for no limit. */
 function acquireWait(block: boolean | BlockOptions | undefined, timeout: Timeout): number | null {

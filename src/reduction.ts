@@ -80,7 +80,8 @@ const kindModules: Record<string, string> = {
   synchronized: 'sharedctypes',
   'dummy-namespace': 'dummy',
   'thread-channel': 'thread_channel',
-  proxy: 'managers_proxy',
+  // managers.ts, not managers_proxy.ts: it registers the proxy types sent by name and SyncManager's typeids.
+  proxy: 'managers',
 };
 function kindModuleUrl(kind: string): string | undefined {
   const m = kindModules[kind];
