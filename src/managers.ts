@@ -15,6 +15,7 @@ import {
   AcquirerProxy, BarrierProxy, ConditionProxy, EventProxy, PoolProxy, QueueProxy, SemaphoreProxy, SYNC_TYPEIDS,
 } from './managers_sync.js';
 import { dialectFor, type ManagerSerializer } from './managers_wire.js';
+import type { PoolOptions } from './pool.js';
 import { optionalArgs } from './options.js';
 import { currentProcess, type BaseProcess } from './process.js';
 import { Finalize, info } from './util.js';
@@ -403,7 +404,7 @@ export class SyncManager extends BaseManager {
   /** Python's `manager.Barrier(parties, action=None, timeout=None)`: `action` (exported) runs in the manager's process. */
   declare Barrier: (parties: number, action?: (() => unknown) | null | { action?: (() => unknown) | null; timeout?: number | null }, timeout?: number | null) => Promise<BarrierProxy>;
   /** Python's `manager.Pool(processes, initializer, initargs, maxtasksperchild)`: the library's Pool running in the manager's process. */
-  declare Pool: (...args: unknown[]) => Promise<PoolProxy>;
+  declare Pool: (processes?: number | null | Omit<PoolOptions, 'context'>, initializer?: Function | null, initargs?: unknown[], maxtasksperchild?: number | null) => Promise<PoolProxy>;
 }
 SyncManager.register('dict', dict, DictProxy);
 SyncManager.register('list', list, ListProxy);
