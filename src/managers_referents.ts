@@ -16,6 +16,7 @@
 //
 // One module past 800 lines on purpose: every object here parks its callers on the same
 // wait lists and reports to the same per-client registry (`callerGone`), which stay private.
+import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { BrokenBarrierError, Empty, Full, RuntimeError, ValueError } from './errors.js';
 import { warning } from './logging.js';
@@ -67,14 +68,23 @@ class Waiter<T> {
       this.#reject = reject;
     });
     if (seconds !== null && seconds * 1000 <= MAX_TIMER_MS) {
-      this.#timer = setTimeout(() => {
+      const deadline = performance.now() + seconds * 1000;
+      const expire = (): void => {
+        // A timer counts from the event loop's cached time, which lags behind when a turn runs
+        // long: it may fire early. Wait for the rest then, never less than asked.
+        const left = deadline - performance.now();
+        if (left > 0) {
+          this.#timer = setTimeout(expire, Math.ceil(left));
+          return;
+        }
         this.#leave();
         try {
           this.#resolve(onTimeout());
         } catch (e) {
           this.#reject(e);
         }
-      }, seconds * 1000);
+      };
+      this.#timer = setTimeout(expire, seconds * 1000);
     }
     addTo(parkedBy, this.caller, this);
   }
