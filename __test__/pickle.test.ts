@@ -260,6 +260,11 @@ sys.stdout.buffer.write(pickle.dumps([d, d, d['self']], 4))`));
   t.is(d.get('self'), inner);
   t.is(inner[0], d);
   t.is(d.get(2), 'two');
+  // A reference made by DUP (no memo) is swapped too: Python gives the same dict twice.
+  const dup = loads(Buffer.from('\x80\x04}2K\x01K\x02s\x86.', 'latin1'));
+  t.true(dup[0] instanceof Map);
+  t.is(dup[0], dup[1]);
+  t.deepEqual([...dup[1]], [[1, 2]]);
   // Keys that would be special on a plain object are plain data.
   const o = loads(python(`import pickle, sys; sys.stdout.buffer.write(pickle.dumps({'__proto__': {'polluted': 1}, 'constructor': 2}))`));
   t.deepEqual(Object.keys(o), ['__proto__', 'constructor']);

@@ -504,6 +504,8 @@ class Unpickler {
         truncate(stack, this.popMark());
         break;
       case 0x32: // DUP
+        // A second reference, as a memo read gives: a dict that becomes a Map later must be swapped in both.
+        this.memoReads++;
         stack.push(this.top());
         break;
       case 0x8a: { // LONG1
