@@ -134,9 +134,9 @@ export class BaseProxy {
    * server; resolves with its result, rejects with its error (same class name and message,
    * the remote error with its stack as `cause`).
    */
-  async _callmethod(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null): Promise<any> {
+  _callmethod(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null): Promise<any> {
     const s = this[S];
-    return resultOf(this, await s.channel.call(s.token.id, methodname, kwds && Object.keys(kwds).length ? [...args, kwds] : args));
+    return s.channel.call(s.token.id, methodname, kwds && Object.keys(kwds).length ? [...args, kwds] : args).then((r) => resultOf(this, r));
   }
 
   /** `_callmethod` blocking the thread until the reply (Python's blocking form). */

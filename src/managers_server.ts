@@ -32,6 +32,7 @@ interface Entry {
   obj: unknown;
   typeid: string;
   exposed: string[] | null;
+  exposedSet: Set<string> | null;
   methodToTypeid: Record<string, string> | null;
   refcount: number;
 }
@@ -285,7 +286,7 @@ export class Server {
     const obj = e.obj as Record<string, unknown>;
     if (method === '#GETVALUE') return ['#RETURN', obj instanceof ArrayHolder ? obj.toArray() : obj];
     if (method === '__str__' || method === '__repr__') return ['#RETURN', pyRepr(obj)];
-    if (e.exposed && !e.exposed.includes(method)) {
+    if (e.exposed && !e.exposedSet!.has(method)) {
       return ['#TRACEBACK', `AttributeError: method '${method}' of ${inspect(e.typeid)} object is not in exposed=${inspect(e.exposed)}`];
     }
     const table = obj instanceof Map ? dictMethods : Array.isArray(obj) ? listMethods : null;
@@ -294,7 +295,8 @@ export class Server {
       return ['#TRACEBACK', `AttributeError: ${inspect(e.typeid)} object has no method '${method}'`];
     }
     if (kwds && Object.keys(kwds).length > 0) args = [...args, kwds];
-    const result = callerStorage.run(peer.key, () => (table ? fn(obj, ...args) : fn.apply(obj, args)));
+    // A dict's or list's methods do not ask who calls them.
+    const result = table ? fn(obj, ...args) : callerStorage.run(peer.key, () => fn.apply(obj, args));
     const typeid = e.methodToTypeid?.[method];
     if (result instanceof Promise) return result.then((v) => this.#result(peer, v, typeid));
     return this.#result(peer, result, typeid);
@@ -311,7 +313,7 @@ export class Server {
   #adopt(peer: Peer, obj: unknown, typeid: string, spec: TypeSpec | undefined): [string, string[] | null] {
     const id = (this.#nextId++).toString(16);
     const exposed = spec?.exposed ?? publicMethods(obj);
-    this.#objects.set(id, { obj, typeid, exposed, methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0 });
+    this.#objects.set(id, { obj, typeid, exposed, exposedSet: exposed && new Set(exposed), methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0 });
     this.#addRef(peer, id);
     return [id, exposed];
   }
