@@ -56,3 +56,21 @@ test('17.2.2.7 remote manager: a queue server and two clients over TCP; a wrong 
     server.kill('SIGKILL');
   }
 });
+
+test('17.2.2.7 remote manager serving a local Queue that a local Worker process fills', async (t) => {
+  const server = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/manager_remote_worker.ts'), '0'], { cwd: root });
+  let stderr = '';
+  server.stderr.on('data', (d) => (stderr += d));
+  try {
+    const first = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: server.stdout }).once('line', resolve);
+      server.once('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    });
+    const port = /serving on port (\d+)/.exec(first)![1];
+    const get = await runTs('examples/manager_remote_get.ts', ['localhost', port]);
+    t.is(get.code, 0, get.stderr);
+    t.is(get.stdout, 'local hello\n');
+  } finally {
+    server.kill('SIGKILL');
+  }
+});

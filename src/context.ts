@@ -280,5 +280,11 @@ export const getAllStartMethods = (): string[] => defaultContext.getAllStartMeth
  */
 export const cpuCount = (): number => defaultContext.cpuCount();
 export { setForkserverPreload };
+/**
+ * Python's `multiprocessing.Manager()`: a started `SyncManager` (node-multiprocessing/managers) whose
+ * server process the default context starts: `await using manager = await Manager();` is Python's
+ * `with Manager() as manager:`. The managers module is loaded on the first call.
+ */
+export const Manager = (): Promise<import('./managers.js').SyncManager> => defaultContext.Manager();
 /** Python's `freeze_support()`: does nothing (it is for frozen Windows executables). */
 export const freezeSupport = (): void => defaultContext.freezeSupport();

@@ -1,7 +1,7 @@
 // The `multiprocessing` namespace.
 export { Connection, Pipe, type ConnectionOptions, type SendBytesOptions } from './connection.js';
 export {
-  BaseContext, DefaultContext, ForkServerContext, ForkServerProcess, Process, SpawnContext, type CallableClass, type PoolArgs, SpawnProcess,
+  BaseContext, DefaultContext, ForkServerContext, ForkServerProcess, Manager, Process, SpawnContext, type CallableClass, type PoolArgs, SpawnProcess,
   cpuCount, defaultContext, freezeSupport, getAllStartMethods, getContext, getStartMethod, setForkserverPreload, setStartMethod,
 } from './context.js';
 export {
@@ -35,4 +35,3 @@ export {
 } from './sharedctypes.js';
 export { JoinableQueue, Queue, SimpleQueue, type GetOptions, type PutOptions, type QueueOptions } from './queues.js';
 export type { Timeout, TimeoutOptions, BlockOptions } from './timeouts.js';
-export { Manager } from './managers.js';
