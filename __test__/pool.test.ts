@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, init, initThrows, killSelf, naturals, pid, readInit, sleep, sleepThen, square, unserializable, whoAmI,
+  add, exitNow, failAt, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square, unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
 
@@ -105,6 +105,49 @@ test('a task error keeps class and message with the worker stack as cause; map r
   }
   t.deepEqual(vals, [0, 1, 2, 3, 4, 'RangeError', 6]);
   t.true((await it.next()).done);
+});
+
+/** What an imap's iterator gives to explicit next() calls: values, error names, then 'END'. */
+async function drain(it: AsyncIterator<unknown>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await it.next();
+      if (r.done) return [...out, 'END'];
+      out.push(r.value);
+    } catch (e) {
+      out.push((e as Error).name);
+    }
+  }
+  return out;
+}
+
+test('imap with chunks of several items: a failed chunk raises once and ends the iteration, as Python', async (t) => {
+  await using pool = new Pool(2);
+  // Chunks [0, 1] [2, 3] [4, 5] ...: the chunk holding item 5 fails whole (Python: the
+  // generator over chunks raises and is closed; its next() is StopIteration).
+  t.deepEqual(await drain(pool.imap(failAt, range(10), 2)), [0, 1, 2, 3, 'RangeError', 'END']);
+  t.deepEqual(await drain(pool.imap(failAt, range(10), { chunksize: 3 })), [0, 1, 2, 'RangeError', 'END']);
+  // Unordered: the chunks that finish first, the failure, and nothing after it.
+  const un = await drain(pool.imapUnordered(failAt, range(20), 2));
+  t.deepEqual(un.slice(-2), ['RangeError', 'END'], String(un));
+  const before = un.slice(0, -2) as number[];
+  t.is(new Set(before).size, before.length);
+  t.true(before.every((x) => x !== 4 && x !== 5 && x >= 0 && x < 20), String(un));
+  // for await stops at the failure with the items before it.
+  const seen: number[] = [];
+  await t.throwsAsync(async () => {
+    for await (const x of pool.imap(failAt, range(10), 2)) seen.push(x);
+  }, { instanceOf: RangeError });
+  t.deepEqual(seen, [0, 1, 2, 3]);
+  // A worker killed inside a chunk: WorkerLostError once, then the end; the pool goes on.
+  const lost = await drain(pool.imap(killAt, range(10), 2));
+  t.deepEqual(lost.slice(-2), ['WorkerLostError', 'END'], String(lost));
+  t.deepEqual(lost.slice(0, -2), range(lost.length - 2), String(lost));
+  t.true(lost.length - 2 <= 4 && lost.length % 2 === 0, String(lost));
+  t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
+  pool.close();
+  await pool.join();
 });
 
 test('a worker that dies fails its task naming it and the exit code, and the pool goes on', async (t) => {

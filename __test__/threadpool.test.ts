@@ -72,6 +72,26 @@ test('AsyncResult and errors: timeouts, callbacks, the class and the remote stac
   await t.throwsAsync(pool.apply(unserializable), { instanceOf: MaybeEncodingError });
 });
 
+test('imap: a failed item of chunks of one is raised and next() goes on; a failed chunk of several ends the iteration (Python)', async (t) => {
+  await using pool = new ThreadPool(2);
+  const take = async (it: AsyncIterator<unknown>): Promise<unknown[]> => {
+    const out: unknown[] = [];
+    for (;;) {
+      try {
+        const r = await it.next();
+        if (r.done) return [...out, 'END'];
+        out.push(r.value);
+      } catch (e) {
+        out.push((e as Error).name);
+      }
+    }
+  };
+  t.deepEqual(await take(pool.imap(failAt, range(8))), [0, 1, 2, 3, 4, 'RangeError', 6, 7, 'END']);
+  t.deepEqual(await take(pool.imap(failAt, range(8), 2)), [0, 1, 2, 3, 'RangeError', 'END']);
+  const un = await take(pool.imapUnordered(failAt, range(8), 2));
+  t.deepEqual(un.slice(-2), ['RangeError', 'END'], String(un));
+});
+
 test('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
   await using pool = new ThreadPool(2);
   const e1 = await t.throwsAsync(pool.apply(exitThread, [3]), { instanceOf: WorkerLostError });

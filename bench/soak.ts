@@ -314,9 +314,10 @@ async function poolScenario(ms: number): Promise<Row> {
         progress();
       }
     } else if (kind === 1) {
-      const it = pool.imap(square, xs, 1 + rand(4));
+      const cs = 1 + rand(4);
+      const it = pool.imap(square, xs, cs);
       for (let i = 0; i < xs.length; i++) {
-        let r: IteratorResult<number> | null;
+        let r: IteratorResult<number>;
         try {
           r = await it.next(LIMIT / 1000);
         } catch (e) {
@@ -324,11 +325,19 @@ async function poolScenario(ms: number): Promise<Row> {
             hangs++;
             break;
           }
-          // As Python's imap, a failed chunk ends the iteration for this consumer.
           outcome(e);
+          // As Python's imap: after a failed item next() goes on; a failed chunk of
+          // several items ends the iteration.
+          if (cs === 1) continue;
+          const after = await within(it.next(), LIMIT, null);
+          if (after === null) hangs++;
+          else if (!after.done) wrong++;
           break;
         }
-        if (r === null || r.done) break;
+        if (r.done) {
+          wrong++;
+          break;
+        }
         ops++;
         if (r.value !== xs[i] * xs[i]) wrong++;
         progress();

@@ -852,12 +852,17 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     return it;
   }
 
-  /** A lazy `map`: an async iterator of results in order (`imap(f, xs, chunksize)` or `imap(f, xs, { chunksize })`). */
+  /**
+   * A lazy `map`: an async iterator of results in order (`imap(f, xs, chunksize)` or
+   * `imap(f, xs, { chunksize })`). A failed task is thrown by the `next()` that reaches it;
+   * as in Python, with `chunksize` 1 the following `next()` goes on with the next item,
+   * and with larger chunks the failed chunk ends the iteration (its items are not returned).
+   */
   imap<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null | ChunkOptions): IMapIterator<Awaited<R>> {
     return this.#imap(func, iterable, chunksize, true);
   }
 
-  /** As `imap`, results in the order they finish. */
+  /** As `imap`, results in the order they finish (a failure: as `imap`, in the order it finishes). */
   imapUnordered<T, R>(func: (x: T) => R, iterable: Iterable<T> | AsyncIterable<T>, chunksize?: number | null | ChunkOptions): IMapIterator<Awaited<R>> {
     return this.#imap(func, iterable, chunksize, false);
   }

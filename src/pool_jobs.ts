@@ -304,6 +304,13 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   #inputDone = false;
   #inputError: { e: unknown } | null = null;
   #stopped = false;
+  /**
+   * Chunks of more than one item: a failed chunk ends the iteration, as Python's
+   * `imap(..., chunksize > 1)` (a generator over chunks, closed by the exception).
+   * With chunks of one item, `next()` goes on after a failed item (Python's IMapIterator).
+   */
+  #endOnFailure = false;
+  #ended = false;
   #changed = new Signal();
   #feederWake: (() => void) | null = null;
 
@@ -328,6 +335,7 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   async _feed(iterable: Iterable<unknown> | AsyncIterable<unknown>, fn: Function, chunksize: number, star: boolean, window: number): Promise<void> {
     const pool = this.#pool!;
     this.#window = window;
+    this.#endOnFailure = chunksize > 1;
     try {
       if (Array.isArray(iterable) && !star) {
         // An array is chunked in place: tasks refer to its items, nothing is copied.
@@ -370,7 +378,9 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 
   _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
     this.#received++;
-    if (!this.#ordered || index === this.#nextIndex) {
+    if (this.#ended) {
+      // The consumer is done: results still coming are dropped.
+    } else if (!this.#ordered || index === this.#nextIndex) {
       this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
       if (this.#ordered) {
         this.#nextIndex++;
@@ -440,6 +450,7 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 
   /** The next result; TimeoutError if none within `timeout` (or `{ timeout }`) seconds (null: no limit). */
   async next(timeout?: Timeout | TimeoutOptions): Promise<IteratorResult<T>> {
+    if (this.#ended) return { done: true, value: undefined };
     let got = this.#take();
     if (got === NONE) {
       const t = timeoutSeconds(timeoutArg(timeout, 'next'));
@@ -453,8 +464,21 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
       }
     }
     if (got === END) return { done: true, value: undefined };
-    if (got instanceof Failure) throw got.error;
+    if (got instanceof Failure) {
+      if (this.#endOnFailure) this.#end();
+      throw got.error;
+    }
     return { done: false, value: got as T };
+  }
+
+  /** The iteration is over for the consumer: buffered results are dropped and no more input is taken. */
+  #end(): void {
+    this.#ended = true;
+    this.#ready = [];
+    this.#head = 0;
+    this.#early.clear();
+    this.#stopped = true;
+    this._wake();
   }
 
   /** Stop early (a `break` out of `for await`): no more input is taken. */
