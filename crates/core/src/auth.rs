@@ -342,7 +342,8 @@ mod tests {
             let e = server_handshake(a.as_raw_fd(), &mut r, b"k", Some(t + Duration::from_secs(10))).unwrap_err();
             // The bound is checked on the header, before any buffer for the claim exists.
             assert!(matches!(e, AuthError::Recv(RecvError::TooLong(n)) if n >= i32::MAX as u64), "{e:?}");
-            assert!(t.elapsed() < Duration::from_secs(2));
+            // Refused at once, not after reading until the deadline (10 s); room for load.
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
             drop(peer.join().unwrap());
         }
     }
