@@ -606,7 +606,7 @@ test('wait: raw descriptors, process sentinels and listening sockets', async (t)
 });
 
 test('wait: the watches left on objects that were not ready do not keep the process alive', async (t) => {
-  const r = await runTs('__test__/fixtures/net_wait_exit.ts', [], 20_000);
+  const r = await runTs('__test__/fixtures/net_wait_exit.ts');
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, '1 true\n');
 });

@@ -119,10 +119,11 @@ test('async puts of one process stay in order behind a full queue', async (t) =>
   for (let i = 0; i < 6; i++) got.push(await q.get());
   await Promise.all(puts);
   t.deepEqual(got, [0, 1, 2, 3, 4, 5]);
-  // A putSync behind waiting puts goes after them (two other processes make room).
+  // A putSync behind waiting puts goes after them (two other processes make room; the
+  // timeout leaves them time to start on a loaded machine).
   const more = [q.put('a'), q.put('b'), q.put('c')];
   const takers = [start(takeOne, [q]), start(takeOne, [q])];
-  q.putSync('d', true, 20);
+  q.putSync('d', true, 120);
   await Promise.all(more);
   for (const p of takers) await p.join();
   t.deepEqual([q.getSync(), q.getSync()], ['c', 'd']);
