@@ -90,6 +90,26 @@ test.serial('join with a timeout returns while the thread runs; joinSync waits; 
   t.deepEqual(dummy.activeChildren(), []);
 });
 
+test.serial('a thread blocked in a ...Sync call is stopped by terminate(); a blocked ThreadPool terminates; blocked daemon threads do not keep the process', async (t) => {
+  const r = await runTs('__test__/fixtures/dummy_blocked_main.ts', [], 180_000);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const kinds = ['Event.waitSync', 'Lock.acquireSync', 'Queue.getSync', 'Connection.recvSync', 'Connection.pollSync'];
+  t.is(lines.length, kinds.length + 2, r.stdout);
+  kinds.forEach((kind, i) => {
+    const m = /^terminated in (\S+): (-?\d+) (true|false) (\d+) ms$/.exec(lines[i]);
+    t.truthy(m, lines[i]);
+    t.is(m![1], kind);
+    t.is(m![2], '-15', lines[i]);
+    t.is(m![3], 'false');
+    // A slice is 0.1 s; generous for a loaded machine, far below "never".
+    t.true(Number(m![4]) < 20_000, lines[i]);
+  });
+  t.regex(lines[kinds.length], /^pool: ProcessError ProcessError \d+ ms$/);
+  // The process then ended by itself with five daemon threads still blocked.
+  t.is(lines[kinds.length + 1], 'main done');
+});
+
 test.serial('TypeScript targets run in threads under tsx', async (t) => {
   // This file runs under tsx; `typed` has type annotations, a generic and `satisfies`.
   const [a, b] = Pipe();

@@ -5,13 +5,14 @@ import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
 import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
 import { Finalize, info, libraryModuleUrl } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
-import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
+import { blockFor, timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as reactor from './wait.js';
 
 // Every child imports this module at startup; what only Listener/Client need is
@@ -220,6 +221,8 @@ export class Connection {
   }
 
   #recvRawSync(maxlength?: number | null): Buffer {
+    // In a worker thread, wait for data in slices first (the thread stays stoppable).
+    if (!isMainThread) blockFor(null, (s) => nativeCall(() => this.#forReading().poll(s)), (ready) => !ready);
     const c = this.#forReading();
     return nativeCall(() => c.recvSpin(SYNC_SPIN_US, maxlength ?? null));
   }
@@ -317,7 +320,7 @@ export class Connection {
   pollSync(timeout?: Timeout | TimeoutOptions): boolean {
     const t = timeoutSeconds(pollTimeout(timeout, 'pollSync'));
     const c = this.#forReading();
-    return nativeCall(() => c.poll(t));
+    return blockFor(t, (s) => nativeCall(() => c.poll(s)), (ready) => !ready);
   }
 
   /** Give up the descriptor without closing it (Python's `_detach`). */

@@ -18,6 +18,7 @@ import {
   type Popen, type ThreadPreparation,
 } from './process.js';
 import { dumpsForThread } from './reduction.js';
+import { blockFor } from './timeouts.js';
 import { alwaysReadable, closePidfd } from './spawn.js';
 import { _loggingForChild } from './logging.js';
 import { Finalize, libraryModuleUrl } from './util.js';
@@ -126,6 +127,7 @@ class ThreadPopen implements Popen {
   #code: number | null = null;
   #terminated = false;
   #closed = false;
+  #daemon: boolean;
 
   constructor(proc: DummyProcess) {
     // Serialize first: an unsendable argument fails here, before any thread exists.
@@ -165,6 +167,7 @@ class ThreadPopen implements Popen {
       if (Atomics.compareExchange(claim, 0, 0, 2) === 0) native.closeFd(theirs);
       if (Atomics.compareExchange(claim, 1, 0, 2) === 0) msg.undo?.();
     });
+    this.#daemon = proc.daemon;
     if (proc.daemon) this.#worker.unref();
     this.pid = this.#worker.threadId;
     this.#fd = mine;
@@ -212,7 +215,7 @@ class ThreadPopen implements Popen {
     while (this.poll() === null && !this.#closed) {
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       if (left === 0) break;
-      nativeCall(() => native.waitReadable(this._waitFd, left));
+      blockFor(left, (s) => nativeCall(() => native.waitReadable(this._waitFd, s)), (r) => !r);
     }
     return this.returncode;
   }
@@ -231,6 +234,9 @@ class ThreadPopen implements Popen {
     if (this.poll() !== null) return;
     this.#terminated = true;
     void this.#worker.terminate();
+    // Node's terminate() refs the worker until it exits; a daemon thread blocked in a
+    // ...Sync call does not exit until that call returns, and must not keep the process.
+    if (this.#daemon) this.#worker.unref();
   }
 
   kill(): void {
@@ -266,9 +272,12 @@ export function _setCurrentThread(p: DummyProcess): void {
  * objects on both sides). Differences from Python's: `exitcode` is the thread's code (0,
  * 1 when `run` threw, `n` for `process.exit(n)` inside the thread, -15 after
  * `terminate()`), where Python's dummy gives 0 for any finished thread; `terminate()` and
- * `kill()` stop the thread (Python threads cannot be stopped), though not while it is
- * blocked in a `...Sync` call, which must return first; `sentinel` is a descriptor that
- * becomes readable when the thread ends.
+ * `kill()` stop the thread (Python threads cannot be stopped): in JavaScript at once, in
+ * the library's blocking `...Sync` calls within about a tenth of a second (in a thread
+ * they wait in slices), though not inside other native code (`Barrier.waitSync`, an
+ * addon), which must return first; likewise a daemon thread blocked in a `...Sync` call
+ * does not keep the process from exiting; `sentinel` is a descriptor that becomes
+ * readable when the thread ends.
  */
 export class DummyProcess extends BaseProcess {
   static override readonly _thread: boolean = true;

@@ -76,6 +76,12 @@ const SEND_BUFFER = 1 << 20;
 const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
+/**
+ * Seconds a stopped worker thread has to end before it is left (a thread in a JavaScript
+ * loop or a `...Sync` call stops within a tenth of a second; one inside other native code
+ * cannot be stopped): long enough for a loaded machine.
+ */
+const THREAD_STOP_GRACE = 10;
 
 let fnCounter = 0;
 const fnIds = new WeakMap<Function, number>();
@@ -697,7 +703,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     await w.proc.join(KILL_GRACE);
     if (w.proc.exitcode === null) {
       w.proc.kill();
-      await w.proc.join(KILL_GRACE);
+      await w.proc.join(this._afterKill());
     }
     debug('cleaning up worker %d', w.proc.ident);
     this.#workers.delete(w);
@@ -987,9 +993,11 @@ export interface ThreadPoolOptions {
  * name, values copied, the library's objects shared), and the pool keeps Pool's
  * guarantees: a worker that throws outside a task, calls `process.exit()` or is
  * terminated fails the tasks it held with `WorkerLostError` and is replaced; `terminate()`
- * returns at once and fails what is pending. A worker blocked in a `...Sync` call cannot
- * be stopped until that call returns: `join()` after `terminate()` waits for it at most a
- * second, then leaves it.
+ * returns at once and fails what is pending. A worker in a JavaScript loop or blocked in
+ * one of the library's `...Sync` calls is stopped within about a tenth of a second (those
+ * calls wait in slices in threads); one inside other native code (`Barrier.waitSync`, an
+ * addon) cannot be stopped until that returns: `join()` after `terminate()` waits for it
+ * about ten seconds, then leaves it to end when that call returns.
  */
 export class ThreadPool extends Pool<DummyProcess> {
   constructor(processes?: number | null, initializer?: Function | null, initargs?: unknown[]);
@@ -1017,7 +1025,7 @@ export class ThreadPool extends Pool<DummyProcess> {
   }
 
   protected override _afterKill(): number | null {
-    return KILL_GRACE;
+    return THREAD_STOP_GRACE;
   }
 
   protected override _describeWorker(thread: DummyProcess): string {

@@ -19,7 +19,7 @@ import { assertionError, Empty, Full, mapNativeError, OSError, ValueError } from
 import { native } from './native.js';
 import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit, debug } from './util.js';
-import { blockArgs, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
+import { blockArgs, blockFor, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { cancelChanged, changed, futexToken } from './wait.js';
 
 type Handle = ReturnType<typeof native.ringCreate>;
@@ -215,10 +215,15 @@ abstract class BaseQueue {
       const deadline = deadlineOf(timeout);
       this.#flushSync(deadline);
       if (this.#pending.length > 0) throw new Full();
-      if (!this.#put(item, deadline === null ? -1 : secondsLeft(deadline)!)) throw new Full();
+      if (!this.#putFor(item, secondsLeft(deadline))) throw new Full();
       return;
     }
-    if (!this.#put(item, nativeTimeout(block, timeout))) throw new Full();
+    if (!(block ? this.#putFor(item, timeoutSeconds(timeout)) : this.#put(item, 0))) throw new Full();
+  }
+
+  /** Put, blocking up to `seconds` (null: no limit; in slices in a worker thread); false if still full. */
+  #putFor(item: Item, seconds: number | null): boolean {
+    return blockFor(seconds, (s) => this.#put(item, s ?? -1), (ok) => !ok);
   }
 
   /** Put a serialized item, waiting up to `timeout` seconds (-1: no limit); false if full. */
@@ -232,12 +237,19 @@ abstract class BaseQueue {
 
   /** Take an item, waiting up to `timeout` seconds (-1: no limit); throws Empty. */
   #get(timeout: number): unknown {
-    let r: number | Buffer;
+    return this.#decode(this.#take(timeout));
+  }
+
+  /** Take an item's bytes, waiting up to `timeout` seconds (-1: no limit); -1 if none came. */
+  #take(timeout: number): number | Buffer {
     try {
-      r = fast.get(this.#raw, timeout);
+      return fast.get(this.#raw, timeout);
     } catch (e) {
       throw mapNativeError(e);
     }
+  }
+
+  #decode(r: number | Buffer): unknown {
     if (r === -1) throw new Empty();
     return decode(r, this.#trusted);
   }
@@ -343,7 +355,7 @@ abstract class BaseQueue {
       const d = p.deadline === null ? deadline : deadline === null ? p.deadline : Math.min(p.deadline, deadline);
       let ok: boolean;
       try {
-        ok = this.#put(p.item, d === null ? -1 : secondsLeft(d)!);
+        ok = this.#putFor(p.item, secondsLeft(d));
       } catch (e) {
         this.#settled(p, e);
         continue;
@@ -375,7 +387,8 @@ abstract class BaseQueue {
   /** @internal */
   protected _getSync(block: boolean, timeout: Timeout): unknown {
     if (this.#closed) throw this._closedError();
-    return this.#get(nativeTimeout(block, timeout));
+    if (!block) return this.#get(0);
+    return this.#decode(blockFor(timeoutSeconds(timeout), (s) => this.#take(s ?? -1), (r) => r === -1));
   }
 
   /** @internal */
@@ -553,7 +566,7 @@ export class JoinableQueue extends Queue {
   /** As `join`, blocking the calling thread. */
   joinSync(): void {
     this._drainSync();
-    call(() => native.ringJoin(this._h, -1));
+    blockFor(null, (s) => call(() => native.ringJoin(this._h, s ?? -1)), (done) => !done);
   }
 }
 

@@ -8,6 +8,7 @@ import { native } from './native.js';
 import type { Popen } from './process.js';
 import { _startMethodForChild, BaseProcess, currentProcess, registerProcessClass } from './process.js';
 import { dumps } from './reduction.js';
+import { blockFor } from './timeouts.js';
 import { Finalize, libraryModuleUrl } from './util.js';
 import { _loggingForChild } from './logging.js';
 import * as wait from './wait.js';
@@ -200,7 +201,8 @@ export class SpawnPopen implements Popen {
 
   waitSync(timeout?: number | null): number | null {
     if (this.returncode !== null || this.#closed) return this.returncode;
-    return this.#reaped(this.#exitCode(timeout ?? null));
+    const secs = timeout == null ? null : Math.max(0, timeout);
+    return this.#reaped(blockFor(secs, (s) => this.#exitCode(s), (code) => code == null));
   }
 
   async wait(timeout?: number | null): Promise<number | null> {

@@ -13,7 +13,7 @@ import { native } from './native.js';
 import { _currentThreadName, currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { debug, warning } from './logging.js';
-import { blockArgs, deadlineOf, expired, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
+import { blockArgs, blockFor, deadlineOf, expired, secondsLeft, timeoutArg, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { changed, futexToken } from './wait.js';
 
 type NSemLock = InstanceType<typeof native.NativeSemLock>;
@@ -221,15 +221,11 @@ export class SemLock {
    */
   acquireSync(block?: boolean | AcquireOptions, timeout?: Timeout): boolean {
     let r: number;
-    if (block === undefined) {
-      if (this.#fastAcquire()) return true;
-      r = nativeCall(() => this._n.acquire(true, null));
-    } else {
-      if (this.#fastAcquire()) return true;
-      const [b, t] = blockArgs(block, timeout);
-      const secs = timeoutSeconds(t);
-      r = nativeCall(() => this._n.acquire(b, secs));
-    }
+    if (this.#fastAcquire()) return true;
+    const [b, t] = block === undefined ? [true, null] : blockArgs(block, timeout);
+    const secs = timeoutSeconds(t);
+    if (b) r = blockFor(secs, (s) => nativeCall(() => this._n.acquire(true, s)), (x) => x === 0);
+    else r = nativeCall(() => this._n.acquire(false, secs));
     if (r < 0) this.#recovered(-r);
     return r !== 0;
   }
@@ -571,7 +567,7 @@ export class Condition {
     const w = this.#begin();
     let notified = false;
     try {
-      notified = nativeCall(() => this._n.pollWait(w, secs));
+      notified = blockFor(secs, (s) => nativeCall(() => this._n.pollWait(w, s)), (n) => !n);
     } finally {
       this._lock.acquireSync();
       notified = this._n.waitFinish(w, notified);
@@ -675,7 +671,7 @@ export class Event {
   /** `wait()` that blocks the thread: true once the flag is set, false on timeout. */
   waitSync(timeout?: Timeout | { timeout?: Timeout }): boolean {
     const secs = timeoutSeconds(timeoutArg(timeout));
-    return nativeCall(() => this._n.wait(secs));
+    return blockFor(secs, (s) => nativeCall(() => this._n.wait(s)), (set) => !set);
   }
 
   /** How this object crosses a process boundary ({@link Shareable}). @internal */

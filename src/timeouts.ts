@@ -1,6 +1,7 @@
 // Python's timeout and block/timeout argument rules, shared by every blocking call.
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { optionalArg, optionalArgs } from './options.js';
 
 /** Seconds; null/undefined: no limit; negative: zero. */
@@ -54,4 +55,30 @@ export function secondsLeft(deadline: number | null): number | null {
 
 export function expired(deadline: number | null): boolean {
   return deadline !== null && performance.now() >= deadline;
+}
+
+/**
+ * Longest single blocking native wait in a worker thread. Between two, the thread runs
+ * JavaScript, where `terminate()` and the process's exit (which stops every thread) take
+ * effect: a thread blocked in a `...Sync` call can still be stopped. The main thread
+ * waits in one piece.
+ */
+export const THREAD_SLICE = 0.1;
+
+/**
+ * Every blocking `...Sync` call's wait: up to `seconds` (null: no limit) of `attempt(s)`,
+ * a native call that waits at most `s` seconds and returns a result, which `again(r)`
+ * says is "not yet". The main thread (and a process's) makes one call with all of
+ * `seconds`; a worker thread makes calls of at most THREAD_SLICE seconds until a result
+ * comes or `seconds` pass. The last result is returned.
+ */
+export function blockFor<T>(seconds: number | null, attempt: (s: number | null) => T, again: (r: T) => boolean): T {
+  if (isMainThread) return attempt(seconds);
+  const deadline = seconds === null ? null : performance.now() + seconds * 1000;
+  for (;;) {
+    const left = secondsLeft(deadline);
+    const slice = left === null ? THREAD_SLICE : Math.min(left, THREAD_SLICE);
+    const r = attempt(slice);
+    if (!again(r) || (left !== null && left <= THREAD_SLICE)) return r;
+  }
 }
