@@ -17,15 +17,22 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * How long a program run by a test may take before it counts as a hang: under AVA's 2 min
+ * timeout, and long enough for a program that starts processes or threads on a loaded
+ * 2-core machine (a load average of 90 made 15 s runs take over 60 s).
+ */
+const RUN_LIMIT_MS = 110_000;
+
 /** Run a TypeScript file under tsx (as a user would) and collect its output. */
-export function runTs(file: string, args: string[] = [], timeoutMs = 60_000, nodeOptions: string[] = []): Promise<RunResult> {
+export function runTs(file: string, args: string[] = [], timeoutMs = RUN_LIMIT_MS, nodeOptions: string[] = []): Promise<RunResult> {
   // node itself with tsx's loader (not the tsx CLI, which would run node as a grandchild
   // that a kill on timeout would not reach).
   return runNode([...nodeOptions, '--import', 'tsx', join(root, file), ...args], timeoutMs);
 }
 
 /** Run a JavaScript file with plain node (no TypeScript loader) and collect its output. */
-export function runJs(file: string, args: string[] = [], timeoutMs = 60_000): Promise<RunResult> {
+export function runJs(file: string, args: string[] = [], timeoutMs = RUN_LIMIT_MS): Promise<RunResult> {
   return runNode([join(root, file), ...args], timeoutMs);
 }
 
