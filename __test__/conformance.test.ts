@@ -225,7 +225,7 @@ test("cpuCount() is the CPUs this process may run on (Python 3.13's process_cpu_
 });
 
 test('a Connection dropped without close() is closed when collected', async (t) => {
-  const r = await runTs(FIXTURE, ['gc'], 60_000, ['--expose-gc']);
+  const r = await runTs(FIXTURE, ['gc'], undefined, ['--expose-gc']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout), { before: true, after: false });
 });
@@ -261,7 +261,7 @@ test("Pool's default size is cpuCount(); its context option picks the workers' s
 });
 
 test("the main module's exported functions sent back while its top level awaits: delivered, never a hang", async (t) => {
-  const r = await runTs('__test__/fixtures/main_functions.ts', ['main'], 60_000);
+  const r = await runTs('__test__/fixtures/main_functions.ts', ['main']);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.is(out.triple, 6, 'a self-contained export works at once');
@@ -271,7 +271,7 @@ test("the main module's exported functions sent back while its top level awaits:
 });
 
 test('functions sent by source may use import(): builtins and paths relative to their own module', async (t) => {
-  const r = await runTs('__test__/fixtures/main_functions.ts', ['import'], 60_000);
+  const r = await runTs('__test__/fixtures/main_functions.ts', ['import']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout), [{ ok: '\n' }, { ok: 42 }, { ok: 'function' }]);
 });

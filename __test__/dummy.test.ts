@@ -91,7 +91,7 @@ test.serial('join with a timeout returns while the thread runs; joinSync waits; 
 });
 
 test.serial('a thread blocked in a ...Sync call is stopped by terminate(); a blocked ThreadPool terminates; blocked daemon threads do not keep the process', async (t) => {
-  const r = await runTs('__test__/fixtures/dummy_blocked_main.ts', [], 180_000);
+  const r = await runTs('__test__/fixtures/dummy_blocked_main.ts');
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   const kinds = ['Event.waitSync', 'Lock.acquireSync', 'Queue.getSync', 'Connection.recvSync', 'Connection.pollSync'];

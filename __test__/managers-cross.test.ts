@@ -43,7 +43,7 @@ test('a proxy through a Queue, a Pipe and a Pool task, and back', async (t) => {
 });
 
 test('nested proxies: seen through the outer object, released when it drops them (gh-103136)', async (t) => {
-  const r = await runTs('__test__/fixtures/manager_nested_main.ts', [], 60_000, ['--expose-gc']);
+  const r = await runTs('__test__/fixtures/manager_nested_main.ts', [], undefined, ['--expose-gc']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, '[1,2]\n[1,2,3]\ntrue\n2\n[1,2,3]\n1\n');
 });

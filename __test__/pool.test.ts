@@ -163,7 +163,7 @@ test('a worker that dies fails its task naming it and the exit code, and the poo
 
 test('a worker that runs out of memory fails its task and is replaced', async (t) => {
   // The workers inherit the parent's small heap limit; the task allocates past it.
-  const r = await runTs('__test__/fixtures/pool_oom_main.ts', [], 60_000, ['--max-old-space-size=64']);
+  const r = await runTs('__test__/fixtures/pool_oom_main.ts', [], undefined, ['--max-old-space-size=64']);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.is(out.failure?.name, 'WorkerLostError', r.stdout);

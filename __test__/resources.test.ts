@@ -27,7 +27,7 @@ async function eventually(cond: () => boolean, ms = 10_000): Promise<boolean> {
 }
 
 async function gcRun(scenario: string): Promise<Record<string, any>> {
-  const r = await runTs('__test__/fixtures/gc_main.ts', [scenario], 60_000, ['--expose-gc']);
+  const r = await runTs('__test__/fixtures/gc_main.ts', [scenario], undefined, ['--expose-gc']);
   if (r.code !== 0) throw new Error(`gc_main ${scenario} failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
