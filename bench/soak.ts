@@ -5,7 +5,7 @@
 //
 //   node --expose-gc dist/bench/soak.js [--seconds S | --total S] [scenario ...]
 //
-// Scenarios: queue, locks, pool, listener, leaks. `--seconds` is each scenario's time
+// Scenarios: queue, locks, pool, listener, managers, leaks. `--seconds` is each scenario's time
 // (default 60); `--total` splits a budget between them (CI's smoke run: --total 60).
 // Without either (the full-length run), `leaks` runs to the issue's figures whatever
 // the time: 1,000 start/join cycles, a million Pipe messages, 10,000 Locks and Values.
@@ -13,8 +13,9 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Lock, Pipe, Process, Queue, RawArray, Value, WorkerLostError, type Connection } from '../index.js';
 import { Listener } from '../src/connection.js';
+import { Manager, type DictProxy } from '../src/managers.js';
 import { Pool } from '../src/pool.js';
-import { badClients, goodClient, lockIncrementer, queueConsumer, queueProducer, square } from './soak_targets.js';
+import { badClients, goodClient, lockIncrementer, managerClient, queueConsumer, queueProducer, square } from './soak_targets.js';
 
 const args = process.argv.slice(2);
 function flag(name: string): number | undefined {
@@ -22,7 +23,7 @@ function flag(name: string): number | undefined {
   return i >= 0 ? Number(args[i + 1]) : undefined;
 }
 const names = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
-const ALL = ['queue', 'locks', 'pool', 'listener', 'leaks'];
+const ALL = ['queue', 'locks', 'pool', 'listener', 'managers', 'leaks'];
 const chosen = names.length ? names : ALL;
 const total = flag('--total');
 const seconds = flag('--seconds') ?? (total !== undefined ? total / chosen.length : 60);
@@ -468,6 +469,79 @@ async function listenerScenario(ms: number): Promise<Row> {
   return row;
 }
 
+// --- Managers: clients killed mid-call ----------------------------------------------
+
+async function managersScenario(ms: number): Promise<Row> {
+  const W = 3;
+  const SLOTS = 512;
+  const m = await Manager();
+  const shared = (await m.dict()) as DictProxy<number, number>;
+  // What the server holds before any client: the shared dict (the clients' objects come
+  // and go; killed clients' must go too).
+  const baseline = await m.numberOfObjects();
+  const done: Float64Array = RawArray('d', SLOTS);
+  const stop: Int32Array = RawArray('i', 1);
+  let nextSlot = 0;
+  const clients: Process[] = [];
+  const add = (): void => {
+    clients.push(start(managerClient, [m.address, m._authkey, shared, nextSlot++, done, stop]));
+  };
+  for (let i = 0; i < W; i++) add();
+  let faults = 0;
+  let hangs = 0;
+  let worstWait = 0;
+  let maxObjects = baseline;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms && nextSlot < SLOTS) {
+    await sleep(100 + rand(400));
+    const i = rand(clients.length);
+    await kill(clients[i]);
+    clients.splice(i, 1);
+    add();
+    faults++;
+    // The server goes on serving the others: a call of ours returns.
+    const t = performance.now();
+    const n = await within(m.numberOfObjects(), 10_000, null);
+    const waited = performance.now() - t;
+    if (n === null) hangs++;
+    else maxObjects = Math.max(maxObjects, n);
+    worstWait = Math.max(worstWait, waited);
+  }
+  Atomics.store(stop, 0, 1);
+  for (const p of clients) {
+    if (!(await within(p.join(10).then(() => p.exitcode !== null), 11_000, false))) hangs++;
+    if (p.exitcode === null) await kill(p);
+  }
+  // Every client is gone: the server's object count returns to its baseline.
+  let objects = await m.numberOfObjects();
+  for (const t = performance.now(); objects !== baseline && performance.now() - t < 10_000;) {
+    await sleep(100);
+    objects = await m.numberOfObjects();
+  }
+  // Each slot's value is its completed rounds, or one more (a set made, then killed
+  // before counting it).
+  const values = new Map(await shared.items());
+  let lost = 0;
+  let duplicates = 0;
+  let completed = 0;
+  for (let slot = 0; slot < nextSlot; slot++) {
+    const c = done[slot];
+    const v = values.get(slot) ?? 0;
+    completed += c;
+    if (v < c) lost += c - v;
+    if (v > c + 1) duplicates += v - c - 1;
+  }
+  const serverAlive = m._process?.exitcode === null;
+  await m.shutdown();
+  const row: Row = {
+    scenario: 'managers', duration_s: round((performance.now() - t0) / 1000), faults, ops: completed, lost, duplicates, hangs,
+    worst_wait_after_fault_ms: round(worstWait), ok: false, clients: nextSlot, objects_baseline: baseline,
+    objects_peak: maxObjects, objects_at_end: objects, server_alive: serverAlive,
+  };
+  row.ok = lost === 0 && duplicates === 0 && hangs === 0 && objects === baseline && serverAlive;
+  return row;
+}
+
 // --- Leaks: start/join, Pipe messages, Locks and Values made and dropped -----------
 
 function resources(): { fds: number; memfds: number; rss: number; arenas: number } {
@@ -568,6 +642,7 @@ const scenarios: Record<string, (ms: number) => Promise<Row>> = {
   locks: locksScenario,
   pool: poolScenario,
   listener: listenerScenario,
+  managers: managersScenario,
   leaks: leaksScenario,
 };
 

@@ -3,7 +3,8 @@
 // parent can tell a fault's casualties from a real loss.
 import * as net from 'node:net';
 import type { Connection, Lock, Queue } from '../index.js';
-import { Client } from '../src/connection.js';
+import { Client, type Address } from '../src/connection.js';
+import { SyncManager, type DictProxy } from '../src/managers.js';
 
 /** A deterministic payload for (producer, seq), so that corruption is seen on arrival. */
 export function payload(producer: number, seq: number): string {
@@ -135,4 +136,24 @@ export async function badClients(address: string, authkey: Buffer, counts: Float
     while (!Atomics.load(stop, 0)) await one(k++);
   });
   await Promise.all(lanes);
+}
+
+/**
+ * A manager's client: connects to the server at `address`, then until `stop[0]` is set
+ * makes objects of its own (a dict and a list, dropped at once: released when collected,
+ * or all together when the client dies), calls methods on them, and sets
+ * `shared[slot] = n + 1` for its n-th round; `done[slot]` is the number of rounds whose
+ * set returned.
+ */
+export async function managerClient(address: Address, authkey: Uint8Array, shared: DictProxy<number, number>, slot: number, done: Float64Array, stop: Int32Array): Promise<void> {
+  const m = new SyncManager(address, authkey);
+  await m.connect();
+  for (let n = 0; !Atomics.load(stop, 0); n++) {
+    const d = await m.dict({ n });
+    const l = await m.list([n]);
+    await l.append((await d.get('n')) as number);
+    if ((await l.len()) !== 2) throw new Error('a managed list lost an item');
+    await shared.setItem(slot, n + 1);
+    done[slot] = n + 1;
+  }
 }
