@@ -59,7 +59,7 @@ test('threads under the tsx command (its loader given by path) run TypeScript to
   const r = spawnSync(process.execPath, [
     '--require', join(tsxDist, 'preflight.cjs'), '--import', pathToFileURL(join(tsxDist, 'loader.mjs')).href,
     join(root, 'examples', 'dummy_pool_intro.ts'),
-  ], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  ], { cwd: root, encoding: 'utf8', timeout: 110_000 });
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout, '[ 1, 4, 9 ]\n');
 });

@@ -10,7 +10,7 @@ const range = (n: number): number[] => [...Array(n).keys()];
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await using pool = new Pool({ processes: 4 }); // start 4 worker threads
   const result = pool.applyAsync(f, [10]); //        evaluate "f(10)" asynchronously in a single thread
-  console.log(await result.get(30)); //              prints "100" (the first wait includes starting the threads)
+  console.log(await result.get(90)); //              prints "100" (the first wait includes starting the threads)
 
   console.log(await pool.map(f, range(10))); //      prints "[ 0, 1, 4,..., 81 ]"
 

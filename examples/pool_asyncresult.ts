@@ -18,8 +18,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const result = pool.applyAsync(f, [10]); //        evaluate "f(10)" asynchronously in a single process
   // Python's workers start by fork in a few milliseconds; ours are started fresh (spawn), and
   // under tsx that takes a moment (longer on a busy machine), which this first wait
-  // includes: give it 30 seconds.
-  console.log(await result.get(30)); //              prints "100"
+  // includes: give it 90 seconds.
+  console.log(await result.get(90)); //              prints "100"
 
   console.log(await pool.map(f, range(10))); //      prints "[ 0, 1, 4,..., 81 ]"
 
