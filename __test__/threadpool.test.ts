@@ -12,7 +12,7 @@ import { MaybeEncodingError } from '../src/errors.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
-test('map, apply, starmap, imap, inline functions; workers are daemonic threads of this process', async (t) => {
+test.serial('map, apply, starmap, imap, inline functions; workers are daemonic threads of this process', async (t) => {
   await using pool = new ThreadPool(2);
   t.is(DummyPool, ThreadPool);
   t.is(String(pool), '<ThreadPool state=RUN pool_size=2>');
@@ -39,7 +39,7 @@ test('map, apply, starmap, imap, inline functions; workers are daemonic threads 
   t.deepEqual(un.sort((a, b) => a - b), range(30).map((x) => x * x));
 });
 
-test('options and positional forms; processes must be at least 1; use after close', async (t) => {
+test.serial('options and positional forms; processes must be at least 1; use after close', async (t) => {
   t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
   t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });
   await using a = new ThreadPool({ processes: 1, initializer: init, initargs: ['x'] });
@@ -56,7 +56,7 @@ test('options and positional forms; processes must be at least 1; use after clos
   t.is(c._pool.length, 0);
 });
 
-test('AsyncResult and errors: timeouts, callbacks, the class and the remote stack of a task error', async (t) => {
+test.serial('AsyncResult and errors: timeouts, callbacks, the class and the remote stack of a task error', async (t) => {
   await using pool = new ThreadPool(2);
   const slow = pool.applyAsync(sleep, [0.3]);
   await t.throwsAsync(slow.get(0.02), { instanceOf: TimeoutError });
@@ -72,7 +72,7 @@ test('AsyncResult and errors: timeouts, callbacks, the class and the remote stac
   await t.throwsAsync(pool.apply(unserializable), { instanceOf: MaybeEncodingError });
 });
 
-test('imap: a failed item of chunks of one is raised and next() goes on; a failed chunk of several ends the iteration (Python)', async (t) => {
+test.serial('imap: a failed item of chunks of one is raised and next() goes on; a failed chunk of several ends the iteration (Python)', async (t) => {
   await using pool = new ThreadPool(2);
   const take = async (it: AsyncIterator<unknown>): Promise<unknown[]> => {
     const out: unknown[] = [];
@@ -92,7 +92,7 @@ test('imap: a failed item of chunks of one is raised and next() goes on; a faile
   t.deepEqual(un.slice(-2), ['RangeError', 'END'], String(un));
 });
 
-test('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
+test.serial('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
   await using pool = new ThreadPool(2);
   const e1 = await t.throwsAsync(pool.apply(exitThread, [3]), { instanceOf: WorkerLostError });
   t.regex(e1!.message, /worker Thread-\d+ \(thread \d+\) died with exit code 3/);
@@ -116,13 +116,13 @@ test('a thread that calls process.exit, throws outside its task, or is terminate
   t.not(one._pool[0], busy);
 });
 
-test('an initializer that throws fails the tasks instead of hanging', async (t) => {
+test.serial('an initializer that throws fails the tasks instead of hanging', async (t) => {
   await using pool = new ThreadPool({ processes: 2, initializer: initThrows });
   const e = await t.throwsAsync(pool.apply(square, [2]), { instanceOf: ProcessError });
   t.regex(String((e!.cause as Error)?.message), /init failed/);
 });
 
-test('terminate with thousands of pending tasks returns at once and fails them; join is prompt', async (t) => {
+test.serial('terminate with thousands of pending tasks returns at once and fails them; join is prompt', async (t) => {
   const pool = new ThreadPool(2);
   t.is(await pool.apply(square, [2]), 4);
   const rs = range(5000).map((i) => pool.applyAsync(sleepThen, [0.01, i]));
@@ -138,7 +138,7 @@ test('terminate with thousands of pending tasks returns at once and fails them; 
   t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
 });
 
-test('close then join finishes the work; the library objects in task arguments are shared', async (t) => {
+test.serial('close then join finishes the work; the library objects in task arguments are shared', async (t) => {
   const pool = new ThreadPool(2);
   const lock = new Lock();
   const { RawArray } = await import('../src/sharedctypes.js');
@@ -156,7 +156,7 @@ test('close then join finishes the work; the library objects in task arguments a
   t.is(await q.get(true, 5), 'from a pool thread');
 });
 
-test('the main thread keeps running while the pool works (nothing blocks it)', async (t) => {
+test.serial('the main thread keeps running while the pool works (nothing blocks it)', async (t) => {
   await using pool = new ThreadPool(2);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 5);
@@ -168,7 +168,7 @@ test('the main thread keeps running while the pool works (nothing blocks it)', a
   t.true(ticks >= 10, `${ticks} ticks`);
 });
 
-test('move(): a whole Buffer or typed array goes to the thread without a copy and comes back moved; anything else is copied', async (t) => {
+test.serial('move(): a whole Buffer or typed array goes to the thread without a copy and comes back moved; anything else is copied', async (t) => {
   await using pool = new ThreadPool(1);
   const b = Buffer.alloc(1 << 16, 7);
   const back = await pool.apply(incMoved, [move(b)]);
@@ -192,7 +192,7 @@ test('move(): a whole Buffer or typed array goes to the thread without a copy an
   t.throws(() => move(42 as never), { instanceOf: TypeError });
 });
 
-test('move() to a process copies: the sender keeps its Buffer', async (t) => {
+test.serial('move() to a process copies: the sender keeps its Buffer', async (t) => {
   await using pool = new Pool(1);
   const b = Buffer.alloc(1 << 16, 7);
   const back = await pool.apply(incMoved, [move(b)]);
