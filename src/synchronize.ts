@@ -303,8 +303,11 @@ export class SemLock {
   }
 
   #recovered(pid: number): void {
+    // 2 ** 31 (the native side's i32::MIN negated): killed between taking or releasing the
+    // lock and writing its name, so no pid is known.
+    const holder = pid === 2 ** 31 ? 'a process died while taking or releasing it;' : `holder process ${pid} died while holding it;`;
     warning(
-      `${this.constructor.name}: holder process ${pid} died while holding it; the lock was handed to process ${process.pid} (the data it protected may be inconsistent)`,
+      `${this.constructor.name}: ${holder} the lock was handed to process ${process.pid} (the data it protected may be inconsistent)`,
     );
   }
 

@@ -13,11 +13,18 @@
 //! checks the holder: if that process is gone, a zombie, or its pid now belongs to a
 //! process with another start time, the acquirer takes the lock over (one CAS on the
 //! owner word decides among several) and reports [`Acquired::Recovered`].
+//!
+//! Taking the count and writing the owner are two stores, and so are clearing the owner and
+//! giving the count back: a process killed between them leaves the lock held with no owner
+//! (or, killed mid-recovery, owned by [`RECOVERING`]). No holder can be checked then, so a
+//! waiter that sees the same held, nameless state for [`NAMELESS_GRACE`] takes the lock
+//! over (reported as `Recovered { dead_pid: 0 }`). A live thread is inside that window for a
+//! few instructions, never for seconds.
 
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use crate::futex;
@@ -30,8 +37,12 @@ const COUNT: u32 = !WAITERS;
 pub const SEM_VALUE_MAX: u32 = COUNT;
 /// How long a blocked Lock/RLock acquirer sleeps before checking that the holder lives.
 pub const OWNER_CHECK: Duration = Duration::from_millis(100);
-/// Owner word while a recovery is writing the new owner's fields.
+/// How long a held Lock/RLock may show no owner before a waiter takes it over.
+pub const NAMELESS_GRACE: Duration = Duration::from_secs(2);
+/// Owner word while a recovery is writing the new owner's fields (two values, so that a
+/// recovery of a recovery killed half-way can still be claimed by one CAS).
 const RECOVERING: u64 = u64::MAX;
+const RECOVERING_AGAIN: u64 = u64::MAX - 1;
 const UNKNOWN_START: u64 = u64::MAX;
 
 #[derive(Debug)]
@@ -116,6 +127,8 @@ pub enum Acquired {
     Clean,
     /// The previous holder, this pid, died holding the lock; it is now ours. The data it
     /// protected may be half-updated (log "lock holder <pid> died; lock recovered").
+    /// `dead_pid` 0: a process died while taking, releasing or recovering the lock, before
+    /// its name was written (the lock was held with no owner for [`NAMELESS_GRACE`]).
     Recovered { dead_pid: i32 },
 }
 
@@ -288,30 +301,51 @@ impl SemState {
         self.owner.load(Relaxed) == me && self.word.load(Relaxed) & COUNT == 0
     }
 
-    /// If the holder process is dead, make `me` the holder. Exactly one caller wins.
-    fn recover(&self, me: u64) -> Option<i32> {
+    /// If the holder process is dead, or the lock has been held with no owner for
+    /// [`NAMELESS_GRACE`] (as `seen` remembers), make `me` the holder. Exactly one caller wins.
+    fn recover(&self, me: u64, seen: &mut Option<Nameless>) -> Option<i32> {
         let o = self.owner.load(Acquire);
-        if o == 0 || o == RECOVERING {
-            return None;
-        }
         let pid = (o >> 32) as i32;
-        if pid == my_pid() || process_alive(pid, self.owner_start.load(Relaxed)) {
-            return None;
+        if o >= RECOVERING_AGAIN || pid == 0 {
+            // Nobody to check: a holder between its two stores, or one killed there.
+            let word = self.word.load(Relaxed);
+            if word & COUNT != 0 {
+                *seen = None;
+                return None;
+            }
+            match seen {
+                Some(n) if n.word == word && n.owner == o => {
+                    if n.since.elapsed() < NAMELESS_GRACE {
+                        return None;
+                    }
+                }
+                _ => {
+                    *seen = Some(Nameless { since: Instant::now(), word, owner: o });
+                    return None;
+                }
+            }
+        } else {
+            *seen = None;
+            if pid == my_pid() || process_alive(pid, self.owner_start.load(Relaxed)) {
+                return None;
+            }
         }
         // Claim first, then write our fields: a checker never pairs our pid with the
         // dead holder's start time.
-        self.owner.compare_exchange(o, RECOVERING, Acquire, Relaxed).ok()?;
+        let claim = if o == RECOVERING { RECOVERING_AGAIN } else { RECOVERING };
+        self.owner.compare_exchange(o, claim, Acquire, Relaxed).ok()?;
+        *seen = None;
         if self.word.load(Relaxed) & COUNT != 0 {
             // Released meanwhile (a Lock may be released by anyone): nothing to recover.
             self.owner.store(0, Release);
             return None;
         }
         self.set_owner(me);
-        Some(pid)
+        Some(if o >= RECOVERING_AGAIN { 0 } else { pid })
     }
 
     /// One non-blocking attempt. `Err(expected)`: sleep while the word equals it.
-    fn try_acquire(&self, check_owner: bool) -> std::result::Result<Acquired, u32> {
+    fn try_acquire(&self, check_owner: Option<&mut Option<Nameless>>) -> std::result::Result<Acquired, u32> {
         let kind = self.kind();
         if !kind.owned() {
             return self.take().map(|_| Acquired::Clean);
@@ -326,7 +360,7 @@ impl SemState {
                 self.set_owner(me);
                 Ok(Acquired::Clean)
             }
-            Err(expected) => match check_owner.then(|| self.recover(me)).flatten() {
+            Err(expected) => match check_owner.and_then(|seen| self.recover(me, seen)) {
                 Some(dead_pid) => Ok(Acquired::Recovered { dead_pid }),
                 None => Err(expected),
             },
@@ -334,12 +368,13 @@ impl SemState {
     }
 
     fn acquire(&self, block: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        let mut expected = match self.try_acquire(false) {
+        let mut expected = match self.try_acquire(None) {
             Ok(a) => return Ok(Some(a)),
             Err(_) if !block => return Ok(None),
             Err(e) => e,
         };
         let owned = self.kind().owned();
+        let mut seen = None;
         loop {
             let until = if owned {
                 let slice = Instant::now() + OWNER_CHECK;
@@ -348,7 +383,7 @@ impl SemState {
                 deadline
             };
             let r = futex::wait(&self.word, expected, until)?;
-            match self.try_acquire(owned && r == futex::Wait::TimedOut) {
+            match self.try_acquire((owned && r == futex::Wait::TimedOut).then_some(&mut seen)) {
                 Ok(a) => return Ok(Some(a)),
                 Err(e) => expected = e,
             }
@@ -406,6 +441,15 @@ fn wait_on(block: &Block, word: &AtomicU32, expected: u32) -> WaitOn {
 /// Python's SemLock: the state of a Lock, RLock, Semaphore or BoundedSemaphore.
 pub struct SemLock {
     block: Block,
+    /// What this process's asynchronous waiters last saw of a nameless holder.
+    nameless: Mutex<Option<Nameless>>,
+}
+
+/// A held Lock/RLock seen without an owner: since when, and in which state.
+pub(crate) struct Nameless {
+    since: Instant,
+    word: u32,
+    owner: u64,
 }
 
 impl SemLock {
@@ -416,7 +460,7 @@ impl SemLock {
         }
         let block = heap.alloc(std::mem::size_of::<SemState>())?;
         state_in::<SemState>(&block)?.init(kind, value, max);
-        Ok(SemLock { block })
+        Ok(SemLock { block, nameless: Mutex::new(None) })
     }
 
     pub fn lock(heap: &Heap) -> Result<SemLock> {
@@ -441,7 +485,7 @@ impl SemLock {
         if s.kind.load(Acquire) & !0xff != SEM_MAGIC {
             return Err(SyncError::Value("block does not hold a lock".into()));
         }
-        Ok(SemLock { block })
+        Ok(SemLock { block, nameless: Mutex::new(None) })
     }
 
     fn s(&self) -> &SemState {
@@ -462,7 +506,13 @@ impl SemLock {
     #[inline]
     pub fn try_acquire(&self, check_owner: bool) -> Try<Acquired> {
         let s = self.s();
-        match s.try_acquire(check_owner) {
+        let r = if check_owner {
+            let mut seen = self.nameless.lock().unwrap_or_else(|e| e.into_inner());
+            s.try_acquire(Some(&mut seen))
+        } else {
+            s.try_acquire(None)
+        };
+        match r {
             Ok(a) => Try::Ready(a),
             Err(expected) => {
                 let w = wait_on(&self.block, &s.word, expected);
@@ -508,7 +558,7 @@ impl SemLock {
     /// Holder's pid, if held by a Lock/RLock holder.
     pub fn owner_pid(&self) -> Option<i32> {
         let o = self.s().owner.load(Acquire);
-        (o != 0 && o != RECOVERING).then_some((o >> 32) as i32)
+        (o >> 32 != 0 && o < RECOVERING_AGAIN).then_some((o >> 32) as i32)
     }
 
     /// Release completely, returning the recursion depth to restore (Condition.wait).
@@ -1214,6 +1264,94 @@ mod tests {
         if !reap_first {
             reap(pid);
         }
+    }
+
+    /// A process killed between taking the count and writing its name (or between
+    /// clearing its name and giving the count back) leaves the lock held by nobody: a child
+    /// makes exactly that state and exits. Blocking and asynchronous waiters take it over
+    /// after NAMELESS_GRACE, not before.
+    fn nameless_holder_is_recovered(kind: Kind, owner_left: u64) {
+        let heap = Heap::new();
+        let lock = SemLock::new(&heap, kind, 1, 1).unwrap();
+        let pid = fork_child(|| {
+            let s = lock.s();
+            if s.take().is_err() {
+                return 1;
+            }
+            s.owner.store(owner_left, Release);
+            0
+        });
+        assert_eq!(reap(pid), 0);
+        assert_eq!(lock.value(), 0, "held");
+        assert_eq!(lock.owner_pid(), None, "by nobody known");
+        // Blocking: not before the grace, well within the deadline.
+        let t = Instant::now();
+        let got = lock.acquire(true, soon(20_000)).unwrap();
+        assert_eq!(got, Some(Acquired::Recovered { dead_pid: 0 }), "{kind:?}");
+        assert!(t.elapsed() >= NAMELESS_GRACE, "{:?}", t.elapsed());
+        assert!(lock.is_mine());
+        lock.release().unwrap();
+        assert_eq!(lock.value(), 1);
+        // Asynchronous waiters (repeated non-blocking checks) likewise.
+        let pid = fork_child(|| {
+            let s = lock.s();
+            if s.take().is_err() {
+                return 1;
+            }
+            s.owner.store(owner_left, Release);
+            0
+        });
+        assert_eq!(reap(pid), 0);
+        let t = Instant::now();
+        let got = loop {
+            match lock.try_acquire(true) {
+                Try::Ready(a) => break a,
+                Try::WouldBlock(_) => {
+                    assert!(t.elapsed() < Duration::from_secs(20), "never taken over");
+                    std::thread::sleep(OWNER_CHECK);
+                }
+            }
+        };
+        assert_eq!(got, Acquired::Recovered { dead_pid: 0 });
+        assert!(t.elapsed() >= NAMELESS_GRACE);
+        lock.release().unwrap();
+    }
+
+    #[test]
+    fn lock_taken_without_a_name_is_recovered() {
+        nameless_holder_is_recovered(Kind::Lock, 0);
+    }
+
+    #[test]
+    fn rlock_with_half_written_owner_is_recovered() {
+        // The JS fast path writes the owner's tid half before its pid half.
+        nameless_holder_is_recovered(Kind::RLock, 12345);
+    }
+
+    #[test]
+    fn lock_left_by_a_killed_recovery_is_recovered() {
+        nameless_holder_is_recovered(Kind::Lock, RECOVERING);
+        nameless_holder_is_recovered(Kind::Lock, RECOVERING_AGAIN);
+    }
+
+    /// A live holder slow to write its name is not robbed: the lock is held nameless for
+    /// less than the grace, then named and released; the waiter gets it cleanly.
+    #[test]
+    fn slow_but_live_holder_is_not_robbed() {
+        let heap = Heap::new();
+        let lock = Arc::new(SemLock::new(&heap, Kind::Lock, 1, 1).unwrap());
+        lock.s().take().unwrap();
+        let l2 = lock.clone();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(NAMELESS_GRACE / 2);
+            l2.s().set_owner(current_owner());
+            std::thread::sleep(NAMELESS_GRACE);
+            l2.release().unwrap();
+        });
+        let got = lock.acquire(true, soon(30_000)).unwrap();
+        assert_eq!(got, Some(Acquired::Clean));
+        holder.join().unwrap();
+        lock.release().unwrap();
     }
 
     #[test]

@@ -88,12 +88,14 @@ fn sync_err(e: SyncError) -> napi::Error {
     }
 }
 
-/// 1: acquired; 0: not acquired; -pid: acquired from `pid`, which died holding it.
+/// 1: acquired; 0: not acquired; -pid: acquired from `pid`, which died holding it;
+/// i32::MIN: acquired from a process that died while taking or releasing it (pid unknown).
 #[inline]
 fn acquired(a: Option<Acquired>) -> i32 {
     match a {
         Some(Acquired::Clean) => 1,
-        Some(Acquired::Recovered { dead_pid }) => -dead_pid.max(1),
+        Some(Acquired::Recovered { dead_pid }) if dead_pid > 0 => -dead_pid,
+        Some(Acquired::Recovered { .. }) => i32::MIN,
         None => 0,
     }
 }
