@@ -14,6 +14,7 @@ import { runServer, Server, type ServerRegistry } from './managers_server.js';
 import {
   AcquirerProxy, BarrierProxy, ConditionProxy, EventProxy, PoolProxy, QueueProxy, SemaphoreProxy, SYNC_TYPEIDS,
 } from './managers_sync.js';
+import { pickleChannel } from './managers_pickle.js';
 import { dialectFor, type ManagerSerializer } from './managers_wire.js';
 import type { PoolOptions } from './pool.js';
 import { optionalArgs } from './options.js';
@@ -197,6 +198,8 @@ export class BaseManager {
 
   #channel(): Channel {
     if (this.#address === null) throw new ProcessError('the manager has no address: start() or connect() it first');
+    // Python's own protocol (a CPython manager, or a Node one serving CPython clients).
+    if (this.#serializer === 'pickle') return pickleChannel(this.#address, this.#authkey);
     return channelFor(this.#address, this.#authkey, null);
   }
 
@@ -214,7 +217,6 @@ export class BaseManager {
 
   /** Python's `connect()`: use the server already running at `address` (checks that it answers). */
   async connect(): Promise<void> {
-    if (this.#serializer !== 'v8') dialectFor(this.#serializer);
     unwrap(await this.#channel().call(null, 'dummy', []));
     this.#state = 'started';
   }

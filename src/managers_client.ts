@@ -308,12 +308,27 @@ class SocketChannel implements Channel {
 }
 
 const channels = new Map<string, SocketChannel>();
+/** Channels speaking Python's protocol (managers_pickle.ts), by the same key. */
+const pickleChannels = new Map<string, Channel>();
+
+function channelKey(address: Address, authkey: Uint8Array): string {
+  return `${typeof address === 'string' ? address : `${address[0]}:${address[1]}`}\0${Buffer.from(authkey).toString('hex')}`;
+}
+
+/** Proxies of the manager at `address` talk through `channel` (Python's protocol). @internal */
+export function _setChannel(address: Address, authkey: Uint8Array, channel: Channel): void {
+  pickleChannels.set(channelKey(address, authkey), channel);
+}
 
 /** The channel to the manager at `address` (this process's server directly when `sid` is its own). @internal */
 export function channelFor(address: Address, authkey: Uint8Array, sid: string | null): Channel {
   const local = sid !== null ? localServers.get(sid) : undefined;
   if (local) return new LocalChannel(local);
-  const key = `${typeof address === 'string' ? address : `${address[0]}:${address[1]}`}\0${Buffer.from(authkey).toString('hex')}`;
+  const key = channelKey(address, authkey);
+  if (pickleChannels.size > 0) {
+    const p = pickleChannels.get(key);
+    if (p) return p;
+  }
   let c = channels.get(key);
   if (!c) {
     c = new SocketChannel(address, authkey);

@@ -305,8 +305,15 @@ function checkDictArgs(name: string, args: unknown[]): void {
  */
 export class DictProxy<K = any, V = any> extends BaseProxy {
   static override _exposed_ = DICT_EXPOSED;
-  /** Python's `iter(d)`: the keys (a snapshot taken when iteration starts). */
+  /**
+   * Python's `iter(d)`: the keys (a snapshot taken when iteration starts; a CPython manager's
+   * dict is iterated through an iterator proxy, as Python's DictProxy does).
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<K> {
+    if (this._exposed_?.includes('__iter__')) {
+      yield* (await this._callmethod('__iter__')) as AsyncIterable<K>;
+      return;
+    }
     yield* (await this._callmethod('keys')) as K[];
   }
 }

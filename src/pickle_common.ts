@@ -82,6 +82,27 @@ export const MAX_STR_DIGITS = 4300;
 export const pyClassOf = Symbol('node-multiprocessing.pickle.pyClass');
 export type PyErrorLike = Error & { args?: unknown[]; [pyClassOf]?: readonly [string, string] };
 
+/**
+ * How an object of the library's own (the managers' Token and proxies) pickles: its method
+ * under this symbol says, as Python's `__reduce__` would. @internal
+ */
+export const pyReduce = Symbol('node-multiprocessing.pickle.reduce');
+/** What a `[pyReduce]()` method returns. @internal */
+export interface PyReduced {
+  /** The module of the global (a class or function of Python's) that rebuilds the object. */
+  module: string;
+  /** The global's name in its module. */
+  name: string;
+  /** Its arguments (REDUCE, or NEWOBJ with `newobj`); null: the global itself is the value. */
+  args: unknown[] | null;
+  /** `cls.__new__(cls, *args)` (NEWOBJ) rather than `f(*args)` (REDUCE). */
+  newobj?: boolean;
+  /** The state BUILD sets afterwards (Python's `__setstate__`), if any. */
+  state?: unknown;
+}
+/** BUILD on a loaded object that has a method under this symbol calls it with the state. @internal */
+export const pySetState = Symbol('node-multiprocessing.pickle.setstate');
+
 /** Python's builtin exceptions (3.6 to 3.13), all loadable. */
 export const BUILTIN_EXCEPTIONS = [
   'BaseException', 'BaseExceptionGroup', 'Exception', 'ExceptionGroup', 'ArithmeticError',

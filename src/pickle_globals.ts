@@ -103,8 +103,30 @@ export function _allowGlobal(module: string, name: string, def: GlobalDef): void
   allow(module, name, def);
 }
 
+/** Globals accepted only inside `_withGlobals` (the managers' pickle dialect). */
+let scoped: Map<string, GlobalDef> | null = null;
+
+/**
+ * Run `fn` (a `loads`) with `extra` globals accepted besides the fixed list: the managers'
+ * Token and proxy rebuilders, for their messages only (a plain `loads` refuses them). @internal
+ */
+export function _withGlobals<T>(extra: Map<string, GlobalDef>, fn: () => T): T {
+  const before = scoped;
+  scoped = extra;
+  try {
+    return fn();
+  } finally {
+    scoped = before;
+  }
+}
+
+/** A key of `_withGlobals`' map. @internal */
+export function globalKey(module: string, name: string): string {
+  return `${module}\n${name}`;
+}
+
 export function findGlobal(module: string, name: string): PyGlobal {
-  const def = allowed.get(`${module}\n${name}`);
+  const def = allowed.get(`${module}\n${name}`) ?? scoped?.get(`${module}\n${name}`);
   if (!def) {
     throw new UnpicklingError(`global '${module}.${name}' is not allowed: node-multiprocessing's pickle loads only the builtin types and exceptions it maps (it never imports or runs anything)`);
   }

@@ -4,7 +4,7 @@
 import { PythonError, UnpicklingError, ValueError } from './errors.js';
 import { findGlobal, makeError, PyGlobal } from './pickle_globals.js';
 import {
-  BINUNICODE8, HIGHEST_PROTOCOL, isPlainObject, MAX_STR_DIGITS, pyClassOf, type PyErrorLike, SHORT_BINSTRING, Tuple,
+  BINUNICODE8, HIGHEST_PROTOCOL, isPlainObject, MAX_STR_DIGITS, pyClassOf, type PyErrorLike, pySetState, SHORT_BINSTRING, Tuple,
 } from './pickle_common.js';
 
 // ---------------------------------------------------------------------------
@@ -706,6 +706,10 @@ function describe(v: unknown): string {
 
 /** BUILD: an exception's `__dict__` (or `(dict, slots)`) becomes properties of the error. */
 function build(obj: unknown, state: unknown): void {
+  if (typeof obj === 'object' && obj !== null && typeof (obj as { [pySetState]?: unknown })[pySetState] === 'function') {
+    (obj as { [pySetState](s: unknown): void })[pySetState](state);
+    return;
+  }
   if (!(obj instanceof Error)) throw new UnpicklingError(`BUILD on ${describe(obj)} is not read`);
   let dict = state;
   if (Array.isArray(state) && state.length === 2) {

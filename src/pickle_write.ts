@@ -6,8 +6,8 @@ import {
   ADDITEMS, APPEND, APPENDS, BATCHSIZE, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPUT,
   BINUNICODE, BINUNICODE8, builtinExceptionNames, DEFAULT_PROTOCOL, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
   errorHomes, FRAME, FRAME_SIZE_MIN, FRAME_SIZE_TARGET, GLOBAL, HIGHEST_PROTOCOL, isPlainObject, LONG1, LONG4,
-  LONG_BINGET, LONG_BINPUT, MARK, MAX_DEPTH, MEMOIZE, NEWFALSE, NEWTRUE, NONE, POP, POP_MARK, PROTO, pyClassOf,
-  PyFloat, type PyErrorLike, REDUCE, SETITEM, SETITEMS, SHORT_BINBYTES, SHORT_BINUNICODE, STACK_GLOBAL, STOP, Tuple,
+  LONG_BINGET, LONG_BINPUT, MARK, MAX_DEPTH, MEMOIZE, NEWFALSE, NEWOBJ, NEWTRUE, NONE, POP, POP_MARK, PROTO, pyClassOf,
+  PyFloat, type PyErrorLike, pyReduce, type PyReduced, REDUCE, BUILD, SETITEM, SETITEMS, SHORT_BINBYTES, SHORT_BINUNICODE, STACK_GLOBAL, STOP, Tuple,
   TUPLE, TUPLE1,
 } from './pickle_common.js';
 
@@ -420,6 +420,8 @@ class Pickler {
       this.saveError(v);
     } else if (isPlainObject(v)) {
       this.saveDict(v);
+    } else if (typeof (v as { [pyReduce]?: unknown })[pyReduce] === 'function') {
+      this.saveReduced(v, (v as { [pyReduce](): PyReduced })[pyReduce]());
     } else {
       throw new PicklingError(`cannot pickle '${v.constructor?.name ?? 'object'}' object`);
     }
@@ -598,6 +600,19 @@ class Pickler {
       }
     }
     if (open) this.byte(ADDITEMS);
+  }
+
+  /** An object of the library's own, as its `[pyReduce]()` says (Python's save_reduce). */
+  saveReduced(v: object, r: PyReduced): void {
+    this.saveGlobal(r.module, r.name);
+    if (r.args === null) return;
+    this.save(Tuple.from(r.args));
+    this.byte(r.newobj ? NEWOBJ : REDUCE);
+    this.memoize(v);
+    if (r.state !== undefined) {
+      this.save(r.state);
+      this.byte(BUILD);
+    }
   }
 
   /** An error goes as `cls(*args)` (BaseException.__reduce__), cls by its Python class. */

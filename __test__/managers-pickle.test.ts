@@ -1,0 +1,152 @@
+// Managers that talk to CPython (serializer 'pickle', Python's own manager protocol), against
+// every python3.x on this machine (an absent version is reported by the first test):
+// a Node client of a CPython SyncManager server (__test__/fixtures/py_manager_peer.py).
+import { join } from 'node:path';
+import test from 'ava';
+import { AuthenticationError, KeyError, ManagerGoneError } from '../src/errors.js';
+import { BaseManager, DictProxy, IteratorProxy, ListProxy, SyncManager } from '../src/managers.js';
+import { dumps, loads, Tuple } from '../src/pickle.js';
+import { findPythons, Py, root } from './helpers.js';
+
+const PEER = join(root, '__test__/fixtures/py_manager_peer.py');
+const key = 'pickle-manager';
+const { found, absent, defaultVersion } = findPythons();
+
+/** A SyncManager with the peer's extra typeid: one dict shared by every client. */
+class PeerManager extends SyncManager {
+  declare get_shared: () => Promise<DictProxy>;
+}
+PeerManager.register('get_shared', { proxytype: DictProxy });
+
+/** A CPython SyncManager server; its port. */
+async function pythonServer(t: { teardown(fn: () => void): void }, exe: string): Promise<number> {
+  return (await pythonServerProcess(t, exe)).port;
+}
+
+async function pythonServerProcess(t: { teardown(fn: () => void): void }, exe: string): Promise<{ port: number; server: Py }> {
+  const server = new Py([PEER, 'serve', key], exe);
+  t.teardown(() => server.kill());
+  return { port: Number(await server.line()), server };
+}
+
+test(`python interpreters: default python3 is ${defaultVersion ?? 'absent'}; found ${found.map((p) => p.version).join(', ') || 'none'}; absent ${absent.join(', ') || 'none'}`, (t) => {
+  if (absent.length) t.log(`python versions not on this machine (not tested): ${absent.join(', ')}`);
+  t.truthy(defaultVersion, 'python3 is not on PATH');
+  t.true(found.some((p) => p.minor >= 12), 'no python 3.12 or newer on this machine');
+});
+
+test('a Token or a proxy is read only from a manager connection: a plain loads refuses the global', (t) => {
+  const token = Buffer.from('80049549000000000000008c186d756c746970726f63657373696e672e6d616e6167657273948c05546f6b656e9493942981948c0464696374948c093132372e302e302e31944d881386948c023766948794622e', 'hex');
+  t.throws(() => loads(token), { name: 'UnpicklingError', message: /multiprocessing\.managers\.Token/ });
+  t.deepEqual([...(loads(dumps(new Tuple('#RETURN', null))) as unknown[])], ['#RETURN', null]);
+});
+
+for (const py of found) {
+  test(`python${py.version}: a Node SyncManager uses a CPython manager (dict, list, Namespace, Value, Queue, errors, iteration)`, async (t) => {
+    const port = await pythonServer(t, py.exe);
+    const m = new SyncManager({ address: ['127.0.0.1', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await m.connect();
+
+    const d = await m.dict<unknown, unknown>({ a: 1 });
+    await d.setItem('b', [1, 2]);
+    await d.update(new Map<unknown, unknown>([[3, 'three']]));
+    t.is(await d.len(), 3);
+    t.is(await d.getItem('a'), 1);
+    t.is(await d.get('zz', 5), 5);
+    t.true(await d.contains(3));
+    t.deepEqual(await d.keys(), ['a', 'b', 3]);
+    t.deepEqual((await d.items()).map((p) => [...p]), [['a', 1], ['b', [1, 2]], [3, 'three']]);
+    // Python's KeyError, by name and message.
+    const err = await t.throwsAsync(d.getItem('nope'));
+    t.true(err instanceof KeyError);
+    t.is(err!.name, 'KeyError');
+    t.is(err!.message, 'nope');
+    // for await: Python's dict iterator, through an Iterator proxy.
+    const keys: unknown[] = [];
+    for await (const k of d) keys.push(k);
+    t.deepEqual(keys, ['a', 'b', 3]);
+    const it = await d._callmethod('__iter__');
+    t.true(it instanceof IteratorProxy);
+    t.deepEqual(await it.next(), { done: false, value: 'a' });
+    // Blocking forms too.
+    d.setItemSync('c', 'sync');
+    t.is(d.getItemSync('c'), 'sync');
+    await d.delItem('c');
+    t.false(await d.contains('c'));
+
+    const l = await m.list<unknown>([3, 1, 2]);
+    await l.append(9);
+    await l.sort({ reverse: true });
+    t.deepEqual(await l._getvalue(), [9, 3, 2, 1]);
+    t.is(await l.getItem(-1), 1);
+    await l.iadd([0]);
+    t.is(l.lenSync(), 5);
+    await t.throwsAsync(l.getItem(10), { name: 'IndexError' });
+
+    const ns = await m.Namespace({ x: 1 });
+    ns.y = 'two';
+    t.is(ns.x, 1);
+    t.is(ns.y, 'two');
+    t.is(String(ns), "Namespace(x=1, y='two')");
+    t.throws(() => ns.missing, { name: 'AttributeError' });
+
+    const v = await m.Value('i', 5);
+    v.value = 7;
+    t.is(v.value, 7);
+    await v.set(8);
+    t.is(await v.get(), 8);
+
+    // A pending get does not hold up the put that satisfies it.
+    const q = await m.Queue();
+    const got = q.get();
+    await q.put({ hello: 'world' });
+    t.deepEqual(await got, { hello: 'world' });
+    await q.putNowait(3);
+    t.is(await q.qsize(), 1);
+    t.is(await q.getNowait(), 3);
+    await t.throwsAsync(q.getNowait(), { name: 'Empty' });
+    await t.throwsAsync(q.get(true, 0.05), { name: 'Empty' });
+    q.putSync('s');
+    t.is(q.getSync(), 's');
+  });
+
+  test(`python${py.version}: nested proxies: a list proxy Node stores in a CPython dict is read back by a Python client and by Node`, async (t) => {
+    const port = await pythonServer(t, py.exe);
+    const m = new PeerManager({ address: ['127.0.0.1', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await m.connect();
+    const shared = await m.get_shared();
+    const l = await m.list(['node']);
+    await shared.setItem('l', l);
+    const client = new Py([PEER, 'nested', String(port), key], py.exe);
+    t.teardown(() => client.kill());
+    const { code, out } = await client.finish();
+    t.is(code, 0, client.stderr);
+    t.is(out, "ListProxy ['node', 'py']");
+    const back = await shared.getItem('l');
+    t.true(back instanceof ListProxy);
+    t.deepEqual(await back._getvalue(), ['node', 'py']);
+    t.deepEqual(await l._getvalue(), ['node', 'py']);
+  });
+
+  test(`python${py.version}: BaseManager with typeids registered without a callable; a wrong key and a dead server are clear errors`, async (t) => {
+    class Remote extends BaseManager {
+      declare dict: () => Promise<DictProxy>;
+    }
+    Remote.register('dict', { proxytype: DictProxy });
+    const { port, server } = await pythonServerProcess(t, py.exe);
+    const bad = new Remote(['127.0.0.1', port], Buffer.from('wrong'), 'pickle');
+    await t.throwsAsync(bad.connect(), { instanceOf: AuthenticationError });
+    const m = new Remote(['127.0.0.1', port], Buffer.from(key), 'pickle');
+    await m.connect();
+    const d = await m.dict();
+    await d.setItem('k', 1);
+    t.deepEqual(await d.copy(), { k: 1 });
+    const before = await m.numberOfObjects();
+    t.true(before >= 1);
+    // The server process ends: calls reject, nothing hangs.
+    server.kill();
+    await server.exit;
+    await t.throwsAsync(d.getItem('k'), { instanceOf: ManagerGoneError });
+    await t.throwsAsync(new Remote(['127.0.0.1', port], Buffer.from(key), 'pickle').connect(), { instanceOf: ManagerGoneError });
+  });
+}
