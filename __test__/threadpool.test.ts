@@ -9,10 +9,11 @@ import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
 import { describeArg, exitThread, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
+import { native } from '../src/native.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
-test.serial('map, apply, starmap, imap, inline functions; workers are daemonic threads of this process', async (t) => {
+test('map, apply, starmap, imap, inline functions; workers are daemonic threads of this process', async (t) => {
   await using pool = new ThreadPool(2);
   t.is(DummyPool, ThreadPool);
   t.is(String(pool), '<ThreadPool state=RUN pool_size=2>');
@@ -39,7 +40,7 @@ test.serial('map, apply, starmap, imap, inline functions; workers are daemonic t
   t.deepEqual(un.sort((a, b) => a - b), range(30).map((x) => x * x));
 });
 
-test.serial('options and positional forms; processes must be at least 1; use after close', async (t) => {
+test('options and positional forms; processes must be at least 1; use after close', async (t) => {
   t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
   t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });
   await using a = new ThreadPool({ processes: 1, initializer: init, initargs: ['x'] });
@@ -56,7 +57,7 @@ test.serial('options and positional forms; processes must be at least 1; use aft
   t.is(c._pool.length, 0);
 });
 
-test.serial('AsyncResult and errors: timeouts, callbacks, the class and the remote stack of a task error', async (t) => {
+test('AsyncResult and errors: timeouts, callbacks, the class and the remote stack of a task error', async (t) => {
   await using pool = new ThreadPool(2);
   const slow = pool.applyAsync(sleep, [0.3]);
   await t.throwsAsync(slow.get(0.02), { instanceOf: TimeoutError });
@@ -72,7 +73,7 @@ test.serial('AsyncResult and errors: timeouts, callbacks, the class and the remo
   await t.throwsAsync(pool.apply(unserializable), { instanceOf: MaybeEncodingError });
 });
 
-test.serial('imap: a failed item of chunks of one is raised and next() goes on; a failed chunk of several ends the iteration (Python)', async (t) => {
+test('imap: a failed item of chunks of one is raised and next() goes on; a failed chunk of several ends the iteration (Python)', async (t) => {
   await using pool = new ThreadPool(2);
   const take = async (it: AsyncIterator<unknown>): Promise<unknown[]> => {
     const out: unknown[] = [];
@@ -92,7 +93,7 @@ test.serial('imap: a failed item of chunks of one is raised and next() goes on; 
   t.deepEqual(un.slice(-2), ['RangeError', 'END'], String(un));
 });
 
-test.serial('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
+test('a thread that calls process.exit, throws outside its task, or is terminated fails its task and is replaced', async (t) => {
   await using pool = new ThreadPool(2);
   const e1 = await t.throwsAsync(pool.apply(exitThread, [3]), { instanceOf: WorkerLostError });
   t.regex(e1!.message, /worker Thread-\d+ \(thread \d+\) died with exit code 3/);
@@ -116,13 +117,43 @@ test.serial('a thread that calls process.exit, throws outside its task, or is te
   t.not(one._pool[0], busy);
 });
 
-test.serial('an initializer that throws fails the tasks instead of hanging', async (t) => {
+test('the end of a thread of one pool is never taken for the end of a thread of another (its descriptor number is reused)', async (t) => {
+  // The end of a pool's thread is reported by descriptor number, and the report can come
+  // after that descriptor was released and its number taken by a new one: here the
+  // sentinel of a thread of the next pool. That report must not end the new thread.
+  const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  for (let round = 0; round < 6; round++) {
+    const a = new ThreadPool(1);
+    const started = new Event();
+    const pending = a.apply(waitOn, [started, new Event()]);
+    t.true(await started.wait(60));
+    const [busy] = a._pool;
+    const fd = busy._waitFd;
+    busy.terminate();
+    // Without returning to the event loop: the thread ends, the pool's watch on its end
+    // is reported (the report waits for this turn to end), its exit is read (releasing
+    // the descriptor) and a new pool's threads take the lowest free numbers.
+    t.true(native.waitReadable(fd, 60), 'the terminated thread ended');
+    sleepSync(50);
+    t.is(busy.exitcode, -15);
+    const b = new ThreadPool(2);
+    const results = b.map(square, range(40), 1);
+    await t.throwsAsync(pending, { instanceOf: WorkerLostError, message: /exit code -15/ });
+    t.deepEqual(await results, range(40).map((x) => x * x), `round ${round}`);
+    t.true(b._pool.every((w) => w.isAlive()));
+    a.terminate();
+    b.terminate();
+    await Promise.all([a.join(), b.join()]);
+  }
+});
+
+test('an initializer that throws fails the tasks instead of hanging', async (t) => {
   await using pool = new ThreadPool({ processes: 2, initializer: initThrows });
   const e = await t.throwsAsync(pool.apply(square, [2]), { instanceOf: ProcessError });
   t.regex(String((e!.cause as Error)?.message), /init failed/);
 });
 
-test.serial('terminate with thousands of pending tasks returns at once and fails them; join is prompt', async (t) => {
+test('terminate with thousands of pending tasks returns at once and fails them; join is prompt', async (t) => {
   const pool = new ThreadPool(2);
   t.is(await pool.apply(square, [2]), 4);
   const rs = range(5000).map((i) => pool.applyAsync(sleepThen, [0.01, i]));
@@ -138,7 +169,7 @@ test.serial('terminate with thousands of pending tasks returns at once and fails
   t.throws(() => pool.applyAsync(square, [1]), { instanceOf: ValueError });
 });
 
-test.serial('close then join finishes the work; the library objects in task arguments are shared', async (t) => {
+test('close then join finishes the work; the library objects in task arguments are shared', async (t) => {
   const pool = new ThreadPool(2);
   const lock = new Lock();
   const { RawArray } = await import('../src/sharedctypes.js');
@@ -156,7 +187,7 @@ test.serial('close then join finishes the work; the library objects in task argu
   t.is(await q.get(true, 5), 'from a pool thread');
 });
 
-test.serial('the main thread keeps running while the pool works (nothing blocks it)', async (t) => {
+test('the main thread keeps running while the pool works (nothing blocks it)', async (t) => {
   await using pool = new ThreadPool(2);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 5);
@@ -168,7 +199,7 @@ test.serial('the main thread keeps running while the pool works (nothing blocks 
   t.true(ticks >= 10, `${ticks} ticks`);
 });
 
-test.serial('move(): a whole Buffer or typed array goes to the thread without a copy and comes back moved; anything else is copied', async (t) => {
+test('move(): a whole Buffer or typed array goes to the thread without a copy and comes back moved; anything else is copied', async (t) => {
   await using pool = new ThreadPool(1);
   const b = Buffer.alloc(1 << 16, 7);
   const back = await pool.apply(incMoved, [move(b)]);
@@ -192,7 +223,7 @@ test.serial('move(): a whole Buffer or typed array goes to the thread without a 
   t.throws(() => move(42 as never), { instanceOf: TypeError });
 });
 
-test.serial('move() to a process copies: the sender keeps its Buffer', async (t) => {
+test('move() to a process copies: the sender keeps its Buffer', async (t) => {
   await using pool = new Pool(1);
   const b = Buffer.alloc(1 << 16, 7);
   const back = await pool.apply(incMoved, [move(b)]);

@@ -23,15 +23,42 @@ class KeepAlive {
 
 type Waiter = () => void;
 const waiters = new Map<number, Set<Waiter>>();
+/** Descriptors whose waiters wait for writability (the others wait to read). */
+const writers = new Set<number>();
 let started = false;
 const fdKeepAlive = new KeepAlive((ref) => native.reactorRef(ref));
 const setPending = (delta: number): void => fdKeepAlive.add(delta);
+
+/**
+ * Whether `fd` is readable now (a closed one counts: its waiters retry and see it closed).
+ * A report names a descriptor by number only, and it can arrive after that number was
+ * closed and given to a new descriptor: the pidfd of an ended process, or the sentinel of
+ * an ended thread, released while its report was on its way, and the number now the
+ * sentinel of a new pool thread. Its waiters must not take that report for their own.
+ */
+function stillReady(fd: number): boolean {
+  try {
+    return native.waitReadable(fd, 0);
+  } catch {
+    return true;
+  }
+}
 
 function onReady(fds: number[]): void {
   for (const fd of fds) {
     const set = waiters.get(fd);
     if (!set) continue;
+    if (!writers.has(fd) && !stillReady(fd)) {
+      // A stale report: keep waiting for this descriptor's own.
+      try {
+        native.reactorWatch(fd);
+        continue;
+      } catch {
+        /* wake them: they retry */
+      }
+    }
     waiters.delete(fd);
+    writers.delete(fd);
     for (const w of set) w();
   }
 }
@@ -79,6 +106,7 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
       if (!s?.delete(waiter)) return;
       if (s.size === 0) {
         waiters.delete(fd);
+        writers.delete(fd);
         native.reactorForget(fd);
       }
       setPending(-held);
@@ -90,12 +118,16 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
     set.add(waiter);
     setPending(held);
     if (first) {
+      if (write) writers.add(fd);
       try {
         if (write) native.reactorWatchWritable(fd);
         else native.reactorWatch(fd);
       } catch (e) {
         set.delete(waiter);
-        if (set.size === 0) waiters.delete(fd);
+        if (set.size === 0) {
+          waiters.delete(fd);
+          writers.delete(fd);
+        }
         setPending(-held);
         reject(e);
         return;
@@ -116,6 +148,7 @@ function ready(fd: number, write: boolean, timeout?: number | null, signal?: Abo
 export function forget(fd: number): void {
   if (!started) return;
   native.reactorForget(fd);
+  writers.delete(fd);
   const set = waiters.get(fd);
   if (!set) return;
   waiters.delete(fd);
