@@ -17,7 +17,7 @@ import { Finalize } from './util.js';
 import * as reactor from './wait.js';
 import { DummyProcess } from './dummy_process.js';
 import { threadChannelPair } from './thread_channel.js';
-import { dumps } from './reduction.js';
+import { dumps, Moved } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
   APPLY, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
@@ -74,6 +74,13 @@ const SEND_BUFFER = 1 << 20;
  * worker process with the socket buffer it is granted.
  */
 const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
+/**
+ * Bytes of `move()`d buffers in one batch to a worker thread (they are not copied, so the
+ * budget above does not see them): big items go a few per batch, and the rest wait in
+ * the pool's queue for whichever thread is free first, rather than behind a thread that
+ * may be slow (a loaded machine, a longer item).
+ */
+const MOVED_PER_BATCH = 2 << 20;
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
 /**
@@ -195,6 +202,23 @@ function stopWorkers<P extends PoolWorkerProcess>(workers: Set<Worker<P>>): void
   workers.clear();
 }
 
+/** A guess at the bytes `t` moves, from its first argument (cheap: the first task of a batch). */
+function movedIn(t: PendingTask | undefined): number {
+  if (t === undefined) return 0;
+  let x = t.kind === APPLY ? t.src[0] : t.src[t.start];
+  if (t.kind === STAR && Array.isArray(x)) x = x[0];
+  if (!(x instanceof Moved)) return 0;
+  const v = x.value as ArrayBufferView | ArrayBuffer;
+  return v.byteLength * (t.kind === APPLY ? 1 : t.count);
+}
+
+/** Bytes of the buffers a message moves (its transfer list's ArrayBuffers). */
+function movedBytes(transfer: unknown[] | undefined): number {
+  let n = 0;
+  if (transfer) for (const x of transfer) if (x instanceof ArrayBuffer) n += x.byteLength;
+  return n;
+}
+
 function checkFn(func: unknown): void {
   if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
 }
@@ -229,6 +253,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #jobsChanged = new Signal();
   /** Serialized bytes per item of recent batches: sizes batches for busy workers. */
   #bytesPerItem = 16;
+  /** Bytes of moved buffers per task of the last batch that had tasks (threads only). */
+  #movedPerTask = 0;
   /** Stops the workers if the pool is collected without terminate/join (Python's `_terminate`). */
   #finalizer: Finalize<[Set<Worker<P>>]>;
 
@@ -460,6 +486,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     let slots = 0;
     let known = -1;
     const queue = this.#queue;
+    const movedPerTask = this._toThreads() ? Math.max(this.#movedPerTask, movedIn(queue[this.#head])) : 0;
     for (let i = 0; i < n && this.#head < queue.length; i++) {
       const t = queue[this.#head];
       const apply = t.kind === APPLY;
@@ -467,6 +494,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       estimate += tslots * perItem;
       if (estimate > budget && taken.length > 0) break;
       if (estimate > budget) return;
+      if (movedPerTask > 0 && (taken.length + 1) * movedPerTask > MOVED_PER_BATCH && taken.length > 0) break;
       queue[this.#head++] = undefined as unknown as PendingTask;
       const calls = apply ? 1 : t.count;
       this.#queuedCalls -= calls;
@@ -518,6 +546,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       }
       return;
     }
+    if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / taken.length;
     const bytes = data.length + (raw !== null ? raw.byteLength : 0);
     if (slots > 0) this.#bytesPerItem = (perItem + bytes / slots) / 2;
     if (bytes > budget) {
