@@ -27,13 +27,18 @@ import { processSuite } from './process_suite.js';
 setStartMethod('forkserver');
 processSuite('forkserver');
 
-async function roundTrip<T>(target: Function, ...args: unknown[]): Promise<{ got: T; pid: number }> {
+async function roundTrip<T>(target: Function, ...args: unknown[]): Promise<{ got: T; pid: number; code: number | null }> {
   const [a, b] = Pipe();
   const p = new Process({ target, args: [b, ...args] });
   p.start();
-  const got = (await a.recv()) as T;
+  // A process that died instead of running its target: its exit code, not a hang.
+  const ended = p.join().then(() => false);
+  const ready = (await Promise.race([a.poll(120), ended])) || (await a.poll(5));
+  const got = (ready ? await a.recv() : `exited with ${p.exitcode}`) as T;
   await p.join();
-  return { got, pid: p.pid! };
+  a.close();
+  b.close();
+  return { got, pid: p.pid!, code: p.exitcode };
 }
 
 test.serial('a start takes a child started in advance and starts a replacement', async (t) => {
@@ -80,6 +85,26 @@ test.serial('waiting children that were killed are replaced: the next start work
   t.deepEqual(got, ['after']);
   t.false(spares.includes(pid));
   t.is(_forkserverSpares().length, 2);
+});
+
+test.serial('waiting children killed just before start(): the start uses another one, the process runs and exits 0', async (t) => {
+  // The kill is not waited for: the killed child's threads are still exiting when start()
+  // looks at it (its pidfd not yet readable). Rounds alternate: the oldest waiting child
+  // killed (the next one is used), and every waiting child killed (a fresh one is started).
+  await roundTrip(sendBack, 0);
+  const killed: number[] = [];
+  for (let round = 0; round < 12; round++) {
+    const spares = _forkserverSpares();
+    t.true(spares.length > 0);
+    const victims = round % 2 ? spares : spares.slice(0, 1);
+    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    killed.push(...victims);
+    const { got, pid, code } = await roundTrip(sendBack, round);
+    t.deepEqual(got, [round]);
+    t.is(code, 0, `round ${round}`);
+    t.false(victims.includes(pid), `round ${round}: a killed child ran the process`);
+  }
+  t.true(await eventually(() => killed.every(gone), 20_000), 'the killed children were reaped');
 });
 
 test.serial('a Pool of a forkserver context works', async (t) => {

@@ -15,6 +15,7 @@ import './spawn.js';
 import './forkserver.js';
 
 let bootstrapped = false;
+const ACK = new Uint8Array([1]);
 
 async function main(fd: number, startedInAdvance: boolean): Promise<number> {
   // Under a TypeScript loader (tsx), require() of a library module makes a second copy
@@ -34,6 +35,15 @@ async function main(fd: number, startedInAdvance: boolean): Promise<number> {
   _applyParentLogging(prep);
   _inheritStartMethod(prep.startMethod);
   const procData = channel.recv(true, null, null)!;
+  if (startedInAdvance) {
+    // Taken: the parent waits for this before counting the start as done (a waiting child
+    // killed just before could not say it). A parent that did not wait has closed its end.
+    try {
+      channel.send(ACK);
+    } catch {
+      /* the parent did not wait for it */
+    }
+  }
   let proc: BaseProcess;
   // While the target's modules load, starting a process is Python's bootstrapping error.
   _setImportingForChild(true);

@@ -11,7 +11,11 @@
 import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import { BaseProcess, registerProcessClass, type Popen } from './process.js';
-import { bootstrapPath, childExecArgv, environment, getExecutable, SpawnPopen, startNode, type Started } from './spawn.js';
+import { bootstrapPath, childExecArgv, closePidfd, environment, getExecutable, sendBootstrap, SpawnPopen, startNode, type Started } from './spawn.js';
+import type { Dumped } from './reduction.js';
+import * as wait from './wait.js';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fromSources } from './util.js';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
@@ -69,27 +73,113 @@ function startSpare(c: ReturnType<typeof configuration>): Spare {
   return { ...startNode(c.args, c.env, false), config: c.key };
 }
 
+/** Kill a waiting child that will not be used; it is reaped once its pidfd says it has ended, without waiting here. */
 function discard(s: Spare): void {
-  native.closeFd(s.conn);
+  if (s.conn >= 0) native.closeFd(s.conn);
   try {
     nativeCall(() => native.signalChild(s.child.pidfd, 9));
-    nativeCall(() => native.waitChild(s.child.pid, s.child.pidfd, null));
+  } catch {
+    /* already ended */
+  }
+  const reap = (): void => {
+    try {
+      nativeCall(() => native.waitChild(s.child.pid, s.child.pidfd, 0));
+    } finally {
+      closePidfd(s.child.pidfd);
+    }
+  };
+  if (nativeCall(() => native.waitReadable(s.child.pidfd, 0))) reap();
+  // Not holding the process open: if it ends first, the orphan is reaped by init.
+  else void wait.readable(s.child.pidfd, null, undefined, false).then(reap);
+}
+
+/** PF_EXITING in /proc/<pid>/stat's flags: the thread is in the kernel's exit path. */
+const PF_EXITING = 0x4;
+/** SIGKILL's bit in the pending signals: a fatal signal is being delivered to every thread. */
+const SIGKILL_PENDING = 1 << 8;
+
+/**
+ * Whether a waiting child is dead or dying. A killed child's pidfd becomes readable only
+ * once all its threads have exited; before that, its main thread is already a zombie, or
+ * exiting, or has SIGKILL pending (the kernel sets it in every thread when a fatal signal
+ * arrives, before kill() returns). /proc/<pid>/stat shows each of these for the main thread.
+ */
+function dying(s: Spare): boolean {
+  if (nativeCall(() => native.waitReadable(s.child.pidfd, 0))) return true;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${s.child.pid}/stat`, 'latin1');
+  } catch {
+    return true;
+  }
+  // After "pid (comm) ": state is field 3, flags field 9, the pending signals field 31.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return f[0] === 'Z' || f[0] === 'X' || (Number(f[6]) & PF_EXITING) !== 0 || (Number(f[28]) & SIGKILL_PENDING) !== 0;
+}
+
+/**
+ * How long start() waits for a waiting child to say it has taken the Process object before
+ * counting it as started anyway (alive but not scheduled yet on a loaded machine).
+ */
+const ACK_LIMIT_S = 2;
+/** While waiting, how often it checks that the child is not dying. */
+const ACK_SLICE_S = 0.002;
+
+/**
+ * Hand the messages to a waiting child and wait for its acknowledgement (child_main.ts
+ * sends it on receiving the Process object, before running anything). False if it died or
+ * is dying first: it did not take the Process object, another child must.
+ */
+function handOver(s: Spare, messages: [Dumped, Dumped]): boolean {
+  const conn = new native.NativeConnection(s.conn);
+  try {
+    if (!sendBootstrap(conn, messages)) return false;
+    const deadline = performance.now() + ACK_LIMIT_S * 1000;
+    for (;;) {
+      let ready: boolean;
+      try {
+        ready = nativeCall(() => conn.poll(ACK_SLICE_S));
+      } catch {
+        return false;
+      }
+      if (ready) {
+        try {
+          return nativeCall(() => conn.recv(false, null, null)) !== null;
+        } catch {
+          return false; // the end of the socket: it died without taking it
+        }
+      }
+      if (dying(s)) return false;
+      if (performance.now() > deadline) return true;
+    }
   } finally {
-    native.closeFd(s.child.pidfd);
+    // The connection object owns the descriptor now: the spare must not close it again.
+    s.conn = -1;
+    conn.close();
   }
 }
 
-/** A waiting child for a new process (one started now if none is ready), and replacements. */
-function take(): Started {
+/**
+ * Start the child of a Process object: hand it to the oldest waiting child that is alive
+ * and was started with the current configuration (another one if it turns out to be dead
+ * or dying), else to a child started now; then start replacements.
+ */
+function launch(messages: [Dumped, Dumped]): Started['child'] {
   const c = configuration();
-  let got: Started | null = null;
+  let got: Started['child'] | null = null;
   while (!got && spares.length) {
     const s = spares.shift()!;
-    // Started with another configuration, or ended (killed while it waited): not usable.
-    if (s.config !== c.key || nativeCall(() => native.waitReadable(s.child.pidfd, 0))) discard(s);
-    else got = s;
+    if (s.config !== c.key || dying(s) || !handOver(s, messages)) discard(s);
+    else got = s.child;
   }
-  got ??= startSpare(c);
+  if (!got) {
+    // A child started now cannot have been killed by anyone: no acknowledgement awaited.
+    const fresh = startSpare(c);
+    const conn = new native.NativeConnection(fresh.conn);
+    if (!sendBootstrap(conn, messages)) messages[1].undo?.();
+    conn.close();
+    got = fresh.child;
+  }
   while (spares.length < SPARES) spares.push(startSpare(c));
   return got;
 }
@@ -102,7 +192,7 @@ export function _forkserverSpares(): number[] {
 /** Process started by the fork server (Python's context.ForkServerProcess). */
 export class ForkServerProcess extends BaseProcess {
   protected override _Popen(proc: BaseProcess): Popen {
-    return new SpawnPopen(proc, take);
+    return new SpawnPopen(proc, launch);
   }
 }
 registerProcessClass(ForkServerProcess);

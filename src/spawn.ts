@@ -7,11 +7,13 @@ import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import type { Popen } from './process.js';
 import { _startMethodForChild, BaseProcess, currentProcess, registerProcessClass } from './process.js';
-import { dumps } from './reduction.js';
+import { dumps, type Dumped } from './reduction.js';
 import { blockFor } from './timeouts.js';
 import { Finalize, libraryModuleUrl } from './util.js';
 import { _loggingForChild } from './logging.js';
 import * as wait from './wait.js';
+
+type NativeConnectionType = InstanceType<typeof native.NativeConnection>;
 
 let executable = process.execPath;
 
@@ -106,6 +108,40 @@ export function startNode(args: string[], env: string[], dieWithParent: boolean)
 }
 
 /**
+ * Send the preparation data and the Process object on a child's bootstrap socket. False if
+ * the child has already ended (it did not read them; its exit code tells the story). @internal
+ */
+export function sendBootstrap(conn: NativeConnectionType, [prep, proc]: [Dumped, Dumped]): boolean {
+  try {
+    nativeCall(() => {
+      conn.send(prep.data, prep.fds);
+      conn.send(proc.data, proc.fds);
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How a Popen's child is started and handed its two messages (the preparation data and the
+ * Process object); returns the child. @internal
+ */
+export type Launch = (messages: [Dumped, Dumped]) => Started['child'];
+
+/** The spawn way: a fresh node process for this Process object. */
+function spawnLaunch(proc: BaseProcess): Launch {
+  return (messages) => {
+    const started = startNode([bootstrapPath, '--multiprocessing-fork'], environment(), diesWithParent(proc));
+    const conn = new native.NativeConnection(started.conn);
+    // If the child died before reading, the Process object's counts are given back.
+    if (!sendBootstrap(conn, messages)) messages[1].undo?.();
+    conn.close();
+    return started.child;
+  };
+}
+
+/**
  * Whether `proc` must die with its parent: a daemonic process, or a manager's server, which
  * is not daemonic but goes with its parent (BaseManager.start). @internal
  */
@@ -133,35 +169,21 @@ export class SpawnPopen implements Popen {
   returncode: number | null = null;
   #closed = false;
 
-  constructor(proc: BaseProcess, start: () => Started = () => startNode([bootstrapPath, '--multiprocessing-fork'], environment(), diesWithParent(proc))) {
+  constructor(proc: BaseProcess, launch: Launch = spawnLaunch(proc)) {
     // Serialize first: an unsendable argument fails here, before any child exists.
     const prep: Preparation = { parentName: currentProcess().name, ..._loggingForChild(), startMethod: _startMethodForChild() };
-    const prepMsg = dumps(prep);
-    const procMsg = dumps(proc);
-    let started: Started;
+    const messages: [Dumped, Dumped] = [dumps(prep), dumps(proc)];
+    let child: Started['child'];
     try {
-      started = start();
+      child = launch(messages);
     } catch (e) {
-      procMsg.undo?.();
+      messages[1].undo?.();
       throw e;
     }
-    const child = started.child;
     this.pid = child.pid;
     this.#pidfd = child.pidfd;
     // Python's Popen finalizer: a collected process object releases its descriptor.
     this.#finalizer = new Finalize(this, closePidfd, [child.pidfd]);
-    const conn = new native.NativeConnection(started.conn);
-    try {
-      nativeCall(() => {
-        conn.send(prepMsg.data, prepMsg.fds);
-        conn.send(procMsg.data, procMsg.fds);
-      });
-    } catch {
-      // The child died before reading: its exit code tells the story.
-      procMsg.undo?.();
-    } finally {
-      conn.close();
-    }
   }
 
   #exitCode(timeout: number | null): number | null {
