@@ -46,7 +46,7 @@ test.serial('a start takes a child started in advance and starts a replacement',
   const spares = _forkserverSpares();
   t.is(spares.length, 2);
   const { pid } = await roundTrip(sendBack, 2);
-  t.is(pid, spares[0], 'the oldest waiting child ran it');
+  t.true(spares.includes(pid), 'a waiting child ran it');
   t.is(_forkserverSpares().length, 2);
   t.false(_forkserverSpares().includes(pid));
 });

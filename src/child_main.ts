@@ -15,13 +15,36 @@ import './spawn.js';
 import './forkserver.js';
 
 let bootstrapped = false;
+const READY = new Uint8Array([0]);
 const ACK = new Uint8Array([1]);
 
-async function main(fd: number, startedInAdvance: boolean): Promise<number> {
+/** Load the modules of a child started in advance; one that fails is reported and left out, as by CPython's fork server. */
+async function preload(modules: string[]): Promise<void> {
+  for (const m of modules) {
+    try {
+      await import(m);
+    } catch (e) {
+      process.stderr.write(`forkserver: cannot preload ${m}: ${(e as Error)?.message ?? e}\n`);
+    }
+  }
+}
+
+async function main(fd: number, modules: string[] | null): Promise<number> {
+  const startedInAdvance = modules !== null;
   // Under a TypeScript loader (tsx), require() of a library module makes a second copy
   // of it, so reduction.ts could not load a kind synchronously: load them all up front.
   if (fromSources) await import('./context.js');
   const channel = new native.NativeConnection(fd);
+  if (startedInAdvance) {
+    await preload(modules);
+    // Ready: the parent hands a Process object to a ready child first, and waits for it to
+    // acknowledge (below). A parent that has ended: the next recv says so.
+    try {
+      channel.send(READY);
+    } catch {
+      /* the parent has ended */
+    }
+  }
   const takeFds = (n: number) => channel.takeFds(n);
   let first: Buffer;
   try {
@@ -68,10 +91,10 @@ async function main(fd: number, startedInAdvance: boolean): Promise<number> {
 
 /**
  * Run the child whose preparation data and Process object arrive on `fd`, then exit.
- * `startedInAdvance`: by the forkserver start method, with a parent-death signal.
+ * `modules`: started in advance by the forkserver start method, which loads these first.
  */
-export function runChild(fd: number, startedInAdvance = false): void {
-  main(fd, startedInAdvance).then(
+export function runChild(fd: number, modules: string[] | null = null): void {
+  main(fd, modules).then(
     (code) => process.exit(code),
     (e) => {
       process.stderr.write(`${(e as Error)?.stack ?? e}\n`);

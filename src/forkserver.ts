@@ -54,9 +54,16 @@ function resolvePreload(name: string): string {
   }
 }
 
-interface Spare extends Started {
+type Channel = InstanceType<typeof native.NativeConnection>;
+
+interface Spare {
+  child: Started['child'];
+  /** This end of its bootstrap socket. */
+  conn: Channel;
   /** The configuration it was started with: a spare of another one is not used. */
   config: string;
+  /** It has said that its modules are loaded and it waits for a Process object. */
+  ready: boolean;
 }
 
 const spares: Spare[] = [];
@@ -70,12 +77,13 @@ function configuration(): { key: string; args: string[]; env: string[] } {
 }
 
 function startSpare(c: ReturnType<typeof configuration>): Spare {
-  return { ...startNode(c.args, c.env, false), config: c.key };
+  const started = startNode(c.args, c.env, false);
+  return { child: started.child, conn: new native.NativeConnection(started.conn), config: c.key, ready: false };
 }
 
 /** Kill a waiting child that will not be used; it is reaped once its pidfd says it has ended, without waiting here. */
 function discard(s: Spare): void {
-  if (s.conn >= 0) native.closeFd(s.conn);
+  s.conn.close();
   try {
     nativeCall(() => native.signalChild(s.child.pidfd, 9));
   } catch {
@@ -118,7 +126,22 @@ function dying(s: Spare): boolean {
 }
 
 /**
- * How long start() waits for a waiting child to say it has taken the Process object before
+ * Read what a waiting child has said, without waiting: 'ready' (its modules are loaded, it
+ * waits for a Process object), 'loading', or 'ended' (the end of its socket).
+ */
+function readiness(s: Spare): 'ready' | 'loading' | 'ended' {
+  if (!s.ready) {
+    try {
+      s.ready = nativeCall(() => s.conn.recv(false, null, null)) !== null;
+    } catch {
+      return 'ended';
+    }
+  }
+  return s.ready ? 'ready' : 'loading';
+}
+
+/**
+ * How long start() waits for a ready child to say it has taken the Process object before
  * counting it as started anyway (alive but not scheduled yet on a loaded machine).
  */
 const ACK_LIMIT_S = 2;
@@ -126,62 +149,57 @@ const ACK_LIMIT_S = 2;
 const ACK_SLICE_S = 0.002;
 
 /**
- * Hand the messages to a waiting child and wait for its acknowledgement (child_main.ts
+ * Hand the messages to a ready waiting child and wait for its acknowledgement (child_main.ts
  * sends it on receiving the Process object, before running anything). False if it died or
  * is dying first: it did not take the Process object, another child must.
  */
 function handOver(s: Spare, messages: [Dumped, Dumped]): boolean {
-  const conn = new native.NativeConnection(s.conn);
-  try {
-    if (!sendBootstrap(conn, messages)) return false;
-    const deadline = performance.now() + ACK_LIMIT_S * 1000;
-    for (;;) {
-      let ready: boolean;
-      try {
-        ready = nativeCall(() => conn.poll(ACK_SLICE_S));
-      } catch {
-        return false;
-      }
-      if (ready) {
-        try {
-          return nativeCall(() => conn.recv(false, null, null)) !== null;
-        } catch {
-          return false; // the end of the socket: it died without taking it
-        }
-      }
-      if (dying(s)) return false;
-      if (performance.now() > deadline) return true;
+  if (!sendBootstrap(s.conn, messages)) return false;
+  const deadline = performance.now() + ACK_LIMIT_S * 1000;
+  for (;;) {
+    try {
+      if (nativeCall(() => s.conn.poll(ACK_SLICE_S))) return nativeCall(() => s.conn.recv(false, null, null)) !== null;
+    } catch {
+      return false; // the end of the socket: it died without taking it
     }
-  } finally {
-    // The connection object owns the descriptor now: the spare must not close it again.
-    s.conn = -1;
-    conn.close();
+    if (dying(s)) return false;
+    if (performance.now() > deadline) return true;
   }
 }
 
 /**
- * Start the child of a Process object: hand it to the oldest waiting child that is alive
- * and was started with the current configuration (another one if it turns out to be dead
- * or dying), else to a child started now; then start replacements.
+ * Start the child of a Process object: hand it to the oldest ready waiting child that is
+ * alive and was started with the current configuration (the next one if it turns out to be
+ * dead or dying); failing that, to the oldest one still loading its modules (it reads the
+ * Process object once ready), or to a child started now; then start replacements.
  */
 function launch(messages: [Dumped, Dumped]): Started['child'] {
   const c = configuration();
-  let got: Started['child'] | null = null;
-  while (!got && spares.length) {
-    const s = spares.shift()!;
-    if (s.config !== c.key || dying(s) || !handOver(s, messages)) discard(s);
-    else got = s.child;
+  let got: Spare | null = null;
+  for (let i = 0; !got && i < spares.length; ) {
+    const s = spares[i];
+    const state = s.config === c.key && !dying(s) ? readiness(s) : 'ended';
+    if (state === 'ended' || (state === 'ready' && !handOver(s, messages))) {
+      spares.splice(i, 1);
+      discard(s);
+    } else if (state === 'ready') {
+      spares.splice(i, 1);
+      got = s;
+    } else i++;
+  }
+  if (!got && spares.length) {
+    // None ready: the oldest loading one (checked alive above) gets it without an acknowledgement.
+    got = spares.shift()!;
+    if (!sendBootstrap(got.conn, messages)) messages[1].undo?.();
   }
   if (!got) {
     // A child started now cannot have been killed by anyone: no acknowledgement awaited.
-    const fresh = startSpare(c);
-    const conn = new native.NativeConnection(fresh.conn);
-    if (!sendBootstrap(conn, messages)) messages[1].undo?.();
-    conn.close();
-    got = fresh.child;
+    got = startSpare(c);
+    if (!sendBootstrap(got.conn, messages)) messages[1].undo?.();
   }
+  got.conn.close();
   while (spares.length < SPARES) spares.push(startSpare(c));
-  return got;
+  return got.child;
 }
 
 /** Pids of the children waiting for a Process object (for tests and diagnostics). @internal */
