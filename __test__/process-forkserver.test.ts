@@ -6,6 +6,8 @@ import { getContext, Pipe, Process, setForkserverPreload, setStartMethod } from 
 import { _forkserverSpares } from '../src/forkserver.js';
 import { reportEnv, reportPreloaded, sendBack } from './fixtures/targets.js';
 import { square } from './fixtures/pool_targets.js';
+import { reportEvaluated } from './fixtures/forkserver_targets.js';
+import { availableParallelism } from 'node:os';
 import { readdirSync } from 'node:fs';
 import { eventually, gone, root, runTs } from './helpers.js';
 
@@ -44,11 +46,43 @@ async function roundTrip<T>(target: Function, ...args: unknown[]): Promise<{ got
 test.serial('a start takes a child started in advance and starts a replacement', async (t) => {
   await roundTrip(sendBack, 1);
   const spares = _forkserverSpares();
-  t.is(spares.length, 2);
+  t.true(spares.length >= 2);
   const { pid } = await roundTrip(sendBack, 2);
   t.true(spares.includes(pid), 'a waiting child ran it');
-  t.is(_forkserverSpares().length, 2);
+  t.true(_forkserverSpares().length >= 2);
   t.false(_forkserverSpares().includes(pid));
+});
+
+test.serial('a Pool of n workers leaves n children waiting (bounded); idle, they go back to 2', async (t) => {
+  const bound = Math.max(4, Math.min(16, 2 * availableParallelism()));
+  const n = Math.min(bound, 5);
+  const pool = getContext('forkserver').Pool(n);
+  try {
+    t.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
+  } finally {
+    pool.terminate();
+    await pool.join();
+  }
+  t.true(await eventually(() => _forkserverSpares().length === n, 60_000), `${_forkserverSpares().length} waiting, not ${n}`);
+  // One fewer after each idle 5 s.
+  t.true(await eventually(() => _forkserverSpares().length === 2, 90_000), `${_forkserverSpares().length} waiting, not 2`);
+  const { got } = await roundTrip(sendBack, 'still works');
+  t.deepEqual(got, ['still works']);
+});
+
+test.serial('the module of an earlier target is loaded by children started in advance, before start()', async (t) => {
+  // The first start teaches it the module; the children started after that load it while
+  // they wait, so that a later start finds it loaded before start() was called.
+  let before = false;
+  for (let i = 0; i < 20 && !before; i++) {
+    await new Promise((r) => setTimeout(r, 300 * Math.min(i, 5)));
+    const at = process.hrtime.bigint();
+    const { got } = await roundTrip<bigint>(reportEvaluated);
+    t.is(typeof got, 'bigint');
+    if (i === 0) t.true(got > at, 'not loaded in advance before it was a target');
+    before = got < at;
+  }
+  t.true(before, 'never loaded in advance');
 });
 
 test.serial('preload modules are loaded before the target; a change replaces the waiting children', async (t) => {
@@ -84,7 +118,7 @@ test.serial('waiting children that were killed are replaced: the next start work
   const { got, pid } = await roundTrip(sendBack, 'after');
   t.deepEqual(got, ['after']);
   t.false(spares.includes(pid));
-  t.is(_forkserverSpares().length, 2);
+  t.true(_forkserverSpares().length >= 2);
 });
 
 test.serial('waiting children killed just before start(): the start uses another one, the process runs and exits 0', async (t) => {
@@ -135,7 +169,7 @@ test('stress: many starts, some killed at once; no hang, no zombie, nothing left
   t.deepEqual(report.zombies, []);
   t.true(report.codes.every((c) => c === 0 || c === -9 || c === -15), report.codes.join(','));
   t.true(report.codes.filter((c) => c !== 0).length >= 1);
-  t.is(report.spares.length, 2);
+  t.true(report.spares.length >= 2 && report.spares.length <= 16, `${report.spares.length} waiting`);
   // The parent has exited: the children that were waiting for work died with it.
   t.true(await eventually(() => [...report.spares, ...report.pids].every(gone), 10_000), 'no process left behind');
 });

@@ -5,7 +5,7 @@
 import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import { _becomeChild, _inheritStartMethod, type BaseProcess } from './process.js';
-import { _setImportingForChild, loads, loadsAsync } from './reduction.js';
+import { _setImportingForChild, importFunctionModule, loads, loadsAsync } from './reduction.js';
 import { _applyParentLogging, info } from './logging.js';
 import { fromSources } from './util.js';
 import { diesWithParent, type Preparation } from './spawn.js';
@@ -29,14 +29,37 @@ async function preload(modules: string[]): Promise<void> {
   }
 }
 
-async function main(fd: number, modules: string[] | null): Promise<number> {
-  const startedInAdvance = modules !== null;
+/**
+ * The modules of earlier Process objects' targets: loaded as a target's module is, before
+ * the Process object arrives. One that fails is left out silently: if the target needs
+ * it, loading the Process object reports the error.
+ */
+async function preloadTargets(urls: string[]): Promise<void> {
+  _setImportingForChild(true);
+  try {
+    for (const url of urls) await importFunctionModule(url).catch(() => {});
+  } finally {
+    _setImportingForChild(false);
+  }
+}
+
+/** What a child started in advance loads before it is ready: see forkserver.ts. */
+export interface Preloads {
+  /** The library root and the modules of setForkserverPreload. */
+  modules: string[];
+  /** The modules of the parent's recent targets. */
+  targets: string[];
+}
+
+async function main(fd: number, preloads: Preloads | null): Promise<number> {
+  const startedInAdvance = preloads !== null;
   // Under a TypeScript loader (tsx), require() of a library module makes a second copy
   // of it, so reduction.ts could not load a kind synchronously: load them all up front.
   if (fromSources) await import('./context.js');
   const channel = new native.NativeConnection(fd);
   if (startedInAdvance) {
-    await preload(modules);
+    await preload(preloads.modules);
+    await preloadTargets(preloads.targets);
     // Ready: the parent hands a Process object to a ready child first, and waits for it to
     // acknowledge (below). A parent that has ended: the next recv says so.
     try {
@@ -91,10 +114,10 @@ async function main(fd: number, modules: string[] | null): Promise<number> {
 
 /**
  * Run the child whose preparation data and Process object arrive on `fd`, then exit.
- * `modules`: started in advance by the forkserver start method, which loads these first.
+ * `preloads`: started in advance by the forkserver start method, which loads these first.
  */
-export function runChild(fd: number, modules: string[] | null = null): void {
-  main(fd, modules).then(
+export function runChild(fd: number, preloads: Preloads | null = null): void {
+  main(fd, preloads).then(
     (code) => process.exit(code),
     (e) => {
       process.stderr.write(`${(e as Error)?.stack ?? e}\n`);

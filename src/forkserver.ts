@@ -12,17 +12,16 @@ import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import { BaseProcess, registerProcessClass, type Popen } from './process.js';
 import { bootstrapPath, childExecArgv, closePidfd, environment, getExecutable, sendBootstrap, SpawnPopen, startNode, type Started } from './spawn.js';
-import type { Dumped } from './reduction.js';
+import { functionModules, type Dumped } from './reduction.js';
+import type { Preloads } from './child_main.js';
 import * as wait from './wait.js';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fromSources } from './util.js';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-
-/** How many started children wait for a Process object. */
-const SPARES = 2;
 
 const libraryRoot = new URL(fromSources ? '../index.ts' : '../index.js', import.meta.url).href;
 
@@ -58,8 +57,9 @@ type Channel = InstanceType<typeof native.NativeConnection>;
 
 interface Spare {
   child: Started['child'];
-  /** This end of its bootstrap socket. */
+  /** This end of its bootstrap socket, and its descriptor (watched until it is ready). */
   conn: Channel;
+  fd: number;
   /** The configuration it was started with: a spare of another one is not used. */
   config: string;
   /** It has said that its modules are loaded and it waits for a Process object. */
@@ -68,22 +68,67 @@ interface Spare {
 
 const spares: Spare[] = [];
 
-/** What a waiting child was started with: node, its options, the environment, the preload modules. */
-function configuration(): { key: string; args: string[]; env: string[] } {
+// How many children wait (adaptive, bounded): at least MIN_SPARES. A start that finds none
+// ready adds one; a burst of starts in one turn of the event loop (a Pool's workers) asks
+// for as many; each IDLE_MS without a start takes one away. At most MAX_SPARES, and at most
+// MAX_LOADING of them load at once (each is a whole Node start: more at once only slows
+// the user's own processes on the same cores).
+const MIN_SPARES = 2;
+const MAX_SPARES = Math.max(4, Math.min(16, 2 * availableParallelism()));
+const MAX_LOADING = Math.max(1, availableParallelism());
+const IDLE_MS = 5000;
+let wanted = MIN_SPARES;
+let burst = 0;
+let started = false;
+let refillQueued = false;
+let idleTimer: NodeJS.Timeout | null = null;
+
+/** The modules of recent targets (most recent last), which new waiting children load in advance. */
+const MAX_TARGET_MODULES = 16;
+const targetModules: string[] = [];
+
+function learnTargets(procMsg: Dumped): void {
+  for (const url of functionModules(procMsg.data)) {
+    const i = targetModules.indexOf(url);
+    if (i === targetModules.length - 1 && i >= 0) continue;
+    if (i >= 0) targetModules.splice(i, 1);
+    targetModules.push(url);
+    if (targetModules.length > MAX_TARGET_MODULES) targetModules.shift();
+  }
+}
+
+/** What a waiting child is started with: node, its options, the environment, the preload modules. */
+function configuration(): { key: string; env: string[]; modules: string[] } {
   const env = environment();
   const modules = [libraryRoot, ...preload.map(resolvePreload)];
-  const args = [bootstrapPath, '--multiprocessing-forkserver', JSON.stringify(modules)];
-  return { key: JSON.stringify([getExecutable(), childExecArgv(), env, modules]), args, env };
+  return { key: JSON.stringify([getExecutable(), childExecArgv(), env, modules]), env, modules };
 }
 
 function startSpare(c: ReturnType<typeof configuration>): Spare {
-  const started = startNode(c.args, c.env, false);
-  return { child: started.child, conn: new native.NativeConnection(started.conn), config: c.key, ready: false };
+  const preloads: Preloads = { modules: c.modules, targets: [...targetModules] };
+  const started = startNode([bootstrapPath, '--multiprocessing-forkserver', JSON.stringify(preloads)], c.env, false);
+  const s: Spare = { child: started.child, conn: new native.NativeConnection(started.conn), fd: started.conn, config: c.key, ready: false };
+  // Told when it is ready (or has died), without holding this process open.
+  void wait.readable(s.fd, null, undefined, false).then(() => {
+    if (!spares.includes(s)) return;
+    if (readiness(s) === 'ended') {
+      spares.splice(spares.indexOf(s), 1);
+      discard(s);
+    }
+    refill();
+  });
+  return s;
+}
+
+/** Close this end of a waiting child's socket (no longer watched). */
+function release(s: Spare): void {
+  wait.forget(s.fd);
+  s.conn.close();
 }
 
 /** Kill a waiting child that will not be used; it is reaped once its pidfd says it has ended, without waiting here. */
 function discard(s: Spare): void {
-  s.conn.close();
+  release(s);
   try {
     nativeCall(() => native.signalChild(s.child.pidfd, 9));
   } catch {
@@ -99,6 +144,32 @@ function discard(s: Spare): void {
   if (nativeCall(() => native.waitReadable(s.child.pidfd, 0))) reap();
   // Not holding the process open: if it ends first, the orphan is reaped by init.
   else void wait.readable(s.child.pidfd, null, undefined, false).then(reap);
+}
+
+/** Start waiting children up to the wanted number, MAX_LOADING loading at once. */
+function refill(): void {
+  const c = configuration();
+  let loading = spares.filter((s) => readiness(s) === 'loading').length;
+  while (spares.length < wanted && loading < MAX_LOADING) {
+    spares.push(startSpare(c));
+    loading++;
+  }
+}
+
+/** After the starts of this turn of the event loop: adapt the wanted number, start replacements. */
+function afterStarts(): void {
+  refillQueued = false;
+  wanted = Math.min(MAX_SPARES, Math.max(wanted, burst));
+  burst = 0;
+  refill();
+  idleTimer?.refresh();
+  idleTimer ??= setInterval(() => {
+    // Idle: no start for IDLE_MS, and every waiting child is ready (none is killed half-started).
+    if (wanted <= MIN_SPARES || spares.some((s) => readiness(s) !== 'ready')) return;
+    wanted--;
+    // The youngest goes first: it has had the least of its start.
+    while (spares.length > wanted) discard(spares.pop()!);
+  }, IDLE_MS).unref();
 }
 
 /** PF_EXITING in /proc/<pid>/stat's flags: the thread is in the kernel's exit path. */
@@ -171,7 +242,8 @@ function handOver(s: Spare, messages: [Dumped, Dumped]): boolean {
  * Start the child of a Process object: hand it to the oldest ready waiting child that is
  * alive and was started with the current configuration (the next one if it turns out to be
  * dead or dying); failing that, to the oldest one still loading its modules (it reads the
- * Process object once ready), or to a child started now; then start replacements.
+ * Process object once ready), or to a child started now. Replacements start once this
+ * turn of the event loop is over (a Pool starts all its workers first).
  */
 function launch(messages: [Dumped, Dumped]): Started['child'] {
   const c = configuration();
@@ -187,18 +259,22 @@ function launch(messages: [Dumped, Dumped]): Started['child'] {
       got = s;
     } else i++;
   }
-  if (!got && spares.length) {
-    // None ready: the oldest loading one (checked alive above) gets it without an acknowledgement.
-    got = spares.shift()!;
-    if (!sendBootstrap(got.conn, messages)) messages[1].undo?.();
-  }
   if (!got) {
-    // A child started now cannot have been killed by anyone: no acknowledgement awaited.
-    got = startSpare(c);
+    // None ready (after the first start): waiting children are too few for this program's pace.
+    if (started) wanted = Math.min(MAX_SPARES, wanted + 1);
+    // The oldest loading one (checked alive above) gets it without an acknowledgement; a
+    // child started now cannot have been killed by anyone either.
+    got = spares.shift() ?? startSpare(c);
     if (!sendBootstrap(got.conn, messages)) messages[1].undo?.();
   }
-  got.conn.close();
-  while (spares.length < SPARES) spares.push(startSpare(c));
+  release(got);
+  learnTargets(messages[1]);
+  started = true;
+  burst++;
+  if (!refillQueued) {
+    refillQueued = true;
+    setImmediate(afterStarts);
+  }
   return got.child;
 }
 
