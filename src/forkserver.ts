@@ -2,12 +2,15 @@
 // each child, having imported the library and the preload modules. A node process cannot
 // fork itself and go on running JavaScript (measured: the forked child crashes as soon as
 // V8 runs again; see the notes of issue 16), so the server's part is played differently:
-// this process keeps a few children started in advance (Node booted, the library and
-// the preload modules loaded), each blocked on its bootstrap socket, and gives the next
-// Process object to one of them, starting a replacement. They are this process's own
-// children, so pid, exit code, sentinel, terminate/kill behave exactly as for spawn.
-// A waiting child that reads the end of its socket (this process has ended) exits; one
-// that becomes a daemonic process sets its parent-death signal then (child_main.ts).
+// this process keeps a few children started in advance (Node booted, the library, the
+// preload modules and the modules of recent targets loaded), each blocked on its bootstrap
+// socket, and gives the next Process object to one of them, starting a replacement. They
+// are this process's own children, so pid, exit code, sentinel, terminate/kill behave
+// exactly as for spawn. A waiting child says when it is ready, and acknowledges its
+// Process object before running anything: one killed just before start() is detected and
+// another takes the object. A waiting child that reads the end of its socket (this process
+// has ended) exits; one that becomes a daemonic process sets its parent-death signal then
+// (child_main.ts).
 import { nativeCall } from './errors.js';
 import { native } from './native.js';
 import { BaseProcess, registerProcessClass, type Popen } from './process.js';
