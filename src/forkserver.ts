@@ -216,9 +216,11 @@ function readiness(s: Spare): 'ready' | 'loading' | 'ended' {
 
 /**
  * How long start() waits for a ready child to say it has taken the Process object before
- * counting it as started anyway (alive but not scheduled yet on a loaded machine).
+ * counting it as started anyway (alive but not scheduled yet on a loaded machine). The
+ * wait blocks this thread, so it is short: it only guards against a kill that lands
+ * during the start itself (one before it is seen in /proc, see dying()).
  */
-const ACK_LIMIT_S = 2;
+const ACK_LIMIT_S = 0.5;
 /** While waiting, how often it checks that the child is not dying. */
 const ACK_SLICE_S = 0.002;
 
