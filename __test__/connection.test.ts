@@ -2,7 +2,7 @@ import test from 'ava';
 import {
   BufferTooShort, EOFError, OSError, Pipe, Process, ValueError,
 } from '../index.js';
-import { answerThroughReceived, callAndReport, echoBytes } from './fixtures/targets.js';
+import { answerThroughReceived, callAndReport, echo, echoBytes } from './fixtures/targets.js';
 
 test('send/recv carry structured values, bigint, Map, Set, Date, errors with their class', async (t) => {
   const [a, b] = Pipe();
@@ -77,6 +77,37 @@ test('maxlength: a longer message raises and the connection becomes unreadable',
   await t.throwsAsync(b.recvBytes(10), { instanceOf: OSError });
   await t.throwsAsync(b.recvBytes(), { instanceOf: OSError });
   t.throws(() => b.recvBytesSync(-1), { instanceOf: ValueError });
+});
+
+test('short arrays of numbers, booleans, null and Float64Arrays cross processes exactly (compact form)', async (t) => {
+  const [a, b] = Pipe();
+  const big = new Float64Array(100_000).map((_, i) => i * 1.5 - 7);
+  big[3] = -0;
+  big[4] = NaN;
+  big[5] = -Infinity;
+  const messages: unknown[] = [
+    [],
+    [1, -0, NaN, Infinity, 2 ** 60, null, undefined, true, false],
+    [3, null, new Float64Array([1.25, -2])],
+    [new Float64Array(0), 5],
+    [7, new Float64Array([1]), new Float64Array([2, 3]), big],
+    // Not the compact form (a hole, a string, an extra property): V8's.
+    [1, , 2],
+    [1, 'two', big.subarray(1, 4)],
+    Object.assign([1, 2], { extra: 'kept' }),
+  ];
+  const p = new Process({ target: echo, args: [b, messages.length] });
+  p.start();
+  for (const m of messages) {
+    a.send(m);
+    const back = await a.recv();
+    t.deepEqual(back, m);
+    if (Array.isArray(m)) for (let i = 0; i < m.length; i++) t.is(i in back, i in m);
+  }
+  const last = messages[4] as unknown[];
+  t.true(Object.is((last[3] as Float64Array)[3], -0));
+  await p.join();
+  t.is(p.exitcode, 0);
 });
 
 test('a Connection sent inside a message reaches a running process', async (t) => {

@@ -5,7 +5,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import * as v8 from 'node:v8';
 import { AuthenticationError } from '../index.js';
-import { dumps, loads } from '../src/reduction.js';
+import { dumps, dumpsParts, loads } from '../src/reduction.js';
 
 /** Decode, and say how it ended: 'ok' or the error class's name (anything else fails the run). */
 function decode(bytes: Uint8Array, trusted: boolean): string {
@@ -101,4 +101,26 @@ test('round trip: what the library writes, it reads back', (t) => {
     }),
     { numRuns: 2_000 },
   );
+});
+
+test('compact tuples: read in place when owned and aligned, copied otherwise; two parts join to the one-part form', (t) => {
+  const value = [4, null, new Float64Array([1, 2, 3]), true, new Float64Array([0.5, -0.25])];
+  const one = dumps(value).data;
+  const { data: head, tail } = dumpsParts(value);
+  t.truthy(tail);
+  t.true(Buffer.concat([head, tail!]).equals(one));
+  t.deepEqual(loads(one, undefined, false, false), value);
+  // At every offset of a larger buffer: views only when aligned and owned.
+  for (let off = 0; off < 8; off++) {
+    const host = Buffer.alloc(one.length + 8);
+    one.copy(host, off);
+    const msg = host.subarray(off, off + one.length);
+    const back = loads(msg, undefined, true, false) as unknown[];
+    t.deepEqual(back, value);
+    const f = back[4] as Float64Array;
+    t.is(f.buffer === host.buffer, (host.byteOffset + off) % 8 === 0);
+  }
+  // Every cut is a TypeError; so is a trailing byte.
+  for (let n = 0; n < one.length; n++) t.is(decode(one.subarray(0, n), false), 'TypeError');
+  t.is(decode(Buffer.concat([one, Buffer.of(0)]), false), 'TypeError');
 });

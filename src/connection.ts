@@ -9,7 +9,7 @@ import { isMainThread } from 'node:worker_threads';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
-import { dumps, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
+import { dumpsParts, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
 import { Finalize, info, libraryModuleUrl } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
 import { blockFor, timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
@@ -178,9 +178,10 @@ export class Connection {
       nativeCall(() => c.send(data, null));
       return;
     }
-    const { data, fds, undo } = dumps(obj);
+    const { data, fds, undo, tail } = dumpsParts(obj);
     try {
-      nativeCall(() => c.send(data, fds));
+      if (tail !== null) nativeCall(() => c.sendParts(data, tail));
+      else nativeCall(() => c.send(data, fds));
     } catch (e) {
       undo?.();
       throw e;
@@ -204,6 +205,12 @@ export class Connection {
     if (size < 0) throw new ValueError('size is negative');
     if (offset + size > bytes.length) throw new ValueError('buffer length < offset + size');
     nativeCall(() => c.send(bytes.subarray(offset, offset + size), null));
+  }
+
+  /** Send `head` then `tail` as one message (the two parts of `dumpsParts`). @internal */
+  _sendParts(head: Uint8Array, tail: Uint8Array): void {
+    const c = this.#forWriting();
+    nativeCall(() => c.sendParts(head, tail));
   }
 
   /** Receive one whole message without waiting; null if none is complete yet. */

@@ -17,13 +17,13 @@ import { Finalize } from './util.js';
 import * as reactor from './wait.js';
 import { DummyProcess } from './dummy_process.js';
 import { threadChannelPair } from './thread_channel.js';
-import { dumps, Moved } from './reduction.js';
+import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
   APPLY, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
-import { INIT_FAILED, poolWorker, readDoubles, type Batch, type Results } from './pool_worker.js';
+import { INIT_FAILED, poolWorker, type Batch, type Results } from './pool_worker.js';
 
 export {
   ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult, RemoteTraceback,
@@ -132,6 +132,8 @@ export interface PoolChannel {
   recv(): Promise<unknown>;
   recvBytes(): Promise<Buffer>;
   close(): void;
+  /** Send one message of two parts serialized by `dumpsParts` (a Connection has this). */
+  _sendParts?(head: Uint8Array, tail: Uint8Array): void;
   /** Send bytes serialized for it, with what goes beside them (a ThreadChannel has this). */
   _sendSerialized?(data: Buffer, transfer: unknown[] | undefined): void;
   /** The worker has ended: reads end with EOF once what it sent is read (a ThreadChannel has this). */
@@ -246,7 +248,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   /** Batches packed by the current dispatch, sent at its end. */
-  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; transfer: unknown[] | undefined; raw: Float64Array | null }> = [];
+  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; transfer: unknown[] | undefined; tail: Uint8Array | null }> = [];
   #initError: unknown = null;
   /** The workers have been told to stop (after close(), once the work is done). */
   #stopping = false;
@@ -484,41 +486,50 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const taken: PendingTask[] = [];
     let estimate = 0;
     let slots = 0;
-    let known = -1;
+    let knownFn: Function | null = null;
+    let id = 0;
+    let calls = 0;
     const queue = this.#queue;
     const movedPerTask = this._toThreads() ? Math.max(this.#movedPerTask, movedIn(queue[this.#head])) : 0;
-    for (let i = 0; i < n && this.#head < queue.length; i++) {
-      const t = queue[this.#head];
+    let head = this.#head;
+    for (let i = 0; i < n && head < queue.length; i++) {
+      const t = queue[head];
       const apply = t.kind === APPLY;
       const tslots = apply ? t.src.length + 1 : t.kind === PLAIN ? t.count : slotsOf(t);
       estimate += tslots * perItem;
-      if (estimate > budget && taken.length > 0) break;
-      if (estimate > budget) return;
-      if (movedPerTask > 0 && (taken.length + 1) * movedPerTask > MOVED_PER_BATCH && taken.length > 0) break;
-      queue[this.#head++] = undefined as unknown as PendingTask;
-      const calls = apply ? 1 : t.count;
-      this.#queuedCalls -= calls;
-      const id = fnIdOf(t.fn);
-      if (id !== known) {
-        if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
-        known = id;
+      if (estimate > budget) {
+        if (taken.length > 0) break;
+        return;
       }
-      meta[2 * taken.length] = id * 2 + (t.kind === PLAIN ? 0 : 1);
-      meta[2 * taken.length + 1] = calls;
+      if (movedPerTask > 0 && (taken.length + 1) * movedPerTask > MOVED_PER_BATCH && taken.length > 0) break;
+      queue[head++] = undefined as unknown as PendingTask;
+      const c = apply ? 1 : t.count;
+      calls += c;
+      if (t.fn !== knownFn) {
+        knownFn = t.fn;
+        id = fnIdOf(t.fn);
+        if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
+      }
+      const k = 2 * taken.length;
+      meta[k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
+      meta[k + 1] = c;
       slots += tslots;
       taken.push(t);
     }
+    this.#head = head;
+    this.#queuedCalls -= calls;
     const items = packItems(taken, slots);
-    // Numbers go as a frame of raw doubles after the batch (see pool_worker.ts).
-    const raw = items instanceof Float64Array ? items : null;
-    // (The serializer copies meta out of its scratch space at once.)
-    const batch: Batch = [defs.length ? defs : null, meta.subarray(0, 2 * taken.length), raw !== null ? raw.length : (items as unknown[])];
+    // (The serializer copies meta out of its scratch space at once; packed numbers, the
+    // last item, go to a worker process straight from theirs: see dumpsParts.)
+    const batch: Batch = [defs.length ? defs : null, meta.subarray(0, 2 * taken.length), items];
     let data: Buffer;
     let fds: number[];
     let transfer: unknown[] | undefined;
+    let tail: Uint8Array | null = null;
     try {
-      const d = dumps(batch, this._toThreads());
+      const d: Dumped & { tail?: Uint8Array | null } = this._toThreads() ? dumps(batch, true) : dumpsParts(batch);
       ({ data, fds, transfer } = d);
+      tail = d.tail ?? null;
       // With descriptors this serialization only measures the batch: it is serialized
       // again when sent (see #flush), which takes its own counts.
       d.undo?.();
@@ -547,7 +558,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       return;
     }
     if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / taken.length;
-    const bytes = data.length + (raw !== null ? raw.byteLength : 0);
+    const bytes = data.length + (tail !== null ? tail.byteLength : 0);
     if (slots > 0) this.#bytesPerItem = (perItem + bytes / slots) / 2;
     if (bytes > budget) {
       // Only idle workers take big batches: put them back.
@@ -555,13 +566,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       return;
     }
     for (const [id] of defs) w.fns.add(id);
-    for (const t of taken) w.held.push(t);
+    const held = w.held;
+    for (let i = 0; i < taken.length; i++) held.push(taken[i]);
     w.assigned += taken.length;
     w.inflight.push(taken.length);
     w.inflightBytes.push(bytes);
     // With descriptors the batch is serialized again when sent: it needs its own meta.
     if (fds.length) batch[1] = batch[1].slice();
-    this.#outbox.push({ w, batch, data, fds, transfer, raw });
+    this.#outbox.push({ w, batch, data, fds, transfer, tail });
   }
 
   /** Send the batches packed so far. */
@@ -569,14 +581,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const outbox = this.#outbox;
     if (outbox.length === 0) return;
     this.#outbox = [];
-    for (const { w, batch, data, fds, transfer, raw } of outbox) {
+    for (const { w, batch, data, fds, transfer, tail } of outbox) {
       let sent = false;
       try {
         if (fds.length) w.conn.send(batch);
         else if (w.conn._sendSerialized) w.conn._sendSerialized(data, transfer);
+        else if (tail !== null) w.conn._sendParts!(data, tail);
         else w.conn.sendBytes(data);
         sent = true;
-        if (raw !== null) w.conn.sendBytes(raw);
       } catch {
         // The worker is gone. A batch it never got goes back to the queue for the
         // others; its reader sees EOF and fails what it did get.
@@ -618,7 +630,6 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         let msg: Results;
         try {
           msg = (await w.conn.recv()) as Results;
-          if (typeof msg[2] === 'number') msg[2] = readDoubles(await w.conn.recvBytes(), msg[2]);
         } catch (e) {
           if (!w.gone) await this.#lost(w);
           return;
@@ -771,10 +782,17 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     if (this.#state !== RUN) this.#checkRunning();
     if (typeof func !== 'function') checkFn(func);
     // The common `applyAsync(f, [x])` skips the general parsing.
-    const o: ApplyOptions = rest.length === 1 && Array.isArray(rest[0]) ? { args: rest[0] } : applyArgs('applyAsync', rest);
-    const args = o.args ?? [];
-    const a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
-    const r = new AsyncResult<any>(this, o.callback, o.errorCallback);
+    let a: unknown[];
+    let r: AsyncResult<any>;
+    if (rest.length === 1 && Array.isArray(rest[0])) {
+      a = rest[0].slice();
+      r = new AsyncResult<any>(this, undefined, undefined);
+    } else {
+      const o = applyArgs('applyAsync', rest);
+      const args = o.args ?? [];
+      a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
+      r = new AsyncResult<any>(this, o.callback, o.errorCallback);
+    }
     this.#jobCount++;
     this._submit({ job: r, index: 0, fn: func, src: a, start: 0, count: 1, kind: APPLY });
     return r;

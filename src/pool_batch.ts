@@ -94,7 +94,12 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
   let p = 0;
   for (let k = 0; k < tasks.length && p >= 0; k++) {
     const t = tasks[k];
-    if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
+    if (t.kind === PLAIN && t.count === 1) {
+      // One item (imap's default chunks): no call.
+      const v = t.src[t.start];
+      if (typeof v !== 'number') return false;
+      f[p++] = v;
+    } else if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
     else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
     else {
       // One call: its arguments (few; no builtins for so few).

@@ -197,7 +197,13 @@ export class AsyncResult<T = unknown> implements Job {
    * The result (`get(1)`, `get({ timeout: 1 })`); throws the task's error; TimeoutError if
    * not ready within `timeout` seconds.
    */
-  async get(timeout?: Timeout | TimeoutOptions): Promise<T> {
+  get(timeout?: Timeout | TimeoutOptions): Promise<T> {
+    // A result already there, the usual case of a loop over many: no async function.
+    if (this.#done && timeout === undefined) return this._ok ? Promise.resolve(this._value as T) : Promise.reject(this._value);
+    return this.#get(timeout);
+  }
+
+  async #get(timeout?: Timeout | TimeoutOptions): Promise<T> {
     const ms = timeoutMs(timeoutArg(timeout, 'get'));
     if (!this.#done) await (this.#signal ??= new Signal()).wait(ms);
     if (!this.#done) throw new TimeoutError();
@@ -342,9 +348,14 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
         for (let i = 0; i < iterable.length;) {
           while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
           if (this.#stopped || pool._terminated()) break;
-          const count = Math.min(chunksize, iterable.length - i);
-          this.#submit(pool, fn, iterable, i, count, PLAIN);
-          i += count;
+          // As many chunks as the window has room for, in one go (nothing changes meanwhile).
+          let room = pool._running() ? this.#window - (this.#itemsSent - this.#itemsTaken) : Infinity;
+          do {
+            const count = Math.min(chunksize, iterable.length - i);
+            this.#submit(pool, fn, iterable, i, count, PLAIN);
+            i += count;
+            room -= count;
+          } while (room > 0 && i < iterable.length);
         }
       } else {
         const asyncIt = typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
@@ -449,9 +460,15 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   }
 
   /** The next result; TimeoutError if none within `timeout` (or `{ timeout }`) seconds (null: no limit). */
-  async next(timeout?: Timeout | TimeoutOptions): Promise<IteratorResult<T>> {
-    if (this.#ended) return { done: true, value: undefined };
-    let got = this.#take();
+  next(timeout?: Timeout | TimeoutOptions): Promise<IteratorResult<T>> {
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    const got = this.#take();
+    // An item already there, the usual case of a loop over many: no async function.
+    if (got !== NONE && got !== END && !(got instanceof Failure) && timeout === undefined) return Promise.resolve({ done: false, value: got as T });
+    return this.#next(got, timeout);
+  }
+
+  async #next(got: unknown, timeout?: Timeout | TimeoutOptions): Promise<IteratorResult<T>> {
     if (got === NONE) {
       const t = timeoutSeconds(timeoutArg(timeout, 'next'));
       const deadline = t === null ? null : Date.now() + t * 1000;

@@ -19,16 +19,17 @@ import { dumps } from './reduction.js';
  *   (a Float64Array).
  * - `items`: the arguments of all the calls, task after task: a plain call takes one
  *   slot (its argument), a star call `1 + n` (n, then its n arguments). When they are
- *   all numbers, their count instead, and they follow as a frame of raw doubles.
+ *   all numbers, a Float64Array (see the serializer's compact tuples: its doubles are
+ *   written from the sender's memory and read in place).
  */
-export type Batch = [Array<[number, Function]> | null, Float64Array, unknown[] | number | Float64Array] | null;
+export type Batch = [Array<[number, Function]> | null, Float64Array, unknown[] | Float64Array] | null;
 /**
  * Results of the next `n` tasks, in the order they were sent: `[n, failed, values]`.
  * `failed` lists the positions (0..n-1) of the tasks that threw, or is null. In
  * `values`, a task that completed puts one value per call, one that threw its error.
- * When they are all numbers, their count instead, and they follow as raw doubles.
+ * When they are all numbers, a Float64Array (as a Batch's items).
  */
-export type Results = [number, number[] | null, unknown[] | number | Float64Array];
+export type Results = [number, number[] | null, unknown[] | Float64Array];
 /** In place of `n`, once, if the initializer throws: `[INIT_FAILED, null, [error]]`. */
 export const INIT_FAILED = -1;
 
@@ -55,18 +56,6 @@ export class NumberScratch {
     if (this.#f64.length < n) this.#f64 = new Float64Array(Math.max(n, this.#f64.length * 2));
     return this.#f64;
   }
-}
-
-/**
- * The doubles of a raw frame (`bytes` as sent by `sendBytes` of a Float64Array): a view
- * when the bytes are aligned, else a copy.
- */
-export function readDoubles(bytes: Buffer, n: number): Float64Array {
-  if (bytes.byteLength !== n * 8) throw new TypeError(`expected ${n} doubles, got ${bytes.byteLength} bytes`);
-  if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, n);
-  const f = new Float64Array(n);
-  new Uint8Array(f.buffer).set(bytes);
-  return f;
 }
 
 /** The worker's results wait here (one worker loop per process). */
@@ -160,11 +149,6 @@ function encodingError(what: unknown, e: unknown): MaybeEncodingError {
 }
 
 function sendResults(conn: Connection, meta: Float64Array, from: number, n: number, failed: number[] | null, values: unknown[] | Float64Array): void {
-  if (values instanceof Float64Array) {
-    conn.send([n, failed, values.length] satisfies Results);
-    conn.sendBytes(values);
-    return;
-  }
   try {
     conn.send([n, failed, values] satisfies Results);
     return;
@@ -234,7 +218,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
         debug('worker got sentinel -- exiting');
         break;
       }
-      items = typeof batch[2] === 'number' ? readDoubles(conn.recvBytesSync(), batch[2]) : batch[2];
+      items = batch[2];
     } catch (e) {
       if (e instanceof EOFError || e instanceof OSError) {
         debug('worker got EOFError or OSError -- exiting');

@@ -226,8 +226,131 @@ const TAG_FALSE = 3;
 const TAG_NUMBER = 4;
 const TAG_STRING = 5;
 const TAG_BUFFER = 6;
+const TAG_TUPLE = 7;
 const SHORT_STRING = 256;
 const NO_FDS: number[] = [];
+
+// A short array of numbers, null, undefined, booleans and Float64Arrays (a Pool's batches
+// and results: a task table and packed arguments or results) skips V8's serializer: the
+// tag, the number of items, then each item as its type byte and value. A Float64Array
+// is its length (u32) then its doubles, which start 8-aligned in the message so that the
+// receiver can read them in place; the last one can go as a second part of the write,
+// straight from its memory (see dumpsParts).
+const T_NUMBER = 4;
+const T_F64 = 8;
+const MAX_TUPLE = 16;
+
+/** Bytes of the compact form of `v` (see TAG_TUPLE), or -1 when it has none. */
+function tupleSize(v: unknown[]): number {
+  if (v.length > MAX_TUPLE || Object.getPrototypeOf(v) !== Array.prototype) return -1;
+  let n = 2;
+  for (let i = 0; i < v.length; i++) {
+    if (!(i in v)) return -1; // a hole: V8's form keeps it
+    const x = v[i];
+    if (typeof x === 'number') n += 9;
+    else if (x === null || x === undefined || typeof x === 'boolean') n += 1;
+    else if (x instanceof Float64Array) n = ((n + 5 + 7) & ~7) + x.byteLength;
+    else return -1;
+  }
+  // Other own properties (V8's form keeps them).
+  if (Object.keys(v).length !== v.length) return -1;
+  return n;
+}
+
+/**
+ * Write the compact form of `v` (of `size` bytes) into `b`, without the doubles of its
+ * last item when `split` (they follow as a part of their own). Returns where they go.
+ */
+function writeTuple(v: unknown[], b: Buffer, split: boolean): number {
+  b[0] = TAG_TUPLE;
+  b[1] = v.length;
+  let p = 2;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (typeof x === 'number') {
+      b[p] = T_NUMBER;
+      b.writeDoubleLE(x, p + 1);
+      p += 9;
+    } else if (x === null) b[p++] = TAG_NULL;
+    else if (x === undefined) b[p++] = TAG_UNDEFINED;
+    else if (x === true) b[p++] = TAG_TRUE;
+    else if (x === false) b[p++] = TAG_FALSE;
+    else {
+      const f = x as Float64Array;
+      b[p] = T_F64;
+      b.writeUInt32LE(f.length, p + 1);
+      const at = (p + 5 + 7) & ~7;
+      b.fill(0, p + 5, at);
+      if (split && i === v.length - 1) return at;
+      copyBytes(new Uint8Array(f.buffer, f.byteOffset, f.byteLength), 0, b, at, f.byteLength);
+      p = at + f.byteLength;
+    }
+  }
+  return p;
+}
+
+function readTuple(b: Buffer, owned: boolean): unknown[] {
+  const count = b.length >= 2 ? b[1] : -1;
+  if (count < 0 || count > MAX_TUPLE) throw notAMessage('bad tuple');
+  const out: unknown[] = new Array(count);
+  let p = 2;
+  for (let i = 0; i < count; i++) {
+    if (p >= b.length) throw notAMessage('truncated tuple');
+    const t = b[p];
+    if (t === T_NUMBER) {
+      if (p + 9 > b.length) throw notAMessage('truncated tuple');
+      out[i] = b.readDoubleLE(p + 1);
+      p += 9;
+    } else if (t === TAG_NULL) {
+      out[i] = null;
+      p++;
+    } else if (t === TAG_UNDEFINED) {
+      out[i] = undefined;
+      p++;
+    } else if (t === TAG_TRUE || t === TAG_FALSE) {
+      out[i] = t === TAG_TRUE;
+      p++;
+    } else if (t === T_F64) {
+      if (p + 5 > b.length) throw notAMessage('truncated tuple');
+      const n = b.readUInt32LE(p + 1);
+      const at = (p + 5 + 7) & ~7;
+      if (at + n * 8 > b.length) throw notAMessage('truncated tuple');
+      const start = b.byteOffset + at;
+      if (owned && start % 8 === 0) {
+        out[i] = new Float64Array(b.buffer, start, n);
+      } else {
+        const f = new Float64Array(n);
+        new Uint8Array(f.buffer).set(b.subarray(at, at + n * 8));
+        out[i] = f;
+      }
+      p = at + n * 8;
+    } else {
+      throw notAMessage(`tuple item of type ${t}`);
+    }
+  }
+  if (p !== b.length) throw notAMessage(`${b.length - p} bytes after a tuple`);
+  return out;
+}
+
+/**
+ * Serialize `value` in two parts to be written one after the other as one message: the
+ * compact form of a tuple whose last item is a Float64Array goes without copying its
+ * doubles (the second part is a view of them). Anything else: as `dumps`, one part.
+ */
+export function dumpsParts(value: unknown): Dumped & { tail: Uint8Array | null } {
+  if (Array.isArray(value)) {
+    const size = tupleSize(value);
+    const last = value[value.length - 1];
+    if (size >= 0 && last instanceof Float64Array) {
+      const headSize = size - last.byteLength;
+      const head = Buffer.allocUnsafe(headSize);
+      writeTuple(value, head, true);
+      return { data: head, fds: NO_FDS, tail: new Uint8Array(last.buffer, last.byteOffset, last.byteLength) };
+    }
+  }
+  const d = dumps(value);
+  return { data: d.data, fds: d.fds, undo: d.undo, tail: null };
+}
 
 function dumpsFast(value: unknown): Buffer | undefined {
   switch (typeof value) {
@@ -251,6 +374,14 @@ function dumpsFast(value: unknown): Buffer | undefined {
         const b = value.length < 4096 ? Buffer.allocUnsafe(value.length + 1) : Buffer.allocUnsafeSlow(value.length + 1);
         b[0] = TAG_BUFFER;
         copyBytes(value, 0, b, 1, value.length);
+        return b;
+      }
+      if (Array.isArray(value)) {
+        const size = tupleSize(value);
+        if (size < 0) return undefined;
+        // Large ones get memory of their own rather than a slice of Node's pool.
+        const b = size < 4096 ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size);
+        writeTuple(value, b, false);
         return b;
       }
       return undefined;
@@ -284,6 +415,7 @@ function loadsFast(data: Uint8Array, owned: boolean): unknown {
     case TAG_FALSE: return false;
     case TAG_NUMBER: return b.readDoubleLE(1);
     case TAG_STRING: return b.toString('utf8', 1);
+    case TAG_TUPLE: return readTuple(b, owned);
     case TAG_BUFFER: {
       if (owned) return b.subarray(1);
       const out = b.length - 1 < 4096 ? Buffer.allocUnsafe(b.length - 1) : Buffer.allocUnsafeSlow(b.length - 1);

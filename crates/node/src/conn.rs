@@ -58,6 +58,16 @@ impl NativeConnection {
         frame::send_frame(self.fd, data, fds.as_deref().unwrap_or(&[])).map_err(os)
     }
 
+    /// Write one whole message made of `head` then `tail`, in one write when the socket
+    /// takes it (no copy joins them).
+    #[napi]
+    pub fn send_parts(&self, head: &[u8], tail: &[u8]) -> napi::Result<()> {
+        self.check_open()?;
+        let total = head.len() + tail.len();
+        let (h, hlen) = frame::header(total);
+        frame::send_all(self.fd, &[&h[..hlen], head, tail], &[]).map_err(os)
+    }
+
     /// Receive one message. `timeout`: seconds to wait (null: forever); with
     /// `block` false, never wait. Returns null when no whole message is available.
     #[napi]
