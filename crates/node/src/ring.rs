@@ -98,6 +98,29 @@ pub fn ring_scratch(mut buf: Uint8Array) {
     SCRATCH.with(|c| c.set((s.as_mut_ptr(), s.len())));
 }
 
+/// Bytes below which malloc serves requests from its heap rather than fresh mappings
+/// (glibc's own limit when it adapts the threshold).
+const MALLOC_HEAP_BELOW: i32 = 32 << 20;
+/// Bytes of free memory at the heap's top that malloc keeps rather than returns to the
+/// system: about what V8 lets build up in large buffers before it collects them.
+const MALLOC_KEEP: i32 = 64 << 20;
+
+/// Large items leave in Buffers that V8 frees in batches, at its collections. By default
+/// glibc maps each such buffer afresh and unmaps it when freed (or trims the heap as soon
+/// as a batch is freed), so every item of a stream faults in all its pages (256 for 1 MiB,
+/// more time than the copy); kept in the heap, the next items reuse those pages. Done once,
+/// when the process first receives a large item (glibc only: musl has no such knobs).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_HEAP_BELOW);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_KEEP);
+        });
+    }
+}
+
 /// Copy an item out: into the scratch buffer (returns its length), or into a new Buffer.
 fn receive<'env>(env: &'env Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32, BufferSlice<'env>>> {
     let len = a.len() + b.len();
@@ -109,6 +132,7 @@ fn receive<'env>(env: &'env Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32,
         }
         return Ok(Either::A(len as i32));
     }
+    keep_freed_memory();
     let mut data = ptr::null_mut();
     let mut value = ptr::null_mut();
     let status = unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut value) };
