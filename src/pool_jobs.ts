@@ -391,6 +391,11 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     this.#received++;
     if (this.#ended) {
       // The consumer is done: results still coming are dropped.
+    } else if (!this.#ordered && ok) {
+      // imapUnordered's usual case, without the calls below.
+      const ready = this.#ready;
+      const d = data as ArrayLike<unknown>;
+      for (let i = offset, end = offset + count; i < end; i++) ready.push(d[i]);
     } else if (!this.#ordered || index === this.#nextIndex) {
       this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
       if (this.#ordered) {
@@ -403,7 +408,8 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     } else {
       this.#early.set(index, ok ? Array.prototype.slice.call(data as ArrayLike<unknown>, offset, offset + count) : new Failure(data, count));
     }
-    this.#check();
+    if (this.#inputDone && this.#received >= this.#chunksSent) this.#finish();
+    this.#changed.fire();
   }
 
   #push(values: ArrayLike<unknown> | Failure, offset: number, count: number): void {
