@@ -123,4 +123,6 @@ test('compact tuples: read in place when owned and aligned, copied otherwise; tw
   // Every cut is a TypeError; so is a trailing byte.
   for (let n = 0; n < one.length; n++) t.is(decode(one.subarray(0, n), false), 'TypeError');
   t.is(decode(Buffer.concat([one, Buffer.of(0)]), false), 'TypeError');
+  // A Proxy of such an array cannot be sent, as in V8's form.
+  t.throws(() => dumps(new Proxy([1, 2], {})), { instanceOf: TypeError });
 });

@@ -11,6 +11,7 @@ import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
+import { isProxy } from 'node:util/types';
 import { AuthenticationError, errorClasses, nativeCall, PythonError } from './errors.js';
 import { isLoaded, looksExported, moduleOf } from './locate.js';
 import { native } from './native.js';
@@ -242,7 +243,8 @@ const MAX_TUPLE = 16;
 
 /** Bytes of the compact form of `v` (see TAG_TUPLE), or -1 when it has none. */
 function tupleSize(v: unknown[]): number {
-  if (v.length > MAX_TUPLE || Object.getPrototypeOf(v) !== Array.prototype) return -1;
+  // (A Proxy is not cloneable in V8's form: it keeps its error.)
+  if (v.length > MAX_TUPLE || isProxy(v) || Object.getPrototypeOf(v) !== Array.prototype) return -1;
   let n = 2;
   for (let i = 0; i < v.length; i++) {
     if (!(i in v)) return -1; // a hole: V8's form keeps it
