@@ -1,8 +1,8 @@
 import test from 'ava';
 import {
-  BufferTooShort, EOFError, OSError, Pipe, Process, ValueError,
+  BufferTooShort, EOFError, OSError, Pipe, Process, RawArray, ValueError,
 } from '../index.js';
-import { answerThroughReceived, callAndReport, echo, echoBytes } from './fixtures/targets.js';
+import { answerThroughReceived, callAndReport, echo, echoBytes, writeIntoReceived } from './fixtures/targets.js';
 
 test('send/recv carry structured values, bigint, Map, Set, Date, errors with their class', async (t) => {
   const [a, b] = Pipe();
@@ -106,6 +106,18 @@ test('short arrays of numbers, booleans, null and Float64Arrays cross processes 
   }
   const last = messages[4] as unknown[];
   t.true(Object.is((last[3] as Float64Array)[3], -0));
+  await p.join();
+  t.is(p.exitcode, 0);
+});
+
+test('a RawArray inside a short array of numbers still travels as the same shared memory', async (t) => {
+  const [a, b] = Pipe();
+  const shared = RawArray('d', 4) as Float64Array;
+  const p = new Process({ target: writeIntoReceived, args: [b] });
+  p.start();
+  a.send([shared, 42.5]);
+  t.is(await a.recv(), 'done');
+  t.is(shared[0], 42.5);
   await p.join();
   t.is(p.exitcode, 0);
 });

@@ -251,7 +251,8 @@ function tupleSize(v: unknown[]): number {
     const x = v[i];
     if (typeof x === 'number') n += 9;
     else if (x === null || x === undefined || typeof x === 'boolean') n += 1;
-    else if (x instanceof Float64Array) n = ((n + 5 + 7) & ~7) + x.byteLength;
+    // (A Float64Array with its own reduction, a RawArray's, travels as shared memory.)
+    else if (x instanceof Float64Array && !(reduce in x)) n = ((n + 5 + 7) & ~7) + x.byteLength;
     else return -1;
   }
   // Other own properties (V8's form keeps them).
