@@ -443,14 +443,19 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     itemScratch.reset();
     let live = 0;
     let held = 0;
+    let idle = 0;
     for (const w of this.#workers) {
       if (w.gone || w.broken) continue;
       live++;
       held += heldCount(w);
+      if (w.inflight.length === 0) idle++;
     }
     // Batches of an even share of all the work not done, so that the workers stay busy
     // and finish together.
-    const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#pending() + held) / ((live || 1) * IN_FLIGHT))));
+    let size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#pending() + held) / ((live || 1) * IN_FLIGHT))));
+    // Little work in all (a short script's map or imap): all of it goes now, evenly to the
+    // idle workers. In thirds, the rest would wait a round trip each for a worker to be idle.
+    if (idle > 0 && this.#queuedCalls < live * MIN_QUEUED_CALLS) size = Math.min(MAX_BATCH, Math.ceil(this.#pending() / idle));
     // Idle workers first, then a second and third batch for each. The batches of a round
     // are all packed before any is sent: a worker woken by a batch takes a core, which
     // the pool would otherwise have to share while it packs the next ones.
