@@ -1,12 +1,14 @@
 // Managers that talk to CPython (serializer 'pickle', Python's own manager protocol), against
 // every python3.x on this machine (an absent version is reported by the first test):
-// a Node client of a CPython SyncManager server (__test__/fixtures/py_manager_peer.py).
+// a Node client of a CPython SyncManager server, and CPython clients of a Node manager started
+// with serializer 'pickle' (__test__/fixtures/py_manager_peer.py drives Python's side).
 import { join } from 'node:path';
 import test from 'ava';
 import { AuthenticationError, KeyError, ManagerGoneError } from '../src/errors.js';
 import { BaseManager, DictProxy, IteratorProxy, ListProxy, SyncManager } from '../src/managers.js';
 import { dumps, loads, Tuple } from '../src/pickle.js';
-import { findPythons, Py, root } from './helpers.js';
+import { sharedDict } from './fixtures/manager_pickle_targets.js';
+import { findPythons, Py, root, runTs } from './helpers.js';
 
 const PEER = join(root, '__test__/fixtures/py_manager_peer.py');
 const key = 'pickle-manager';
@@ -17,6 +19,20 @@ class PeerManager extends SyncManager {
   declare get_shared: () => Promise<DictProxy>;
 }
 PeerManager.register('get_shared', { proxytype: DictProxy });
+
+/** A Node SyncManager with the same typeid, served by Node (the callable is exported: it runs in the manager's process). */
+class NodePeerManager extends SyncManager {
+  declare get_shared: () => Promise<DictProxy>;
+}
+NodePeerManager.register('get_shared', { callable: sharedDict, proxytype: DictProxy });
+
+/** A Node manager speaking Python's protocol, started in a child process; shut down after the test. */
+async function nodeServer(t: { teardown(fn: () => Promise<void>): void }): Promise<NodePeerManager> {
+  const m = new NodePeerManager({ address: ['127.0.0.1', 0], authkey: Buffer.from(key), serializer: 'pickle' });
+  await m.start();
+  t.teardown(() => m.shutdown());
+  return m;
+}
 
 /** A CPython SyncManager server; its port. */
 async function pythonServer(t: { teardown(fn: () => void): void }, exe: string): Promise<number> {
@@ -39,6 +55,39 @@ test('a Token or a proxy is read only from a manager connection: a plain loads r
   const token = Buffer.from('80049549000000000000008c186d756c746970726f63657373696e672e6d616e6167657273948c05546f6b656e9493942981948c0464696374948c093132372e302e302e31944d881386948c023766948794622e', 'hex');
   t.throws(() => loads(token), { name: 'UnpicklingError', message: /multiprocessing\.managers\.Token/ });
   t.deepEqual([...(loads(dumps(new Tuple('#RETURN', null))) as unknown[])], ['#RETURN', null]);
+});
+
+test("a Node manager started with serializer 'pickle' serves Node clients by Python's protocol too", async (t) => {
+  const m = await nodeServer(t);
+  const d = await m.dict<unknown, unknown>({ a: 1 });
+  await d.setItem('b', [1, 2]);
+  t.deepEqual((await d.items()).map((p) => [...p]), [['a', 1], ['b', [1, 2]]]);
+  await t.throwsAsync(d.getItem('nope'), { instanceOf: KeyError });
+  const keys: unknown[] = [];
+  for await (const k of d) keys.push(k);
+  t.deepEqual(keys, ['a', 'b']);
+  const q = await m.Queue();
+  const got = q.get();
+  await q.put('x');
+  t.is(await got, 'x');
+  await t.throwsAsync(q.get({ timeout: 0.05 }), { name: 'Empty' });
+  const l = await m.list<unknown>([1]);
+  const shared = await m.get_shared();
+  await shared.setItem('l', l);
+  const back = await shared.getItem('l');
+  t.true(back instanceof ListProxy);
+  await back.append(2);
+  t.deepEqual(await l._getvalue(), [1, 2]);
+  const ns = await m.Namespace({ x: 1 });
+  ns.y = 2;
+  t.deepEqual([ns.x, ns.y], [1, 2]);
+  t.true((await m.numberOfObjects()) >= 5);
+});
+
+test('example manager_python_interop.ts: a CPython client puts a dict in a queue a Node manager serves (17.2.2.7 with Python)', async (t) => {
+  const r = await runTs('examples/manager_python_interop.ts');
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, "{ greeting: 'hello from Python', n: 3 }\n");
 });
 
 for (const py of found) {
@@ -148,5 +197,20 @@ for (const py of found) {
     await server.exit;
     await t.throwsAsync(d.getItem('k'), { instanceOf: ManagerGoneError });
     await t.throwsAsync(new Remote(['127.0.0.1', port], Buffer.from(key), 'pickle').connect(), { instanceOf: ManagerGoneError });
+  });
+
+  test(`python${py.version}: a CPython client uses a Node manager started with serializer 'pickle' (objects, errors, nested proxies)`, async (t) => {
+    const m = await nodeServer(t);
+    const port = (m.address as [string, number])[1];
+    const client = new Py([PEER, 'client', String(port), key], py.exe);
+    t.teardown(() => client.kill());
+    const { code, out } = await client.finish();
+    t.is(code, 0, client.stderr);
+    t.is(out, 'done');
+    // What Python stored is there for Node: the list proxy it put in the shared dict, with its change.
+    const shared = await m.get_shared();
+    const l = await shared.getItem('l');
+    t.true(l instanceof ListProxy);
+    t.deepEqual(await l._getvalue(), ['x', 2, 3, 9, 0, 'py']);
   });
 }

@@ -91,7 +91,10 @@ export interface ManagerOptions {
   address?: Address | null;
   /** The key clients must prove they know (default: `currentProcess().authkey`). */
   authkey?: Uint8Array | null;
-  /** `'v8'` (default); Python's `'pickle'` is for CPython peers, `'xmlrpclib'` is a ValueError. */
+  /**
+   * `'v8'` (default, Node to Node); `'pickle'`: Python's own manager protocol, to `connect()` to
+   * a CPython manager or to serve CPython clients (managers_pickle.ts); `'xmlrpclib'` is a ValueError.
+   */
   serializer?: ManagerSerializer;
   /** The context whose Process starts the server (default: the default context). */
   ctx?: ProcessContext | null;
@@ -209,7 +212,6 @@ export class BaseManager {
    */
   getServer(): Server {
     if (this.#state !== 'initial') throw new ProcessError(this.#state === 'started' ? 'Already started server' : 'Manager has shut down');
-    if (this.#serializer !== 'v8') dialectFor(this.#serializer);
     const server = new Server(this.#serverRegistry(), this.#address, this.#authkey, this.#serializer);
     this.#address = server.address;
     return server;
@@ -229,7 +231,6 @@ export class BaseManager {
     const o = optionalArgs<{ initializer: Function | null; initargs: unknown[] }>('start', ['initializer', 'initargs'], [initializer, initargs]);
     if (this.#state !== 'initial') throw new ProcessError(this.#state === 'started' ? 'Already started server' : 'Manager has shut down');
     if (o.initializer != null && typeof o.initializer !== 'function') throw new TypeError('initializer must be a callable');
-    if (this.#serializer !== 'v8') dialectFor(this.#serializer);
     const [reader, writer] = Pipe(false);
     const Proc = this.#ctx?.Process ?? (await import('./context.js')).Process;
     const name = `${this.constructor.name}-${++managerCount}`;

@@ -13,7 +13,8 @@ import { _callerGone, callerStorage } from './managers_caller.js';
 import { registerLocalServer, type LocalServer, type RawReply } from './managers_client.js';
 // Proxies arrive inside requests (nested objects), decoded synchronously: their kind must be registered.
 import './managers_proxy.js';
-import { dialectFor, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
+import { servePickleConnection, type PickleServing } from './managers_pickle.js';
+import { dialectFor, v8Dialect, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
 import { debug, info } from './util.js';
 
 /** What the server knows of a typeid (the callable side of `register`). */
@@ -111,11 +112,15 @@ export class Server {
   /** This process's own proxies of this server's objects (nested in managed objects). */
   #self: Peer;
   #serving = false;
+  /** With `serializer: 'pickle'`: how Python's clients are served (managers_pickle.ts). */
+  #pickle: PickleServing | null = null;
+  /** The connections of Python's clients being served. */
+  #pyConns = new Set<Connection>();
 
   /** `new Server(registry, address, authkey, serializer)`, as Python's; usually made by `getServer()`. */
   constructor(registry: ServerRegistry, address: Address | null, authkey: Uint8Array, serializer: ManagerSerializer = 'v8') {
     this.registry = registry;
-    this.#dialect = dialectFor(serializer);
+    this.#dialect = serializer === 'pickle' ? v8Dialect : dialectFor(serializer);
     this.#listener = new Listener(address ?? null, { authkey: Buffer.from(authkey), backlog: 128, handshakeTimeout: 20 });
     this.#done = new Promise<void>((r) => (this.#stop = r));
     this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false, quickOff: 0 };
@@ -124,6 +129,35 @@ export class Server {
       request: (ident, method, args) => this.#local(ident, method, args),
     };
     registerLocalServer(this.sid, local);
+    if (serializer === 'pickle') this.#pickle = this.#pickleServing(authkey);
+  }
+
+  /**
+   * Python's clients: references are counted for all of them together (they incref and
+   * decref on connections of their own), each connection calls as its own caller.
+   */
+  #pickleServing(authkey: Uint8Array): PickleServing {
+    const refs = new Map<string, number>();
+    const peerOf = (key: string): Peer => ({ key, conn: null, refs, out: [], flushQueued: false, quickOff: 0 });
+    const server = this;
+    return {
+      get address() {
+        return server.address;
+      },
+      sid: this.sid,
+      authkey,
+      request: (key, ident, method, args) => {
+        try {
+          const r = this.#handle(peerOf(key), [0, ident, method, args, null]);
+          return r instanceof Promise ? r.catch(errorReply) : r;
+        } catch (e) {
+          return errorReply(e);
+        }
+      },
+      referent: (ident) => this.#objects.get(ident)?.obj,
+      adopt: (obj, typeid) => this.#adopt(peerOf('py'), obj, typeid, this.registry[typeid]),
+      gone: (key) => _callerGone(key),
+    };
   }
 
   /** The address clients connect to (for `['', port]`, the port bound). */
@@ -152,6 +186,12 @@ export class Server {
         if (this.#stopped) break;
         // A failed handshake (wrong key, garbage): that client only.
         debug('manager: refused a connection: %s', (e as Error)?.message ?? e);
+        continue;
+      }
+      if (this.#pickle) {
+        // Python's protocol: one request, or one client thread's calls, per connection.
+        this.#pyConns.add(conn);
+        void servePickleConnection(conn, this.#pickle).finally(() => this.#pyConns.delete(conn));
         continue;
       }
       const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false, quickOff: 0 };
@@ -394,6 +434,7 @@ export class Server {
     for (const p of this.#peers) this.#flush(p);
     this.#listener.close();
     for (const p of [...this.#peers]) this.#drop(p);
+    for (const c of this.#pyConns) c.close();
     this.#objects.clear();
     this.#stop();
   }

@@ -8,7 +8,7 @@
 // Request id 0 asks for no reply (decrefs). Requests issued in the same tick go in one
 // message; the server answers a batch with one message (and later ones for calls that
 // settle later). Encoding and decoding of messages live here only, so that another dialect
-// (Python's own protocol with `serializer: 'pickle'`) plugs in beside this one.
+// (Python's own protocol with `serializer: 'pickle'`, managers_pickle.ts) is served beside this one.
 import type { Connection } from './connection.js';
 import { checkSerializer } from './connection.js';
 import { ValueError } from './errors.js';
@@ -76,8 +76,7 @@ export type ManagerSerializer = 'v8' | 'pickle';
 /** The dialect for a serializer name, checked (ValueError for an unknown one). */
 export function dialectFor(serializer: unknown): Dialect {
   const s = checkSerializer(serializer);
-  if (s === 'pickle') {
-    throw new ValueError("serializer 'pickle' for managers (Python's own protocol, to talk to CPython) is not available in this version: use 'v8'");
-  }
+  // Python's own protocol is not a batch dialect: a connection per request or per client thread (managers_pickle.ts).
+  if (s === 'pickle') throw new ValueError("serializer 'pickle' speaks Python's own protocol (managers_pickle.ts), not a batch dialect");
   return v8Dialect;
 }
