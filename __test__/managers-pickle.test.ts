@@ -177,6 +177,16 @@ for (const py of found) {
     t.deepEqual(await l._getvalue(), ['node', 'py']);
   });
 
+  test(`python${py.version}: a Node client that exits gives its references back to the CPython manager`, async (t) => {
+    const port = await pythonServer(t, py.exe);
+    const r = await runTs('__test__/fixtures/manager_pickle_client_main.ts', [String(port), key]);
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout, '3\n');
+    const m = new SyncManager({ address: ['127.0.0.1', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await m.connect();
+    t.is(await m.numberOfObjects(), 0);
+  });
+
   test(`python${py.version}: BaseManager with typeids registered without a callable; a wrong key and a dead server are clear errors`, async (t) => {
     class Remote extends BaseManager {
       declare dict: () => Promise<DictProxy>;

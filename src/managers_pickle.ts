@@ -36,6 +36,7 @@ import { dumps, loads, Tuple } from './pickle.js';
 import { isPlainObject, pyReduce, pySetState, type PyReduced } from './pickle_common.js';
 import { _withGlobals, globalKey, makeError, PyGlobal, type GlobalDef } from './pickle_globals.js';
 import { currentProcess } from './process.js';
+import { atExit } from './util.js';
 import * as reactor from './wait.js';
 
 const MODULE = 'multiprocessing.managers';
@@ -246,6 +247,7 @@ function callReply(channel: PickleChannel, method: string, msg: unknown): RawRep
     const [exposed, token] = asArray(value, 2, '#PROXY value');
     if (!(token instanceof Token)) throw new UnpicklingError('a #PROXY reply must hold a Token');
     channel.typeids.set(token.id, token.typeid);
+    channel._adopted(token.id);
     return ['#PROXY', { exposed: exposedFromPy(exposed), typeid: token.typeid, id: token.id, sid: null }];
   }
   if (kind === '#UNSERIALIZABLE') return ['#TRACEBACK', `Unserializable message: ${String(value)}`];
@@ -273,14 +275,46 @@ class PickleChannel implements Channel {
   #idle: Connection[] = [];
   /** The last call of each (ident, method) on connections of their own, so that they keep their order. */
   #sideChains = new Map<string, Promise<unknown>>();
+  /** References this process holds (given back at exit, as CPython's proxies' finalizers do). */
+  #held = new Map<string, number>();
 
   constructor(address: Address, authkey: Uint8Array) {
     this.#address = address;
     this.#authkey = authkey;
+    atExit(() => this.#giveBack(), 10);
+  }
+
+  #hold(ident: string, n: number): void {
+    const left = (this.#held.get(ident) ?? 0) + n;
+    if (left > 0) this.#held.set(ident, left);
+    else this.#held.delete(ident);
+  }
+
+  /** At exit: the references still held go back to the server (one request each, as in CPython). */
+  #giveBack(): void {
+    for (const c of this.#idle.splice(0)) c.close();
+    this.#main?.close();
+    this.#main = null;
+    for (const [ident, n] of [...this.#held]) {
+      for (let i = 0; i < n && !this.#gone; i++) {
+        try {
+          this.#serverCallSync('decref', [ident]);
+        } catch {
+          // The server is gone: nothing to give back.
+          this.#gone ??= new Error('gone');
+        }
+      }
+    }
+    this.#held.clear();
   }
 
   get gone(): boolean {
     return this.#gone !== null;
+  }
+
+  /** A `#PROXY` reply: the server counted a reference that the proxy made of it adopts. */
+  _adopted(ident: string): void {
+    this.#hold(ident, 1);
   }
 
   #reading(): Reading {
@@ -369,9 +403,12 @@ class PickleChannel implements Channel {
     if (method === 'create') {
       const [ident, exposed] = asArray(r[1], 2, 'create result') as [string, unknown];
       this.typeids.set(ident, String(args[0]));
+      this.#hold(ident, 1);
       return ['#RETURN', [ident, exposedFromPy(exposed), null]];
     }
     if (method === 'get_methods') return ['#RETURN', exposedFromPy(r[1])];
+    if (method === 'incref') this.#hold(String(args[0]), 1);
+    else if (method === 'decref') this.#hold(String(args[0]), -1);
     return r;
   }
 
