@@ -1,6 +1,7 @@
 // Python's own manager protocol (`serializer: 'pickle'`), to use a CPython manager from Node
 // and to serve CPython clients from a Node manager (CPython's multiprocessing/managers.py:
-// dispatch, Server.handle_request, serve_client, Token, RebuildProxy).
+// dispatch, Server.handle_request, serve_client, Token, RebuildProxy). The names, Tokens and
+// proxies as pickles and the client side are here; the serving is in managers_pickle_server.ts.
 //
 // The wire, as CPython speaks it: every message is a pickle in CPython's framing, after the
 // usual authentication handshake (nothing is unpickled before it succeeds).
@@ -30,11 +31,11 @@ import {
   type ProxyOptions, type ProxyType,
 } from './managers_proxy.js';
 import {
-  AcquirerProxy, AsyncResultProxy, BarrierProxy, ConditionProxy, EventProxy, IteratorProxy, PoolProxy, QueueProxy, SemaphoreProxy,
+  AcquirerProxy, BarrierProxy, ConditionProxy, EventProxy, IteratorProxy, PoolProxy, SemaphoreProxy,
 } from './managers_sync.js';
 import { dumps, loads, Tuple } from './pickle.js';
 import { isPlainObject, pyReduce, pySetState, type PyReduced } from './pickle_common.js';
-import { _withGlobals, globalKey, makeError, PyGlobal, type GlobalDef } from './pickle_globals.js';
+import { _withGlobals, globalKey, PyGlobal, type GlobalDef } from './pickle_globals.js';
 import { currentProcess } from './process.js';
 import { atExit } from './util.js';
 import * as reactor from './wait.js';
@@ -69,8 +70,8 @@ function exposedFromPy(exposed: unknown): string[] | null {
   return Array.isArray(exposed) ? exposed.map((n) => fromPyName(String(n))) : null;
 }
 
-/** Options objects that become Python's keyword arguments, per method: our key -> Python's. */
-const METHOD_OPTIONS: Record<string, Record<string, string>> = {
+/** Options objects that become Python's keyword arguments, per method: our key -> Python's. @internal */
+export const METHOD_OPTIONS: Record<string, Record<string, string>> = {
   put: { block: 'block', timeout: 'timeout' }, get: { block: 'block', timeout: 'timeout' },
   acquire: { block: 'blocking', timeout: 'timeout' }, wait: { timeout: 'timeout' }, sort: { reverse: 'reverse' },
   notify: { n: 'n' }, release: { n: 'n' },
@@ -145,8 +146,6 @@ const PROXY_CLASSES: Record<string, ProxyType> = {
   DictProxy, ListProxy, BaseListProxy: ListProxy, ValueProxy, NamespaceProxy, ArrayProxy, IteratorProxy, AcquirerProxy,
   ConditionProxy, EventProxy, BarrierProxy, PoolProxy, BasePoolProxy: PoolProxy,
 };
-void QueueProxy;
-void AsyncResultProxy;
 
 /** A global of Python's as a value (a proxy class in RebuildProxy's arguments). */
 class PyRef {
@@ -167,8 +166,8 @@ Object.defineProperty(BaseProxy.prototype, pyReduce, {
   },
 });
 
-/** Who is reading a message: the authkey its proxies use, and the local server if any. */
-interface Reading {
+/** Who is reading a message: the authkey its proxies use, and the local server if any. @internal */
+export interface Reading {
   authkey: Uint8Array;
   server: { address: Address; sid: string } | null;
 }
@@ -210,8 +209,8 @@ export function loadMessage(data: Uint8Array, r: Reading): unknown {
   }
 }
 
-/** A `(kind, value)` reply or a request, as its Array. */
-function asArray(msg: unknown, n: number, what: string): unknown[] {
+/** A `(kind, value)` reply or a request, as its Array. @internal */
+export function asArray(msg: unknown, n: number, what: string): unknown[] {
   if (!Array.isArray(msg) || msg.length !== n) throw new UnpicklingError(`a manager ${what} must be a ${n}-tuple, not ${inspect(msg, { depth: 1 })}`);
   return msg;
 }
@@ -653,190 +652,4 @@ export function pickleChannel(address: Address, authkey: Uint8Array): Channel {
     _setChannel(address, authkey, c);
   }
   return c;
-}
-
-// ---- the server side -------------------------------------------------------------------
-
-/** What the serving of Python's protocol needs of a Server (managers_server.ts). @internal */
-export interface PickleServing {
-  /** The address clients connect to (what Tokens carry). */
-  readonly address: Address;
-  /** The server's own id: proxies read here of its own objects talk to it directly. */
-  readonly sid: string;
-  /** Its authkey (the key of proxies read from its messages). */
-  readonly authkey: Uint8Array;
-  /** A request as the server's own dispatch takes it (the library's names); `key`: the caller. */
-  request(key: string, ident: string | null, method: string, args: unknown[]): RawReply | Promise<RawReply>;
-  /** The referent of `ident` (undefined: none). */
-  referent(ident: string): unknown;
-  /** Adopt `obj` as a managed object of `typeid` (one reference counted for the reply): its id and exposed names. */
-  adopt(obj: unknown, typeid: string): [string, string[] | null];
-  /** A client thread's connection closed (what it owned is released). */
-  gone(key: string): void;
-}
-
-/** The server methods a client may ask for (CPython's `Server.public`). */
-const PUBLIC = new Set(['shutdown', 'create', 'accept_connection', 'get_methods', 'debug_info', 'number_of_objects', 'dummy', 'incref', 'decref']);
-
-/** Python's keyword names -> the library's option names, per method. */
-const METHOD_KWDS: Record<string, Record<string, string>> = Object.fromEntries(
-  Object.entries(METHOD_OPTIONS).map(([m, keys]) => [m, Object.fromEntries(Object.entries(keys).map(([ours, py]) => [py, ours]))]),
-);
-
-function traceback(e: unknown): string {
-  if (e instanceof Error) return `Traceback (most recent call last):\n  (in the Node manager's process)\n${e.name}: ${e.message}\n`;
-  return `${String(e)}\n`;
-}
-
-/** A reply as Python's client reads it: `(kind, value)`, a `#PROXY` as `(exposed, Token)`. */
-function pyReply(s: PickleServing, r: RawReply): Tuple<unknown> {
-  const [kind, value] = r;
-  if (kind === '#PROXY') {
-    const p = value as { exposed: string[] | null; typeid: string; id: string };
-    return new Tuple<unknown>('#PROXY', new Tuple<unknown>(Tuple.from((p.exposed ?? []).map(toPyName)), new Token(p.typeid, s.address, p.id)));
-  }
-  if (kind === '#TRACEBACK') return new Tuple<unknown>(kind, String(value));
-  return new Tuple<unknown>(kind, value);
-}
-
-function sendReply(conn: Connection, s: PickleServing, r: RawReply): void {
-  let data: Buffer;
-  try {
-    data = dumps(pyReply(s, r));
-  } catch (e) {
-    // Python's serve_client: what cannot be pickled goes back as '#UNSERIALIZABLE'.
-    data = dumps(new Tuple<unknown>('#UNSERIALIZABLE', traceback(e)));
-  }
-  conn.sendBytes(data);
-}
-
-function stopIteration(): Error {
-  return makeError('builtins', 'StopIteration', []);
-}
-
-/** What a referent iterates (Python's `iter(obj)` on the manager's objects): a snapshot. */
-function iterationOf(obj: unknown): unknown[] | null {
-  if (obj instanceof Map) return [...obj.keys()];
-  if (Array.isArray(obj)) return [...obj];
-  if (obj && typeof (obj as { toArray?: unknown }).toArray === 'function') return (obj as { toArray(): unknown[] }).toArray();
-  if (obj && typeof (obj as Iterable<unknown>)[Symbol.iterator] === 'function') return [...(obj as Iterable<unknown>)];
-  return null;
-}
-
-/** A method call from a Python client: Python's names and keywords in, Python's shapes out. */
-async function callMethod(s: PickleServing, key: string, ident: string, pyMethod: string, args: unknown[], kwds: unknown): Promise<RawReply> {
-  if (pyMethod === '__iter__') {
-    const items = iterationOf(s.referent(ident));
-    if (items === null) return ['#TRACEBACK', `AttributeError: the object ${ident} is not iterable`];
-    const [id, exposed] = s.adopt((function* () {
-      yield* items;
-    })(), 'Iterator');
-    return ['#PROXY', { exposed, typeid: 'Iterator', id }];
-  }
-  const method = pyMethod === '__next__' ? 'next' : pyMethod === '__rmul__' ? 'mul' : pyMethod === '__iadd__' ? 'iadd' : fromPyName(pyMethod);
-  if (pyMethod === '__getattribute__' && args[0] === 'n_waiting') args = ['nWaiting'];
-  if (kwds && typeof kwds === 'object' && !(kwds instanceof Map) && Object.keys(kwds).length > 0) {
-    const names = METHOD_KWDS[method] ?? {};
-    const options: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(kwds)) options[Object.hasOwn(names, k) ? names[k] : k] = v;
-    args = [...args, options];
-  }
-  const r = await s.request(key, ident, method, args);
-  if (r[0] !== '#RETURN') return r;
-  const v = r[1];
-  if (pyMethod === '__next__' && v && typeof v === 'object' && 'done' in v) {
-    const step = v as IteratorResult<unknown>;
-    return step.done ? ['#ERROR', stopIteration()] : ['#RETURN', step.value];
-  }
-  // A dict's pairs are tuples in Python.
-  if (s.referent(ident) instanceof Map) {
-    if (method === 'items' && Array.isArray(v)) return ['#RETURN', v.map((p) => Tuple.from(p as unknown[]))];
-    if (method === 'popitem' && Array.isArray(v)) return ['#RETURN', Tuple.from(v)];
-  }
-  return r;
-}
-
-/** A server method asked by a Python client (one request on its own connection). */
-async function serverMethod(s: PickleServing, key: string, method: string, args: unknown[], kwds: unknown): Promise<RawReply> {
-  if (method === 'create' && kwds && typeof kwds === 'object' && !(kwds instanceof Map) && Object.keys(kwds).length > 0) args = [...args, kwds];
-  if (method === 'get_methods') args = [args[0] instanceof Token ? args[0].id : args[0]];
-  const r = await s.request(key, null, method, args);
-  if (r[0] !== '#RETURN') return r;
-  const v = r[1];
-  switch (method) {
-    case 'create': {
-      const [id, exposed] = v as [string, string[] | null];
-      return ['#RETURN', new Tuple<unknown>(id, Tuple.from((exposed ?? []).map(toPyName)))];
-    }
-    case 'get_methods':
-      return ['#RETURN', Tuple.from(((v as string[] | null) ?? []).map(toPyName))];
-    case 'debug_info':
-      // CPython's text: one entry per object.
-      return ['#RETURN', (v as Array<{ id: string; refcount: number; repr: string }>).map((o) => `  ${o.id}:       refcount=${o.refcount}\n    ${o.repr.slice(0, 75)}`).join('\n')];
-    default:
-      return r;
-  }
-}
-
-let pickleClients = 0;
-
-/**
- * Serve one connection of a Python client (after the handshake): a server method, or with
- * `accept_connection` the calls of one of its threads until it closes (CPython's
- * `Server.handle_request` and `serve_client`). @internal
- */
-export async function servePickleConnection(conn: Connection, s: PickleServing): Promise<void> {
-  const reading: Reading = { authkey: s.authkey, server: { address: s.address, sid: s.sid } };
-  const key = `py-${++pickleClients}`;
-  try {
-    let req: unknown[];
-    try {
-      req = asArray(loadMessage(await conn.recvBytes(), reading), 4, 'request');
-      if (typeof req[1] !== 'string' || !PUBLIC.has(req[1])) throw new UnpicklingError(`${inspect(req[1])} unrecognized`);
-    } catch (e) {
-      if (!(e instanceof Error && e.name === 'EOFError')) sendReply(conn, s, ['#TRACEBACK', traceback(e)]);
-      return;
-    }
-    const [, name, args, kwds] = req as [unknown, string, unknown, unknown];
-    if (name === 'accept_connection') {
-      sendReply(conn, s, ['#RETURN', null]);
-      try {
-        await serveCalls(conn, s, reading, key);
-      } finally {
-        s.gone(key);
-      }
-      return;
-    }
-    let r: RawReply;
-    try {
-      r = await serverMethod(s, key, name, Array.isArray(args) ? args : [], kwds);
-    } catch (e) {
-      r = ['#TRACEBACK', traceback(e)];
-    }
-    sendReply(conn, s, r);
-  } catch {
-    /* the client went away */
-  } finally {
-    conn.close();
-  }
-}
-
-async function serveCalls(conn: Connection, s: PickleServing, reading: Reading, key: string): Promise<void> {
-  for (;;) {
-    let data: Buffer;
-    try {
-      data = await conn.recvBytes();
-    } catch {
-      return;
-    }
-    let r: RawReply;
-    try {
-      const [ident, method, args, kwds] = asArray(loadMessage(data, reading), 4, 'request');
-      if (typeof ident !== 'string' || typeof method !== 'string' || !Array.isArray(args)) throw new UnpicklingError('a method call must be (ident, methodname, args, kwds)');
-      r = await callMethod(s, key, ident, method, args, kwds);
-    } catch (e) {
-      r = ['#TRACEBACK', traceback(e)];
-    }
-    sendReply(conn, s, r);
-  }
 }

@@ -13,7 +13,7 @@ import { _callerGone, callerStorage } from './managers_caller.js';
 import { registerLocalServer, type LocalServer, type RawReply } from './managers_client.js';
 // Proxies arrive inside requests (nested objects), decoded synchronously: their kind must be registered.
 import './managers_proxy.js';
-import { servePickleConnection, type PickleServing } from './managers_pickle.js';
+import { servePickleConnection, type PickleServing } from './managers_pickle_server.js';
 import { dialectFor, v8Dialect, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
 import { debug, info } from './util.js';
 
