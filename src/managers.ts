@@ -316,7 +316,10 @@ export class BaseManager {
     return unwrap(await this.#channel().call(null, 'number_of_objects', [])) as number;
   }
 
-  /** The server's objects (Python's `_debug_info()`): id, typeid, reference count and repr of each. */
+  /**
+   * The server's objects (Python's `_debug_info()`): id, typeid, reference count and repr of
+   * each (with `serializer: 'pickle'`, the server's text, as CPython's `_debug_info()` returns it).
+   */
   async debugInfo(): Promise<ObjectInfo[]> {
     return unwrap(await this.#channel().call(null, 'debug_info', [])) as never;
   }

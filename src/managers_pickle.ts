@@ -24,7 +24,7 @@
 import { inspect } from 'node:util';
 import { threadId } from 'node:worker_threads';
 import { _connectSync, Client, type Address, type Connection } from './connection.js';
-import { ManagerGoneError, UnpicklingError } from './errors.js';
+import { ManagerGoneError, pythonErrorClass, UnpicklingError } from './errors.js';
 import { _setChannel, unwrap, type Channel, type RawReply } from './managers_client.js';
 import {
   AutoProxy, BaseProxy, DictProxy, ListProxy, NamespaceProxy, ArrayProxy, Token, typeidProxyTypes, ValueProxy,
@@ -190,8 +190,40 @@ function rebuildProxy(args: unknown[]): BaseProxy {
   return type === AutoProxy ? AutoProxy(tok, opts) : new (type as new (t: Token, o: ProxyOptions) => BaseProxy)(tok, opts);
 }
 
+/** Python's `slice(start, stop, step)` (a list proxy's `l[1:3]`), as a manager's messages carry it. @internal */
+export class PySlice {
+  constructor(readonly start: number | null, readonly stop: number | null, readonly step: number | null) {}
+  /** Python's `slice.indices(length)`: the indices it selects in a sequence of `length` items. */
+  indices(length: number): number[] {
+    const step = this.step ?? 1;
+    if (step === 0) throw new (pythonErrorClass('ValueError'))('slice step cannot be zero');
+    const clamp = (v: number | null, dflt: number, lo: number, hi: number): number => {
+      if (v === null) return dflt;
+      const x = v < 0 ? v + length : v;
+      return Math.min(Math.max(x, lo), hi);
+    };
+    const out: number[] = [];
+    if (step > 0) {
+      for (let i = clamp(this.start, 0, 0, length), stop = clamp(this.stop, length, 0, length); i < stop; i += step) out.push(i);
+    } else {
+      for (let i = clamp(this.start, length - 1, -1, length - 1), stop = clamp(this.stop, -1, -1, length - 1); i > stop; i += step) out.push(i);
+    }
+    return out;
+  }
+  [pyReduce](): PyReduced {
+    return { module: 'builtins', name: 'slice', args: [this.start, this.stop, this.step] };
+  }
+}
+
+function sliceArg(v: unknown): number | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
+  throw new UnpicklingError('slice indices must be integers or None here');
+}
+
 /** The globals a manager's messages may name (besides pickle's fixed list). */
 const GLOBALS = new Map<string, GlobalDef>([
+  [globalKey('builtins', 'slice'), { call: (a) => new PySlice(sliceArg(a[0]), sliceArg(a.length > 1 ? a[1] : null), sliceArg(a.length > 2 ? a[2] : null)) }],
   [globalKey(MODULE, 'Token'), { newobj: () => Object.create(Token.prototype) as Token }],
   [globalKey(MODULE, 'RebuildProxy'), { call: rebuildProxy }],
   [globalKey(MODULE, 'AutoProxy'), {}],

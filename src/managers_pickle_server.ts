@@ -7,7 +7,8 @@ import { inspect } from 'node:util';
 import type { Address, Connection } from './connection.js';
 import { UnpicklingError } from './errors.js';
 import type { RawReply } from './managers_client.js';
-import { asArray, fromPyName, loadMessage, METHOD_OPTIONS, toPyName, type Reading } from './managers_pickle.js';
+import { asArray, fromPyName, loadMessage, METHOD_OPTIONS, PySlice, toPyName, type Reading } from './managers_pickle.js';
+import { pythonErrorClass } from './errors.js';
 import { Token } from './managers_proxy.js';
 import { dumps, Tuple } from './pickle.js';
 import { makeError } from './pickle_globals.js';
@@ -88,6 +89,10 @@ async function callMethod(s: PickleServing, key: string, ident: string, pyMethod
     })(), 'Iterator');
     return ['#PROXY', { exposed, typeid: 'Iterator', id }];
   }
+  if (args[0] instanceof PySlice && (pyMethod === '__getitem__' || pyMethod === '__setitem__' || pyMethod === '__delitem__')) {
+    const list = s.referent(ident);
+    if (Array.isArray(list)) return sliceItems(list, pyMethod, args[0], args[1]);
+  }
   const method = pyMethod === '__next__' ? 'next' : pyMethod === '__rmul__' ? 'mul' : pyMethod === '__iadd__' ? 'iadd' : fromPyName(pyMethod);
   if (pyMethod === '__getattribute__' && args[0] === 'n_waiting') args = ['nWaiting'];
   if (kwds && typeof kwds === 'object' && !(kwds instanceof Map) && Object.keys(kwds).length > 0) {
@@ -109,6 +114,31 @@ async function callMethod(s: PickleServing, key: string, ident: string, pyMethod
     if (method === 'popitem' && Array.isArray(v)) return ['#RETURN', Tuple.from(v)];
   }
   return r;
+}
+
+/** Python's `l[a:b:c]`, `l[a:b:c] = xs` and `del l[a:b:c]` on a managed list. */
+function sliceItems(list: unknown[], pyMethod: string, slice: PySlice, value: unknown): RawReply {
+  try {
+    const at = slice.indices(list.length);
+    if (pyMethod === '__getitem__') return ['#RETURN', at.map((i) => list[i])];
+    if (pyMethod === '__delitem__') {
+      for (const i of [...at].sort((a, b) => b - a)) list.splice(i, 1);
+      return ['#RETURN', null];
+    }
+    if (!Array.isArray(value)) throw new TypeError('can only assign an iterable');
+    if ((slice.step ?? 1) === 1) {
+      const n = list.length;
+      const norm = (v: number | null, dflt: number): number => (v === null ? dflt : Math.min(Math.max(v < 0 ? v + n : v, 0), n));
+      const start = norm(slice.start, 0);
+      list.splice(start, Math.max(0, norm(slice.stop, n) - start), ...value);
+    } else {
+      if (value.length !== at.length) throw new (pythonErrorClass('ValueError'))(`attempt to assign sequence of size ${value.length} to extended slice of size ${at.length}`);
+      at.forEach((i, k) => (list[i] = value[k]));
+    }
+    return ['#RETURN', null];
+  } catch (e) {
+    return ['#ERROR', e];
+  }
 }
 
 /** A server method asked by a Python client (one request on its own connection). */
