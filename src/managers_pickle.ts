@@ -110,6 +110,7 @@ function pyAddress(address: Address): string | Tuple<unknown> {
 }
 
 const LOCAL_HOSTS = new Set(['', 'localhost', '127.0.0.1', '0.0.0.0', '::1', '::']);
+const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::']);
 
 /** Whether a Token's address is the server's own (a client may have reached it by another local name). */
 function isOwnAddress(a: Address, own: Address): boolean {
@@ -170,6 +171,8 @@ Object.defineProperty(BaseProxy.prototype, pyReduce, {
 export interface Reading {
   authkey: Uint8Array;
   server: { address: Address; sid: string } | null;
+  /** The address the message came from (a client's channel). */
+  from?: Address;
 }
 let reading: Reading | null = null;
 
@@ -177,15 +180,18 @@ function rebuildProxy(args: unknown[]): BaseProxy {
   const [func, token, , kwds] = args;
   const r = reading;
   if (!r) throw new UnpicklingError('a manager proxy can only be read from a manager connection');
-  if (!(func instanceof PyGlobal) || !(token instanceof Token)) throw new UnpicklingError('RebuildProxy() arguments not understood here');
+  if (!(func instanceof PyGlobal) || !(token instanceof Token) || typeof token.id !== 'string') throw new UnpicklingError('RebuildProxy() arguments not understood here');
   const options = (kwds && typeof kwds === 'object' && !(kwds instanceof Map) ? kwds : {}) as Record<string, unknown>;
   let type: ProxyType = PROXY_CLASSES[func.name] ?? AutoProxy;
   if (func.name === 'AutoProxy') type = typeidProxyTypes.get(token.typeid) ?? AutoProxy;
   const exposed = exposedFromPy(options.exposed);
   let sid: string | null = null;
-  if (r.server && isOwnAddress(token.address, r.server.address)) sid = r.server.sid;
-  else learn(pickleChannel(token.address, r.authkey), token.id, token.typeid);
-  const tok = new Token(token.typeid, token.address, token.id, sid);
+  let address = token.address;
+  // A server listening on every interface names itself ('0.0.0.0', port): the address it was reached at.
+  if (r.from && typeof address !== 'string' && typeof r.from !== 'string' && WILDCARD_HOSTS.has(address[0]) && address[1] === r.from[1]) address = r.from;
+  if (r.server && isOwnAddress(address, r.server.address)) sid = r.server.sid;
+  else learn(pickleChannel(address, r.authkey), token.id, token.typeid);
+  const tok = new Token(token.typeid, address, token.id, sid);
   const opts: ProxyOptions = { authkey: r.authkey, exposed, incref: true, sid };
   return type === AutoProxy ? AutoProxy(tok, opts) : new (type as new (t: Token, o: ProxyOptions) => BaseProxy)(tok, opts);
 }
@@ -276,7 +282,7 @@ function callReply(channel: PickleChannel, method: string, msg: unknown): RawRep
   if (method === 'return') return ['#RETURN', null];
   if (kind === '#PROXY') {
     const [exposed, token] = asArray(value, 2, '#PROXY value');
-    if (!(token instanceof Token)) throw new UnpicklingError('a #PROXY reply must hold a Token');
+    if (!(token instanceof Token) || typeof token.id !== 'string') throw new UnpicklingError('a #PROXY reply must hold a Token');
     channel.typeids.set(token.id, token.typeid);
     channel._adopted(token.id);
     return ['#PROXY', { exposed: exposedFromPy(exposed), typeid: token.typeid, id: token.id, sid: null }];
@@ -349,7 +355,7 @@ class PickleChannel implements Channel {
   }
 
   #reading(): Reading {
-    return { authkey: this.#authkey, server: null };
+    return { authkey: this.#authkey, server: null, from: this.#address };
   }
 
   #goneError(cause: unknown): Error {
