@@ -330,6 +330,30 @@ export class Connection {
     return blockFor(t, (s) => nativeCall(() => c.poll(s)), (ready) => !ready);
   }
 
+  // Raw frames, for a protocol that frames its own messages (the managers' shared-memory
+  // channel): bytes plus descriptors out, bytes in, decoded by `recv`'s rules on demand.
+
+  /** Send `data` (and `fds` by SCM_RIGHTS) as one message. @internal */
+  _sendFrame(data: Uint8Array, fds: number[] | null): void {
+    const c = this.#forWriting();
+    nativeCall(() => c.send(data, fds));
+  }
+
+  /** The next whole message's bytes if one has come, else null (EOFError at end of stream). @internal */
+  _frameNow(): Buffer | null {
+    return this.#tryRecv();
+  }
+
+  /** The next message's bytes, blocking the thread. @internal */
+  _frameSync(): Buffer {
+    return this.#recvRawSync();
+  }
+
+  /** Decode bytes received as `recvSync` would (taking the message's descriptors). @internal */
+  _decode(data: Buffer): unknown {
+    return loads(data, this.#takeFds, true, this.#trusted);
+  }
+
   /** Give up the descriptor without closing it (Python's `_detach`). */
   _detach(): number {
     const c = this.#open();

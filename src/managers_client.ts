@@ -2,11 +2,15 @@
 // multiplexed with request ids. Async calls pipeline (the requests of one tick leave in one
 // message); synchronous calls block on the same connection and set aside the replies of
 // other ids; decrefs are batched and need no reply. Proxies of a server living in this very
-// process talk to it directly (a server never connects to itself).
+// process talk to it directly (a server never connects to itself). A client on the same
+// machine (a Unix socket address) gets a shared-memory channel in its hello reply and sends
+// and receives its batches there (managers_shm.ts); the socket stays for liveness, wake-ups
+// and what the shared memory cannot carry.
 import { threadId } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { _connectSync, type Address, type Connection } from './connection.js';
 import { ManagerGoneError, pythonErrorClass, RemoteError } from './errors.js';
+import { ShmLink, ShmSegment } from './managers_shm.js';
 import { v8Dialect, type Dialect, type ReplyKind, type Request } from './managers_wire.js';
 import { atExit } from './util.js';
 import * as reactor from './wait.js';
@@ -64,6 +68,14 @@ const QUICK_WAIT = 0.0002;
 const QUICK_PAUSE = 8;
 /** Quick replies in a row before the event loop gets a turn. */
 const QUICK_STREAK = 64;
+/** Shared-memory channel: microseconds an async call's reply is spun for before the pump sleeps. */
+const SHM_QUICK_SPIN_US = 30;
+/** Shared-memory channel: microseconds a blocking call spins for its reply before it sleeps. */
+const SHM_SYNC_SPIN_US = 30;
+/** After a spin missed, this many waits sleep at once. */
+const SPIN_PAUSE = 8;
+/** Requests per batch on the shared-memory channel (the server starts on the first while the rest are written). */
+const SHM_CHUNK = 256;
 
 interface Pending {
   resolve(r: RawReply): void;
@@ -84,11 +96,15 @@ class SocketChannel implements Channel {
   #pumping = false;
   /** Replies to take through the reactor before trying a quick poll again (after a miss; see #pump). */
   #quickOff = 0;
+  /** Waits that sleep at once before the next spin (see #spin). */
+  #spinOff = 0;
   /** Replies read by a quick poll since the event loop last had a turn. */
   #streak = 0;
   /** Set while a synchronous call reads the connection. */
   #inSync = false;
   #stopPump: AbortController | null = null;
+  /** The shared-memory channel (a local client of a 'v8' server); null: everything on the socket. */
+  #link: ShmLink | null = null;
 
   constructor(address: Address, authkey: Uint8Array) {
     this.#address = address;
@@ -125,7 +141,27 @@ class SocketChannel implements Channel {
       throw this.#goneError(e);
     }
     this.#conn = c;
-    this.#outbox.unshift([0, null, 'hello', [process.pid, threadId], null]);
+    if (this.#dialect !== v8Dialect) {
+      this.#outbox.unshift([0, null, 'hello', [process.pid, threadId], null]);
+      return c;
+    }
+    // Say who we are, and (a local client) ask for the shared-memory channel; its segment comes
+    // in the reply, before any request goes.
+    const local = typeof this.#address === 'string';
+    try {
+      const id = this.#nextId++;
+      this.#dialect.sendRequests(c, [[id, null, 'hello', [process.pid, threadId, local], null]]);
+      const replies = this.#dialect.replies(c.recvSync());
+      const r = replies.find((x) => x[0] === id);
+      if (!r) throw new TypeError('the manager did not answer hello');
+      const value = unwrap([r[1], r[2]]);
+      if (Array.isArray(value) && value[1] instanceof ShmSegment) this.#link = new ShmLink(value[1], 0, c);
+    } catch (e) {
+      this.#conn = null;
+      c.close();
+      if (e instanceof Error && e.name === 'AuthenticationError') throw e;
+      throw this.#goneError(e);
+    }
     return c;
   }
 
@@ -134,6 +170,7 @@ class SocketChannel implements Channel {
     this.#gone = cause instanceof Error ? cause : new Error(String(cause));
     this.#conn?.close();
     this.#conn = null;
+    this.#link = null;
     this.#stopPump?.abort();
     const err = this.#goneError(cause);
     const pending = [...this.#pending.values()];
@@ -166,6 +203,10 @@ class SocketChannel implements Channel {
     if (this.#outbox.length === 0 || this.#gone) return;
     const batch = this.#outbox;
     this.#outbox = [];
+    if (this.#link) {
+      this.#flushShm(this.#link, batch);
+      return;
+    }
     try {
       this.#dialect.sendRequests(this.#connection(), batch);
       if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) queueMicrotask(() => void this.#pump());
@@ -187,6 +228,98 @@ class SocketChannel implements Channel {
     }
   }
 
+  /** #flush on the shared-memory channel: batches of SHM_CHUNK requests, then the doorbell if the server sleeps. */
+  #flushShm(link: ShmLink, batch: Request[]): void {
+    try {
+      for (let i = 0; i < batch.length; i += SHM_CHUNK) {
+        const part = batch.length <= SHM_CHUNK ? batch : batch.slice(i, i + SHM_CHUNK);
+        try {
+          link.send(part);
+        } catch (e) {
+          if (!(e instanceof TypeError)) throw e;
+          // An argument that does not travel: reject those calls, send the others one by one.
+          for (const r of part) {
+            try {
+              link.send([r]);
+            } catch (err) {
+              if (!(err instanceof TypeError)) throw err;
+              const p = this.#pending.get(r[0]);
+              this.#pending.delete(r[0]);
+              p?.reject(err);
+            }
+          }
+        }
+      }
+      link.wake();
+    } catch (e) {
+      this.#die(e);
+      throw this.#goneError(e);
+    }
+    if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) queueMicrotask(() => void this.#pump());
+  }
+
+  /** Deliver every reply that has come on the shared-memory channel; returns whether any had. */
+  #takeShm(link: ShmLink, syncId = 0): RawReply | boolean {
+    let got: RawReply | boolean = false;
+    for (let b = link.next(); b !== undefined; b = link.next()) {
+      if (got === false) got = true;
+      for (const r of b as unknown[]) {
+        if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'number' || typeof r[1] !== 'string') throw new TypeError('a manager reply must be a batch of [id, kind, value]');
+        if (r[0] === syncId) got = [r[1] as ReplyKind, r[2]];
+        else this.#deliver(r[0], r[1] as ReplyKind, r[2]);
+      }
+    }
+    return got;
+  }
+
+  /**
+   * #pump on the shared-memory channel. A reply that comes soon is waited for on this thread:
+   * a short spin (while spins pay), then a blocking poll of the socket up to QUICK_WAIT; a
+   * later one through the reactor (the event loop runs meanwhile).
+   */
+  async #pumpShm(): Promise<void> {
+    while (this.#pending.size > 0 && this.#link) {
+      const link = this.#link;
+      if (this.#takeShm(link)) continue;
+      if (this.#streak >= QUICK_STREAK) {
+        // Let timers and I/O run, then carry on.
+        this.#streak = 0;
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      if (this.#quickOff === 0) {
+        this.#streak++;
+        if (this.#spin(link, SHM_QUICK_SPIN_US)) continue;
+        link.waitSync(QUICK_WAIT);
+        if (link.ready()) continue;
+        this.#quickOff = QUICK_PAUSE;
+      }
+      if (link.sleepBegin()) {
+        const stop = (this.#stopPump = new AbortController());
+        try {
+          await reactor.readable(this.#conn!.fileno(), null, stop.signal);
+        } finally {
+          this.#stopPump = null;
+          link.sleepEnd();
+        }
+        if (this.#quickOff > 0) this.#quickOff--;
+        this.#streak = 0;
+      }
+      if (this.#link === link) link.drainSocket();
+    }
+  }
+
+  /** Spin for a batch, unless the last spins missed (the server is busy or descheduled). */
+  #spin(link: ShmLink, us: number): boolean {
+    if (this.#spinOff > 0) {
+      this.#spinOff--;
+      return false;
+    }
+    if (link.spin(us)) return true;
+    this.#spinOff = SPIN_PAUSE;
+    return false;
+  }
+
   #deliver(id: number, kind: ReplyKind, value: unknown): void {
     const p = this.#pending.get(id);
     if (!p) return; // an abandoned call's reply
@@ -203,6 +336,16 @@ class SocketChannel implements Channel {
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
+    if (this.#link) {
+      try {
+        await this.#pumpShm();
+      } catch (e) {
+        this.#die(e);
+      } finally {
+        this.#pumping = false;
+      }
+      return;
+    }
     try {
       while (this.#pending.size > 0 && this.#conn) {
         const conn = this.#conn;
@@ -265,6 +408,7 @@ class SocketChannel implements Channel {
     } finally {
       this.#inSync = false;
     }
+    if (this.#link) return this.#waitShm(this.#link, id);
     for (;;) {
       let msg: unknown;
       try {
@@ -284,6 +428,26 @@ class SocketChannel implements Channel {
         return mine;
       }
     }
+  }
+
+  /** callSync's wait on the shared-memory channel: spin, then sleep on the socket. */
+  #waitShm(link: ShmLink, id: number): RawReply {
+    let mine: RawReply | boolean;
+    try {
+      for (;;) {
+        mine = this.#takeShm(link, id);
+        if (typeof mine !== 'boolean') break;
+        if (this.#spin(link, SHM_SYNC_SPIN_US)) continue;
+        link.waitSync(null);
+      }
+    } catch (e) {
+      this.#die(e);
+      throw this.#goneError(e);
+    }
+    // A pump asleep on the socket relied on the flag just taken down: it looks again.
+    this.#stopPump?.abort();
+    if (this.#pending.size > 0 && !this.#pumping) void this.#pump();
+    return mine;
   }
 
   notify(ident: string | null, method: string, args: unknown[], now = false): void {

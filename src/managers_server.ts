@@ -14,7 +14,9 @@ import { registerLocalServer, type LocalServer, type RawReply } from './managers
 // Proxies arrive inside requests (nested objects), decoded synchronously: their kind must be registered.
 import './managers_proxy.js';
 import { servePickleConnection, type PickleServing } from './managers_pickle_server.js';
+import { newSegment, ShmLink } from './managers_shm.js';
 import { dialectFor, v8Dialect, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
+import * as reactor from './wait.js';
 import { debug, info } from './util.js';
 
 /** What the server knows of a typeid (the callable side of `register`). */
@@ -47,12 +49,22 @@ interface Peer {
   flushQueued: boolean;
   /** Requests to take through the reactor before trying a quick poll again (see #serveClient). */
   quickOff: number;
+  /** Waits that sleep at once before the next spin (after a spin missed). */
+  spinOff: number;
+  /** The shared-memory channel of a local client (see managers_shm.ts), once its hello is answered. */
+  link: ShmLink | null;
+  /** The channel made by hello, used once the hello reply has gone on the socket. */
+  linkSoon: ShmLink | null;
 }
 
 /** Seconds the server waits on one client's connection for its next request before going back to the event loop. */
 const QUICK_WAIT = 0.0001;
 /** After a quick poll missed, this many requests go through the reactor before the next try. */
 const QUICK_PAUSE = 8;
+/** Shared-memory channel: microseconds the server spins for a client's next batch before it sleeps. */
+const SHM_SPIN_US = 30;
+/** Replies per batch on the shared-memory channel. */
+const SHM_CHUNK = 256;
 
 function isClass(fn: Function): boolean {
   return /^class\b/.test(Function.prototype.toString.call(fn));
@@ -123,7 +135,7 @@ export class Server {
     this.#dialect = serializer === 'pickle' ? v8Dialect : dialectFor(serializer);
     this.#listener = new Listener(address ?? null, { authkey: Buffer.from(authkey), backlog: 128, handshakeTimeout: 20 });
     this.#done = new Promise<void>((r) => (this.#stop = r));
-    this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false, quickOff: 0 };
+    this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null };
     const local: LocalServer = {
       sid: this.sid,
       request: (ident, method, args) => this.#local(ident, method, args),
@@ -138,7 +150,7 @@ export class Server {
    */
   #pickleServing(authkey: Uint8Array): PickleServing {
     const refs = new Map<string, number>();
-    const peerOf = (key: string): Peer => ({ key, conn: null, refs, out: [], flushQueued: false, quickOff: 0 });
+    const peerOf = (key: string): Peer => ({ key, conn: null, refs, out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null });
     const server = this;
     return {
       get address() {
@@ -194,7 +206,7 @@ export class Server {
         void servePickleConnection(conn, this.#pickle).finally(() => this.#pyConns.delete(conn));
         continue;
       }
-      const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false, quickOff: 0 };
+      const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null };
       this.#peers.add(peer);
       void this.#serveClient(peer);
     }
@@ -218,6 +230,13 @@ export class Server {
         const reqs = this.#dialect.requests(msg);
         for (const r of reqs) this.#dispatch(peer, r);
         this.#flush(peer);
+        if (peer.linkSoon) {
+          // The hello reply went on the socket: from now on, the shared-memory channel.
+          peer.link = peer.linkSoon;
+          peer.linkSoon = null;
+          await this.#serveShm(peer, peer.link);
+          break;
+        }
       }
     } catch (e) {
       if (!this.#stopped && !(e instanceof Error && e.name === 'EOFError')) debug('manager: client connection failed: %s', (e as Error)?.message ?? e);
@@ -225,11 +244,49 @@ export class Server {
     this.#drop(peer);
   }
 
+  /**
+   * Serve a local client on its shared-memory channel: take its batches in order, answer each
+   * batch at once; between batches spin a little (a client calling one method after another
+   * sends its next request soon after our reply), then sleep on its socket (its doorbell, or
+   * its end).
+   */
+  async #serveShm(peer: Peer, link: ShmLink): Promise<void> {
+    const conn = peer.conn!;
+    while (!this.#stopped && peer.conn) {
+      let got = false;
+      for (let b = link.next(); b !== undefined; b = link.next()) {
+        got = true;
+        for (const r of this.#dialect.requests(b)) this.#dispatch(peer, r);
+        this.#flush(peer);
+        if (!peer.conn) return;
+      }
+      if (got) continue;
+      if (peer.quickOff === 0) {
+        if (peer.spinOff > 0) peer.spinOff--;
+        else if (link.spin(SHM_SPIN_US)) continue;
+        else peer.spinOff = QUICK_PAUSE;
+        link.waitSync(QUICK_WAIT);
+        if (link.ready()) continue;
+      }
+      peer.quickOff = peer.quickOff === 0 ? QUICK_PAUSE : peer.quickOff - 1;
+      if (link.sleepBegin()) {
+        try {
+          await reactor.readable(conn.fileno());
+        } finally {
+          link.sleepEnd();
+        }
+      }
+      if (!peer.conn) return;
+      link.drainSocket();
+    }
+  }
+
   /** A client has gone: release every reference it held (Python leaks them). */
   #drop(peer: Peer): void {
     if (!this.#peers.delete(peer)) return;
     peer.conn?.close();
     peer.conn = null;
+    peer.link = peer.linkSoon = null;
     for (const [ident, n] of peer.refs) this.#release(ident, n);
     peer.refs.clear();
     _callerGone(peer.key);
@@ -290,6 +347,10 @@ export class Server {
     const out = peer.out;
     if (out.length === 0 || !peer.conn) return;
     peer.out = [];
+    if (peer.link) {
+      this.#flushShm(peer, peer.link, out);
+      return;
+    }
     try {
       this.#dialect.sendReplies(peer.conn, out);
     } catch {
@@ -307,6 +368,32 @@ export class Server {
           }
         }
       }
+    }
+  }
+
+  /** #flush on the shared-memory channel (a reply that does not travel goes as its error). */
+  #flushShm(peer: Peer, link: ShmLink, out: Reply[]): void {
+    try {
+      for (let i = 0; i < out.length; i += SHM_CHUNK) {
+        const part = out.length <= SHM_CHUNK ? out : out.slice(i, i + SHM_CHUNK);
+        try {
+          link.send(part);
+        } catch (e) {
+          if (!(e instanceof TypeError)) throw e;
+          for (const r of part) {
+            try {
+              link.send([r]);
+            } catch (err) {
+              if (!(err instanceof TypeError)) throw err;
+              link.send([[r[0], ...errorReply(err)]]);
+            }
+          }
+        }
+      }
+      link.wake();
+    } catch (e) {
+      // The client's socket failed: it has gone (its loop sees the end and drops it).
+      debug('manager: cannot reply to a client: %s', (e as Error)?.message ?? e);
     }
   }
 
@@ -362,6 +449,12 @@ export class Server {
     switch (method) {
       case 'hello': {
         peer.key = `${args[0]}:${args[1]}`;
+        // A local client (on a Unix socket) gets a shared-memory channel, in this reply.
+        if (args[2] === true && peer.conn && this.#dialect === v8Dialect && !peer.link) {
+          const seg = newSegment();
+          peer.linkSoon = new ShmLink(seg, 1, peer.conn);
+          return ['#RETURN', [this.sid, seg]];
+        }
         return ['#RETURN', this.sid];
       }
       case 'create': {

@@ -80,3 +80,197 @@ export function dialectFor(serializer: unknown): Dialect {
   if (s === 'pickle') throw new ValueError("serializer 'pickle' speaks Python's own protocol (managers_pickle.ts), not a batch dialect");
   return v8Dialect;
 }
+
+// ---- The compact form of a batch (local clients' shared-memory channel) ---------------
+//
+// Most batches are requests and replies whose arguments and results are numbers, strings,
+// booleans, null/undefined and plain arrays of those (`d.setItem(1, 2)`, `d.keys()`). Such a
+// batch is written as one tag byte then its values, a type byte each (no V8 serializer,
+// which costs far more than the call itself for small messages); any other batch goes through
+// the library's serializer (reduction.ts) as before. This is not a general serializer: it knows
+// only these few types, and anything else (an object, a Map, a proxy, an error) sends the
+// whole batch the ordinary way.
+
+/** The first byte of a compact batch (never the first byte of a serialized message). */
+export const COMPACT_TAG = 0xc7;
+const T_UNDEFINED = 0;
+const T_NULL = 1;
+const T_TRUE = 2;
+const T_FALSE = 3;
+const T_INT = 4;
+const T_F64 = 5;
+const T_ASCII = 6;
+const T_UTF8 = 7;
+const T_ARRAY = 8;
+/** Arrays nest this deep at most (a batch, a request, its arguments, a value's elements). */
+const MAX_DEPTH = 6;
+/** Arrays this deep are (or may be) user values: checked for holes and named properties. */
+const USER_DEPTH = 2;
+
+let scratch = Buffer.allocUnsafeSlow(1 << 16);
+let view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+let wpos = 0;
+
+function room(n: number): void {
+  if (wpos + n <= scratch.length) return;
+  let size = scratch.length * 2;
+  while (size < wpos + n) size *= 2;
+  const b = Buffer.allocUnsafeSlow(size);
+  scratch.copy(b, 0, 0, wpos);
+  scratch = b;
+  view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function putValue(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'number':
+      room(9);
+      if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+        scratch[wpos] = T_INT;
+        view.setInt32(wpos + 1, v, true);
+        wpos += 5;
+      } else {
+        scratch[wpos] = T_F64;
+        view.setFloat64(wpos + 1, v, true);
+        wpos += 9;
+      }
+      return true;
+    case 'string': {
+      const n = v.length;
+      room(5 + n);
+      const at = wpos + 5;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        scratch[at + i] = c;
+      }
+      if (i === n) {
+        scratch[wpos] = T_ASCII;
+        view.setUint32(wpos + 1, n, true);
+        wpos = at + n;
+        return true;
+      }
+      room(5 + 3 * n);
+      const len = scratch.write(v, wpos + 5, 'utf8');
+      scratch[wpos] = T_UTF8;
+      view.setUint32(wpos + 1, len, true);
+      wpos += 5 + len;
+      return true;
+    }
+    case 'boolean':
+      room(1);
+      scratch[wpos++] = v ? T_TRUE : T_FALSE;
+      return true;
+    case 'undefined':
+      room(1);
+      scratch[wpos++] = T_UNDEFINED;
+      return true;
+    case 'object': {
+      if (v === null) {
+        room(1);
+        scratch[wpos++] = T_NULL;
+        return true;
+      }
+      if (!Array.isArray(v) || depth >= MAX_DEPTH || Object.getPrototypeOf(v) !== Array.prototype) return false;
+      const n = v.length;
+      // A user's array with holes or named properties keeps them only through the serializer.
+      if (depth >= USER_DEPTH && Object.keys(v).length !== n) return false;
+      room(5);
+      scratch[wpos] = T_ARRAY;
+      view.setUint32(wpos + 1, n, true);
+      wpos += 5;
+      for (let i = 0; i < n; i++) if (!putValue(v[i], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * Write `batch` (an array of requests or replies) in the compact form; its bytes are then
+ * `compactScratch().subarray(0, n)` (valid until the next call). -1 when something in it
+ * needs the serializer.
+ */
+export function encodeCompact(batch: unknown[]): number {
+  wpos = 0;
+  room(1);
+  scratch[wpos++] = COMPACT_TAG;
+  return putValue(batch, 0) ? wpos : -1;
+}
+
+/** The buffer `encodeCompact` wrote into. */
+export function compactScratch(): Buffer {
+  return scratch;
+}
+
+let rbuf: Buffer = scratch;
+let rview: DataView = view;
+let rpos = 0;
+let rend = 0;
+
+function short(): TypeError {
+  return new TypeError('not a manager batch (truncated compact message)');
+}
+
+function getValue(): unknown {
+  if (rpos >= rend) throw short();
+  const t = rbuf[rpos++];
+  switch (t) {
+    case T_UNDEFINED: return undefined;
+    case T_NULL: return null;
+    case T_TRUE: return true;
+    case T_FALSE: return false;
+    case T_INT: {
+      if (rpos + 4 > rend) throw short();
+      const x = rview.getInt32(rpos, true);
+      rpos += 4;
+      return x;
+    }
+    case T_F64: {
+      if (rpos + 8 > rend) throw short();
+      const x = rview.getFloat64(rpos, true);
+      rpos += 8;
+      return x;
+    }
+    case T_ASCII:
+    case T_UTF8: {
+      if (rpos + 4 > rend) throw short();
+      const n = rview.getUint32(rpos, true);
+      const at = rpos + 4;
+      if (at + n > rend) throw short();
+      rpos = at + n;
+      if (t === T_UTF8) return rbuf.toString('utf8', at, at + n);
+      if (n > 24) return rbuf.toString('latin1', at, at + n);
+      let s = '';
+      for (let i = at; i < at + n; i++) s += String.fromCharCode(rbuf[i]);
+      return s;
+    }
+    case T_ARRAY: {
+      if (rpos + 4 > rend) throw short();
+      const n = rview.getUint32(rpos, true);
+      rpos += 4;
+      if (n > rend - rpos) throw short(); // every element takes a byte at least
+      const a = new Array(n);
+      for (let i = 0; i < n; i++) a[i] = getValue();
+      return a;
+    }
+    default:
+      throw new TypeError(`not a manager batch (type byte ${t})`);
+  }
+}
+
+/**
+ * Read a compact batch from `buf[at, end)` (`view` over the same memory); `buf[at]` is
+ * COMPACT_TAG. The result holds no reference to `buf`.
+ */
+export function decodeCompact(buf: Buffer, dv: DataView, at: number, end: number): unknown {
+  rbuf = buf;
+  rview = dv;
+  rpos = at + 1;
+  rend = end;
+  const v = getValue();
+  if (rpos !== end) throw new TypeError('not a manager batch (bytes after its end)');
+  return v;
+}

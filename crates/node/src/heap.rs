@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use mp_core::futex;
 use mp_core::heap::{Arena, Block, BlockId, Heap};
+use mp_core::sys::deadline;
 use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue};
 use napi::{sys, Env};
 use napi_derive::napi;
@@ -71,6 +74,17 @@ pub struct NativeBlock {
 impl NativeBlock {
     fn get(&self) -> napi::Result<&Block> {
         self.block.as_ref().ok_or_else(|| coded("Value", "shared memory block was released"))
+    }
+
+    /// The aligned 32-bit word at byte `offset` of the payload.
+    fn word(&self, offset: u32) -> napi::Result<&AtomicU32> {
+        let b = self.get()?;
+        let off = offset as usize;
+        if !off.is_multiple_of(4) || off + 4 > b.len() {
+            return Err(coded("Value", "bad word offset"));
+        }
+        // In bounds and aligned (payloads are 16-byte aligned); the block outlives the borrow.
+        Ok(unsafe { &*(b.as_ptr().add(off) as *const AtomicU32) })
     }
 }
 
@@ -142,6 +156,25 @@ impl NativeBlock {
     #[napi]
     pub fn release(&mut self) {
         self.block = None;
+    }
+
+    /// Sleep while the 32-bit word at byte `offset` of the block holds `expected`, up to
+    /// `timeout` seconds (null: no limit). True when woken (or the word differed), false when
+    /// the time passed. For channels whose words JavaScript reads and writes with Atomics.
+    #[napi]
+    pub fn wait_word(&self, offset: u32, expected: i32, timeout: Option<f64>) -> napi::Result<bool> {
+        let word = self.word(offset)?;
+        match futex::wait(word, expected as u32, deadline(timeout)) {
+            Ok(futex::Wait::Woken) => Ok(true),
+            Ok(futex::Wait::TimedOut) => Ok(false),
+            Err(e) => Err(os(e)),
+        }
+    }
+
+    /// Wake up to `n` processes sleeping in `waitWord` on the word at byte `offset`; how many were.
+    #[napi]
+    pub fn wake_word(&self, offset: u32, n: u32) -> napi::Result<u32> {
+        Ok(futex::wake(self.word(offset)?, n) as u32)
     }
 
     /// A new ArrayBuffer over the whole arena mapping (see [`arena_buffer_of`]).
