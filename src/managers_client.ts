@@ -105,6 +105,8 @@ class SocketChannel implements Channel {
   #stopPump: AbortController | null = null;
   /** The shared-memory channel (a local client of a 'v8' server); null: everything on the socket. */
   #link: ShmLink | null = null;
+  /** Requests that found the ring full, oldest first (see #flushShm). */
+  #held: Request[] = [];
 
   constructor(address: Address, authkey: Uint8Array) {
     this.#address = address;
@@ -171,6 +173,7 @@ class SocketChannel implements Channel {
     this.#conn?.close();
     this.#conn = null;
     this.#link = null;
+    this.#held = [];
     this.#stopPump?.abort();
     const err = this.#goneError(cause);
     const pending = [...this.#pending.values()];
@@ -228,13 +231,25 @@ class SocketChannel implements Channel {
     }
   }
 
-  /** #flush on the shared-memory channel: batches of SHM_CHUNK requests, then the doorbell if the server sleeps. */
+  /**
+   * #flush on the shared-memory channel: batches of SHM_CHUNK requests, then the doorbell if
+   * the server sleeps. Async calls that find the ring full wait in #held (in order, before
+   * any later call) until the pump sees room; a blocking call's flush sends everything.
+   */
   #flushShm(link: ShmLink, batch: Request[]): void {
+    if (this.#held.length > 0) {
+      batch = batch.length > 0 ? this.#held.concat(batch) : this.#held;
+      this.#held = [];
+    }
+    const socketIfFull = this.#inSync;
     try {
       for (let i = 0; i < batch.length; i += SHM_CHUNK) {
         const part = batch.length <= SHM_CHUNK ? batch : batch.slice(i, i + SHM_CHUNK);
         try {
-          link.send(part);
+          if (!link.send(part, socketIfFull)) {
+            this.#held = i === 0 ? batch : batch.slice(i);
+            break;
+          }
         } catch (e) {
           if (!(e instanceof TypeError)) throw e;
           // An argument that does not travel: reject those calls, send the others one by one.
@@ -280,6 +295,7 @@ class SocketChannel implements Channel {
   async #pumpShm(): Promise<void> {
     while (this.#pending.size > 0 && this.#link) {
       const link = this.#link;
+      if (this.#held.length > 0) this.#flushShm(link, []);
       if (this.#takeShm(link)) continue;
       if (this.#streak >= QUICK_STREAK) {
         // Let timers and I/O run, then carry on.
@@ -293,6 +309,12 @@ class SocketChannel implements Channel {
         link.waitSync(QUICK_WAIT);
         if (link.ready()) continue;
         this.#quickOff = QUICK_PAUSE;
+      }
+      if (this.#held.length > 0) {
+        // Requests wait for room: look again soon (their replies cannot wake us).
+        await new Promise((r) => setTimeout(r, 1));
+        this.#streak = 0;
+        continue;
       }
       if (link.sleepBegin()) {
         const stop = (this.#stopPump = new AbortController());

@@ -63,6 +63,10 @@ const QUICK_WAIT = 0.0001;
 const QUICK_PAUSE = 8;
 /** Shared-memory channel: microseconds the server spins for a client's next batch before it sleeps. */
 const SHM_SPIN_US = 30;
+/** Seconds the server waits (blocking) for the next batch of its only client before it sleeps through the reactor. */
+const SHM_SOLE_WAIT = 0.002;
+/** Batches taken without a turn of the event loop before it gets one (timers, other objects' I/O). */
+const STREAK = 64;
 /** Replies per batch on the shared-memory channel. */
 const SHM_CHUNK = 256;
 
@@ -252,6 +256,7 @@ export class Server {
    */
   async #serveShm(peer: Peer, link: ShmLink): Promise<void> {
     const conn = peer.conn!;
+    let streak = 0;
     while (!this.#stopped && peer.conn) {
       let got = false;
       for (let b = link.next(); b !== undefined; b = link.next()) {
@@ -260,16 +265,24 @@ export class Server {
         this.#flush(peer);
         if (!peer.conn) return;
       }
-      if (got) continue;
+      if (got && ++streak < STREAK) continue;
+      if (streak >= STREAK) {
+        // A client calling without pause must not starve the server's other work.
+        streak = 0;
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
       if (peer.quickOff === 0) {
         if (peer.spinOff > 0) peer.spinOff--;
         else if (link.spin(SHM_SPIN_US)) continue;
         else peer.spinOff = QUICK_PAUSE;
-        link.waitSync(QUICK_WAIT);
+        // A sole client: wait longer (no other client's requests wait meanwhile; STREAK bounds it).
+        link.waitSync(this.#peers.size === 1 ? SHM_SOLE_WAIT : QUICK_WAIT);
         if (link.ready()) continue;
       }
       peer.quickOff = peer.quickOff === 0 ? QUICK_PAUSE : peer.quickOff - 1;
       if (link.sleepBegin()) {
+        streak = 0;
         try {
           await reactor.readable(conn.fileno());
         } finally {

@@ -129,23 +129,30 @@ export class ShmLink {
   /**
    * Send one batch (in the ring when it fits, else as a data frame on the socket). Throws a
    * TypeError, with nothing sent, when something in it cannot be serialized; an OSError
-   * when the socket fails. Call `wake()` after a run of sends.
+   * when the socket fails. Call `wake()` after a run of sends. With `socketIfFull` false, a
+   * batch of simple values that finds no room in the ring is not sent: false (the caller
+   * keeps it and tries again once the peer has taken some).
    */
-  send(batch: unknown[]): void {
+  send(batch: unknown[], socketIfFull = true): boolean {
     const n = encodeCompact(batch);
-    if (n >= 0 && n <= MAX_RING_MSG && this.#put(compactScratch(), n)) return;
+    if (n >= 0 && n <= MAX_RING_MSG) {
+      if (this.#put(compactScratch(), n)) return true;
+      if (!socketIfFull) return false;
+    }
     if (n >= 0) {
       this.#frame(Buffer.from(compactScratch().subarray(0, n)), null);
-      return;
+      return true;
     }
+    // Serializing may have effects (a proxy in transit counts itself): what is serialized goes.
     const d = dumps(batch);
-    if (d.fds.length === 0 && d.data.length <= MAX_RING_MSG && this.#put(d.data, d.data.length)) return;
+    if (d.fds.length === 0 && d.data.length <= MAX_RING_MSG && this.#put(d.data, d.data.length)) return true;
     try {
       this.#frame(d.data, d.fds);
     } catch (e) {
       d.undo?.();
       throw e;
     }
+    return true;
   }
 
   #frame(data: Buffer, fds: number[] | null): void {

@@ -210,6 +210,21 @@ let rview: DataView = view;
 let rpos = 0;
 let rend = 0;
 
+/** ASCII strings up to this long are looked up in `recent` (method names, idents, reply kinds repeat). */
+const SHORT = 24;
+/** The last short string of each length decoded. */
+const recent: string[] = new Array(SHORT + 1).fill('');
+
+function shortString(at: number, n: number): string {
+  const r = recent[n];
+  let i = 0;
+  while (i < n && r.charCodeAt(i) === rbuf[at + i]) i++;
+  if (i === n) return r;
+  const s = rbuf.toString('latin1', at, at + n);
+  recent[n] = s;
+  return s;
+}
+
 function short(): TypeError {
   return new TypeError('not a manager batch (truncated compact message)');
 }
@@ -242,10 +257,8 @@ function getValue(): unknown {
       if (at + n > rend) throw short();
       rpos = at + n;
       if (t === T_UTF8) return rbuf.toString('utf8', at, at + n);
-      if (n > 24) return rbuf.toString('latin1', at, at + n);
-      let s = '';
-      for (let i = at; i < at + n; i++) s += String.fromCharCode(rbuf[i]);
-      return s;
+      if (n > SHORT) return rbuf.toString('latin1', at, at + n);
+      return shortString(at, n);
     }
     case T_ARRAY: {
       if (rpos + 4 > rend) throw short();
