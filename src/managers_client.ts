@@ -107,6 +107,8 @@ class SocketChannel implements Channel {
   #link: ShmLink | null = null;
   /** Requests that found the ring full, oldest first (see #flushShm). */
   #held: Request[] = [];
+  /** Set while a flush must send everything now (a notification sent at once, the exit). */
+  #sendAll = false;
 
   constructor(address: Address, authkey: Uint8Array) {
     this.#address = address;
@@ -114,7 +116,7 @@ class SocketChannel implements Channel {
     // Decrefs still waiting leave before the process does.
     atExit(() => {
       try {
-        this.#flush();
+        this.#flushAll();
       } catch {
         /* the server is gone: nothing to give back */
       }
@@ -241,7 +243,7 @@ class SocketChannel implements Channel {
       batch = batch.length > 0 ? this.#held.concat(batch) : this.#held;
       this.#held = [];
     }
-    const socketIfFull = this.#inSync;
+    const socketIfFull = this.#inSync || this.#sendAll;
     try {
       for (let i = 0; i < batch.length; i += SHM_CHUNK) {
         const part = batch.length <= SHM_CHUNK ? batch : batch.slice(i, i + SHM_CHUNK);
@@ -474,7 +476,17 @@ class SocketChannel implements Channel {
 
   notify(ident: string | null, method: string, args: unknown[], now = false): void {
     this.#queue([0, ident, method, args, null]);
-    if (now) this.#flush();
+    if (now) this.#flushAll();
+  }
+
+  /** #flush, sending even what finds the shared-memory ring full (by the socket). */
+  #flushAll(): void {
+    this.#sendAll = true;
+    try {
+      this.#flush();
+    } finally {
+      this.#sendAll = false;
+    }
   }
 
   decref(ident: string): void {
