@@ -2,7 +2,7 @@
 // particular to it: children started in advance, preload modules, replacement, clean-up.
 import test from 'ava';
 import { join } from 'node:path';
-import { getContext, Pipe, Process, setForkserverPreload, setStartMethod } from '../index.js';
+import { getContext, Pipe, Process, setExecutable, setForkserverPreload, setStartMethod } from '../index.js';
 import { _forkserverSpares } from '../src/forkserver.js';
 import { reportEnv, reportPreloaded, sendBack } from './fixtures/targets.js';
 import { square } from './fixtures/pool_targets.js';
@@ -139,6 +139,28 @@ test.serial('waiting children killed just before start(): the start uses another
     t.false(victims.includes(pid), `round ${round}: a killed child ran the process`);
   }
   t.true(await eventually(() => killed.every(gone), 20_000), 'the killed children were reaped');
+});
+
+test.serial('an executable that cannot start, set right after a start: no crash; starts fail clearly until it is set back', async (t) => {
+  const [a, b] = Pipe();
+  const p = new Process({ target: sendBack, args: [b, 'first'] });
+  p.start();
+  // The replacements start after this turn of the event loop, with this executable.
+  setExecutable(join(root, 'no-such-node'));
+  try {
+    t.deepEqual(await a.recv(), ['first']);
+    await p.join();
+    t.is(p.exitcode, 0);
+    await new Promise((r) => setTimeout(r, 500));
+    t.throws(() => new Process({ target: sendBack, args: [b] }).start(), { message: /cannot start/ });
+  } finally {
+    setExecutable(process.execPath);
+    a.close();
+    b.close();
+  }
+  const { got, code } = await roundTrip(sendBack, 'after');
+  t.deepEqual(got, ['after']);
+  t.is(code, 0);
 });
 
 test.serial('a Pool of a forkserver context works', async (t) => {

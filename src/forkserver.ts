@@ -140,6 +140,8 @@ function discard(s: Spare): void {
   const reap = (): void => {
     try {
       nativeCall(() => native.waitChild(s.child.pid, s.child.pidfd, 0));
+    } catch {
+      /* nothing to reap: it is gone already */
     } finally {
       closePidfd(s.child.pidfd);
     }
@@ -149,13 +151,21 @@ function discard(s: Spare): void {
   else void wait.readable(s.child.pidfd, null, undefined, false).then(reap);
 }
 
-/** Start waiting children up to the wanted number, MAX_LOADING loading at once. */
+/**
+ * Start waiting children up to the wanted number, MAX_LOADING loading at once. Called
+ * outside any start(): if one cannot be started (a missing executable set by
+ * setExecutable, no more processes), it stops there; the next start() reports the error.
+ */
 function refill(): void {
   const c = configuration();
   let loading = spares.filter((s) => readiness(s) === 'loading').length;
-  while (spares.length < wanted && loading < MAX_LOADING) {
-    spares.push(startSpare(c));
-    loading++;
+  try {
+    while (spares.length < wanted && loading < MAX_LOADING) {
+      spares.push(startSpare(c));
+      loading++;
+    }
+  } catch {
+    /* reported by the next start() */
   }
 }
 
