@@ -7,6 +7,7 @@ import { _forkserverSpares } from '../src/forkserver.js';
 import { reportEnv, reportPreloaded, sendBack } from './fixtures/targets.js';
 import { square } from './fixtures/pool_targets.js';
 import { reportEvaluated } from './fixtures/forkserver_targets.js';
+import { neverRuns } from './fixtures/forkserver_exiting.js';
 import { availableParallelism } from 'node:os';
 import { readdirSync } from 'node:fs';
 import { eventually, gone, root, runTs } from './helpers.js';
@@ -158,6 +159,26 @@ test.serial('an executable that cannot start, set right after a start: no crash;
     a.close();
     b.close();
   }
+  const { got, code } = await roundTrip(sendBack, 'after');
+  t.deepEqual(got, ['after']);
+  t.is(code, 0);
+});
+
+test.serial('a target module that ends the child at its top level: that process exits with its code; no loop of restarts', async (t) => {
+  const p = new Process({ target: neverRuns, args: [null] });
+  p.start();
+  await p.join(60);
+  t.is(p.exitcode, 3);
+  // The children started after it load its module and end: they are not replaced in a loop
+  // (the set of waiting children settles: no new pid for 5 s).
+  let last = _forkserverSpares().join();
+  let since = Date.now();
+  const settled = await eventually(() => {
+    const now = _forkserverSpares().join();
+    if (now !== last) [last, since] = [now, Date.now()];
+    return Date.now() - since > 5000;
+  }, 90_000);
+  t.true(settled, 'waiting children keep being restarted');
   const { got, code } = await roundTrip(sendBack, 'after');
   t.deepEqual(got, ['after']);
   t.is(code, 0);

@@ -115,8 +115,16 @@ function startSpare(c: ReturnType<typeof configuration>): Spare {
   void wait.readable(s.fd, null, undefined, false).then(() => {
     if (!spares.includes(s)) return;
     if (readiness(s) === 'ended') {
-      spares.splice(spares.indexOf(s), 1);
-      discard(s);
+      // It ended while loading: perhaps a module it loads ends the process (process.exit()
+      // at the top level of a target's module). Forget the targets' modules, drop the other
+      // children still loading them (a Process object must not go to one), and start no
+      // replacement before the next start(), so that such a module cannot make a loop.
+      targetModules.length = 0;
+      for (const other of spares.filter((o) => o === s || readiness(o) !== 'ready')) {
+        spares.splice(spares.indexOf(other), 1);
+        discard(other);
+      }
+      return;
     }
     refill();
   });
