@@ -1,6 +1,10 @@
 // Connection objects (Python's multiprocessing.connection): framed messages over a
 // stream socket. Objects go through the one serializer (reduction.ts); descriptors of
 // library objects inside a message ride along by SCM_RIGHTS.
+//
+// One file, as CPython's connection.py: Connection, Pipe, Listener, Client and wait share
+// the framing, the authentication handshake and the serializer choice below; split, each
+// part would import the others' internals back.
 import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';

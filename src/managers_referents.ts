@@ -10,6 +10,9 @@
 // owner from `callerStorage`: the calling client process and JS thread, as CPython's
 // owner is the server thread serving one client thread.
 //
+// One file: the ten referents are small classes over the same waiter queue and owner
+// bookkeeping; split by kind they would each import that machinery back.
+//
 // A client that goes away (`callerGone`) leaves nothing stuck: its parked waits are
 // dropped, and the locks it held are released with a WARNING (as the library's own Lock
 // recovers from a dead holder; CPython's manager keeps them locked for ever).

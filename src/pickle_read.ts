@@ -1,6 +1,8 @@
 // Reading pickles (Python's Unpickler, Modules/_pickle.c's load_* functions): string and int
 // decoding, and the opcode loop (one function: a switch the JIT keeps in one frame). The
 // globals it accepts are in pickle_globals.ts. See pickle.ts for the rules.
+// One file because the opcode loop and the decoders it inlines are one unit (the writer is
+// pickle_write.ts, the shared tables pickle_common.ts).
 import { PythonError, UnpicklingError, ValueError } from './errors.js';
 import { findGlobal, makeError, PyGlobal } from './pickle_globals.js';
 import {

@@ -4,7 +4,8 @@
 // (see pool_worker.ts for the flat message layout). A worker's death is seen as EOF on
 // its connection: the tasks it held fail with an error naming it, and a fresh worker
 // takes its place. The results and iterators handed to callers are in pool_jobs.ts;
-// how tasks are packed into batches, in pool_batch.ts.
+// how tasks are packed into batches, in pool_batch.ts. What remains here is one piece:
+// the scheduler that Pool and ThreadPool share (workers, dispatch, loss and replacement).
 import { inspect } from 'node:util';
 import { Pipe } from './connection.js';
 import { DefaultContext, defaultContext, type BaseContext } from './context.js';

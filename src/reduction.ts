@@ -6,6 +6,9 @@
 //
 // Wire layout: V8 header, then a table of references, then the value, in which each
 // reference is a marker object `{ __mp_ref__: index }`.
+//
+// One file on purpose: it is the one serializer, and the reference table, the compact
+// tuple form and the function-by-source rules are parts of the same wire layout.
 import { Buffer } from 'node:buffer';
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';

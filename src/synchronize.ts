@@ -5,6 +5,9 @@
 // Every blocking call has an async form (a Promise; the event loop keeps running and
 // libuv's thread pool is not used: waits go through wait.ts's futex waiter) and a
 // `...Sync` form that blocks the calling thread.
+//
+// One file, as CPython's synchronize.py: the seven classes share SemLock's fast paths, its
+// wait and its shared-memory layout.
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { assertionError, BrokenBarrierError, mapNativeError, nativeCall, TimeoutError, ValueError } from './errors.js';

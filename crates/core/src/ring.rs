@@ -1,5 +1,7 @@
 //! The core of `multiprocessing.Queue`: a multi-producer multi-consumer queue of byte
 //! strings in one shared memory segment, which survives any user being SIGKILLed mid-call.
+//! One file: the layout, the protocol and its recovery after a kill are one invariant (the
+//! second half of the file is its tests).
 //!
 //! Layout: a 4 KiB header, then a ring of `ncells` 64-byte cells (a power of two). A message
 //! takes `k` consecutive cells: its head cell starts with an 8-byte state word and an 8-byte

@@ -1,5 +1,7 @@
 //! Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier whose whole
 //! state lives in a shared heap [`Block`], usable by several processes at once.
+//! One file: every primitive is built on the one semaphore word and its robust owner
+//! protocol below (the second part of the file is its tests).
 //!
 //! Semaphore word (all SemLock kinds): bits 0..31 hold the count, bit 31 says "someone may
 //! be sleeping". A would-be waiter sets the bit before sleeping on the word; a release
