@@ -150,7 +150,9 @@ export function readmeTable(results: Result[], machine: Machine, rounds: number)
   const lines = [
     `One full run (\`npm run bench -- --readme\`): ${rounds} interleaved rounds, medians, every script in a fresh process, ` +
       `load average ${machine.loadavgBefore[0]} before and ${machine.loadavgAfter[0]} after on ${machine.cpus} cores ` +
-      '(other builds ran beside it: compare ratios, which come from the same run, more than figures). ' +
+      (Math.max(machine.loadavgBefore[0], machine.loadavgAfter[0]) > machine.cpus
+        ? '(other work ran beside it: compare ratios, which come from the same run, more than figures). '
+        : '(a quiet machine). ') +
       'Cases ending in `_first` are the first-call variants.',
     '',
     '| case | ours | CPython | ours vs CPython | other Node implementations | target |',
