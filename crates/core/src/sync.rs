@@ -1268,13 +1268,8 @@ mod tests {
         }
     }
 
-    /// A process killed between taking the count and writing its name (or between
-    /// clearing its name and giving the count back) leaves the lock held by nobody: a child
-    /// makes exactly that state and exits. Blocking and asynchronous waiters take it over
-    /// after NAMELESS_GRACE, not before.
-    fn nameless_holder_is_recovered(kind: Kind, owner_left: u64) {
-        let heap = Heap::new();
-        let lock = SemLock::new(&heap, kind, 1, 1).unwrap();
+    /// A child takes `lock`'s count, leaves `owner_left` as its owner and exits.
+    fn leave_nameless(lock: &SemLock, owner_left: u64) {
         let pid = fork_child(|| {
             let s = lock.s();
             if s.take().is_err() {
@@ -1284,6 +1279,16 @@ mod tests {
             0
         });
         assert_eq!(reap(pid), 0);
+    }
+
+    /// A process killed between taking the count and writing its name (or between
+    /// clearing its name and giving the count back) leaves the lock held by nobody: a child
+    /// makes exactly that state and exits. Blocking and asynchronous waiters take it over
+    /// after NAMELESS_GRACE, not before.
+    fn nameless_holder_is_recovered(kind: Kind, owner_left: u64) {
+        let heap = Heap::new();
+        let lock = SemLock::new(&heap, kind, 1, 1).unwrap();
+        leave_nameless(&lock, owner_left);
         assert_eq!(lock.value(), 0, "held");
         assert_eq!(lock.owner_pid(), None, "by nobody known");
         // Blocking: not before the grace, well within the deadline.
@@ -1295,15 +1300,7 @@ mod tests {
         lock.release().unwrap();
         assert_eq!(lock.value(), 1);
         // Asynchronous waiters (repeated non-blocking checks) likewise.
-        let pid = fork_child(|| {
-            let s = lock.s();
-            if s.take().is_err() {
-                return 1;
-            }
-            s.owner.store(owner_left, Release);
-            0
-        });
-        assert_eq!(reap(pid), 0);
+        leave_nameless(&lock, owner_left);
         let t = Instant::now();
         let got = loop {
             match lock.try_acquire(true) {
