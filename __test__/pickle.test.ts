@@ -73,6 +73,19 @@ out([repr(pickle.loads(b)).encode() + b' ' + type(pickle.loads(b)).__name__.enco
   t.deepEqual(unframe(py).map(String), [
     '2 int', '-0.0 float', '0 int', '9007199254740992.0 float', '9007199254740991 int', '0.5 float', '2.0 float', 'nan float', '2 int',
   ]);
+  // The same rule for a dict's values (written by the dict entries' own loop), each int size.
+  const values: Record<string, unknown> = {
+    a: 2, b: -0, c: 0, d: 2 ** 53, e: 2 ** 53 - 1, f: 0.5, g: new PyFloat(2), h: NaN, i: 2n, j: 255, k: 256, l: 65535, m: 65536,
+    n: -1, o: 2 ** 31 - 1, p: 2 ** 31, q: -(2 ** 31), r: -(2 ** 31) - 1, s: Infinity, u: -Infinity, v: 1.5e300, w: -(2 ** 40),
+  };
+  for (const proto of [3, 4, 5]) {
+    const read = python(`import pickle, sys
+d = pickle.loads(sys.stdin.buffer.read())
+sys.stdout.write(' '.join(k + '=' + repr(v) + ':' + type(v).__name__ for k, v in d.items()))`, dumps(values, proto)).toString();
+    t.is(read, 'a=2:int b=-0.0:float c=0:int d=9007199254740992.0:float e=9007199254740991:int f=0.5:float g=2.0:float ' +
+      'h=nan:float i=2:int j=255:int k=256:int l=65535:int m=65536:int n=-1:int o=2147483647:int p=2147483648:int ' +
+      'q=-2147483648:int r=-2147483649:int s=inf:float u=-inf:float v=1.5e+300:float w=-1099511627776:int', `protocol ${proto}`);
+  }
   t.is(loads(dumps(new PyFloat(2))), 2);
   t.is(String(new PyFloat(2)), '2.0');
   t.is(+new PyFloat(1.5), 1.5);

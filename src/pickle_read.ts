@@ -22,9 +22,22 @@ const FFFD = '\ufffd';
 const SHORT = 32;
 const recent: string[] = new Array<string>(8192).fill('');
 
+/**
+ * Strings decoded before the cache is used. V8 records how code runs (its type feedback)
+ * only from a function's first few calls on; the strings of the first message are all
+ * misses, and code whose miss path has no feedback is thrown away (and compiled again) at
+ * the first new string after it is optimized. Filling the cache from the 64th string on
+ * makes the miss path run while feedback is recorded.
+ */
+let untilCached = 64;
+
 function decodeUtf8(buf: Buffer, start: number, end: number): string {
   const n = end - start;
   if (n > SHORT || n === 0) return n === 0 ? '' : decodeUtf8Slow(buf, start, end);
+  if (untilCached > 0) {
+    untilCached--;
+    return decodeUtf8Slow(buf, start, end);
+  }
   const slot = (Math.imul(n, 0x9e3779b1) ^ Math.imul(buf[start], 0x85ebca77) ^ Math.imul(buf[end - 1], 0xc2b2ae3d) ^
     Math.imul(buf[start + (n >> 1)], 0x27d4eb2f) ^ Math.imul(buf[end - 1 - (n >> 2)], 0x165667b1)) >>> 19;
   const known = recent[slot];

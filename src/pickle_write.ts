@@ -238,20 +238,23 @@ class Pickler {
   }
 
   saveInt(v: number): void {
+    const iv = v | 0;
+    if (iv !== v) {
+      this.saveLong(BigInt(v));
+      return;
+    }
     this.ensure(5);
     const buf = this.buf;
-    if (v >= 0 && v <= 0xff) {
+    if (iv >= 0 && iv <= 0xff) {
       buf[this.pos++] = BININT1;
-      buf[this.pos++] = v;
-    } else if (v >= 0 && v <= 0xffff) {
+      buf[this.pos++] = iv;
+    } else if (iv >= 0 && iv <= 0xffff) {
       buf[this.pos++] = BININT2;
-      buf[this.pos++] = v & 0xff;
-      buf[this.pos++] = v >> 8;
-    } else if (v >= -0x80000000 && v <= 0x7fffffff) {
-      buf[this.pos++] = BININT;
-      this.u32(v);
+      buf[this.pos++] = iv & 0xff;
+      buf[this.pos++] = iv >> 8;
     } else {
-      this.saveLong(BigInt(v));
+      buf[this.pos++] = BININT;
+      this.u32(iv);
     }
   }
 
@@ -362,10 +365,13 @@ class Pickler {
       case 'string':
         this.saveStr(v);
         break;
-      case 'number':
-        if (Number.isSafeInteger(v) && (v !== 0 || 1 / v > 0)) this.saveInt(v);
+      case 'number': {
+        // `v | 0`: no speculation on small integers (integral doubles are common).
+        const iv = v | 0;
+        if (iv === v ? 1 / v !== -Infinity : Number.isSafeInteger(v)) this.saveInt(v);
         else this.saveFloat(v);
         break;
+      }
       case 'boolean':
         this.byte(v ? NEWTRUE : NEWFALSE);
         break;
@@ -508,41 +514,71 @@ class Pickler {
 
   /**
    * Keys and values of `d` from `keys[i]` to `keys[stop - 1]`. The common entry (an ASCII
-   * key of a protocol 4+ pickle, a number value) is written here without further calls.
+   * key of a protocol 4+ pickle, a number value) is written here without further calls: one
+   * small loop that the JIT optimizes early, whose number checks (`v | 0`) do not speculate
+   * on small integers (a dict's integral doubles would throw its optimized code away).
    */
   saveItems(d: Record<string, unknown>, keys: string[], i: number, stop: number): void {
     const short = this.proto >= 4;
     for (; i < stop; i++) {
       const k = keys[i];
       const n = k.length;
-      let written = false;
+      // Room for the key's header and bytes and a 9-byte float.
+      if (this.pos + n + 11 > this.buf.length) this.grow(n + 11);
+      const buf = this.buf;
+      let p = this.pos;
+      let j = 0;
       if (short && n < 256) {
-        if (this.pos + n + 11 > this.buf.length) this.grow(n + 11);
-        const buf = this.buf;
-        const start = this.pos;
-        let p = start + 2;
-        let j = 0;
+        p += 2;
         for (; j < n; j++) {
           const c = k.charCodeAt(j);
           if (c >= 0x80) break;
           buf[p++] = c;
         }
-        if (j === n) {
-          buf[start] = SHORT_BINUNICODE;
-          buf[start + 1] = n;
-          this.pos = p;
-          written = true;
-        }
       }
-      if (!written) this.saveStr(k);
-      const v = d[k];
-      if (typeof v === 'number' && !Number.isInteger(v) && this.frameStart >= 0 && this.pos - this.frameStart < FRAME_SIZE_TARGET - 9) {
-        // A fraction, NaN or an infinity: a float, and the frame has room for it.
-        if (this.pos + 9 > this.buf.length) this.grow(9);
-        this.buf[this.pos] = BINFLOAT;
-        this.view.setFloat64(this.pos + 1, v, false);
-        this.pos += 9;
+      if (j === n && short && n < 256) {
+        buf[this.pos] = SHORT_BINUNICODE;
+        buf[this.pos + 1] = n;
       } else {
+        this.saveStr(k);
+        p = this.pos;
+      }
+      const v = d[k];
+      if (typeof v === 'number' && this.frameStart >= 0) {
+        const iv = v | 0;
+        // 1 / v is -Infinity for -0 only (among integers): a float. Computed for every
+        // number (no branch of its own that a 0 would first take).
+        if (iv === v && 1 / v !== -Infinity) {
+          // An int that fits 4 bytes, as saveInt writes it: all 4 bytes are stored (there
+          // is room) and the opcode says how many count. No branch with stores of its own:
+          // a size first met after the code is optimized does not throw that code away.
+          const b = this.buf;
+          const u = iv >>> 0;
+          const one = u <= 0xff;
+          const two = u <= 0xffff;
+          b[p] = one ? BININT1 : two ? BININT2 : BININT;
+          b[p + 1] = u & 0xff;
+          b[p + 2] = (u >>> 8) & 0xff;
+          b[p + 3] = (u >>> 16) & 0xff;
+          b[p + 4] = u >>> 24;
+          this.pos = p + (one ? 2 : two ? 3 : 5);
+        } else if (iv !== v && Math.floor(v) !== v) {
+          // A fraction or NaN: a float.
+          this.buf[p] = BINFLOAT;
+          this.view.setFloat64(p + 1, v, false);
+          this.pos = p + 9;
+        } else {
+          // A larger int, -0 or an infinity.
+          this.pos = p;
+          this.save(v);
+          continue;
+        }
+        if (this.pos - this.frameStart >= FRAME_SIZE_TARGET) {
+          this.commitFrame();
+          this.startFrame();
+        }
+      } else {
+        this.pos = p;
         this.save(v);
       }
     }
@@ -693,7 +729,7 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     if (w.frameStart >= 0) w.commitFrame();
     const out = Buffer.from(w.buf.buffer, w.buf.byteOffset + w.base, w.pos - w.base);
     // The next pickle starts 8-aligned after this one.
-    w.pos = Math.min(w.buf.length, Math.ceil(w.pos / 8) * 8);
+    w.pos = Math.min(w.buf.length, (w.pos + 7) & ~7);
     return out;
   } catch (e) {
     w.pos = w.base;
