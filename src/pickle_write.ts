@@ -148,7 +148,7 @@ class Pickler {
 
   u64(v: number): void {
     this.u32(v >>> 0);
-    this.u32(Math.floor(v / 0x100000000));
+    this.u32(v > 0xffffffff ? Math.floor(v / 0x100000000) : 0);
   }
 
   startFrame(): void {
