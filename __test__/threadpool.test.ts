@@ -40,6 +40,38 @@ test('map, apply, starmap, imap, inline functions; workers are daemonic threads 
   t.deepEqual(un.sort((a, b) => a - b), range(30).map((x) => x * x));
 });
 
+test('map of many items: numbers, and items or results that are not all numbers, come back as they are, in order', async (t) => {
+  await using pool = new ThreadPool(2);
+  const n = 3000;
+  // Large and fractional numbers, in chunks of many (numbers travel packed).
+  const nums = range(n).map((i) => (i % 7 === 0 ? -i / 3 : i * 1e9));
+  t.deepEqual(await pool.map((x: number) => x * 2, nums), nums.map((x) => x * 2));
+  t.deepEqual(await pool.map((x: number) => x * 2, nums, 1000), nums.map((x) => x * 2));
+  // The same array changed and mapped again: the change is seen.
+  nums[5] = 42;
+  t.is((await pool.map((x: number) => x * 2, nums))[5], 84);
+  // An object among numbers goes as itself: its valueOf is never called.
+  let called = 0;
+  const mixed: Array<number | { v: number; valueOf(): number }> = range(n);
+  mixed[2500] = { v: -1, valueOf: () => ++called };
+  const out = await pool.map((x: number | { v: number }) => (typeof x === 'number' ? x + 1 : x.v), mixed);
+  t.deepEqual(out, range(n).map((i) => (i === 2500 ? -1 : i + 1)));
+  t.is(called, 0);
+  // NaN, infinities and holes.
+  const special: unknown[] = range(n);
+  special[10] = NaN;
+  special[20] = -Infinity;
+  delete special[30];
+  const kinds = await pool.map((x: unknown) => (x === undefined ? 'hole' : x), special);
+  t.true(Number.isNaN(kinds[10]));
+  t.is(kinds[20], -Infinity);
+  t.is(kinds[30], 'hole');
+  t.is(kinds[31], 31);
+  // Results that are numbers in the first chunks and then are not.
+  t.deepEqual(await pool.map((x: number) => (x < 2000 ? x / 2 : String(x)), range(n)), range(n).map((x) => (x < 2000 ? x / 2 : String(x))));
+  t.deepEqual(await pool.map((x: number) => (x < 2000 ? String(x) : x), range(n)), range(n).map((x) => (x < 2000 ? String(x) : x)));
+});
+
 test('options and positional forms; processes must be at least 1; use after close', async (t) => {
   t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
   t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });

@@ -1,7 +1,7 @@
 // How a pool packs tasks into the batches it sends its workers (the layout is described
 // in pool_worker.ts): the calls' arguments as a flat array, or as packed doubles when they
 // are all numbers. Shared by Pool and ThreadPool.
-import { APPLY, PLAIN, STAR, type PendingTask } from './pool_jobs.js';
+import { APPLY, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
 import { PACK_MIN } from './pool_worker.js';
 
 /** Most tasks in one batch. */
@@ -52,20 +52,55 @@ export function slotsOf(t: PendingTask): number {
 }
 
 /**
- * Write `src[start, end)` into `f` from `p`; -1 as soon as one is not a number, else the
- * next position. (One small loop per kind of task: the JIT compiles only those that run hot.)
+ * The items of one map, packed whole by builtins (see bulkLeft) when its first chunk is
+ * packed, while its other chunks are: they are copied, or sent, from here, rather than each
+ * sliced out of the array first (memory as large again). `whole` is null when the items are
+ * not all finite numbers. Kept for that job only (a later map of the same array packs it
+ * afresh, changes included); dropped once its last chunk is packed, or for another map's
+ * (a chunk not found here is packed from the array item by item).
  */
-function fillPlain(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
-  const n = end - start;
-  if (useBulk(n)) {
-    // Builtins only (see bulkLeft). Number.isFinite does not coerce; holes, which every()
-    // skips, become NaN in the Float64Array (NaN and infinities themselves fail the test
-    // and take the general path).
-    const s = start === 0 && end === src.length ? src : src.slice(start, end);
-    if (!s.every(Number.isFinite)) return -1;
-    f.set(s as number[], p);
-    if (f.subarray(p, p + n).includes(NaN)) return -1;
-    return p + n;
+const packed: { job: Job | null; src: unknown[] | null; whole: Float64Array | null } = { job: null, src: null, whole: null };
+
+/** The items of `t`'s map packed whole (null: not all finite numbers), or undefined: not packed. */
+function packedWhole(t: PendingTask): Float64Array | null | undefined {
+  const src = t.src;
+  if (t.job === packed.job && src === packed.src) return packed.whole;
+  if (t.start !== 0 || t.count < BULK_MIN || !useBulk(src.length)) return undefined;
+  packed.job = t.job;
+  packed.src = src;
+  packed.whole = null;
+  // Number.isFinite does not coerce; holes, which every() skips, become NaN in the
+  // Float64Array (NaN and infinities themselves fail the test and take the general path).
+  if (!src.every(Number.isFinite)) return null;
+  const f = new Float64Array(src.length);
+  f.set(src as number[]);
+  if (f.includes(NaN)) return null;
+  return (packed.whole = f);
+}
+
+/** The chunks of `t`'s map up to `end` are packed: the last one drops its items. */
+function packedUpTo(t: PendingTask, end: number): void {
+  if (t.job === packed.job && end === t.src.length) {
+    packed.job = null;
+    packed.src = null;
+    packed.whole = null;
+  }
+}
+
+/**
+ * Write the items of the plain task `t` into `f` from `p`; -1 as soon as one is not a
+ * number, else the next position. (One small loop per kind of task: the JIT compiles only
+ * those that run hot.)
+ */
+function fillPlain(t: PendingTask, f: Float64Array, p: number): number {
+  const { src, start } = t;
+  const end = start + t.count;
+  const whole = packedWhole(t);
+  if (whole !== undefined) {
+    if (whole === null) return -1;
+    f.set(whole.subarray(start, end), p);
+    packedUpTo(t, end);
+    return p + t.count;
   }
   for (let i = start; i < end; i++) {
     const v = src[i];
@@ -99,7 +134,7 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
       const v = t.src[t.start];
       if (typeof v !== 'number') return false;
       f[p++] = v;
-    } else if (t.kind === PLAIN) p = fillPlain(t.src, t.start, t.start + t.count, f, p);
+    } else if (t.kind === PLAIN) p = fillPlain(t, f, p);
     else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
     else {
       // One call: its arguments (few; no builtins for so few).
@@ -145,6 +180,25 @@ export const itemScratch = new BatchScratch();
 /** A batch's task table (see pool_worker.ts), as a typed array: copied, not walked, by the serializer. */
 export const metaScratch = new Float64Array(2 * MAX_BATCH);
 
+/**
+ * The items of a batch of consecutive chunks of one map whose items are packed whole (see
+ * `packed`), as a view of them (the serializer copies them out), else null.
+ */
+function plainRun(tasks: PendingTask[]): Float64Array | null {
+  const first = tasks[0];
+  if (first.kind !== PLAIN || first.count < BULK_MIN) return null;
+  let end = first.start;
+  for (let k = 0; k < tasks.length; k++) {
+    const t = tasks[k];
+    if (t.kind !== PLAIN || t.job !== first.job || t.src !== first.src || t.start !== end) return null;
+    end += t.count;
+  }
+  const whole = packedWhole(first);
+  if (whole == null) return null;
+  packedUpTo(first, end);
+  return whole.subarray(first.start, end);
+}
+
 /** The first argument of a task's calls (to guess whether a batch is all numbers). */
 function firstArg(t: PendingTask): unknown {
   if (t.kind === PLAIN) return t.src[t.start];
@@ -158,6 +212,8 @@ function firstArg(t: PendingTask): unknown {
  * them before the next batch), else an array.
  */
 export function packItems(tasks: PendingTask[], slots: number): unknown[] | Float64Array {
+  const run = plainRun(tasks);
+  if (run !== null) return run;
   if (slots >= PACK_MIN && typeof firstArg(tasks[0]) === 'number') {
     const f = itemScratch.take(slots);
     if (fillNumbers(tasks, f)) return f;

@@ -247,15 +247,16 @@ export const ApplyResult = AsyncResult;
 
 /** The result of `mapAsync`/`starmapAsync`. */
 export class MapResult<T = unknown> extends AsyncResult<T[]> {
-  /** The results, written in place as chunks arrive (no per-chunk arrays to join). */
-  #out: T[];
+  /** The results, written in place as chunks arrive (no per-chunk arrays to join); made by the first. */
+  #out: T[] | null = null;
+  #length: number;
   #chunksize: number;
   #left: number;
 
   /** @internal */
   constructor(pool: JobPool, chunksize: number, length: number, callback: Callback<T[]>, errorCallback: ErrorCallback) {
     super(pool, callback, errorCallback);
-    this.#out = new Array<T>(length);
+    this.#length = length;
     this.#chunksize = chunksize;
     this.#left = length === 0 ? 0 : Math.ceil(length / chunksize);
     if (this.#left === 0) queueMicrotask(() => this._finish(true, []));
@@ -267,9 +268,24 @@ export class MapResult<T = unknown> extends AsyncResult<T[]> {
       this._finish(false, data);
       return;
     }
-    copyInto(this.#out, index * this.#chunksize, data as ArrayLike<T>, offset, count);
-    if (--this.#left === 0) this._finish(true, this.#out);
+    const out = (this.#out ??= resultArray<T>(this.#length, data));
+    copyInto(out, index * this.#chunksize, data as ArrayLike<T>, offset, count);
+    if (--this.#left === 0) this._finish(true, out);
   }
+}
+
+/**
+ * The array of `length` results, the first of which came as `data`. Numbers (results that
+ * came packed) go in an array of doubles from the start: one made for small integers would
+ * be copied whole (8 bytes an item) by V8 when the first result that is not one lands.
+ */
+function resultArray<T>(length: number, data: unknown): T[] {
+  if (!(data instanceof Float64Array)) return new Array<T>(length);
+  // (A literal of a double, lengthened, is an array of doubles of that length: V8 gives
+  // `new Array(n)` the elements of small integers.)
+  const out = [0.5];
+  out.length = length;
+  return out as T[];
 }
 
 /** `out[at, at + count) = data[offset, offset + count)` (data: an array, or packed numbers). */

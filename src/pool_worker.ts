@@ -65,14 +65,17 @@ const resultScratch = new NumberScratch();
 /** Results being collected: as numbers in scratch space while they are all numbers. */
 class ResultBuffer {
   /** The numbers so far, or null once a result is not a number. */
-  nums: Float64Array | null;
+  nums: Float64Array | null = null;
   /** The results so far, once one is not a number. */
-  vals: unknown[] | null;
+  vals: unknown[] | null = null;
   n = 0;
 
   constructor(capacity: number) {
-    this.nums = capacity >= PACK_MIN ? resultScratch.for(capacity) : null;
-    this.vals = this.nums === null ? [] : null;
+    // (Both fields hold null before what they get: V8 then compiles the hot loop for either
+    // from the first buffer on, rather than for a Float64Array only, which the first
+    // buffer without one, such as an empty one, would throw away.)
+    if (capacity >= PACK_MIN) this.nums = resultScratch.for(capacity);
+    else this.vals = [];
   }
 
   push(v: unknown): void {

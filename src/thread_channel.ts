@@ -22,6 +22,16 @@ const WAITING = 2;
 /** Whether the writer has closed its end. */
 const CLOSED = 4;
 
+// Messages move their buffers (a transfer detaches them), and the first buffer a thread
+// ever detaches throws away the code V8 compiled in it on the promise that none would be
+// (and the compiles under way), hot loops included: a pool's first large batch or result
+// would do that mid-work. One empty buffer is detached here, when the module loads (in the
+// main thread and in each worker thread), so that compiled code never counts on that.
+{
+  const ab = new ArrayBuffer(0);
+  structuredClone(ab, { transfer: [ab] });
+}
+
 /** A message as it crosses: bytes, and what goes beside them. */
 interface Wire {
   d: Uint8Array;
