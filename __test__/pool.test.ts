@@ -2,7 +2,8 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square, unserializable, whoAmI,
+  add, exitNow, failAt, halfOrText, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
+  unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
 
@@ -230,6 +231,55 @@ test('imap over an endless generator is lazy; imapUnordered; next(timeout)', asy
   const a: number[] = [];
   for await (const x of pool.imap(square, agen(), 2)) a.push(x);
   t.deepEqual(a, [0, 1, 4, 9, 16]);
+});
+
+test('large maps of numbers come back exactly, whatever the items: -0, NaN, infinities, holes, other values; results that change kind', async (t) => {
+  await using pool = new Pool(2);
+  const nums = range(3000).map((i) => (i % 7 === 0 ? -i / 3 : i * 1e300));
+  nums[1] = -0;
+  t.deepEqual(await pool.map(identity, nums), nums);
+  t.true(Object.is((await pool.map(identity, nums, 500))[1], -0));
+  // Items that are not all finite numbers, each in an array of numbers.
+  for (const odd of [NaN, Infinity, -Infinity, undefined, '7', null, [1]]) {
+    const items: unknown[] = range(2000);
+    items[1234] = odd;
+    const got = await pool.map(identity, items);
+    t.deepEqual(got, items);
+  }
+  const holey: unknown[] = range(2000);
+  delete holey[10];
+  const got = await pool.map(identity, holey, 100);
+  t.is(got.length, 2000);
+  t.true(10 in got);
+  t.is(got[10], undefined);
+  t.is(got[11], 11);
+  // Results that are numbers, then text, in chunks that may come in any order.
+  const mixed = await pool.map(halfOrText, range(4000), 10);
+  t.deepEqual(mixed, range(4000).map((x) => (x < 1000 ? x / 2 : `#${x}`)));
+});
+
+test('applyAsync: one argument of any kind, none, several; the arguments are taken at the call', async (t) => {
+  await using pool = new Pool(2);
+  const args: [unknown][] = [[3], [[1, 2]], [undefined], [null], ['x'], [{ a: 1 }], [-0], [NaN]];
+  const rs = args.map((a) => pool.applyAsync(identity, a));
+  for (let i = 0; i < args.length; i++) t.deepEqual(await rs[i].get(), args[i][0]);
+  t.true(Object.is(await pool.applyAsync(identity, [-0]).get(), -0));
+  t.is(await pool.applyAsync(add, [2, 3]).get(), 5);
+  t.regex(await pool.applyAsync(whoAmI, []).get(), /PoolWorker/);
+  t.regex(await pool.applyAsync(whoAmI).get(), /PoolWorker/);
+  const one: [number] = [1];
+  const two: [number, number] = [1, 2];
+  const r1 = pool.applyAsync(identity, one);
+  const r2 = pool.applyAsync(add, two);
+  one[0] = 10;
+  two[1] = 20;
+  t.is(await r1.get(), 1);
+  t.is(await r2.get(), 3);
+  // Many at once, numbers and other values mixed in the same batches.
+  const many = range(600).map((i) => pool.applyAsync(identity, [i % 3 === 0 ? `s${i}` : i]));
+  t.deepEqual(await Promise.all(many.map((r) => r.get())), range(600).map((i) => (i % 3 === 0 ? `s${i}` : i)));
+  // Too many positional arguments is still a TypeError.
+  t.throws(() => (pool.applyAsync as Function)(identity, [1], null, null, null, 5), { instanceOf: TypeError, message: /at most 4/ });
 });
 
 test('pids differ across workers', async (t) => {

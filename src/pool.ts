@@ -21,7 +21,7 @@ import { threadChannelPair } from './thread_channel.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
-  APPLY, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
+  APPLY, APPLY1, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
 import { INIT_FAILED, poolWorker, type Batch, type Results } from './pool_worker.js';
@@ -205,14 +205,66 @@ function stopWorkers<P extends PoolWorkerProcess>(workers: Set<Worker<P>>): void
   workers.clear();
 }
 
+/** What `takeTasks` took besides the tasks: item slots and calls (no object per batch). */
+let takenSlots = 0;
+let takenCalls = 0;
+
+/**
+ * The per-task loop of a batch (one small function: the JIT compiles it alone, not the
+ * batch's serialization with it). Moves up to `n` tasks from `queue[head..]` to `taken`
+ * while their item slots stay within `maxSlots` (none if the first does not fit) and, with moved
+ * buffers (threads), the batch within MOVED_PER_BATCH; writes their rows of the task
+ * table into metaScratch, and the definitions of the functions the worker lacks
+ * (`fns`) into `defs`. Returns the new head (slots and calls in takenSlots, takenCalls).
+ */
+function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: number, movedPerTask: number, taken: PendingTask[], fns: Set<number>, defs: Array<[number, Function]>): number {
+  const meta = metaScratch;
+  let slots = 0;
+  let calls = 0;
+  let knownFn: Function | null = null;
+  let id = 0;
+  let k = 0;
+  for (; k < n && head < queue.length; k++) {
+    const t = queue[head];
+    const tslots = t.kind === PLAIN ? t.count : t.kind === APPLY1 ? 2 : slotsOf(t);
+    if (slots + tslots > maxSlots) {
+      if (k > 0) break;
+      takenSlots = takenCalls = 0;
+      return head;
+    }
+    if (movedPerTask > 0 && k > 0 && (k + 1) * movedPerTask > MOVED_PER_BATCH) break;
+    queue[head++] = undefined as unknown as PendingTask;
+    const c = t.count;
+    calls += c;
+    if (t.fn !== knownFn) {
+      knownFn = t.fn!;
+      id = fnDef(knownFn, fns, defs);
+    }
+    meta[2 * k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
+    meta[2 * k + 1] = c;
+    slots += tslots;
+    taken.push(t);
+  }
+  takenSlots = slots;
+  takenCalls = calls;
+  return head;
+}
+
+/** The id of `fn`, added to `defs` if the worker has not had it (`fns`). */
+function fnDef(fn: Function, fns: Set<number>, defs: Array<[number, Function]>): number {
+  const id = fnIdOf(fn);
+  if (!fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, fn]);
+  return id;
+}
+
 /** A guess at the bytes `t` moves, from its first argument (cheap: the first task of a batch). */
 function movedIn(t: PendingTask | undefined): number {
   if (t === undefined) return 0;
-  let x = t.kind === APPLY ? t.src[0] : t.src[t.start];
+  let x = t.kind === APPLY1 ? t.src : (t.src as unknown[])[t.kind === APPLY ? 0 : t.start];
   if (t.kind === STAR && Array.isArray(x)) x = x[0];
   if (!(x instanceof Moved)) return 0;
   const v = x.value as ArrayBufferView | ArrayBuffer;
-  return v.byteLength * (t.kind === APPLY ? 1 : t.count);
+  return v.byteLength * t.count;
 }
 
 /** Bytes of the buffers a message moves (its transfer list's ArrayBuffers). */
@@ -412,7 +464,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       return;
     }
     this.#queue.push(t);
-    this.#queuedCalls += t.kind === APPLY ? 1 : t.count;
+    this.#queuedCalls += t.count;
     if (!this.#dispatchScheduled) {
       this.#dispatchScheduled = true;
       queueMicrotask(() => {
@@ -488,46 +540,18 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
     const perItem = this.#bytesPerItem;
     const defs: Array<[number, Function]> = [];
-    const meta = metaScratch;
     const taken: PendingTask[] = [];
-    let estimate = 0;
-    let slots = 0;
-    let knownFn: Function | null = null;
-    let id = 0;
-    let calls = 0;
     const queue = this.#queue;
     const movedPerTask = this._toThreads() ? Math.max(this.#movedPerTask, movedIn(queue[this.#head])) : 0;
-    let head = this.#head;
-    for (let i = 0; i < n && head < queue.length; i++) {
-      const t = queue[head];
-      const apply = t.kind === APPLY;
-      const tslots = apply ? t.src.length + 1 : t.kind === PLAIN ? t.count : slotsOf(t);
-      estimate += tslots * perItem;
-      if (estimate > budget) {
-        if (taken.length > 0) break;
-        return;
-      }
-      if (movedPerTask > 0 && (taken.length + 1) * movedPerTask > MOVED_PER_BATCH && taken.length > 0) break;
-      queue[head++] = undefined as unknown as PendingTask;
-      const c = apply ? 1 : t.count;
-      calls += c;
-      if (t.fn !== knownFn) {
-        knownFn = t.fn;
-        id = fnIdOf(t.fn);
-        if (!w.fns.has(id) && !defs.some((d) => d[0] === id)) defs.push([id, t.fn]);
-      }
-      const k = 2 * taken.length;
-      meta[k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
-      meta[k + 1] = c;
-      slots += tslots;
-      taken.push(t);
-    }
+    const head = takeTasks(queue, this.#head, n, budget / perItem, movedPerTask, taken, w.fns, defs);
+    if (taken.length === 0) return;
+    const slots = takenSlots;
     this.#head = head;
-    this.#queuedCalls -= calls;
+    this.#queuedCalls -= takenCalls;
     const items = packItems(taken, slots);
     // (The serializer copies meta out of its scratch space at once; packed numbers, the
     // last item, go to a worker process straight from theirs: see dumpsParts.)
-    const batch: Batch = [defs.length ? defs : null, meta.subarray(0, 2 * taken.length), items];
+    const batch: Batch = [defs.length ? defs : null, metaScratch.subarray(0, 2 * taken.length), items];
     let data: Buffer;
     let fds: number[];
     let transfer: unknown[] | undefined;
@@ -540,27 +564,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       // again when sent (see #flush), which takes its own counts.
       d.undo?.();
     } catch (e) {
-      // Something in the tasks cannot be sent: find which, fail those, send the rest.
-      const ok: PendingTask[] = [];
-      for (const t of taken) {
-        try {
-          const its: unknown[] = [];
-          flatten(t, its);
-          dumps([t.fn, its]).undo?.();
-          ok.push(t);
-        } catch (err) {
-          t.job._set(t.index, false, err, 0, t.count);
-        }
-      }
-      if (ok.length === taken.length) {
-        // Each can be sent alone but not all together: they fail rather than vanish.
-        for (const t of taken) t.job._set(t.index, false, e, 0, t.count);
-        return;
-      }
-      for (const t of ok) {
-        this.#queue.push(t);
-        this.#queuedCalls += callsOf(t);
-      }
+      this.#unsendable(taken, e);
       return;
     }
     if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / taken.length;
@@ -580,6 +584,30 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     // With descriptors the batch is serialized again when sent: it needs its own meta.
     if (fds.length) batch[1] = batch[1].slice();
     this.#outbox.push({ w, batch, data, fds, transfer, tail });
+  }
+
+  /** Some of `taken` cannot be sent (`e`): find which, fail those, queue the rest again. */
+  #unsendable(taken: PendingTask[], e: unknown): void {
+    const ok: PendingTask[] = [];
+    for (const t of taken) {
+      try {
+        const its: unknown[] = [];
+        flatten(t, its);
+        dumps([t.fn, its]).undo?.();
+        ok.push(t);
+      } catch (err) {
+        t.job._set(t.index, false, err, 0, t.count);
+      }
+    }
+    if (ok.length === taken.length) {
+      // Each can be sent alone but not all together: they fail rather than vanish.
+      for (const t of taken) t.job._set(t.index, false, e, 0, t.count);
+      return;
+    }
+    for (const t of ok) {
+      this.#queue.push(t);
+      this.#queuedCalls += callsOf(t);
+    }
   }
 
   /** Send the batches packed so far. */
@@ -699,7 +727,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         f++;
         t.job._set(t.index, false, fromWorker(values[pos++]), 0, t.count);
       } else {
-        const c = t.kind === APPLY ? 1 : t.count;
+        const c = t.count;
         t.job._set(t.index, true, values, pos, c);
         pos += c;
       }
@@ -784,23 +812,27 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   applyAsync<A extends unknown[], R>(func: (...a: A) => R, args?: A | [], kwds?: Record<string, never> | null, callback?: Callback<Awaited<R>>, errorCallback?: ErrorCallback): AsyncResult<Awaited<R>>;
   applyAsync<A extends unknown[], R>(func: (...a: A) => R, options: ApplyOptions<A, Awaited<R>>): AsyncResult<Awaited<R>>;
   applyAsync<A extends unknown[], R>(func: (...a: A) => R, args: A | [], options: Omit<ApplyOptions<A, Awaited<R>>, 'args'>): AsyncResult<Awaited<R>>;
-  applyAsync(func: Function, ...rest: unknown[]): AsyncResult<any> {
+  applyAsync(func: Function, args?: unknown, kwds?: unknown, callback?: unknown, errorCallback?: unknown, extra?: unknown): AsyncResult<any> {
     if (this.#state !== RUN) this.#checkRunning();
     if (typeof func !== 'function') checkFn(func);
-    // The common `applyAsync(f, [x])` skips the general parsing.
-    let a: unknown[];
+    // The common `applyAsync(f, [x])` skips the general parsing (and allocates one object:
+    // the result, which is also the task; see AsyncResult).
     let r: AsyncResult<any>;
-    if (rest.length === 1 && Array.isArray(rest[0])) {
-      a = rest[0].slice();
+    if (Array.isArray(args) && kwds === undefined && callback === undefined && errorCallback === undefined && extra === undefined) {
       r = new AsyncResult<any>(this, undefined, undefined);
+      if (args.length === 1) {
+        r.src = args[0];
+        r.kind = APPLY1;
+      } else r.src = args.slice();
     } else {
-      const o = applyArgs('applyAsync', rest);
-      const args = o.args ?? [];
-      a = Array.isArray(args) ? args.slice() : [...(args as Iterable<unknown>)];
+      const o = applyArgs('applyAsync', [args, kwds, callback, errorCallback, extra]);
+      const a = o.args ?? [];
       r = new AsyncResult<any>(this, o.callback, o.errorCallback);
+      r.src = Array.isArray(a) ? a.slice() : [...(a as Iterable<unknown>)];
     }
+    r.fn = func;
     this.#jobCount++;
-    this._submit({ job: r, index: 0, fn: func, src: a, start: 0, count: 1, kind: APPLY });
+    this._submit(r as PendingTask);
     return r;
   }
 

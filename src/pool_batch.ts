@@ -1,7 +1,7 @@
 // How a pool packs tasks into the batches it sends its workers (the layout is described
 // in pool_worker.ts): the calls' arguments as a flat array, or as packed doubles when they
 // are all numbers. Shared by Pool and ThreadPool.
-import { APPLY, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
+import { APPLY, APPLY1, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
 import { PACK_MIN } from './pool_worker.js';
 
 /** Most tasks in one batch. */
@@ -22,12 +22,16 @@ function useBulk(n: number): boolean {
 }
 /** The number of calls in a task. */
 export function callsOf(t: PendingTask): number {
-  return t.kind === APPLY ? 1 : t.count;
+  return t.count;
 }
 
 /** Append the calls of `t` to a batch's items (see pool_worker.ts for the layout). */
 export function flatten(t: PendingTask, items: unknown[]): void {
-  const src = t.src;
+  if (t.kind === APPLY1) {
+    items.push(1, t.src);
+    return;
+  }
+  const src = t.src as unknown[];
   if (t.kind === PLAIN) {
     for (let i = t.start, end = t.start + t.count; i < end; i++) items.push(src[i]);
   } else if (t.kind === APPLY) {
@@ -45,9 +49,11 @@ export function flatten(t: PendingTask, items: unknown[]): void {
 /** The number of item slots the calls of `t` take in a batch. */
 export function slotsOf(t: PendingTask): number {
   if (t.kind === PLAIN) return t.count;
-  if (t.kind === APPLY) return 1 + t.src.length;
+  if (t.kind === APPLY1) return 2;
+  const src = t.src as unknown[];
+  if (t.kind === APPLY) return 1 + src.length;
   let n = 0;
-  for (let i = t.start, end = t.start + t.count; i < end; i++) n += 1 + (t.src[i] as unknown[]).length;
+  for (let i = t.start, end = t.start + t.count; i < end; i++) n += 1 + (src[i] as unknown[]).length;
   return n;
 }
 
@@ -63,7 +69,7 @@ const packed: { job: Job | null; src: unknown[] | null; whole: Float64Array | nu
 
 /** The items of `t`'s map packed whole (null: not all finite numbers), or undefined: not packed. */
 function packedWhole(t: PendingTask): Float64Array | null | undefined {
-  const src = t.src;
+  const src = t.src as unknown[];
   if (t.job === packed.job && src === packed.src) return packed.whole;
   if (t.start !== 0 || t.count < BULK_MIN || !useBulk(src.length)) return undefined;
   packed.job = t.job;
@@ -80,7 +86,7 @@ function packedWhole(t: PendingTask): Float64Array | null | undefined {
 
 /** The chunks of `t`'s map up to `end` are packed: the last one drops its items. */
 function packedUpTo(t: PendingTask, end: number): void {
-  if (t.job === packed.job && end === t.src.length) {
+  if (t.job === packed.job && end === (t.src as unknown[]).length) {
     packed.job = null;
     packed.src = null;
     packed.whole = null;
@@ -93,7 +99,8 @@ function packedUpTo(t: PendingTask, end: number): void {
  * those that run hot.)
  */
 function fillPlain(t: PendingTask, f: Float64Array, p: number): number {
-  const { src, start } = t;
+  const src = t.src as unknown[];
+  const start = t.start;
   const end = start + t.count;
   const whole = packedWhole(t);
   if (whole !== undefined) {
@@ -129,16 +136,22 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
   let p = 0;
   for (let k = 0; k < tasks.length && p >= 0; k++) {
     const t = tasks[k];
-    if (t.kind === PLAIN && t.count === 1) {
+    if (t.kind === APPLY1) {
+      // applyAsync(f, [x]): no call.
+      const v = t.src;
+      if (typeof v !== 'number') return false;
+      f[p++] = 1;
+      f[p++] = v;
+    } else if (t.kind === PLAIN && t.count === 1) {
       // One item (imap's default chunks): no call.
-      const v = t.src[t.start];
+      const v = (t.src as unknown[])[t.start];
       if (typeof v !== 'number') return false;
       f[p++] = v;
     } else if (t.kind === PLAIN) p = fillPlain(t, f, p);
-    else if (t.kind === STAR) p = fillArgs(t.src, t.start, t.start + t.count, f, p);
+    else if (t.kind === STAR) p = fillArgs(t.src as unknown[], t.start, t.start + t.count, f, p);
     else {
       // One call: its arguments (few; no builtins for so few).
-      const src = t.src;
+      const src = t.src as unknown[];
       f[p++] = src.length;
       for (let j = 0; j < src.length; j++) {
         const v = src[j];
@@ -201,9 +214,11 @@ function plainRun(tasks: PendingTask[]): Float64Array | null {
 
 /** The first argument of a task's calls (to guess whether a batch is all numbers). */
 function firstArg(t: PendingTask): unknown {
-  if (t.kind === PLAIN) return t.src[t.start];
-  if (t.kind === APPLY) return t.src.length ? t.src[0] : 0;
-  const a = t.src[t.start] as unknown[];
+  if (t.kind === APPLY1) return t.src;
+  const src = t.src as unknown[];
+  if (t.kind === PLAIN) return src[t.start];
+  if (t.kind === APPLY) return src.length ? src[0] : 0;
+  const a = src[t.start] as unknown[];
   return a.length ? a[0] : 0;
 }
 

@@ -21,11 +21,15 @@ export type Callback<T> = ((value: T) => void) | null | undefined;
 /** Python's `error_callback`: called in the parent with the error when a task fails. */
 export type ErrorCallback = ((error: unknown) => void) | null | undefined;
 
-/** Task kinds: `fn(item)`, `fn(...item)`, or one call whose arguments are `src` itself. */
+/**
+ * Task kinds: `fn(item)`, `fn(...item)`, one call whose arguments are `src` itself, or one
+ * call whose one argument is `src` (applyAsync's usual case: no array kept for it).
+ */
 export const PLAIN = 0;
 export const STAR = 1;
 export const APPLY = 2;
-export type Kind = typeof PLAIN | typeof STAR | typeof APPLY;
+export const APPLY1 = 3;
+export type Kind = typeof PLAIN | typeof STAR | typeof APPLY | typeof APPLY1;
 
 // --- The optional arguments of the Pool's calls (Python's positional order, or options) ---
 
@@ -164,6 +168,27 @@ export interface JobPool {
 
 /** The result of `applyAsync` (Python's `ApplyResult`/`AsyncResult`). */
 export class AsyncResult<T = unknown> implements Job {
+  // An applyAsync's result is also the pool's task for its call (a PendingTask of kind
+  // APPLY or APPLY1, whose index, start and count are on the prototype): one object per
+  // call, rather than a result, a task and an array of arguments. The call's function and
+  // arguments are dropped when it is done.
+  /** @internal */
+  job: Job;
+  /** @internal */
+  fn: Function | null = null;
+  /** @internal */
+  src: unknown = undefined;
+  /** @internal */
+  kind: Kind = APPLY;
+  /** @internal */
+  declare readonly index: number;
+  /** @internal */
+  declare readonly start: number;
+  /** @internal */
+  declare readonly count: number;
+  static {
+    Object.defineProperties(this.prototype, { index: { value: 0 }, start: { value: 0 }, count: { value: 1 } });
+  }
   #done = false;
   #signal: Signal | null = null;
   protected _ok = false;
@@ -174,6 +199,7 @@ export class AsyncResult<T = unknown> implements Job {
   /** @internal */
   constructor(protected _pool: JobPool | null, private _callback: Callback<T>, private _errorCallback: ErrorCallback) {
     this._job = ++jobCounter;
+    this.job = this;
   }
 
   /** Whether the call has completed. */
@@ -217,6 +243,8 @@ export class AsyncResult<T = unknown> implements Job {
 
   protected _finish(ok: boolean, value: unknown): void {
     if (this.#done) return;
+    this.fn = null;
+    this.src = undefined;
     this._ok = ok;
     this._value = value;
     try {
@@ -545,12 +573,16 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 /** Python's name for the iterator of `imapUnordered`. */
 export const IMapUnorderedIterator = IMapIterator;
 
-/** One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on `src`). */
+/**
+ * One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on the
+ * arguments `src`; APPLY1: one call on the argument `src`). An applyAsync's task is its
+ * AsyncResult.
+ */
 export interface PendingTask {
   job: Job;
   index: number;
-  fn: Function;
-  src: unknown[];
+  fn: Function | null;
+  src: unknown;
   start: number;
   count: number;
   kind: Kind;
