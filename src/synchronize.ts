@@ -187,13 +187,8 @@ export class SemLock {
   /** Release if nobody waits and nothing is wrong; false means "ask the native side". */
   #fastRelease(): boolean {
     const w = this.#w;
+    // (A Lock's release is in release() itself.)
     switch (this.#kind) {
-      case KIND_LOCK:
-        // Clear the owner (pid half first), then give the count back (a full barrier). If
-        // the word was not "held, unmarked" (0), the native side wakes waiters or throws.
-        w[OWNER_HI] = 0;
-        w[OWNER_LO] = 0;
-        return Atomics.compareExchange(this.#wi, WORD, 0, 1) === 0;
       case KIND_RLOCK: {
         const me = this.#me;
         if (w[OWNER_LO] !== me.lo || w[OWNER_HI] !== me.hi) return false;
@@ -324,7 +319,9 @@ export class SemLock {
   /** Release (never blocks). Lock: ValueError if unlocked. RLock: AssertionError if not the owner. */
   release(): void {
     if (this.#kind === KIND_LOCK) {
-      // The Lock's case of #fastRelease, here so that the JIT inlines it into the caller.
+      // Here rather than in #fastRelease, so that the JIT inlines it into the caller. Clear
+      // the owner (pid half first), then give the count back (a full barrier). If the word
+      // was not "held, unmarked" (0), the native side wakes waiters or throws.
       const w = this.#w;
       w[OWNER_HI] = 0;
       w[OWNER_LO] = 0;
