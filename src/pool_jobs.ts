@@ -166,14 +166,19 @@ export interface JobPool {
   _terminated(): boolean;
 }
 
+/** Where an AsyncResult is: not done, done with a value, done with an error. */
+const PENDING = 0;
+const OK = 1;
+const FAILED = 2;
+
 /** The result of `applyAsync` (Python's `ApplyResult`/`AsyncResult`). */
 export class AsyncResult<T = unknown> implements Job {
   // An applyAsync's result is also the pool's task for its call (a PendingTask of kind
-  // APPLY or APPLY1, whose index, start and count are on the prototype): one object per
-  // call, rather than a result, a task and an array of arguments. The call's function and
-  // arguments are dropped when it is done.
-  /** @internal */
-  job: Job;
+  // APPLY or APPLY1, whose job, index, start and count come from the prototype): one object
+  // per call, rather than a result, a task and an array of arguments, and few fields, as
+  // thousands may be pending at once (each scavenge copies them; promoted, they bring the
+  // first full collection of a fresh process sooner). The call's function and arguments
+  // are dropped when it is done.
   /** @internal */
   fn: Function | null = null;
   /** @internal */
@@ -189,34 +194,41 @@ export class AsyncResult<T = unknown> implements Job {
   static {
     Object.defineProperties(this.prototype, { index: { value: 0 }, start: { value: 0 }, count: { value: 1 } });
   }
-  #done = false;
+  #state = PENDING;
   #signal: Signal | null = null;
-  protected _ok = false;
+  /** The value, or the error. */
   protected _value: unknown;
+  /** The callbacks, if any. */
+  #callbacks: [Callback<T>, ErrorCallback] | null;
   /** @internal */
   readonly _job: number;
 
   /** @internal */
-  constructor(protected _pool: JobPool | null, private _callback: Callback<T>, private _errorCallback: ErrorCallback) {
+  constructor(protected _pool: JobPool | null, callback: Callback<T>, errorCallback: ErrorCallback) {
     this._job = ++jobCounter;
-    this.job = this;
+    this.#callbacks = callback || errorCallback ? [callback, errorCallback] : null;
+  }
+
+  /** The task's job: itself. @internal */
+  get job(): Job {
+    return this;
   }
 
   /** Whether the call has completed. */
   ready(): boolean {
-    return this.#done;
+    return this.#state !== PENDING;
   }
 
   /** Whether the call completed without throwing; ValueError before it is ready. */
   successful(): boolean {
-    if (!this.#done) throw new ValueError(`${this} not ready`);
-    return this._ok;
+    if (this.#state === PENDING) throw new ValueError(`${this} not ready`);
+    return this.#state === OK;
   }
 
   /** Wait until the result is available or `timeout` seconds pass (`wait(1)`, `wait({ timeout: 1 })`). */
   async wait(timeout?: Timeout | TimeoutOptions): Promise<void> {
     const ms = timeoutMs(timeoutArg(timeout, 'wait'));
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(ms);
+    if (this.#state === PENDING) await (this.#signal ??= new Signal()).wait(ms);
   }
 
   /**
@@ -225,15 +237,15 @@ export class AsyncResult<T = unknown> implements Job {
    */
   get(timeout?: Timeout | TimeoutOptions): Promise<T> {
     // A result already there, the usual case of a loop over many: no async function.
-    if (this.#done && timeout === undefined) return this._ok ? Promise.resolve(this._value as T) : Promise.reject(this._value);
+    if (this.#state !== PENDING && timeout === undefined) return this.#state === OK ? Promise.resolve(this._value as T) : Promise.reject(this._value);
     return this.#get(timeout);
   }
 
   async #get(timeout?: Timeout | TimeoutOptions): Promise<T> {
     const ms = timeoutMs(timeoutArg(timeout, 'get'));
-    if (!this.#done) await (this.#signal ??= new Signal()).wait(ms);
-    if (!this.#done) throw new TimeoutError();
-    if (this._ok) return this._value as T;
+    if (this.#state === PENDING) await (this.#signal ??= new Signal()).wait(ms);
+    if (this.#state === PENDING) throw new TimeoutError();
+    if (this.#state === OK) return this._value as T;
     throw this._value;
   }
 
@@ -242,27 +254,36 @@ export class AsyncResult<T = unknown> implements Job {
   }
 
   protected _finish(ok: boolean, value: unknown): void {
-    if (this.#done) return;
+    if (this.#state !== PENDING) return;
     this.fn = null;
     this.src = undefined;
-    this._ok = ok;
     this._value = value;
+    if (this.#callbacks !== null) this.#callback(ok, value);
+    this.#state = ok ? OK : FAILED;
+    if (this.#signal !== null) {
+      this.#signal.fire();
+      this.#signal = null;
+    }
+    const pool = this._pool;
+    if (pool !== null) {
+      this._pool = null;
+      pool._jobDone(this);
+    }
+  }
+
+  #callback(ok: boolean, value: unknown): void {
+    const [callback, errorCallback] = this.#callbacks!;
     try {
-      if (ok && this._callback) this._callback(value as T);
-      if (!ok && this._errorCallback) this._errorCallback(value);
+      if (ok && callback) callback(value as T);
+      if (!ok && errorCallback) errorCallback(value);
     } catch (e) {
       reportCallbackError(e);
     }
-    this.#done = true;
-    this.#signal?.fire();
-    this.#signal = null;
-    this._pool?._jobDone(this);
-    this._pool = null;
   }
 
   /** Python's `repr()`: `<AsyncResult job=3 pending>`. */
   toString(): string {
-    return `<${this.constructor.name} job=${this._job} ${this.ready() ? (this._ok ? 'successful' : 'failed') : 'pending'}>`;
+    return `<${this.constructor.name} job=${this._job} ${this.#state === OK ? 'successful' : this.#state === FAILED ? 'failed' : 'pending'}>`;
   }
   /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
