@@ -24,7 +24,7 @@ import { Finalize, info } from './util.js';
 export { Server, type ServerRegistry, type TypeSpec } from './managers_server.js';
 export {
   ArrayProxy, AutoProxy, BaseProxy, DictProxy, ListProxy, MakeProxyType, NamespaceProxy, Token, ValueProxy,
-  type AutoProxyType, type ManagerLike, type ProxyOptions, type ProxyType,
+  type AutoProxyType, type CallOptions, type ManagerLike, type ProxyOptions, type ProxyType,
 } from './managers_proxy.js';
 export { Namespace } from './managers_builtins.js';
 export {

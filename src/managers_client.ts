@@ -9,9 +9,10 @@
 import { threadId } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { _connectSync, type Address, type Connection } from './connection.js';
-import { ManagerGoneError, pythonErrorClass, RemoteError } from './errors.js';
-import { ShmLink, ShmSegment } from './managers_shm.js';
-import { v8Dialect, type Dialect, type ReplyKind, type Request } from './managers_wire.js';
+import { ManagerGoneError, pythonErrorClass, RemoteError, TimeoutError } from './errors.js';
+import { Backoff, ShmLink, ShmSegment } from './managers_shm.js';
+import { unflatten, v8Dialect, type Dialect, type ReplyKind, type Request } from './managers_wire.js';
+import { timeoutSeconds, type Timeout } from './timeouts.js';
 import { atExit } from './util.js';
 import * as reactor from './wait.js';
 
@@ -29,10 +30,30 @@ export function registerLocalServer(sid: string, s: LocalServer): void {
   localServers.set(sid, s);
 }
 
+/**
+ * How long a proxy's call may take (`proxy._callmethod(name, args, kwds, { timeout, signal })`,
+ * `proxy._withOptions({ timeout, signal })`). A call that runs out of time rejects with
+ * `TimeoutError`, an aborted one with the signal's reason; either is abandoned: its reply,
+ * when it comes, is dropped, and the connection goes on serving the other calls.
+ */
+export interface CallOptions {
+  /** Seconds to wait for the reply at most (null or absent: no limit; negative: zero). */
+  timeout?: Timeout;
+  /** Abandon the call when this signal aborts (the async form only; a `...Sync` call takes it only if already aborted). */
+  signal?: AbortSignal | null;
+}
+
+/** What a reply becomes (a proxy's result, or its error thrown), computed where the reply is read. @internal */
+export type Finish = (kind: ReplyKind, value: unknown) => unknown;
+
 /** What proxies call through. @internal */
 export interface Channel {
-  call(ident: string | null, method: string, args: unknown[]): Promise<RawReply>;
-  callSync(ident: string | null, method: string, args: unknown[]): RawReply;
+  /**
+   * Call `method` of object `ident` (null: of the server). Resolves with `finish(kind, value)`
+   * (one Promise per call), or with the `[kind, value]` reply when `finish` is null.
+   */
+  call(ident: string | null, method: string, args: unknown[], finish?: Finish | null, limits?: CallOptions | null): Promise<any>;
+  callSync(ident: string | null, method: string, args: unknown[], limits?: CallOptions | null): RawReply;
   /** A request needing no reply (sent with the next batch, or at once when `now`). */
   notify(ident: string | null, method: string, args: unknown[], now?: boolean): void;
   /** Give back one reference (batched). */
@@ -46,10 +67,17 @@ class LocalChannel implements Channel {
   get gone(): boolean {
     return false;
   }
-  async call(ident: string | null, method: string, args: unknown[]): Promise<RawReply> {
-    return this.server.request(ident, method, args);
+  call(ident: string | null, method: string, args: unknown[], finish: Finish | null = null, limits: CallOptions | null = null): Promise<any> {
+    let p: Promise<RawReply>;
+    try {
+      p = Promise.resolve(this.server.request(ident, method, args));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    return withLimits(finish ? p.then((r) => finish(r[0], r[1])) : p, method, limits);
   }
-  callSync(ident: string | null, method: string, args: unknown[]): RawReply {
+  callSync(ident: string | null, method: string, args: unknown[], limits: CallOptions | null = null): RawReply {
+    if (limits?.signal?.aborted) throw limits.signal.reason;
     const r = this.server.request(ident, method, args);
     if (r instanceof Promise) throw new TypeError(`${method}() of an object in this process returns a Promise: use the async form`);
     return r;
@@ -64,7 +92,7 @@ class LocalChannel implements Channel {
 
 /** Seconds a reply may take and still be read by a blocking poll rather than through the reactor. */
 const QUICK_WAIT = 0.0002;
-/** After a quick poll missed, this many waits go through the reactor before the next try. */
+/** After quick polls missed, at most this many waits go through the reactor before the next try. */
 const QUICK_PAUSE = 8;
 /** Quick replies in a row before the event loop gets a turn. */
 const QUICK_STREAK = 64;
@@ -72,14 +100,66 @@ const QUICK_STREAK = 64;
 const SHM_QUICK_SPIN_US = 30;
 /** Shared-memory channel: microseconds a blocking call spins for its reply before it sleeps. */
 const SHM_SYNC_SPIN_US = 30;
-/** After a spin missed, this many waits sleep at once. */
+/** After spins missed, at most this many waits sleep at once. */
 const SPIN_PAUSE = 8;
 /** Requests per batch on the shared-memory channel (the server starts on the first while the rest are written). */
 const SHM_CHUNK = 256;
 
+/** A settled Promise: `resolved.then(f)` runs `f` as a microtask (cheaper than queueMicrotask, which makes an AsyncResource per call). */
+const resolved = Promise.resolve();
+
+/** An async call waiting for its reply. */
 interface Pending {
-  resolve(r: RawReply): void;
+  resolve(v: unknown): void;
   reject(e: unknown): void;
+  finish: Finish | null;
+  /** Its timeout, and its signal's listener (null: none). */
+  timer: NodeJS.Timeout | null;
+  signal: AbortSignal | null;
+  onAbort: (() => void) | null;
+}
+
+/** The TimeoutError of a call that ran out of time. @internal */
+export function callTimedOut(method: string, seconds: number): TimeoutError {
+  return new TimeoutError(`the manager's reply to ${method}() did not come within ${seconds} s (the call is abandoned)`);
+}
+
+/**
+ * `p` with a call's limits (a channel that cannot drop a pending call itself): it rejects
+ * when the time runs out or the signal aborts; `p`'s own outcome is then ignored.
+ */
+export function withLimits<T>(p: Promise<T>, method: string, limits: CallOptions | null): Promise<T> {
+  if (limits === null) return p;
+  const seconds = timeoutSeconds(limits.timeout);
+  const signal = limits.signal ?? null;
+  if (seconds === null && signal === null) return p;
+  if (signal?.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | null = null;
+    const settle = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      settle();
+      reject(signal!.reason);
+    };
+    if (seconds !== null) timer = setTimeout(() => {
+      settle();
+      reject(callTimedOut(method, seconds));
+    }, seconds * 1000);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => {
+      settle();
+      resolve(v);
+    }, (e) => {
+      settle();
+      reject(e);
+    });
+  });
 }
 
 class SocketChannel implements Channel {
@@ -90,14 +170,24 @@ class SocketChannel implements Channel {
   #gone: Error | null = null;
   #nextId = 1;
   #pending = new Map<number, Pending>();
-  #outbox: Request[] = [];
+  /** Requests to send with the next flush, five fields each (id, ident, method, args, kwds). */
+  #out: unknown[] = [];
   #decrefs: string[] | null = null;
   #flushQueued = false;
+  /** The flush of a tick's requests (a microtask), then the pump if replies are awaited. */
+  readonly #tick = (): void => {
+    try {
+      this.#flush();
+    } catch {
+      /* #die rejected the calls */
+    }
+    if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) this.#pump();
+  };
   #pumping = false;
-  /** Replies to take through the reactor before trying a quick poll again (after a miss; see #pump). */
-  #quickOff = 0;
-  /** Waits that sleep at once before the next spin (see #spin). */
-  #spinOff = 0;
+  /** When a reply is waited for by a quick poll, or through the reactor at once (see #pump). */
+  #quick = new Backoff(QUICK_PAUSE);
+  /** When a wait spins first, or sleeps at once (see #spin). */
+  #spins = new Backoff(SPIN_PAUSE);
   /** Replies read by a quick poll since the event loop last had a turn. */
   #streak = 0;
   /** Set while a synchronous call reads the connection. */
@@ -105,10 +195,12 @@ class SocketChannel implements Channel {
   #stopPump: AbortController | null = null;
   /** The shared-memory channel (a local client of a 'v8' server); null: everything on the socket. */
   #link: ShmLink | null = null;
-  /** Requests that found the ring full, oldest first (see #flushShm). */
-  #held: Request[] = [];
+  /** Requests that found the ring full, oldest first, five fields each (see #flushShm). */
+  #held: unknown[] = [];
   /** Set while a flush must send everything now (a notification sent at once, the exit). */
   #sendAll = false;
+  /** Replies read and not yet delivered, three fields each (reused; null while in use). */
+  #got: unknown[] | null = [];
 
   constructor(address: Address, authkey: Uint8Array) {
     this.#address = address;
@@ -146,7 +238,7 @@ class SocketChannel implements Channel {
     }
     this.#conn = c;
     if (this.#dialect !== v8Dialect) {
-      this.#outbox.unshift([0, null, 'hello', [process.pid, threadId], null]);
+      this.#out.unshift(0, null, 'hello', [process.pid, threadId], null);
       return c;
     }
     // Say who we are, and (a local client) ask for the shared-memory channel; its segment comes
@@ -180,54 +272,66 @@ class SocketChannel implements Channel {
     const err = this.#goneError(cause);
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const p of pending) p.reject(err);
+    for (const p of pending) {
+      unlisten(p);
+      p.reject(err);
+    }
   }
 
-  #queue(req: Request): void {
-    this.#connection();
-    this.#outbox.push(req);
+  /** Queue a request (sent by the tick's flush). */
+  #queue(id: number, ident: string | null, method: string, args: unknown[]): void {
+    if (this.#conn === null) this.#connection();
+    this.#out.push(id, ident, method, args, null);
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => {
-        try {
-          this.#flush();
-        } catch {
-          /* #die rejected the calls */
-        }
-      });
+      resolved.then(this.#tick);
     }
+  }
+
+  /** A pending call's promise fails: reject it and forget it (its reply, if it comes, is dropped). */
+  #fail(id: number, p: Pending, err: unknown): void {
+    this.#pending.delete(id);
+    unlisten(p);
+    p.reject(err);
+  }
+
+  /** Give up a pending call (its timeout, its signal): the pump stops when no other call waits. */
+  #abandon(id: number, err: unknown): void {
+    const p = this.#pending.get(id);
+    if (p === undefined) return;
+    this.#fail(id, p, err);
+    if (this.#pending.size === 0) this.#stopPump?.abort();
   }
 
   #flush(): void {
     this.#flushQueued = false;
     if (this.#decrefs) {
       // First: a call made after the proxies were dropped (numberOfObjects) sees them gone.
-      this.#outbox.unshift([0, null, 'decref', this.#decrefs, null]);
+      this.#out.unshift(0, null, 'decref', this.#decrefs, null);
       this.#decrefs = null;
     }
-    if (this.#outbox.length === 0 || this.#gone) return;
-    const batch = this.#outbox;
-    this.#outbox = [];
+    if (this.#out.length === 0 || this.#gone) return;
+    const batch = this.#out;
+    this.#out = [];
     if (this.#link) {
       this.#flushShm(this.#link, batch);
       return;
     }
+    const reqs = unflatten(batch, 0, batch.length, 5) as Request[];
     try {
-      this.#dialect.sendRequests(this.#connection(), batch);
-      if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) queueMicrotask(() => void this.#pump());
+      this.#dialect.sendRequests(this.#connection(), reqs);
     } catch (e) {
       if (e instanceof Error && (e.name === 'OSError' || e.name === 'EOFError' || e.name === 'ManagerGoneError')) {
         this.#die(e);
         throw this.#goneError(e);
       }
       // An argument that does not travel: reject those calls, send the others one by one.
-      for (const r of batch) {
+      for (const r of reqs) {
         try {
           this.#dialect.sendRequests(this.#connection(), [r]);
         } catch (err) {
           const p = this.#pending.get(r[0]);
-          this.#pending.delete(r[0]);
-          p?.reject(err);
+          if (p) this.#fail(r[0], p, err);
         }
       }
     }
@@ -238,31 +342,32 @@ class SocketChannel implements Channel {
    * the server sleeps. Async calls that find the ring full wait in #held (in order, before
    * any later call) until the pump sees room; a blocking call's flush sends everything.
    */
-  #flushShm(link: ShmLink, batch: Request[]): void {
+  #flushShm(link: ShmLink, batch: unknown[]): void {
     if (this.#held.length > 0) {
       batch = batch.length > 0 ? this.#held.concat(batch) : this.#held;
       this.#held = [];
     }
     const socketIfFull = this.#inSync || this.#sendAll;
+    const chunk = 5 * SHM_CHUNK;
     try {
-      for (let i = 0; i < batch.length; i += SHM_CHUNK) {
-        const part = batch.length <= SHM_CHUNK ? batch : batch.slice(i, i + SHM_CHUNK);
+      for (let i = 0; i < batch.length; i += chunk) {
+        const end = Math.min(batch.length, i + chunk);
         try {
-          if (!link.send(part, socketIfFull)) {
+          if (!link.sendFlat(batch, i, end, 5, socketIfFull)) {
             this.#held = i === 0 ? batch : batch.slice(i);
             break;
           }
         } catch (e) {
           if (!(e instanceof TypeError)) throw e;
           // An argument that does not travel: reject those calls, send the others one by one.
-          for (const r of part) {
+          for (let j = i; j < end; j += 5) {
             try {
-              link.send([r]);
+              link.sendFlat(batch, j, j + 5, 5);
             } catch (err) {
               if (!(err instanceof TypeError)) throw err;
-              const p = this.#pending.get(r[0]);
-              this.#pending.delete(r[0]);
-              p?.reject(err);
+              const id = batch[j] as number;
+              const p = this.#pending.get(id);
+              if (p) this.#fail(id, p, err);
             }
           }
         }
@@ -272,19 +377,32 @@ class SocketChannel implements Channel {
       this.#die(e);
       throw this.#goneError(e);
     }
-    if (this.#pending.size > 0 && !this.#pumping && !this.#inSync) queueMicrotask(() => void this.#pump());
   }
 
-  /** Deliver every reply that has come on the shared-memory channel; returns whether any had. */
+  /**
+   * Deliver every reply that has come on the shared-memory channel; returns whether any had,
+   * or the reply to `syncId` (a blocking call's) when it came.
+   */
   #takeShm(link: ShmLink, syncId = 0): RawReply | boolean {
     let got: RawReply | boolean = false;
-    for (let b = link.next(); b !== undefined; b = link.next()) {
-      if (got === false) got = true;
-      for (const r of b as unknown[]) {
-        if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'number' || typeof r[1] !== 'string') throw new TypeError('a manager reply must be a batch of [id, kind, value]');
-        if (r[0] === syncId) got = [r[1] as ReplyKind, r[2]];
-        else this.#deliver(r[0], r[1] as ReplyKind, r[2]);
+    // A delivery may run a proxy type's constructor, which may call (and read) again: it gets an array of its own.
+    const flat = this.#got ?? [];
+    this.#got = null;
+    try {
+      while (link.take(3, flat)) {
+        if (got === false) got = true;
+        for (let i = 0; i < flat.length; i += 3) {
+          const id = flat[i];
+          const kind = flat[i + 1];
+          if (typeof id !== 'number' || typeof kind !== 'string') throw new TypeError('a manager reply must be a batch of [id, kind, value]');
+          if (id === syncId) got = [kind as ReplyKind, flat[i + 2]];
+          else this.#deliver(id, kind as ReplyKind, flat[i + 2]);
+        }
+        flat.length = 0;
       }
+    } finally {
+      flat.length = 0;
+      this.#got = flat;
     }
     return got;
   }
@@ -295,8 +413,23 @@ class SocketChannel implements Channel {
    * later one through the reactor (the event loop runs meanwhile).
    */
   async #pumpShm(): Promise<void> {
+    try {
+      await this.#pumpShmLoop();
+    } catch (e) {
+      this.#die(e);
+    } finally {
+      this.#pumping = false;
+    }
+    // A call made after the loop's last look (by code its deliveries ran) found it still running;
+    // one whose request waits for the tick's flush is pumped by that tick.
+    if (this.#pending.size > 0 && !this.#gone && !this.#flushQueued) this.#pump();
+  }
+
+  async #pumpShmLoop(): Promise<void> {
     while (this.#pending.size > 0 && this.#link) {
       const link = this.#link;
+      // Never wait for the replies of requests not sent yet.
+      if (this.#flushQueued) this.#flush();
       if (this.#held.length > 0) this.#flushShm(link, []);
       if (this.#takeShm(link)) continue;
       if (this.#streak >= QUICK_STREAK) {
@@ -305,12 +438,14 @@ class SocketChannel implements Channel {
         await new Promise((r) => setImmediate(r));
         continue;
       }
-      if (this.#quickOff === 0) {
+      if (this.#quick.tryNow()) {
         this.#streak++;
-        if (this.#spin(link, SHM_QUICK_SPIN_US)) continue;
-        link.waitSync(QUICK_WAIT);
-        if (link.ready()) continue;
-        this.#quickOff = QUICK_PAUSE;
+        if (!this.#spin(link, SHM_QUICK_SPIN_US)) link.waitSync(QUICK_WAIT);
+        if (link.ready()) {
+          this.#quick.hit();
+          continue;
+        }
+        this.#quick.miss();
       }
       if (this.#held.length > 0) {
         // Requests wait for room: look again soon (their replies cannot wake us).
@@ -318,6 +453,7 @@ class SocketChannel implements Channel {
         this.#streak = 0;
         continue;
       }
+      if (this.#pending.size === 0) break;
       if (link.sleepBegin()) {
         const stop = (this.#stopPump = new AbortController());
         try {
@@ -326,7 +462,6 @@ class SocketChannel implements Channel {
           this.#stopPump = null;
           link.sleepEnd();
         }
-        if (this.#quickOff > 0) this.#quickOff--;
         this.#streak = 0;
       }
       if (this.#link === link) link.drainSocket();
@@ -335,20 +470,33 @@ class SocketChannel implements Channel {
 
   /** Spin for a batch, unless the last spins missed (the server is busy or descheduled). */
   #spin(link: ShmLink, us: number): boolean {
-    if (this.#spinOff > 0) {
-      this.#spinOff--;
-      return false;
+    if (!this.#spins.tryNow()) return false;
+    if (link.spin(us)) {
+      this.#spins.hit();
+      return true;
     }
-    if (link.spin(us)) return true;
-    this.#spinOff = SPIN_PAUSE;
+    this.#spins.miss();
     return false;
   }
 
+  /** A reply to an async call: settle its Promise with what the reply becomes (dropped when the call was abandoned). */
   #deliver(id: number, kind: ReplyKind, value: unknown): void {
     const p = this.#pending.get(id);
-    if (!p) return; // an abandoned call's reply
+    if (p === undefined) return; // an abandoned call's reply
     this.#pending.delete(id);
-    p.resolve([kind, value]);
+    if (p.timer !== null || p.onAbort !== null) unlisten(p);
+    if (p.finish === null) {
+      p.resolve([kind, value]);
+      return;
+    }
+    let v: unknown;
+    try {
+      v = p.finish(kind, value);
+    } catch (e) {
+      p.reject(e);
+      return;
+    }
+    p.resolve(v);
   }
 
   /**
@@ -357,27 +505,58 @@ class SocketChannel implements Channel {
    * hop through the reactor thread); after a miss, the next few go through the reactor,
    * and a long run of quick replies yields to the event loop now and then.
    */
-  async #pump(): Promise<void> {
+  #pump(): void {
     if (this.#pumping) return;
-    this.#pumping = true;
-    if (this.#link) {
+    const link = this.#link;
+    if (link !== null) {
+      // Most replies come within the quick wait: taken here, without the async loop's machinery.
       try {
-        await this.#pumpShm();
+        if (this.#quickShm(link)) return;
       } catch (e) {
         this.#die(e);
-      } finally {
-        this.#pumping = false;
+        return;
       }
+      this.#pumping = true;
+      void this.#pumpShm();
       return;
     }
+    this.#pumping = true;
+    void this.#pumpSocket();
+  }
+
+  /**
+   * The pump's first round on the shared-memory channel, synchronous: take the replies that
+   * have come and, while calls wait, one quick wait (see #pumpShm). True when no call waits
+   * any more (the async loop is not needed).
+   */
+  #quickShm(link: ShmLink): boolean {
+    if (this.#held.length > 0 || this.#flushQueued) return false;
+    this.#takeShm(link);
+    if (this.#pending.size === 0) return true;
+    if (this.#streak >= QUICK_STREAK || !this.#quick.tryNow()) return false;
+    this.#streak++;
+    if (!this.#spin(link, SHM_QUICK_SPIN_US)) link.waitSync(QUICK_WAIT);
+    if (!link.ready()) {
+      this.#quick.miss();
+      return false;
+    }
+    this.#quick.hit();
+    this.#takeShm(link);
+    return this.#pending.size === 0;
+  }
+
+  /** #pump on the socket (a remote client). */
+  async #pumpSocket(): Promise<void> {
     try {
       while (this.#pending.size > 0 && this.#conn) {
         const conn = this.#conn;
         let ready = conn.pollSync(0);
-        if (!ready && this.#quickOff === 0 && this.#streak < QUICK_STREAK) {
+        if (!ready && this.#streak < QUICK_STREAK && this.#quick.tryNow()) {
           ready = conn.pollSync(QUICK_WAIT);
-          if (ready) this.#streak++;
-          else this.#quickOff = QUICK_PAUSE;
+          if (ready) {
+            this.#streak++;
+            this.#quick.hit();
+          } else this.#quick.miss();
         }
         if (!ready) {
           if (this.#streak >= QUICK_STREAK) {
@@ -386,10 +565,10 @@ class SocketChannel implements Channel {
             await new Promise((r) => setImmediate(r));
             continue;
           }
+          if (this.#pending.size === 0) break;
           const stop = (this.#stopPump = new AbortController());
           await reactor.readable(conn.fileno(), null, stop.signal);
           this.#stopPump = null;
-          if (this.#quickOff > 0) this.#quickOff--;
           this.#streak = 0;
           continue;
         }
@@ -409,33 +588,72 @@ class SocketChannel implements Channel {
     }
   }
 
-  call(ident: string | null, method: string, args: unknown[]): Promise<RawReply> {
-    return new Promise<RawReply>((resolve, reject) => {
-      const id = this.#nextId++;
-      this.#pending.set(id, { resolve, reject });
-      try {
-        this.#queue([id, ident, method, args, null]);
-      } catch (e) {
-        this.#pending.delete(id);
-        reject(e);
-      }
+  call(ident: string | null, method: string, args: unknown[], finish: Finish | null = null, limits: CallOptions | null = null): Promise<any> {
+    const id = this.#nextId++;
+    let p!: Pending;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      p = { resolve, reject, finish, timer: null, signal: null, onAbort: null };
     });
+    if (limits !== null) {
+      let seconds: number | null;
+      try {
+        seconds = timeoutSeconds(limits.timeout);
+        if (limits.signal?.aborted) throw limits.signal.reason;
+      } catch (e) {
+        p.reject(e);
+        return promise;
+      }
+      if (seconds !== null) p.timer = setTimeout(() => this.#abandon(id, callTimedOut(method, seconds)), seconds * 1000);
+      const signal = limits.signal;
+      if (signal != null) {
+        p.signal = signal;
+        p.onAbort = () => this.#abandon(id, signal.reason);
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+    }
+    this.#pending.set(id, p);
+    try {
+      this.#queue(id, ident, method, args);
+    } catch (e) {
+      this.#fail(id, p, e);
+    }
+    return promise;
   }
 
-  callSync(ident: string | null, method: string, args: unknown[]): RawReply {
+  callSync(ident: string | null, method: string, args: unknown[], limits: CallOptions | null = null): RawReply {
+    let deadline = Infinity;
+    if (limits !== null) {
+      if (limits.signal?.aborted) throw limits.signal.reason;
+      const seconds = timeoutSeconds(limits.timeout);
+      if (seconds !== null) deadline = performance.now() + seconds * 1000;
+    }
     const conn = this.#connection();
     const id = this.#nextId++;
-    this.#outbox.push([id, ident, method, args, null]);
+    this.#out.push(id, ident, method, args, null);
     this.#inSync = true;
     try {
       this.#flush();
     } finally {
       this.#inSync = false;
     }
-    if (this.#link) return this.#waitShm(this.#link, id);
+    const mine = this.#link ? this.#waitShm(this.#link, id, deadline) : this.#waitSocket(conn, id, deadline);
+    if (mine === null) {
+      // Abandoned: its reply, when it comes, finds no call and is dropped.
+      const seconds = timeoutSeconds(limits!.timeout)!;
+      throw callTimedOut(method, seconds);
+    }
+    return mine;
+  }
+
+  /** callSync's wait on the socket; null when `deadline` passes first. */
+  #waitSocket(conn: Connection, id: number, deadline: number): RawReply | null {
     for (;;) {
       let msg: unknown;
       try {
+        if (deadline !== Infinity && !conn.pollSync(Math.max(0, (deadline - performance.now()) / 1000))) {
+          this.#resumePump();
+          return null;
+        }
         msg = conn.recvSync();
       } catch (e) {
         this.#die(e);
@@ -447,35 +665,47 @@ class SocketChannel implements Channel {
         else this.#deliver(rid, kind, value);
       }
       if (mine) {
-        if (this.#pending.size === 0) this.#stopPump?.abort();
-        else if (!this.#pumping) void this.#pump();
+        this.#resumePump();
         return mine;
       }
     }
   }
 
-  /** callSync's wait on the shared-memory channel: spin, then sleep on the socket. */
-  #waitShm(link: ShmLink, id: number): RawReply {
-    let mine: RawReply | boolean;
+  /** After a blocking call read the connection: a sleeping pump looks again (or stops when no call waits). */
+  #resumePump(): void {
+    if (this.#pending.size === 0 || this.#link) this.#stopPump?.abort();
+    if (this.#pending.size > 0 && !this.#pumping) this.#pump();
+  }
+
+  /** callSync's wait on the shared-memory channel: spin, then sleep on the socket; null when `deadline` passes first. */
+  #waitShm(link: ShmLink, id: number, deadline: number): RawReply | null {
+    let mine: RawReply | boolean | null;
     try {
       for (;;) {
         mine = this.#takeShm(link, id);
         if (typeof mine !== 'boolean') break;
         if (this.#spin(link, SHM_SYNC_SPIN_US)) continue;
-        link.waitSync(null);
+        if (deadline === Infinity) link.waitSync(null);
+        else {
+          const left = (deadline - performance.now()) / 1000;
+          if (left <= 0) {
+            mine = null;
+            break;
+          }
+          link.waitSync(left);
+        }
       }
     } catch (e) {
       this.#die(e);
       throw this.#goneError(e);
     }
     // A pump asleep on the socket relied on the flag just taken down: it looks again.
-    this.#stopPump?.abort();
-    if (this.#pending.size > 0 && !this.#pumping) void this.#pump();
-    return mine;
+    this.#resumePump();
+    return mine as RawReply | null;
   }
 
   notify(ident: string | null, method: string, args: unknown[], now = false): void {
-    this.#queue([0, ident, method, args, null]);
+    this.#queue(0, ident, method, args);
     if (now) this.#flushAll();
   }
 
@@ -494,14 +724,20 @@ class SocketChannel implements Channel {
     (this.#decrefs ??= []).push(ident);
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => {
-        try {
-          this.#flush();
-        } catch {
-          /* gone */
-        }
-      });
+      resolved.then(this.#tick);
     }
+  }
+}
+
+/** A settled call no longer listens to its timer and signal. */
+function unlisten(p: Pending): void {
+  if (p.timer !== null) {
+    clearTimeout(p.timer);
+    p.timer = null;
+  }
+  if (p.onAbort !== null) {
+    p.signal!.removeEventListener('abort', p.onAbort);
+    p.onAbort = null;
   }
 }
 
@@ -537,7 +773,11 @@ export function channelFor(address: Address, authkey: Uint8Array, sid: string | 
 
 /** The value of a reply, or its error thrown here (the remote one as `cause`, gh-78279). @internal */
 export function unwrap(r: RawReply): unknown {
-  const [kind, value] = r;
+  return unwrapValue(r[0], r[1]);
+}
+
+/** `unwrap` of a reply's kind and value. @internal */
+export function unwrapValue(kind: ReplyKind, value: unknown): unknown {
   if (kind === '#RETURN' || kind === '#PROXY') return value;
   if (kind === '#TRACEBACK') {
     const e = new RemoteError(`\n${'-'.repeat(75)}\n${String(value)}\n${'-'.repeat(75)}`);

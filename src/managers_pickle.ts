@@ -25,7 +25,7 @@ import { inspect } from 'node:util';
 import { threadId } from 'node:worker_threads';
 import { _connectSync, Client, type Address, type Connection } from './connection.js';
 import { ManagerGoneError, pythonErrorClass, UnpicklingError } from './errors.js';
-import { _setChannel, unwrap, type Channel, type RawReply } from './managers_client.js';
+import { _setChannel, callTimedOut, unwrap, withLimits, type CallOptions, type Channel, type Finish, type RawReply } from './managers_client.js';
 import {
   AutoProxy, BaseProxy, DictProxy, ListProxy, NamespaceProxy, ArrayProxy, Token, typeidProxyTypes, ValueProxy,
   type ProxyOptions, type ProxyType,
@@ -37,6 +37,7 @@ import { dumps, loads, Tuple } from './pickle.js';
 import { isPlainObject, pyReduce, pySetState, type PyReduced } from './pickle_common.js';
 import { _withGlobals, globalKey, PyGlobal, type GlobalDef } from './pickle_globals.js';
 import { currentProcess } from './process.js';
+import { timeoutSeconds } from './timeouts.js';
 import { atExit } from './util.js';
 import * as reactor from './wait.js';
 
@@ -631,11 +632,14 @@ class PickleChannel implements Channel {
     return p;
   }
 
-  #sideCallSync(msg: unknown, method: string): RawReply {
+  #sideCallSync(msg: unknown, method: string, seconds: number | null = null): RawReply {
     const c = this.#idle.pop() ?? this.#acceptedSync();
     let ok = false;
     try {
       this.#send(c, msg);
+      if (seconds !== null && !c.pollSync(seconds)) {
+        throw callTimedOut(method, seconds);
+      }
       const r = callReply(this, method, loadMessage(c.recvBytesSync(), this.#reading()));
       ok = true;
       return r;
@@ -648,21 +652,36 @@ class PickleChannel implements Channel {
     }
   }
 
-  call(ident: string | null, method: string, args: unknown[]): Promise<RawReply> {
+  /**
+   * A call; with `limits`, an abandoned call's reply still comes in its turn (Python's
+   * protocol answers in order) and is dropped then.
+   */
+  call(ident: string | null, method: string, args: unknown[], finish: Finish | null = null, limits: CallOptions | null = null): Promise<any> {
+    let p: Promise<RawReply>;
     try {
-      if (ident === null) return this.#serverCall(method, args);
-      const [msg, blocking] = this.#request(ident, method, args);
-      return blocking ? this.#sideCall(ident, msg, method) : this.#mainCall(msg, method);
+      if (limits?.signal?.aborted) throw limits.signal.reason;
+      if (ident === null) p = this.#serverCall(method, args);
+      else {
+        const [msg, blocking] = this.#request(ident, method, args);
+        p = blocking ? this.#sideCall(ident, msg, method) : this.#mainCall(msg, method);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
+    return withLimits(finish ? p.then((r) => finish(r[0], r[1])) : p, method, limits);
   }
 
-  callSync(ident: string | null, method: string, args: unknown[]): RawReply {
+  /**
+   * A blocking call; with a timeout it goes on a connection of its own (a late reply on the
+   * main connection would be taken for the next call's), closed when the time runs out.
+   */
+  callSync(ident: string | null, method: string, args: unknown[], limits: CallOptions | null = null): RawReply {
+    if (limits?.signal?.aborted) throw limits.signal.reason;
+    const seconds = limits === null ? null : timeoutSeconds(limits.timeout);
     if (ident === null) return this.#serverCallSync(method, args);
     const [msg, blocking] = this.#request(ident, method, args);
     // While the main connection is being opened, a blocking call cannot wait for it: one of its own.
-    if (blocking || (this.#main === null && this.#opening !== null)) return this.#sideCallSync(msg, method);
+    if (blocking || seconds !== null || (this.#main === null && this.#opening !== null)) return this.#sideCallSync(msg, method, seconds);
     return this.#mainCallSync(msg, method);
   }
 

@@ -9,8 +9,11 @@ import type { Address } from './connection.js';
 import { currentProcess } from './process.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 import { checkKey, ARRAY_EXPOSED, DICT_EXPOSED, LIST_EXPOSED, NAMESPACE_EXPOSED, VALUE_EXPOSED } from './managers_builtins.js';
-import { channelFor, unwrap, type Channel, type RawReply } from './managers_client.js';
-import type { ProxyReply } from './managers_wire.js';
+import { channelFor, unwrap, unwrapValue, type CallOptions, type Channel, type Finish } from './managers_client.js';
+import type { ProxyReply, ReplyKind } from './managers_wire.js';
+import { isPlainObject } from './options.js';
+
+export type { CallOptions } from './managers_client.js';
 
 /**
  * Python's `multiprocessing.managers.Token`: which object of which server a proxy stands for.
@@ -39,6 +42,8 @@ export class Token {
 
 /** A proxy's state, under a symbol (a NamespaceProxy forwards its other names). */
 const S = Symbol('proxy state');
+/** The call options of a view made by `_withOptions` (absent on a proxy itself). */
+const LIMITS = Symbol('proxy call options');
 interface ProxyState {
   token: Token;
   authkey: Uint8Array;
@@ -47,6 +52,8 @@ interface ProxyState {
   manager: ManagerLike | null;
   /** A fake address for Python's repr. */
   at: string;
+  /** What a reply to this proxy's call becomes (see resultOf). */
+  finish: Finish;
 }
 
 /** What a proxy needs of its manager (a BaseManager): the proxy types of its registry. */
@@ -98,6 +105,8 @@ export interface ProxyOptions {
 export class BaseProxy {
   /** @internal */
   [S]: ProxyState;
+  /** @internal */
+  declare [LIMITS]?: CallOptions;
   /** Python's `_exposed_`: the method names a proxy of this class calls (default for `register`). */
   static _exposed_: string[] | null = null;
   /** Python's `_method_to_typeid_`: methods whose results come back as proxies of these typeids. */
@@ -111,6 +120,7 @@ export class BaseProxy {
     this[S] = {
       token, authkey: key, exposed: o.exposed ?? (this.constructor as typeof BaseProxy)._exposed_ ?? null, channel,
       manager: o.manager ?? null, at: `0x7f${(0x1000000 + (++seq) * 0x40).toString(16).padStart(10, '0')}`,
+      finish: (kind, value) => resultOf(this, kind, value),
     };
     if (o.incref !== false) unwrap(channel.callSync(null, 'incref', [token.id]));
     released.register(this, { channel, ident: token.id }, this);
@@ -132,17 +142,43 @@ export class BaseProxy {
   /**
    * Python's `_callmethod(methodname, args=(), kwds={})`: call the referent's method in the
    * server; resolves with its result, rejects with its error (same class name and message,
-   * the remote error with its stack as `cause`).
+   * the remote error with its stack as `cause`). `options` (not in Python) limits the wait:
+   * `{ timeout }` in seconds rejects with `TimeoutError` when the reply has not come by then,
+   * `{ signal }` rejects with the signal's reason when it aborts; the call is abandoned then
+   * (its reply is dropped when it comes; the connection goes on serving every other call).
    */
-  _callmethod(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null): Promise<any> {
+  _callmethod(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null, options?: CallOptions | null): Promise<any> {
     const s = this[S];
-    return s.channel.call(s.token.id, methodname, kwds && Object.keys(kwds).length ? [...args, kwds] : args).then((r) => resultOf(this, r));
+    if (kwds != null && hasKeys(kwds)) args = [...args, kwds];
+    return s.channel.call(s.token.id, methodname, args, s.finish, options ?? this[LIMITS] ?? null);
   }
 
-  /** `_callmethod` blocking the thread until the reply (Python's blocking form). */
-  _callmethodSync(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null): any {
+  /**
+   * `_callmethod` blocking the thread until the reply (Python's blocking form); `options` as
+   * `_callmethod`'s (`{ timeout }` throws `TimeoutError`; a signal counts only if already aborted).
+   */
+  _callmethodSync(methodname: string, args: unknown[] = [], kwds?: Record<string, unknown> | null, options?: CallOptions | null): any {
     const s = this[S];
-    return resultOf(this, s.channel.callSync(s.token.id, methodname, kwds && Object.keys(kwds).length ? [...args, kwds] : args));
+    if (kwds != null && hasKeys(kwds)) args = [...args, kwds];
+    const r = s.channel.callSync(s.token.id, methodname, args, options ?? this[LIMITS] ?? null);
+    return resultOf(this, r[0], r[1]);
+  }
+
+  /**
+   * Not in Python: a view of this proxy whose calls (every method, its `...Sync` twin,
+   * `_callmethod`, `_getvalue`) take `options` (`{ timeout, signal }`, as `_callmethod`'s):
+   * `await d._withOptions({ timeout: 1 }).getItem('k')`. A proxy's methods take the
+   * referent's arguments only, so their limits are given here. The view shares the proxy's
+   * reference (it is not a proxy of its own: pass the proxy itself to other processes).
+   */
+  _withOptions(options: CallOptions): this {
+    if (!isPlainObject(options)) throw new TypeError('_withOptions() takes an options object ({ timeout, signal })');
+    for (const k of Object.keys(options)) {
+      if (k !== 'timeout' && k !== 'signal') throw new TypeError(`_withOptions() got an unexpected option '${k}' (its options are 'timeout', 'signal')`);
+    }
+    const view = Object.create(this) as this;
+    Object.defineProperty(view, LIMITS, { value: { timeout: options.timeout, signal: options.signal ?? null } });
+    return view;
   }
 
   /** Python's `_getvalue()`: a copy of the referent. */
@@ -191,10 +227,15 @@ export class BaseProxy {
   }
 }
 
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 /** A reply's value; a `#PROXY` reply becomes a proxy of the registry's type for its typeid. */
-function resultOf(proxy: BaseProxy, r: RawReply): unknown {
-  const v = unwrap(r);
-  if (r[0] !== '#PROXY') return v;
+function resultOf(proxy: BaseProxy, kind: ReplyKind, value: unknown): unknown {
+  if (kind === '#RETURN') return value;
+  const v = unwrapValue(kind, value);
   const p = v as ProxyReply & { sid: string };
   const s = proxy[S];
   const type = s.manager?._proxyTypeFor(p.typeid) ?? typeidProxyTypes.get(p.typeid) ?? AutoProxy;
@@ -227,25 +268,33 @@ export function makeProxy(type: ProxyType, token: Token, authkey: Uint8Array, ex
   return new (type as new (t: Token, o: ProxyOptions) => BaseProxy)(token, opts);
 }
 
-/** Give a proxy class a method `m` (Promise) and `mSync` (blocking) for each exposed name. */
-function addMethods(cls: { prototype: object }, exposed: readonly string[], check?: (name: string, args: unknown[]) => void): void {
+/**
+ * Give a proxy class a method `m` (Promise) and `mSync` (blocking) for each exposed name;
+ * `checkFor(name)` is the check of a method's arguments at the call, if it has one.
+ */
+function addMethods(cls: { prototype: object }, exposed: readonly string[], checkFor?: (name: string) => ((args: unknown[]) => void) | null): void {
   for (const name of exposed) {
     if (Object.hasOwn(cls.prototype, name)) continue;
+    const check = checkFor?.(name) ?? null;
     Object.defineProperty(cls.prototype, name, {
       configurable: true, writable: true,
-      value: function (this: BaseProxy, ...args: unknown[]) {
-        try {
-          check?.(name, args);
-        } catch (e) {
-          return Promise.reject(e);
+      value: check === null
+        ? function (this: BaseProxy, ...args: unknown[]) {
+          return this._callmethod(name, args);
         }
-        return this._callmethod(name, args);
-      },
+        : function (this: BaseProxy, ...args: unknown[]) {
+          try {
+            check(args);
+          } catch (e) {
+            return Promise.reject(e);
+          }
+          return this._callmethod(name, args);
+        },
     });
     Object.defineProperty(cls.prototype, `${name}Sync`, {
       configurable: true, writable: true,
       value: function (this: BaseProxy, ...args: unknown[]) {
-        check?.(name, args);
+        check?.(args);
         return this._callmethodSync(name, args);
       },
     });
@@ -292,10 +341,11 @@ export function AutoProxy(token: Token, options: ProxyOptions = {}): BaseProxy &
   return new Cls(token, { ...options, exposed }) as never;
 }
 
-function checkDictArgs(name: string, args: unknown[]): void {
-  if (name === 'getItem' || name === 'setItem' || name === 'delItem' || name === 'contains' || name === 'get' || name === 'pop' || name === 'setdefault') {
-    checkKey(args[0]);
-  }
+/** The dict methods whose first argument is a key (checked at the call: an unhashable key is a TypeError there). */
+const KEYED = new Set(['getItem', 'setItem', 'delItem', 'contains', 'get', 'pop', 'setdefault']);
+const checkFirstKey = (args: unknown[]): void => checkKey(args[0]);
+function checkDictArgs(name: string): ((args: unknown[]) => void) | null {
+  return KEYED.has(name) ? checkFirstKey : null;
 }
 
 /**

@@ -14,8 +14,8 @@ import { registerLocalServer, type LocalServer, type RawReply } from './managers
 // Proxies arrive inside requests (nested objects), decoded synchronously: their kind must be registered.
 import './managers_proxy.js';
 import { servePickleConnection, type PickleServing } from './managers_pickle_server.js';
-import { newSegment, ShmLink } from './managers_shm.js';
-import { dialectFor, v8Dialect, type Dialect, type ManagerSerializer, type Reply, type Request } from './managers_wire.js';
+import { Backoff, newSegment, ShmLink } from './managers_shm.js';
+import { dialectFor, unflatten, v8Dialect, type Dialect, type ManagerSerializer, type Reply, type ReplyKind } from './managers_wire.js';
 import * as reactor from './wait.js';
 import { debug, info } from './util.js';
 
@@ -38,6 +38,8 @@ interface Entry {
   exposedSet: Set<string> | null;
   methodToTypeid: Record<string, string> | null;
   refcount: number;
+  /** A dict's or list's method table (methods taking the referent first), else null. */
+  table: Record<string, Function> | null;
 }
 
 /** One client connection (or this process's own proxies): the references it holds. */
@@ -45,12 +47,13 @@ interface Peer {
   key: string;
   conn: Connection | null;
   refs: Map<string, number>;
-  out: Reply[];
+  /** Replies to send, three fields each (id, kind, value). */
+  out: unknown[];
   flushQueued: boolean;
-  /** Requests to take through the reactor before trying a quick poll again (see #serveClient). */
-  quickOff: number;
-  /** Waits that sleep at once before the next spin (after a spin missed). */
-  spinOff: number;
+  /** When the next request is waited for by a quick poll, or through the reactor at once (see #serveClient). */
+  quick: Backoff;
+  /** When a wait spins first, or sleeps at once (after spins missed). */
+  spins: Backoff;
   /** The shared-memory channel of a local client (see managers_shm.ts), once its hello is answered. */
   link: ShmLink | null;
   /** The channel made by hello, used once the hello reply has gone on the socket. */
@@ -139,7 +142,7 @@ export class Server {
     this.#dialect = serializer === 'pickle' ? v8Dialect : dialectFor(serializer);
     this.#listener = new Listener(address ?? null, { authkey: Buffer.from(authkey), backlog: 128, handshakeTimeout: 20 });
     this.#done = new Promise<void>((r) => (this.#stop = r));
-    this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null };
+    this.#self = { key: `${process.pid}:${threadId}`, conn: null, refs: new Map(), out: [], flushQueued: false, quick: new Backoff(QUICK_PAUSE), spins: new Backoff(QUICK_PAUSE), link: null, linkSoon: null };
     const local: LocalServer = {
       sid: this.sid,
       request: (ident, method, args) => this.#local(ident, method, args),
@@ -154,7 +157,7 @@ export class Server {
    */
   #pickleServing(authkey: Uint8Array): PickleServing {
     const refs = new Map<string, number>();
-    const peerOf = (key: string): Peer => ({ key, conn: null, refs, out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null });
+    const peerOf = (key: string): Peer => ({ key, conn: null, refs, out: [], flushQueued: false, quick: new Backoff(QUICK_PAUSE), spins: new Backoff(QUICK_PAUSE), link: null, linkSoon: null });
     const server = this;
     return {
       get address() {
@@ -164,7 +167,7 @@ export class Server {
       authkey,
       request: (key, ident, method, args) => {
         try {
-          const r = this.#handle(peerOf(key), [0, ident, method, args, null]);
+          const r = this.#handle(peerOf(key), ident, method, args, null);
           return r instanceof Promise ? r.catch(errorReply) : r;
         } catch (e) {
           return errorReply(e);
@@ -210,7 +213,7 @@ export class Server {
         void servePickleConnection(conn, this.#pickle).finally(() => this.#pyConns.delete(conn));
         continue;
       }
-      const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false, quickOff: 0, spinOff: 0, link: null, linkSoon: null };
+      const peer: Peer = { key: `conn-${this.#peers.size}`, conn, refs: new Map(), out: [], flushQueued: false, quick: new Backoff(QUICK_PAUSE), spins: new Backoff(QUICK_PAUSE), link: null, linkSoon: null };
       this.#peers.add(peer);
       void this.#serveClient(peer);
     }
@@ -225,14 +228,12 @@ export class Server {
         // miss, the next few go through the reactor).
         let msg: unknown;
         if (conn.pollSync(0)) msg = conn.recvSync();
-        else if (peer.quickOff === 0 && conn.pollSync(QUICK_WAIT)) msg = conn.recvSync();
-        else {
-          peer.quickOff = peer.quickOff === 0 ? QUICK_PAUSE : peer.quickOff - 1;
-          msg = await conn.recv();
-        }
+        else if (peer.quick.tryNow() && (conn.pollSync(QUICK_WAIT) || (peer.quick.miss(), false))) {
+          peer.quick.hit();
+          msg = conn.recvSync();
+        } else msg = await conn.recv();
         if (!peer.conn) break;
-        const reqs = this.#dialect.requests(msg);
-        for (const r of reqs) this.#dispatch(peer, r);
+        for (const r of this.#dialect.requests(msg)) this.#dispatch(peer, r[0], r[1], r[2], r[3], r[4]);
         this.#flush(peer);
         if (peer.linkSoon) {
           // The hello reply went on the socket: from now on, the shared-memory channel.
@@ -257,11 +258,14 @@ export class Server {
   async #serveShm(peer: Peer, link: ShmLink): Promise<void> {
     const conn = peer.conn!;
     let streak = 0;
+    // A batch's requests, five fields each (id, ident, method, args, kwds): no array per request.
+    const reqs: unknown[] = [];
     while (!this.#stopped && peer.conn) {
       let got = false;
-      for (let b = link.next(); b !== undefined; b = link.next()) {
+      while (link.take(5, reqs)) {
         got = true;
-        for (const r of this.#dialect.requests(b)) this.#dispatch(peer, r);
+        for (let i = 0; i < reqs.length; i += 5) this.#dispatch(peer, reqs[i], reqs[i + 1], reqs[i + 2], reqs[i + 3], reqs[i + 4]);
+        reqs.length = 0;
         this.#flush(peer);
         if (!peer.conn) return;
       }
@@ -272,15 +276,21 @@ export class Server {
         await new Promise((r) => setImmediate(r));
         continue;
       }
-      if (peer.quickOff === 0) {
-        if (peer.spinOff > 0) peer.spinOff--;
-        else if (link.spin(SHM_SPIN_US)) continue;
-        else peer.spinOff = QUICK_PAUSE;
+      if (peer.quick.tryNow()) {
+        let spun = false;
+        if (peer.spins.tryNow()) {
+          spun = link.spin(SHM_SPIN_US);
+          if (spun) peer.spins.hit();
+          else peer.spins.miss();
+        }
         // A sole client: wait longer (no other client's requests wait meanwhile; STREAK bounds it).
-        link.waitSync(this.#peers.size === 1 ? SHM_SOLE_WAIT : QUICK_WAIT);
-        if (link.ready()) continue;
+        if (!spun) link.waitSync(this.#peers.size === 1 ? SHM_SOLE_WAIT : QUICK_WAIT);
+        if (link.ready()) {
+          peer.quick.hit();
+          continue;
+        }
+        peer.quick.miss();
       }
-      peer.quickOff = peer.quickOff === 0 ? QUICK_PAUSE : peer.quickOff - 1;
       if (link.sleepBegin()) {
         streak = 0;
         try {
@@ -330,28 +340,58 @@ export class Server {
     this.#release(ident, 1);
   }
 
-  #dispatch(peer: Peer, req: Request): void {
-    const [id] = req;
+  /**
+   * One request: its reply goes in `peer.out` (or later, when the method returns a Promise).
+   * A dict's or list's method called without keywords is the common case, served here
+   * without the general path's steps (no `[kind, value]` pair made).
+   */
+  #dispatch(peer: Peer, id: unknown, ident: unknown, method: unknown, args: unknown, kwds: unknown): void {
+    if (typeof id !== 'number' || (ident !== null && typeof ident !== 'string') || typeof method !== 'string' || !Array.isArray(args)) {
+      throw new TypeError('a manager request must be a batch of [id, ident, methodname, args, kwds]');
+    }
+    if (ident !== null && kwds === null) {
+      const e = this.#objects.get(ident);
+      if (e !== undefined && e.table !== null && e.methodToTypeid === null && (e.exposedSet === null || e.exposedSet.has(method))) {
+        const fn = e.table[method];
+        if (typeof fn === 'function') {
+          let kind: ReplyKind = '#RETURN';
+          let value: unknown;
+          try {
+            value = fn(e.obj, ...args);
+          } catch (err) {
+            [kind, value] = errorReply(err);
+          }
+          if (id !== 0) peer.out.push(id, kind, value);
+          return;
+        }
+      }
+    }
     let r: RawReply | Promise<RawReply>;
     try {
-      r = this.#handle(peer, req);
+      r = this.#handle(peer, ident, method, args, kwds as Record<string, unknown> | null);
     } catch (e) {
       r = errorReply(e);
     }
     if (id === 0) return;
     if (r instanceof Promise) {
-      r.then((x) => this.#reply(peer, [id, x[0], x[1]]), (e) => this.#reply(peer, [id, ...errorReply(e)]));
+      r.then((x) => this.#reply(peer, id, x[0], x[1]), (e) => {
+        const [kind, value] = errorReply(e);
+        this.#reply(peer, id, kind, value);
+      });
     } else {
-      peer.out.push([id, r[0], r[1]]);
+      peer.out.push(id, r[0], r[1]);
     }
   }
 
-  #reply(peer: Peer, reply: Reply): void {
+  /** #flush as a microtask (Promise.resolve(peer).then(...): cheaper than queueMicrotask, which makes an AsyncResource). */
+  readonly #flushLater = (peer: Peer): void => this.#flush(peer);
+
+  #reply(peer: Peer, id: number, kind: ReplyKind, value: unknown): void {
     if (!peer.conn) return;
-    peer.out.push(reply);
+    peer.out.push(id, kind, value);
     if (!peer.flushQueued) {
       peer.flushQueued = true;
-      queueMicrotask(() => this.#flush(peer));
+      void Promise.resolve(peer).then(this.#flushLater);
     }
   }
 
@@ -364,11 +404,12 @@ export class Server {
       this.#flushShm(peer, peer.link, out);
       return;
     }
+    const replies = unflatten(out, 0, out.length, 3) as Reply[];
     try {
-      this.#dialect.sendReplies(peer.conn, out);
+      this.#dialect.sendReplies(peer.conn, replies);
     } catch {
       // Something in a reply does not travel: send them one by one, that one as its error.
-      for (const r of out) {
+      for (const r of replies) {
         if (!peer.conn) return;
         try {
           this.#dialect.sendReplies(peer.conn, [r]);
@@ -385,20 +426,21 @@ export class Server {
   }
 
   /** #flush on the shared-memory channel (a reply that does not travel goes as its error). */
-  #flushShm(peer: Peer, link: ShmLink, out: Reply[]): void {
+  #flushShm(peer: Peer, link: ShmLink, out: unknown[]): void {
+    const chunk = 3 * SHM_CHUNK;
     try {
-      for (let i = 0; i < out.length; i += SHM_CHUNK) {
-        const part = out.length <= SHM_CHUNK ? out : out.slice(i, i + SHM_CHUNK);
+      for (let i = 0; i < out.length; i += chunk) {
+        const end = Math.min(out.length, i + chunk);
         try {
-          link.send(part);
+          link.sendFlat(out, i, end, 3);
         } catch (e) {
           if (!(e instanceof TypeError)) throw e;
-          for (const r of part) {
+          for (let j = i; j < end; j += 3) {
             try {
-              link.send([r]);
+              link.sendFlat(out, j, j + 3, 3);
             } catch (err) {
               if (!(err instanceof TypeError)) throw err;
-              link.send([[r[0], ...errorReply(err)]]);
+              link.send([[out[j], ...errorReply(err)]]);
             }
           }
         }
@@ -413,13 +455,13 @@ export class Server {
   /** A request from this process's own proxies: answered at once (no connection to itself). */
   #local(ident: string | null, method: string, args: unknown[]): RawReply | Promise<RawReply> {
     try {
-      return this.#handle(this.#self, [-1, ident, method, args, null]);
+      return this.#handle(this.#self, ident, method, args, null);
     } catch (e) {
       return errorReply(e);
     }
   }
 
-  #handle(peer: Peer, [, ident, method, args, kwds]: Request): RawReply | Promise<RawReply> {
+  #handle(peer: Peer, ident: string | null, method: string, args: unknown[], kwds: Record<string, unknown> | null): RawReply | Promise<RawReply> {
     if (ident === null) return this.#serverMethod(peer, method, args);
     const e = this.#objects.get(ident);
     if (!e) return ['#TRACEBACK', `KeyError: no object with id ${ident} in the manager (released or never made)`];
@@ -453,7 +495,8 @@ export class Server {
   #adopt(peer: Peer, obj: unknown, typeid: string, spec: TypeSpec | undefined): [string, string[] | null] {
     const id = (this.#nextId++).toString(16);
     const exposed = spec?.exposed ?? publicMethods(obj);
-    this.#objects.set(id, { obj, typeid, exposed, exposedSet: exposed && new Set(exposed), methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0 });
+    const table = obj instanceof Map ? dictMethods : Array.isArray(obj) ? listMethods : null;
+    this.#objects.set(id, { obj, typeid, exposed, exposedSet: exposed && new Set(exposed), methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0, table: table as Record<string, Function> | null });
     this.#addRef(peer, id);
     return [id, exposed];
   }

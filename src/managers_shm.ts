@@ -21,7 +21,7 @@
 import { Buffer } from 'node:buffer';
 import type { Connection } from './connection.js';
 import { adoptBlock, allocBlock, bufferOf, transferOf, type BlockId, type NativeBlock } from './heap.js';
-import { compactScratch, COMPACT_TAG, decodeCompact, encodeCompact } from './managers_wire.js';
+import { compactScratch, COMPACT_TAG, decodeFlat, encodeCompact, encodeReplies, encodeRequests, flattenBatch, unflatten } from './managers_wire.js';
 import { dumps, loads, reduce, registerKind, type Reduced } from './reduction.js';
 
 /** Bytes of each ring (a power of two). */
@@ -135,14 +135,32 @@ export class ShmLink {
    */
   send(batch: unknown[], socketIfFull = true): boolean {
     const n = encodeCompact(batch);
-    if (n >= 0 && n <= MAX_RING_MSG) {
+    if (n >= 0) return this.#sendCompact(n, socketIfFull);
+    return this.#sendSerialized(batch);
+  }
+
+  /**
+   * `send` of the requests (`width` 5) or replies (`width` 3) `flat[from, to)`, their fields
+   * one after the other (see managers_wire.ts encodeRequests): no arrays are made for them
+   * unless the batch needs the serializer.
+   */
+  sendFlat(flat: readonly unknown[], from: number, to: number, width: 3 | 5, socketIfFull = true): boolean {
+    const n = width === 5 ? encodeRequests(flat, from, to) : encodeReplies(flat, from, to);
+    if (n >= 0) return this.#sendCompact(n, socketIfFull);
+    return this.#sendSerialized(unflatten(flat, from, to, width));
+  }
+
+  /** Send the compact batch of `n` bytes in the scratch buffer. */
+  #sendCompact(n: number, socketIfFull: boolean): boolean {
+    if (n <= MAX_RING_MSG) {
       if (this.#put(compactScratch(), n)) return true;
       if (!socketIfFull) return false;
     }
-    if (n >= 0) {
-      this.#frame(Buffer.from(compactScratch().subarray(0, n)), null);
-      return true;
-    }
+    this.#frame(Buffer.from(compactScratch().subarray(0, n)), null);
+    return true;
+  }
+
+  #sendSerialized(batch: unknown[]): boolean {
     // Serializing may have effects (a proxy in transit counts itself): what is serialized goes.
     const d = dumps(batch);
     if (d.fds.length === 0 && d.data.length <= MAX_RING_MSG && this.#put(d.data, d.data.length)) return true;
@@ -233,10 +251,12 @@ export class ShmLink {
   }
 
   /**
-   * The next batch in order, or undefined when none has come. Throws EOFError (or OSError)
-   * when the socket ended while a data frame was expected, TypeError for a bad message.
+   * Take the next batch in order, if one has come: the fields of its elements (arrays of
+   * `width` fields: 5 for requests, 3 for replies) are pushed onto `out`; false when none
+   * has come. Throws EOFError (or OSError) when the socket ended while a data frame was
+   * expected, TypeError for a bad message.
    */
-  next(): unknown[] | undefined {
+  take(width: number, out: unknown[]): boolean {
     for (;;) {
       const w = this.#words;
       const head = Atomics.load(w, headIdx(this.#in)) >>> 0;
@@ -254,17 +274,15 @@ export class ShmLink {
         seqInRing = this.#view.getUint32(at + 4, true);
         if (seqInRing === this.#inSeq) {
           if (n > MAX_RING_MSG) throw new TypeError('not a manager batch (record too long)');
-          let msg: unknown;
           try {
-            msg = this.#bytes[at + 8] === COMPACT_TAG
-              ? decodeCompact(this.#bytes, this.#view, at + 8, at + 8 + n)
-              : loads(Buffer.from(this.#bytes.subarray(at + 8, at + 8 + n)), noFds, true, true);
+            if (this.#bytes[at + 8] === COMPACT_TAG) decodeFlat(this.#bytes, this.#view, at + 8, at + 8 + n, width, out);
+            else flattenBatch(loads(Buffer.from(this.#bytes.subarray(at + 8, at + 8 + n)), noFds, true, true), width, out);
           } finally {
             this.#rTail = (this.#rTail + 8 + ((n + 7) & ~7)) >>> 0;
             Atomics.store(w, tailIdx(this.#in), this.#rTail | 0);
             this.#inSeq = (this.#inSeq + 1) >>> 0;
           }
-          return checkBatch(msg);
+          return true;
         }
       }
       const first = this.#stash[0];
@@ -272,10 +290,9 @@ export class ShmLink {
         this.#stash.shift();
         this.#inSeq = (this.#inSeq + 1) >>> 0;
         const d = first.data;
-        const msg = d[5] === COMPACT_TAG
-          ? decodeCompact(d, new DataView(d.buffer, d.byteOffset, d.length), 5, d.length)
-          : this.#conn._decode(d.subarray(5));
-        return checkBatch(msg);
+        if (d[5] === COMPACT_TAG) decodeFlat(d, new DataView(d.buffer, d.byteOffset, d.length), 5, d.length, width, out);
+        else flattenBatch(this.#conn._decode(d.subarray(5)), width, out);
+        return true;
       }
       // A data frame is counted once it is wholly sent (and before any later batch is put in
       // the ring): reading the socket then does not wait.
@@ -284,7 +301,7 @@ export class ShmLink {
         continue;
       }
       if (seqInRing >= 0) throw new TypeError(`not a manager channel (batch ${seqInRing} came before ${this.#inSeq})`);
-      return undefined;
+      return false;
     }
   }
 
@@ -346,7 +363,27 @@ export class ShmLink {
   }
 }
 
-function checkBatch(msg: unknown): unknown[] {
-  if (!Array.isArray(msg)) throw new TypeError('not a manager batch');
-  return msg;
+/**
+ * When to skip a quick wait (a spin, a short blocking wait) that keeps missing: after k
+ * misses in a row the next min(2^(k-1), max) tries are skipped (the caller sleeps at once
+ * instead); a hit starts over. One miss (a collection, a descheduled peer) costs one skip,
+ * a peer that is slow for good costs `max` skips in a row.
+ */
+export class Backoff {
+  #skip = 0;
+  #misses = 0;
+  constructor(private readonly max: number) {}
+  /** Whether to try now (a skipped try counts down). */
+  tryNow(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+  hit(): void {
+    this.#misses = 0;
+  }
+  miss(): void {
+    this.#skip = Math.min(this.max, 1 << this.#misses);
+    if (this.#misses < 16) this.#misses++;
+  }
 }

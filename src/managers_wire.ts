@@ -200,6 +200,73 @@ export function encodeCompact(batch: unknown[]): number {
   return putValue(batch, 0) ? wpos : -1;
 }
 
+/** Start a compact batch of `n` elements in the scratch buffer. */
+function beginBatch(n: number): void {
+  wpos = 0;
+  room(6);
+  scratch[0] = COMPACT_TAG;
+  scratch[1] = T_ARRAY;
+  view.setUint32(2, n, true);
+  wpos = 6;
+}
+
+function putHeader(n: number): void {
+  room(5);
+  scratch[wpos] = T_ARRAY;
+  view.setUint32(wpos + 1, n, true);
+  wpos += 5;
+}
+
+/**
+ * `encodeCompact` of the requests `flat[from, to)`, five fields each (id, ident, method, args,
+ * kwds), as if they were `[id, ident, method, args, kwds]` arrays (the same bytes), without
+ * making those arrays. -1 when one needs the serializer.
+ */
+export function encodeRequests(flat: readonly unknown[], from: number, to: number): number {
+  beginBatch((to - from) / 5);
+  for (let i = from; i < to; i += 5) {
+    putHeader(5);
+    if (!putValue(flat[i], 1) || !putValue(flat[i + 1], 1) || !putValue(flat[i + 2], 1)) return -1;
+    const args = flat[i + 3] as unknown[];
+    // The args array is the library's (dense); its elements are the user's values.
+    if (!Array.isArray(args)) return -1;
+    const n = args.length;
+    putHeader(n);
+    for (let j = 0; j < n; j++) if (!putValue(args[j], 3)) return -1;
+    if (!putValue(flat[i + 4], 2)) return -1;
+  }
+  return wpos;
+}
+
+/** `encodeCompact` of the replies `flat[from, to)`, three fields each (id, kind, value), without `[id, kind, value]` arrays. */
+export function encodeReplies(flat: readonly unknown[], from: number, to: number): number {
+  beginBatch((to - from) / 3);
+  for (let i = from; i < to; i += 3) {
+    putHeader(3);
+    if (!putValue(flat[i], 1) || !putValue(flat[i + 1], 1) || !putValue(flat[i + 2], 2)) return -1;
+  }
+  return wpos;
+}
+
+/** `[id, ...]` arrays of `width` fields from their flat form (what the serializer and the socket dialect take). */
+export function unflatten(flat: readonly unknown[], from: number, to: number, width: number): unknown[][] {
+  const out: unknown[][] = [];
+  for (let i = from; i < to; i += width) out.push(flat.slice(i, i + width) as unknown[]);
+  return out;
+}
+
+/**
+ * Push the fields of each element of a decoded batch (an array of arrays of `width` fields)
+ * onto `out`; TypeError for anything else.
+ */
+export function flattenBatch(batch: unknown, width: number, out: unknown[]): void {
+  if (!Array.isArray(batch)) throw new TypeError('not a manager batch');
+  for (const e of batch) {
+    if (!Array.isArray(e) || e.length !== width) throw new TypeError(`not a manager batch (an element is not ${width} fields)`);
+    for (let k = 0; k < width; k++) out.push(e[k]);
+  }
+}
+
 /** The buffer `encodeCompact` wrote into. */
 export function compactScratch(): Buffer {
   return scratch;
@@ -275,15 +342,27 @@ function getValue(): unknown {
 }
 
 /**
- * Read a compact batch from `buf[at, end)` (`view` over the same memory); `buf[at]` is
- * COMPACT_TAG. The result holds no reference to `buf`.
+ * Read a compact batch whose elements are arrays of `width` fields from `buf[at, end)` (as
+ * `decodeCompact`), pushing the fields onto `out` without making the element arrays.
+ * TypeError when it is anything else.
  */
-export function decodeCompact(buf: Buffer, dv: DataView, at: number, end: number): unknown {
+export function decodeFlat(buf: Buffer, dv: DataView, at: number, end: number, width: number, out: unknown[]): void {
   rbuf = buf;
   rview = dv;
   rpos = at + 1;
   rend = end;
-  const v = getValue();
+  const n = arrayHeader();
+  for (let i = 0; i < n; i++) {
+    if (arrayHeader() !== width) throw new TypeError(`not a manager batch (an element is not ${width} fields)`);
+    for (let k = 0; k < width; k++) out.push(getValue());
+  }
   if (rpos !== end) throw new TypeError('not a manager batch (bytes after its end)');
-  return v;
+}
+
+function arrayHeader(): number {
+  if (rpos + 5 > rend || rbuf[rpos] !== T_ARRAY) throw new TypeError('not a manager batch');
+  const n = rview.getUint32(rpos + 1, true);
+  rpos += 5;
+  if (n > rend - rpos) throw short();
+  return n;
 }
