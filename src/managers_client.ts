@@ -130,7 +130,13 @@ export function callTimedOut(method: string, seconds: number): TimeoutError {
  */
 export function withLimits<T>(p: Promise<T>, method: string, limits: CallOptions | null): Promise<T> {
   if (limits === null) return p;
-  const seconds = timeoutSeconds(limits.timeout);
+  let seconds: number | null;
+  try {
+    seconds = timeoutSeconds(limits.timeout);
+  } catch (e) {
+    p.catch(() => {});
+    return Promise.reject(e);
+  }
   const signal = limits.signal ?? null;
   if (seconds === null && signal === null) return p;
   if (signal?.aborted) {
@@ -147,10 +153,13 @@ export function withLimits<T>(p: Promise<T>, method: string, limits: CallOptions
       settle();
       reject(signal!.reason);
     };
-    if (seconds !== null) timer = setTimeout(() => {
-      settle();
-      reject(callTimedOut(method, seconds));
-    }, seconds * 1000);
+    if (seconds !== null) {
+      const limit = seconds;
+      timer = setTimeout(() => {
+        settle();
+        reject(callTimedOut(method, limit));
+      }, limit * 1000);
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
     p.then((v) => {
       settle();
