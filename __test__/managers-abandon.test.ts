@@ -134,3 +134,29 @@ test('bad call options are a TypeError at the call', async (t) => {
     await m.shutdown();
   }
 });
+
+test("serializer 'pickle' (Python's protocol, answered in order): the timed-out call's reply is dropped in its turn; a blocking call's own connection is closed", async (t) => {
+  class PickleAbandon extends SyncManager {}
+  PickleAbandon.register('Sleeper', Sleeper);
+  const m = new PickleAbandon({ address: ['127.0.0.1', 0], serializer: 'pickle' });
+  await m.start();
+  try {
+    const s = (await (m as any).Sleeper()) as SleeperProxy;
+    const d = await m.dict<string, number>();
+    await t.throwsAsync(s._callmethod('slow', [1000, 'late'], null, { timeout: 0.1 }), { instanceOf: TimeoutError });
+    // The next calls get their own replies (after the late one, which comes first and is dropped).
+    t.is(await s.echo('a'), 'a');
+    await d.setItem('k', 1);
+    t.is(await d.getItem('k'), 1);
+    const ac = new AbortController();
+    const p = s._withOptions({ signal: ac.signal }).slow(1000, 'late 2');
+    ac.abort();
+    t.is((await p.then(() => null, (e: unknown) => e as DOMException))?.name, 'AbortError');
+    t.is(await s.echo('b'), 'b');
+    t.throws(() => s._callmethodSync('block', [1000, 'late 3'], null, { timeout: 0.1 }), { instanceOf: TimeoutError });
+    t.is(s.echoSync('c'), 'c');
+    t.is(await s.echo('d'), 'd');
+  } finally {
+    await m.shutdown();
+  }
+});
