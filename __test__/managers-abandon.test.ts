@@ -34,8 +34,8 @@ for (const where of ['local', 'tcp'] as const) {
 
       // Positional form: _callmethod(name, args, kwds, { timeout }).
       const t0 = Date.now();
-      await t.throwsAsync(s._callmethod('slow', [1500, 'late 1'], null, { timeout: 0.2 }), { instanceOf: TimeoutError, message: /slow\(\)/ });
-      t.true(Date.now() - t0 < 1400, 'the timeout did not wait for the reply');
+      await t.throwsAsync(s._callmethod('slow', [3000, 'late 1'], null, { timeout: 0.2 }), { instanceOf: TimeoutError, message: /slow\(\)/ });
+      t.true(Date.now() - t0 < 2800, 'the timeout did not wait for the reply');
       // While the slow call still runs in the server: the same proxy, another one, a dict.
       t.is(await s.echo('a'), 'a');
       t.is(await other.echo(2), 2);
@@ -43,16 +43,16 @@ for (const where of ['local', 'tcp'] as const) {
       t.is(s.echoSync('b'), 'b');
 
       // The view's form, both call forms.
-      await t.throwsAsync(s._withOptions({ timeout: 0.1 }).slow(1500, 'late 2'), { instanceOf: TimeoutError });
-      t.throws(() => s._withOptions({ timeout: 0.1 }).slowSync(1500, 'late 3'), { instanceOf: TimeoutError });
-      t.throws(() => s._callmethodSync('slow', [1500, 'late 4'], null, { timeout: 0.1 }), { instanceOf: TimeoutError });
+      await t.throwsAsync(s._withOptions({ timeout: 0.1 }).slow(3000, 'late 2'), { instanceOf: TimeoutError });
+      t.throws(() => s._withOptions({ timeout: 0.1 }).slowSync(3000, 'late 3'), { instanceOf: TimeoutError });
+      t.throws(() => s._callmethodSync('slow', [3000, 'late 4'], null, { timeout: 0.1 }), { instanceOf: TimeoutError });
       // A call with time enough resolves as usual.
       t.is(await s._withOptions({ timeout: 30 }).slow(10, 'in time'), 'in time');
       t.is(s._callmethodSync('slow', [10, 'in time sync'], null, { timeout: 30 }), 'in time sync');
 
       // Every late reply has come by now (and was dropped): replies still match their calls,
       // one at a time, pipelined, and blocking.
-      await sleep(2000);
+      await sleep(3500);
       t.is(await s.echo('after'), 'after');
       t.is(await other.echo('other after'), 'other after');
       const many = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? s : other).echo(i)));
@@ -89,7 +89,7 @@ for (const where of ['local', 'tcp'] as const) {
     try {
       const s = (await (m as any).Sleeper()) as SleeperProxy;
       const ac = new AbortController();
-      const p = s._withOptions({ signal: ac.signal }).slow(1500, 'late');
+      const p = s._withOptions({ signal: ac.signal }).slow(5000, 'late');
       setTimeout(() => ac.abort(), 100);
       // Node's default reason is a DOMException named AbortError (not an Error for AVA's throwsAsync).
       const e = await p.then(() => null, (err: unknown) => err as DOMException);
@@ -97,7 +97,7 @@ for (const where of ['local', 'tcp'] as const) {
       t.is(e, ac.signal.reason);
       const mine = new Error('my reason');
       const ac2 = new AbortController();
-      const p2 = s._callmethod('slow', [1500, 'late 2'], null, { signal: ac2.signal, timeout: 60 });
+      const p2 = s._callmethod('slow', [5000, 'late 2'], null, { signal: ac2.signal, timeout: 60 });
       ac2.abort(mine);
       t.is(await t.throwsAsync(p2), mine);
       // Already aborted: rejected (and thrown, in the blocking form) without a call.

@@ -34,7 +34,8 @@ export function registerLocalServer(sid: string, s: LocalServer): void {
  * How long a proxy's call may take (`proxy._callmethod(name, args, kwds, { timeout, signal })`,
  * `proxy._withOptions({ timeout, signal })`). A call that runs out of time rejects with
  * `TimeoutError`, an aborted one with the signal's reason; either is abandoned: its reply,
- * when it comes, is dropped, and the connection goes on serving the other calls.
+ * when it comes, is dropped, and the connection goes on serving the other calls. A reply read
+ * after the time ran out (the event loop was busy meanwhile) counts as too late as well.
  */
 export interface CallOptions {
   /** Seconds to wait for the reply at most (null or absent: no limit; negative: zero). */
@@ -117,6 +118,14 @@ interface Pending {
   timer: NodeJS.Timeout | null;
   signal: AbortSignal | null;
   onAbort: (() => void) | null;
+  /**
+   * With a timeout: when it runs out (performance.now() ms; 0: no timeout), and the call's
+   * method and seconds (for the error). A reply read after the deadline (the event loop was
+   * busy when the timer was due) rejects too: the timeout bounds the wait, whatever ran first.
+   */
+  deadline: number;
+  method: string;
+  seconds: number;
 }
 
 /** The TimeoutError of a call that ran out of time. @internal */
@@ -161,9 +170,11 @@ export function withLimits<T>(p: Promise<T>, method: string, limits: CallOptions
       }, limit * 1000);
     }
     signal?.addEventListener('abort', onAbort, { once: true });
+    const deadline = seconds === null ? 0 : performance.now() + seconds * 1000;
     p.then((v) => {
       settle();
-      resolve(v);
+      if (deadline !== 0 && performance.now() > deadline) reject(callTimedOut(method, seconds!));
+      else resolve(v);
     }, (e) => {
       settle();
       reject(e);
@@ -494,6 +505,10 @@ class SocketChannel implements Channel {
     if (p === undefined) return; // an abandoned call's reply
     this.#pending.delete(id);
     if (p.timer !== null || p.onAbort !== null) unlisten(p);
+    if (p.deadline !== 0 && performance.now() > p.deadline) {
+      p.reject(callTimedOut(p.method, p.seconds));
+      return;
+    }
     if (p.finish === null) {
       p.resolve([kind, value]);
       return;
@@ -601,7 +616,7 @@ class SocketChannel implements Channel {
     const id = this.#nextId++;
     let p!: Pending;
     const promise = new Promise<unknown>((resolve, reject) => {
-      p = { resolve, reject, finish, timer: null, signal: null, onAbort: null };
+      p = { resolve, reject, finish, timer: null, signal: null, onAbort: null, deadline: 0, method, seconds: 0 };
     });
     if (limits !== null) {
       let seconds: number | null;
@@ -612,7 +627,11 @@ class SocketChannel implements Channel {
         p.reject(e);
         return promise;
       }
-      if (seconds !== null) p.timer = setTimeout(() => this.#abandon(id, callTimedOut(method, seconds)), seconds * 1000);
+      if (seconds !== null) {
+        p.deadline = performance.now() + seconds * 1000;
+        p.seconds = seconds;
+        p.timer = setTimeout(() => this.#abandon(id, callTimedOut(method, seconds)), seconds * 1000);
+      }
       const signal = limits.signal;
       if (signal != null) {
         p.signal = signal;
@@ -646,8 +665,8 @@ class SocketChannel implements Channel {
       this.#inSync = false;
     }
     const mine = this.#link ? this.#waitShm(this.#link, id, deadline) : this.#waitSocket(conn, id, deadline);
-    if (mine === null) {
-      // Abandoned: its reply, when it comes, finds no call and is dropped.
+    if (mine === null || (deadline !== Infinity && performance.now() > deadline)) {
+      // Abandoned: its reply, when it comes, finds no call and is dropped (one read past the deadline is dropped too).
       const seconds = timeoutSeconds(limits!.timeout)!;
       throw callTimedOut(method, seconds);
     }
