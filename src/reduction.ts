@@ -690,7 +690,11 @@ function refused(what: string): AuthenticationError {
 export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean, transferred: unknown[] = []): unknown {
   if (data.length === 0) throw notAMessage('empty');
   if (data[0] !== 0xff) return loadsFast(data, owned);
-  const { refs, des } = decode(data);
+  return loadsDecoded(decode(data), takeFds, trusted, transferred);
+}
+
+/** The rest of `loads`, once the message's header and reference table are read. */
+function loadsDecoded({ refs, des }: ReturnType<typeof decode>, takeFds: (n: number) => number[], trusted: boolean, transferred: unknown[]): unknown {
   const body = readBody(des);
   if (!refs || refs.length === 0) return body;
   const total = refs.reduce((a, r) => a + r.n, 0);
@@ -709,7 +713,8 @@ export function loads(data: Uint8Array, takeFds: (n: number) => number[] = noFds
 /** As `loads`, but first imports the modules that sent functions come from. */
 export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => number[] = noFds, owned = false, trusted: boolean, transferred: unknown[] = []): Promise<unknown> {
   if (data.length === 0 || data[0] !== 0xff) return loads(data, takeFds, owned, trusted, transferred);
-  const { refs } = decode(data);
+  const decoded = decode(data);
+  const { refs } = decoded;
   if (refs) {
     for (const r of refs) {
       const home = rebuilders.has(r.k) ? undefined : kindModuleUrl(r.k);
@@ -727,7 +732,8 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
       if (trusted || isLoaded(url)) await importModule(url);
     }
   }
-  return loads(data, takeFds, owned, trusted, transferred);
+  // (The body is read after the imports: a class rebuilt from it may need them.)
+  return loadsDecoded(decoded, takeFds, trusted, transferred);
 }
 
 function noFds(n: number): number[] {
