@@ -61,6 +61,7 @@ let spare: Pickler | null = null;
  * the same slab. A pickle that outgrows the slab moves to a buffer of its own.
  */
 const SLAB = 64 * 1024;
+const FIRST_SLAB = 4 * 1024;
 /** Objects remembered in a short list before the memo becomes a Map (most messages hold a few). */
 const MEMO_LIST = 16;
 
@@ -82,18 +83,21 @@ class Pickler {
   proto = DEFAULT_PROTOCOL;
 
   constructor() {
-    this.buf = Buffer.allocUnsafeSlow(SLAB);
+    // The first slab is small: the first few pickles fill it, and the one way to a new slab
+    // (ensure() -> grow()) runs while V8 records how the code runs; a pickle that outgrows
+    // its slab later then keeps the optimized code (a path first taken after optimization
+    // throws the code away).
+    this.buf = Buffer.allocUnsafeSlow(FIRST_SLAB);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   reset(proto: number): void {
-    // Start in the slab where the last pickle ended; a new slab when little is left.
-    if (this.buf.length - this.pos < 1024 || this.buf.length > SLAB) {
-      this.buf = Buffer.allocUnsafeSlow(SLAB);
-      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-      this.pos = 0;
-    }
+    // Start in the slab where the last pickle ended (a new slab after one that outgrew it),
+    // with room for a small pickle: ensure() moves to a new slab when little is left.
+    if (this.buf.length > SLAB) this.pos = this.buf.length;
     this.base = this.pos;
+    this.frameStart = -1;
+    this.ensure(1024);
     this.proto = proto;
     this.memoCount = 0;
     this.depth = 0;
@@ -133,7 +137,7 @@ class Pickler {
   }
 
   byte(b: number): void {
-    if (this.pos + 1 > this.buf.length) this.grow(1);
+    this.ensure(1);
     this.buf[this.pos++] = b;
   }
 
@@ -524,7 +528,7 @@ class Pickler {
       const k = keys[i];
       const n = k.length;
       // Room for the key's header and bytes and a 9-byte float.
-      if (this.pos + n + 11 > this.buf.length) this.grow(n + 11);
+      this.ensure(n + 11);
       const buf = this.buf;
       let p = this.pos;
       let j = 0;
