@@ -4,10 +4,10 @@
 // with serializer 'pickle' (__test__/fixtures/py_manager_peer.py drives Python's side).
 import { join } from 'node:path';
 import test from 'ava';
-import { AuthenticationError, KeyError, ManagerGoneError } from '../src/errors.js';
-import { BaseManager, DictProxy, IteratorProxy, ListProxy, SyncManager } from '../src/managers.js';
+import { AuthenticationError, KeyError, ManagerGoneError, PicklingError } from '../src/errors.js';
+import { BaseManager, DictProxy, IteratorProxy, ListProxy, PoolProxy, SyncManager } from '../src/managers.js';
 import { dumps, loads, Tuple } from '../src/pickle.js';
-import { sharedDict } from './fixtures/manager_pickle_targets.js';
+import { double, sharedDict } from './fixtures/manager_pickle_targets.js';
 import { findPythons, Py, root, runTs } from './helpers.js';
 
 const PEER = join(root, '__test__/fixtures/py_manager_peer.py');
@@ -207,6 +207,76 @@ for (const py of found) {
     await server.exit;
     await t.throwsAsync(d.getItem('k'), { instanceOf: ManagerGoneError });
     await t.throwsAsync(new Remote(['127.0.0.1', port], Buffer.from(key), 'pickle').connect(), { instanceOf: ManagerGoneError });
+  });
+
+  test(`python${py.version}: a manager's Pool over serializer 'pickle' is made, closed and joined, but tasks do not cross (functions are not pickled)`, async (t) => {
+    // A Node client of a CPython manager: the task is refused before anything is sent.
+    const port = await pythonServer(t, py.exe);
+    const m = new SyncManager({ address: ['127.0.0.1', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await m.connect();
+    const pool = await m.Pool(2);
+    t.true(pool instanceof PoolProxy);
+    await t.throwsAsync(pool.map(double, [1, 2]), { instanceOf: PicklingError, message: "cannot pickle 'function' object" });
+    await t.throwsAsync(pool.applyAsync(double, [1]), { instanceOf: PicklingError });
+    await pool.close();
+    await pool.join();
+    // A CPython client of a Node manager: its task (a builtin function, by name) is a global the
+    // Node manager does not load; Python raises the RemoteError that carries that error.
+    const node = await nodeServer(t);
+    const nodePool = await node.Pool(1);
+    await t.throwsAsync(nodePool.apply(double, [1]), { instanceOf: PicklingError });
+    const client = new Py([PEER, 'pool', String((node.address as [string, number])[1]), key], py.exe);
+    t.teardown(() => client.kill());
+    const { code, out } = await client.finish();
+    t.is(code, 0, client.stderr);
+    const refused = "UnpicklingError: global 'builtins.abs' is not allowed: node-multiprocessing's pickle loads only the builtin types and exceptions it maps (it never imports or runs anything)";
+    t.is(out, `map RemoteError ${refused}\napply_async RemoteError ${refused}\nclosed`);
+    await nodePool.terminate();
+  });
+
+  test(`python${py.version}: a manager served on every interface (['', port]), Node's or CPython's: the Tokens a client (Node, CPython) gets name the address it reached the manager at`, async (t) => {
+    const m = new NodePeerManager({ address: ['', 0], authkey: Buffer.from(key), serializer: 'pickle' });
+    await m.start();
+    t.teardown(() => m.shutdown());
+    const [host, port] = m.address as [string, number];
+    t.is(host, '0.0.0.0');
+    // A Node client at 127.0.0.1 stores a list; other clients reach the manager at 127.0.0.2
+    // (another address of this machine, as another machine would use its network address).
+    const a = new NodePeerManager({ address: ['127.0.0.1', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await a.connect();
+    const l = await a.list<unknown>(['node']);
+    const shared = await a.get_shared();
+    await shared.setItem('l', l);
+    const b = new NodePeerManager({ address: ['127.0.0.2', port], authkey: Buffer.from(key), serializer: 'pickle' });
+    await b.connect();
+    const lb = await (await b.get_shared()).getItem('l');
+    t.true(lb instanceof ListProxy);
+    t.deepEqual(lb._token.address, ['127.0.0.2', port]);
+    await lb.append('b');
+    const it = await (await b.dict({ x: 1 }))._callmethod('__iter__');
+    t.deepEqual(it._token.address, ['127.0.0.2', port]);
+    t.deepEqual(await it.next(), { done: false, value: 'x' });
+    const client = new Py([PEER, 'wildcard', String(port), key, '127.0.0.2'], py.exe);
+    t.teardown(() => client.kill());
+    const { code, out } = await client.finish();
+    t.is(code, 0, client.stderr);
+    t.is(out, "iter 127.0.0.2 ['a'] nested 127.0.0.2 ['node', 'b', 'py']");
+    t.deepEqual(await l._getvalue(), ['node', 'b', 'py']);
+    // What the Python client stored (its Token says 127.0.0.2) reaches the first client as 127.0.0.1.
+    const fromPy = await shared.getItem('py');
+    t.deepEqual(fromPy._token.address, ['127.0.0.1', port]);
+    t.deepEqual(await fromPy._getvalue(), ['from py']);
+
+    // A CPython manager on every interface writes ('0.0.0.0', port) in its Tokens: a Node client
+    // reaching it at 127.0.0.2 uses that address for them.
+    const server = new Py([PEER, 'serve', key, ''], py.exe);
+    t.teardown(() => server.kill());
+    const pyPort = Number(await server.line());
+    const c = new SyncManager({ address: ['127.0.0.2', pyPort], authkey: Buffer.from(key), serializer: 'pickle' });
+    await c.connect();
+    const pyIt = await (await c.dict({ k: 1 }))._callmethod('__iter__');
+    t.deepEqual(pyIt._token.address, ['127.0.0.2', pyPort]);
+    t.deepEqual(await pyIt.next(), { done: false, value: 'k' });
   });
 
   test(`python${py.version}: a CPython client uses a Node manager started with serializer 'pickle' (objects, errors, nested proxies)`, async (t) => {

@@ -21,6 +21,7 @@
 // that may block in the server (a Queue's get, an Event's wait...) each take a connection of
 // their own (a thread of CPython's), so that a pending `get` does not hold up the `put` that
 // would satisfy it.
+import { networkInterfaces } from 'node:os';
 import { inspect } from 'node:util';
 import { threadId } from 'node:worker_threads';
 import { _connectSync, Client, type Address, type Connection } from './connection.js';
@@ -113,16 +114,50 @@ function pyAddress(address: Address): string | Tuple<unknown> {
 const LOCAL_HOSTS = new Set(['', 'localhost', '127.0.0.1', '0.0.0.0', '::1', '::']);
 const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::']);
 
-/** Whether a Token's address is the server's own (a client may have reached it by another local name). */
+let hostAddresses: Set<string> | null = null;
+/** Whether `host` names this machine: a loopback or wildcard name, or an address of one of its interfaces. */
+function isThisHost(host: string): boolean {
+  if (LOCAL_HOSTS.has(host) || host.startsWith('127.')) return true;
+  hostAddresses ??= new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address)));
+  return hostAddresses.has(host);
+}
+
+/**
+ * Whether a Token's address is the server's own: a client may have reached it by another
+ * local name, and a server on every interface by any address of this machine.
+ */
 function isOwnAddress(a: Address, own: Address): boolean {
   if (typeof a === 'string' || typeof own === 'string') return a === own;
-  return a[1] === own[1] && (a[0] === own[0] || (LOCAL_HOSTS.has(a[0]) && LOCAL_HOSTS.has(own[0])));
+  if (a[1] !== own[1]) return false;
+  if (a[0] === own[0] || (LOCAL_HOSTS.has(a[0]) && LOCAL_HOSTS.has(own[0]))) return true;
+  return WILDCARD_HOSTS.has(own[0]) && isThisHost(a[0]);
+}
+
+/** Who a message is written for: a server's own Tokens carry the address this client reached it at. @internal */
+export interface Writing {
+  /** The server's address (what its own Tokens may say). */
+  own: Address;
+  /** The address the client connected to. */
+  reached: Address;
+}
+let writing: Writing | null = null;
+
+/** A reply of a server to one client: its own Tokens name the address that client reached it at. @internal */
+export function dumpMessage(msg: unknown, w: Writing): Buffer {
+  const before = writing;
+  writing = w;
+  try {
+    return dumps(msg);
+  } finally {
+    writing = before;
+  }
 }
 
 // Python's Token: `Token.__new__(Token)` then `__setstate__((typeid, address, id))`.
 Object.defineProperty(Token.prototype, pyReduce, {
   value(this: Token): PyReduced {
-    return { module: MODULE, name: 'Token', args: [], newobj: true, state: new Tuple<unknown>(this.typeid, pyAddress(this.address), this.id) };
+    const address = writing !== null && isOwnAddress(this.address, writing.own) ? writing.reached : this.address;
+    return { module: MODULE, name: 'Token', args: [], newobj: true, state: new Tuple<unknown>(this.typeid, pyAddress(address), this.id) };
   },
 });
 Object.defineProperty(Token.prototype, pySetState, {

@@ -7,9 +7,10 @@ import { inspect } from 'node:util';
 import type { Address, Connection } from './connection.js';
 import { UnpicklingError } from './errors.js';
 import type { RawReply } from './managers_client.js';
-import { asArray, fromPyName, loadMessage, METHOD_OPTIONS, PySlice, toPyName, type Reading } from './managers_pickle.js';
+import { asArray, dumpMessage, fromPyName, loadMessage, METHOD_OPTIONS, PySlice, toPyName, type Reading } from './managers_pickle.js';
 import { pythonErrorClass } from './errors.js';
 import { Token } from './managers_proxy.js';
+import { native } from './native.js';
 import { dumps, Tuple } from './pickle.js';
 import { makeError } from './pickle_globals.js';
 
@@ -44,6 +45,21 @@ function traceback(e: unknown): string {
   return `${String(e)}\n`;
 }
 
+/**
+ * The address a client reached the server at: the connection's own end (a server on every
+ * interface, `['', port]`, is reached at one of this machine's addresses, which the Tokens
+ * it sends that client name: CPython's would say '0.0.0.0', which only its own host can reach).
+ */
+function reachedAt(conn: Connection, own: Address): Address {
+  if (typeof own === 'string') return own;
+  try {
+    const a = native.sockName(conn.fileno());
+    return typeof a.host === 'string' && a.host !== '' ? [a.host.replace(/^::ffff:(?=\d+\.)/, ''), own[1]] : own;
+  } catch {
+    return own;
+  }
+}
+
 /** A reply as Python's client reads it: `(kind, value)`, a `#PROXY` as `(exposed, Token)`. */
 function pyReply(s: PickleServing, r: RawReply): Tuple<unknown> {
   const [kind, value] = r;
@@ -55,10 +71,10 @@ function pyReply(s: PickleServing, r: RawReply): Tuple<unknown> {
   return new Tuple<unknown>(kind, value);
 }
 
-function sendReply(conn: Connection, s: PickleServing, r: RawReply): void {
+function sendReply(conn: Connection, s: PickleServing, r: RawReply, reached: Address): void {
   let data: Buffer;
   try {
-    data = dumps(pyReply(s, r));
+    data = dumpMessage(pyReply(s, r), { own: s.address, reached });
   } catch (e) {
     // Python's serve_client: what cannot be pickled goes back as '#UNSERIALIZABLE'.
     data = dumps(new Tuple<unknown>('#UNSERIALIZABLE', traceback(e)));
@@ -173,20 +189,21 @@ let pickleClients = 0;
 export async function servePickleConnection(conn: Connection, s: PickleServing): Promise<void> {
   const reading: Reading = { authkey: s.authkey, server: { address: s.address, sid: s.sid } };
   const key = `py-${++pickleClients}`;
+  const reached = reachedAt(conn, s.address);
   try {
     let req: unknown[];
     try {
       req = asArray(loadMessage(await conn.recvBytes(), reading), 4, 'request');
       if (typeof req[1] !== 'string' || !PUBLIC.has(req[1])) throw new UnpicklingError(`${inspect(req[1])} unrecognized`);
     } catch (e) {
-      if (!(e instanceof Error && e.name === 'EOFError')) sendReply(conn, s, ['#TRACEBACK', traceback(e)]);
+      if (!(e instanceof Error && e.name === 'EOFError')) sendReply(conn, s, ['#TRACEBACK', traceback(e)], reached);
       return;
     }
     const [, name, args, kwds] = req as [unknown, string, unknown, unknown];
     if (name === 'accept_connection') {
-      sendReply(conn, s, ['#RETURN', null]);
+      sendReply(conn, s, ['#RETURN', null], reached);
       try {
-        await serveCalls(conn, s, reading, key);
+        await serveCalls(conn, s, reading, key, reached);
       } finally {
         s.gone(key);
       }
@@ -198,7 +215,7 @@ export async function servePickleConnection(conn: Connection, s: PickleServing):
     } catch (e) {
       r = ['#TRACEBACK', traceback(e)];
     }
-    sendReply(conn, s, r);
+    sendReply(conn, s, r, reached);
   } catch {
     /* the client went away */
   } finally {
@@ -206,7 +223,7 @@ export async function servePickleConnection(conn: Connection, s: PickleServing):
   }
 }
 
-async function serveCalls(conn: Connection, s: PickleServing, reading: Reading, key: string): Promise<void> {
+async function serveCalls(conn: Connection, s: PickleServing, reading: Reading, key: string, reached: Address): Promise<void> {
   for (;;) {
     let data: Buffer;
     try {
@@ -222,6 +239,6 @@ async function serveCalls(conn: Connection, s: PickleServing, reading: Reading, 
     } catch (e) {
       r = ['#TRACEBACK', traceback(e)];
     }
-    sendReply(conn, s, r);
+    sendReply(conn, s, r, reached);
   }
 }
