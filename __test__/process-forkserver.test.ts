@@ -1,30 +1,11 @@
 // The process tests with the forkserver start method (see process_suite.ts), and what is
-// particular to it: children started in advance, preload modules, replacement, clean-up.
+// particular to it: one server that forks every child, preload modules, restarts, clean-up.
 import test from 'ava';
-import { join } from 'node:path';
-import { getContext, Pipe, Process, setExecutable, setForkserverPreload, setStartMethod } from '../index.js';
-import { _forkserverSpares } from '../src/forkserver.js';
-import { reportEnv, reportPreloaded, sendBack } from './fixtures/targets.js';
+import { getContext, Pipe, Process, setStartMethod } from '../index.js';
+import { _forkserverPid } from '../src/forkserver.js';
+import { sendBack } from './fixtures/targets.js';
 import { square } from './fixtures/pool_targets.js';
-import { reportEvaluated } from './fixtures/forkserver_targets.js';
-import { neverRuns } from './fixtures/forkserver_exiting.js';
-import { availableParallelism } from 'node:os';
-import { readdirSync } from 'node:fs';
-import { eventually, gone, root, runTs } from './helpers.js';
-
-/**
- * Every thread of the process has ended. A killed node's main thread shows as a zombie while
- * its other threads are still exiting; only once they are gone does its pidfd (what the fork
- * server checks before using a waiting child) report the exit.
- */
-function exited(pid: number): boolean {
-  if (!gone(pid)) return false;
-  try {
-    return readdirSync(`/proc/${pid}/task`).length <= 1;
-  } catch {
-    return true;
-  }
-}
+import { eventually, gone, runJs } from './helpers.js';
 import { processSuite } from './process_suite.js';
 
 setStartMethod('forkserver');
@@ -44,144 +25,82 @@ async function roundTrip<T>(target: Function, ...args: unknown[]): Promise<{ got
   return { got, pid: p.pid!, code: p.exitcode };
 }
 
-test.serial('a start takes a child started in advance and starts a replacement', async (t) => {
-  await roundTrip(sendBack, 1);
-  const spares = _forkserverSpares();
-  t.true(spares.length >= 2);
-  const { pid } = await roundTrip(sendBack, 2);
-  t.true(spares.includes(pid), 'a waiting child ran it');
-  t.true(_forkserverSpares().length >= 2);
-  t.false(_forkserverSpares().includes(pid));
-});
-
-test.serial('a Pool of n workers leaves n children waiting (bounded); idle, they go back to 2', async (t) => {
-  const bound = Math.max(4, Math.min(16, 2 * availableParallelism()));
-  const n = Math.min(bound, 5);
-  const pool = getContext('forkserver').Pool(n);
-  try {
-    t.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
-  } finally {
-    pool.terminate();
-    await pool.join();
-  }
-  t.true(await eventually(() => _forkserverSpares().length === n, 60_000), `${_forkserverSpares().length} waiting, not ${n}`);
-  // One fewer after each idle 5 s.
-  t.true(await eventually(() => _forkserverSpares().length === 2, 90_000), `${_forkserverSpares().length} waiting, not 2`);
-  const { got } = await roundTrip(sendBack, 'still works');
-  t.deepEqual(got, ['still works']);
-});
-
-test.serial('the module of an earlier target is loaded by children started in advance, before start()', async (t) => {
-  // The first start teaches it the module; the children started after that load it while
-  // they wait, so that a later start finds it loaded before start() was called.
-  let before = false;
-  for (let i = 0; i < 20 && !before; i++) {
-    await new Promise((r) => setTimeout(r, 300 * Math.min(i, 5)));
-    const at = process.hrtime.bigint();
-    const { got } = await roundTrip<bigint>(reportEvaluated);
-    t.is(typeof got, 'bigint');
-    if (i === 0) t.true(got > at, 'not loaded in advance before it was a target');
-    before = got < at;
-  }
-  t.true(before, 'never loaded in advance');
-});
-
-test.serial('preload modules are loaded before the target; a change replaces the waiting children', async (t) => {
-  t.throws(() => setForkserverPreload([1 as unknown as string]), { instanceOf: TypeError });
-  const before = _forkserverSpares();
-  setForkserverPreload([join(root, '__test__/fixtures/preload_mark.ts')]);
-  try {
-    const { got, pid } = await roundTrip<{ preloaded: string | null; method: string }>(reportPreloaded);
-    t.deepEqual(got, { preloaded: `preloaded in ${pid}`, method: 'forkserver' });
-    t.false(before.includes(pid), 'not a child started before the change');
-  } finally {
-    setForkserverPreload([]);
-  }
-  const { got } = await roundTrip<{ preloaded: string | null }>(reportPreloaded);
-  t.is(got.preloaded, null);
-});
-
-test.serial('the environment of the start is the child\'s, even if changed after the spares started', async (t) => {
-  await roundTrip(sendBack, 0);
-  process.env.MP_FORKSERVER_TEST = 'changed';
-  try {
-    t.is((await roundTrip(reportEnv, 'MP_FORKSERVER_TEST')).got, 'changed');
-  } finally {
-    delete process.env.MP_FORKSERVER_TEST;
-  }
-});
-
-test.serial('waiting children that were killed are replaced: the next start works', async (t) => {
-  await roundTrip(sendBack, 0);
-  const spares = _forkserverSpares();
-  for (const pid of spares) process.kill(pid, 'SIGKILL');
-  t.true(await eventually(() => spares.every(exited)));
-  const { got, pid } = await roundTrip(sendBack, 'after');
-  t.deepEqual(got, ['after']);
-  t.false(spares.includes(pid));
-  t.true(_forkserverSpares().length >= 2);
-});
-
-test.serial('waiting children killed just before start(): the start uses another one, the process runs and exits 0', async (t) => {
-  // The kill is not waited for: the killed child's threads are still exiting when start()
-  // looks at it (its pidfd not yet readable). Rounds alternate: the oldest waiting child
-  // killed (the next one is used), and every waiting child killed (a fresh one is started).
-  await roundTrip(sendBack, 0);
-  const killed: number[] = [];
-  for (let round = 0; round < 12; round++) {
-    const spares = _forkserverSpares();
-    t.true(spares.length > 0);
-    const victims = round % 2 ? spares : spares.slice(0, 1);
-    for (const pid of victims) process.kill(pid, 'SIGKILL');
-    killed.push(...victims);
-    const { got, pid, code } = await roundTrip(sendBack, round);
-    t.deepEqual(got, [round]);
-    t.is(code, 0, `round ${round}`);
-    t.false(victims.includes(pid), `round ${round}: a killed child ran the process`);
-  }
-  t.true(await eventually(() => killed.every(gone), 20_000), 'the killed children were reaped');
-});
-
-test.serial('an executable that cannot start, set right after a start: no crash; starts fail clearly until it is set back', async (t) => {
-  const [a, b] = Pipe();
-  const p = new Process({ target: sendBack, args: [b, 'first'] });
-  p.start();
-  // The replacements start after this turn of the event loop, with this executable.
-  setExecutable(join(root, 'no-such-node'));
-  try {
-    t.deepEqual(await a.recv(), ['first']);
-    await p.join();
-    t.is(p.exitcode, 0);
-    await new Promise((r) => setTimeout(r, 500));
-    t.throws(() => new Process({ target: sendBack, args: [b] }).start(), { message: /cannot start/ });
-  } finally {
-    setExecutable(process.execPath);
-    a.close();
-    b.close();
-  }
-  const { got, code } = await roundTrip(sendBack, 'after');
-  t.deepEqual(got, ['after']);
+test.serial('under a TypeScript loader (module hooks on a thread of their own), children are spawned, not forked', async (t) => {
+  // This file runs under tsx: the forkserver start method starts no server here.
+  const { got, code } = await roundTrip(sendBack, 'spawned');
+  t.deepEqual(got, ['spawned']);
   t.is(code, 0);
+  t.is(_forkserverPid(), null);
 });
 
-test.serial('a target module that ends the child at its top level: that process exits with its code; no loop of restarts', async (t) => {
-  const p = new Process({ target: neverRuns, args: [null] });
-  p.start();
-  await p.join(60);
-  t.is(p.exitcode, 3);
-  // The children started after it load its module and end: they are not replaced in a loop
-  // (the set of waiting children settles: no new pid for 5 s).
-  let last = _forkserverSpares().join();
-  let since = Date.now();
-  const settled = await eventually(() => {
-    const now = _forkserverSpares().join();
-    if (now !== last) [last, since] = [now, Date.now()];
-    return Date.now() - since > 5000;
-  }, 90_000);
-  t.true(settled, 'waiting children keep being restarted');
-  const { got, code } = await roundTrip(sendBack, 'after');
-  t.deepEqual(got, ['after']);
-  t.is(code, 0);
+/** A scenario of forkserver_checks.mjs: plain node against the built package, children forked by the server. */
+async function check<T>(scenario: string, ...args: string[]): Promise<T> {
+  const r = await runJs('__test__/fixtures/forkserver_checks.mjs', [scenario, ...args], 300_000);
+  if (r.code !== 0) throw new Error(`${scenario}: exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+interface Self {
+  pid: number;
+  ppid: number;
+  statPid: number;
+  random: number;
+  env: string | null;
+  cwd: string;
+}
+
+test('forked: one server for the contexts; each child its own pid, the server as parent, its own Math.random, the environment and directory of its start', async (t) => {
+  type Got = { got: Self; pid: number; exitcode: number };
+  const r = await check<{ first: Got; second: Got; server: number; serverAfter: number; self: number }>('self');
+  t.not(r.server, null);
+  t.not(r.server, r.self);
+  t.is(r.serverAfter, r.server);
+  for (const c of [r.first, r.second]) {
+    t.is(c.exitcode, 0);
+    t.is(c.got.pid, c.pid);
+    t.is(c.got.statPid, c.pid);
+    t.is(c.got.ppid, r.server);
+  }
+  t.not(r.first.got.random, r.second.got.random);
+  t.is(r.first.got.env, null);
+  t.is(r.second.got.env, 'set after the server started');
+  t.is(r.second.got.cwd, '/tmp');
+});
+
+test('forked: exit codes (throw, process.exit, SIGTERM, SIGKILL) and the sentinel', async (t) => {
+  const r = await check<Record<string, unknown>>('exitcodes');
+  t.deepEqual(r, { throw: 1, exit7: 7, terminate: -15, kill: -9, sentinelBefore: 0, sentinelAfter: 1, afterSentinel: 'known', sentinelCode: -15 });
+});
+
+test('forked: a daemonic child dies with its parent killed with SIGKILL; a non-daemonic one outlives it', async (t) => {
+  const r = await check<Record<string, boolean>>('daemon');
+  t.deepEqual(r, { daemonAlive: true, daemonGone: true, childAlive: true, childOutlives: true });
+});
+
+test('forked: preload modules are loaded by the server before it forks; a change starts another server', async (t) => {
+  const r = await check<{ before: string | null; during: string | null; server: number; first: number; last: number }>('preload');
+  t.is(r.before, null);
+  t.is(r.during, `preloaded in ${r.server}`);
+  t.not(r.server, r.first);
+  t.not(r.last, r.server);
+});
+
+test('forked: a server killed is restarted by the next start; a child it was waiting for reports 255 and still runs', async (t) => {
+  const r = await check<Record<string, unknown>>('restart');
+  t.is(r.exitcode, 255);
+  t.true(r.orphanAlive);
+  t.true(r.serverGone);
+  t.is(r.next, 0);
+  t.not(r.newServer, r.server);
+});
+
+test('forked: a Pool and a Manager of a forkserver context', async (t) => {
+  t.deepEqual(await check('pool'), { squares: [1, 4, 9, 16, 25], got: 1 });
+});
+
+test('forked: 120 children, 12 at a time, each with timers, a TCP socket, the thread pool, a contended Lock, a GC, a Queue put', async (t) => {
+  const r = await check<{ n: number; codes: number[]; bad: unknown[]; randoms: number; bytes: number }>('busy', '120');
+  t.deepEqual(r, { n: 120, codes: [0], bad: [], randoms: 120, bytes: 120 });
 });
 
 test.serial('a Pool of a forkserver context works', async (t) => {
@@ -205,14 +124,11 @@ test.serial('a Manager of a forkserver context works, its server a forkserver ch
   t.deepEqual(await l._getvalue(), [1, 2, 3]);
 });
 
-test('stress: many starts, some killed at once; no hang, no zombie, nothing left behind', async (t) => {
-  const r = await runTs('__test__/fixtures/forkserver_stress.ts', [], 110_000);
-  t.is(r.code, 0, r.stderr);
-  const report = JSON.parse(r.stdout) as { codes: number[]; zombies: number[]; spares: number[]; pids: number[] };
+test('forked stress: many starts, some killed at once; no hang, no zombie, nothing left behind', async (t) => {
+  const report = await check<{ codes: number[]; zombies: number[]; server: number; pids: number[] }>('stress');
   t.deepEqual(report.zombies, []);
   t.true(report.codes.every((c) => c === 0 || c === -9 || c === -15), report.codes.join(','));
-  t.true(report.codes.filter((c) => c !== 0).length >= 1);
-  t.true(report.spares.length >= 2 && report.spares.length <= 16, `${report.spares.length} waiting`);
-  // The parent has exited: the children that were waiting for work died with it.
-  t.true(await eventually(() => [...report.spares, ...report.pids].every(gone), 10_000), 'no process left behind');
+  t.is(report.codes.filter((c) => c !== 0).length, report.codes.length / 2);
+  // The parent has exited: its server ended with it, and no child is left.
+  t.true(await eventually(() => [report.server, ...report.pids].every(gone), 10_000), 'no process left behind');
 });

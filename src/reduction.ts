@@ -901,26 +901,6 @@ async function importModule(url: string): Promise<void> {
   modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
 }
 
-/**
- * The modules that the functions and classes of a message come from (file modules only),
- * without rebuilding anything. The fork server learns from the Process objects it sends
- * which modules its waiting children should load in advance. @internal
- */
-export function functionModules(data: Uint8Array): string[] {
-  if (data.length === 0 || data[0] !== 0xff) return [];
-  const out: string[] = [];
-  for (const r of decode(data).refs ?? []) {
-    const url = r.k === 'function' ? functionStateOrNull(r.s)?.url : undefined;
-    if (url && isModuleUrl(url) && !out.includes(url)) out.push(url);
-  }
-  return out;
-}
-
-/** Import `url` as the module of a received function (a child started in advance loads it before its Process object arrives). @internal */
-export async function importFunctionModule(url: string): Promise<void> {
-  if (!modules.has(url) && isModuleUrl(url)) await importModule(url);
-}
-
 function moduleSync(url: string): Record<string, unknown> | undefined {
   let mod = modules.get(url);
   if (!mod) {

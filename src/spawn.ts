@@ -63,6 +63,12 @@ export function closePidfd(fd: number): void {
   native.closeFd(fd);
 }
 
+/** Release a child's pidfd and, for a fork server's child, its status descriptor. */
+function closeDescriptors(pidfd: number, status: number): void {
+  closePidfd(pidfd);
+  if (status >= 0) closePidfd(status);
+}
+
 let endedFd = -1;
 /**
  * A descriptor that is always readable (a socket whose peer is closed): the sentinel of
@@ -77,10 +83,35 @@ export function alwaysReadable(): number {
   return endedFd;
 }
 
+/**
+ * A started child: its pid and a pidfd (signals; the sentinel of this process's own
+ * children, reaped with waitpid). A child of the fork server also has `status`: the
+ * descriptor on which the server writes its exit code (a 4-byte message) once it has
+ * reaped it, or that ends if the server died (code 255, as CPython reports): its sentinel. @internal
+ */
+export interface Child {
+  pid: number;
+  pidfd: number;
+  status?: number;
+}
+
 /** A started child and the parent's end of its bootstrap socket. @internal */
 export interface Started {
-  child: { pid: number; pidfd: number };
+  child: Child;
   conn: number;
+}
+
+/** The exit code on a fork server's status descriptor, or null if not there yet. */
+function readStatus(fd: number): number | null {
+  const conn = new native.NativeConnection(fd);
+  try {
+    const data = nativeCall(() => conn.recv(false, null, null));
+    return data === null ? null : data.readInt32LE(0);
+  } catch {
+    return 255; // the server died before it could say
+  } finally {
+    conn.detach();
+  }
 }
 
 /** Start a fresh node process that runs `args` after its node options, bootstrap socket on descriptor 3. @internal */
@@ -127,7 +158,7 @@ export function sendBootstrap(conn: NativeConnectionType, [prep, proc]: [Dumped,
  * How a Popen's child is started and handed its two messages (the preparation data and the
  * Process object); returns the child. @internal
  */
-export type Launch = (messages: [Dumped, Dumped]) => Started['child'];
+export type Launch = (messages: [Dumped, Dumped]) => Child;
 
 /** The spawn way: a fresh node process for this Process object. */
 function spawnLaunch(proc: BaseProcess): Launch {
@@ -163,9 +194,11 @@ export class SpawnPopen implements Popen {
   readonly pid: number;
   /** The child's pidfd, until released. */
   #pidfd: number;
+  /** A fork server's child: the descriptor of its exit status (see Child), -1 otherwise. */
+  #status: number;
   /** Whether `sentinel` was handed out: then the pidfd lives until close() or collection, as in Python. */
   #exposed = false;
-  readonly #finalizer: Finalize<[number]>;
+  readonly #finalizer: Finalize<[number, number]>;
   returncode: number | null = null;
   #closed = false;
 
@@ -173,7 +206,7 @@ export class SpawnPopen implements Popen {
     // Serialize first: an unsendable argument fails here, before any child exists.
     const prep: Preparation = { parentName: currentProcess().name, ..._loggingForChild(), startMethod: _startMethodForChild() };
     const messages: [Dumped, Dumped] = [dumps(prep), dumps(proc)];
-    let child: Started['child'];
+    let child: Child;
     try {
       child = launch(messages);
     } catch (e) {
@@ -182,12 +215,19 @@ export class SpawnPopen implements Popen {
     }
     this.pid = child.pid;
     this.#pidfd = child.pidfd;
-    // Python's Popen finalizer: a collected process object releases its descriptor.
-    this.#finalizer = new Finalize(this, closePidfd, [child.pidfd]);
+    this.#status = child.status ?? -1;
+    // Python's Popen finalizer: a collected process object releases its descriptors.
+    this.#finalizer = new Finalize(this, closeDescriptors, [child.pidfd, this.#status]);
+  }
+
+  /** The descriptor readable once the exit code is known. */
+  get #ended(): number {
+    return this.#status >= 0 ? this.#status : this.#pidfd;
   }
 
   #exitCode(timeout: number | null): number | null {
-    return nativeCall(() => native.waitChild(this.pid, this.#pidfd, timeout));
+    if (this.#status < 0) return nativeCall(() => native.waitChild(this.pid, this.#pidfd, timeout));
+    return nativeCall(() => native.waitReadable(this.#status, timeout)) ? readStatus(this.#status) : null;
   }
 
   /**
@@ -197,14 +237,14 @@ export class SpawnPopen implements Popen {
   get sentinel(): number {
     if (this.#finalizer.stillActive()) {
       this.#exposed = true;
-      return this.#pidfd;
+      return this.#ended;
     }
     return alwaysReadable();
   }
 
   /** The pidfd for this object's own waits (does not hand it out). @internal */
   get _waitFd(): number {
-    return this.#finalizer.stillActive() ? this.#pidfd : alwaysReadable();
+    return this.#finalizer.stillActive() ? this.#ended : alwaysReadable();
   }
 
   /** The child has been reaped: nothing needs its pidfd unless it was handed out. */
@@ -233,7 +273,7 @@ export class SpawnPopen implements Popen {
       if (this.poll() !== null) return this.returncode;
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
       if (left === 0) return null;
-      await wait.readable(this.#pidfd, left);
+      await wait.readable(this.#ended, left);
     }
   }
 

@@ -15,6 +15,7 @@
 //! - [`net`]: TCP and Unix listening/connecting sockets for Listener/Client.
 
 pub mod auth;
+pub mod forkself;
 pub mod frame;
 pub mod futex;
 pub mod heap;

@@ -8,6 +8,7 @@
 mod auth;
 mod conn;
 mod error;
+mod forkself;
 mod heap;
 mod net;
 mod notify;

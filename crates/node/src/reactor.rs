@@ -82,3 +82,8 @@ pub fn reactor_forget(fd: i32) -> napi::Result<()> {
 pub fn reactor_ref(env: Env, keep_alive: bool) -> napi::Result<()> {
     ROUTES.set_ref(&env, keep_alive, "reactor")
 }
+
+/// Whether this process's reactor thread has been started (a forking server must not have one).
+pub(crate) fn started() -> bool {
+    REACTOR.get().is_some()
+}

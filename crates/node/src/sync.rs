@@ -541,3 +541,8 @@ impl NativeBarrier {
         }
     }
 }
+
+/// Whether this process's wait engine has been started (a forking server must not have one).
+pub(crate) fn started() -> bool {
+    WAITER.get().is_some()
+}
