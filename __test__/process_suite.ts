@@ -120,7 +120,7 @@ export function processSuite(method: 'spawn' | 'forkserver'): void {
       p.start();
       t.deepEqual(await a.recv(), ['via wrapper']);
       await p.join();
-      // Each node started (forkserver: also the children started in advance) ran the wrapper.
+      // Each node started (forkserver: also its server) ran the wrapper.
       t.regex(readFileSync(log, 'utf8'), /^(used\n)+$/);
       setExecutable(join(dir, 'missing'));
       const before = activeChildren().length;
@@ -164,8 +164,7 @@ export function processSuite(method: 'spawn' | 'forkserver'): void {
     t.false(gone(daemonPid));
     p.kill();
     await p.join();
-    // A forkserver child that was still starting up when its parent died ends when it
-    // sees that, before running anything: allow for a start-up on a loaded machine.
+    // Its parent-death signal: allow for a loaded machine.
     t.true(await eventually(() => gone(daemonPid), 30_000));
   });
 
