@@ -125,14 +125,20 @@ function serve(): ForkedFrom | null {
  * (OpenSSL) reseeds itself after a fork.
  */
 function reseedMathRandom(): void {
-  const s = getRandomValues(new BigUint64Array(2));
-  let s0 = s[0] | 1n;
-  let s1 = s[1];
   const mask = (1n << 64n) - 1n;
+  let s0 = 0n;
+  let s1 = 0n;
   const random = (): number => {
+    // Seeded on its first call: the crypto generator's first use after a fork costs a few
+    // milliseconds, which a child that never calls Math.random does not pay at its start.
+    if (s0 === 0n) {
+      const s = getRandomValues(new BigUint64Array(2));
+      s0 = s[0] | 1n;
+      s1 = s[1];
+    }
     let x = s0;
     const y = s1;
-    s0 = y;
+    s0 = y || 1n;
     x = (x ^ (x << 23n)) & mask;
     s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
     return Number((s1 + y) & mask & ((1n << 53n) - 1n)) / 2 ** 53;
