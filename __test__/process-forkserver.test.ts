@@ -85,6 +85,16 @@ test('forked: preload modules are loaded by the server before it forks; a change
   t.not(r.last, r.server);
 });
 
+test('forked: a server that never answers (a preload module that never finishes loading) fails start() with TimeoutError and is ended; the next start works', async (t) => {
+  const r = await check<{ error: { name: string; message: string } | null; waited: number; hungGone: boolean; next: number; started: boolean }>('hungPreload');
+  t.is(r.error?.name, 'TimeoutError');
+  t.regex(r.error?.message ?? '', /did not answer within 2 s/);
+  t.true(r.waited >= 1.9);
+  t.true(r.hungGone);
+  t.false(r.started);
+  t.is(r.next, 0);
+});
+
 test('forked: a server killed is restarted by the next start; a child it was waiting for reports 255 and still runs', async (t) => {
   const r = await check<Record<string, unknown>>('restart');
   t.is(r.exitcode, 255);

@@ -7,7 +7,7 @@
 // socket). Each child's pid and pidfd come from the server, with the descriptor on which
 // the server writes its exit code once it has reaped it (the sentinel); the parent then
 // sends the child its preparation data and Process object itself, as for spawn.
-import { nativeCall } from './errors.js';
+import { nativeCall, TimeoutError } from './errors.js';
 import { native } from './native.js';
 import { BaseProcess, registerProcessClass, type Popen } from './process.js';
 import { childExecArgv, closePidfd, environment, getExecutable, sendBootstrap, SpawnPopen, startNode, type Child } from './spawn.js';
@@ -65,6 +65,18 @@ interface Server {
 
 let server: Server | null = null;
 
+/**
+ * How long a start waits for the server's answer, the server's boot and preload modules
+ * included the first time: a server that hangs (a preload module that never finishes
+ * loading) fails the start with TimeoutError instead of blocking this thread for ever.
+ */
+let answerSeconds = 60;
+
+/** Set the wait for the server's answer (tests). @internal */
+export function _setForkserverAnswerTimeout(seconds: number): void {
+  answerSeconds = seconds;
+}
+
 /** Stop using the server: closing its socket ends it (if it has not ended), and it is reaped once it has. */
 function dropServer(s: Server): void {
   if (server === s) server = null;
@@ -105,8 +117,12 @@ function fork(s: Server): { child: Child; conn: Channel } {
   try {
     const request: ForkRequest = { env: process.env as Record<string, string>, cwd: process.cwd() };
     nativeCall(() => s.conn.send(Buffer.from(JSON.stringify(request)), [childEnd]));
-    // The server forks at once: it answers within a fork's time.
-    const reply = nativeCall(() => s.conn.recv(true, null, null))!;
+    // The server forks at once: it answers within a fork's time (after its boot, the first time).
+    const reply = nativeCall(() => s.conn.recv(true, answerSeconds, null));
+    if (reply === null) {
+      nativeCall(() => native.signalChild(s.pidfd, 9));
+      throw new TimeoutError(`the fork server (pid ${s.pid}) did not answer within ${answerSeconds} s: it was ended (a preload module that never finishes loading?)`);
+    }
     const [pidfd, status] = nativeCall(() => s.conn.takeFds(2));
     return { child: { pid: Number(reply.toString()), pidfd, status }, conn: new native.NativeConnection(parentEnd) };
   } catch (e) {
@@ -126,8 +142,10 @@ function launch(messages: [Dumped, Dumped]): Child {
   const s = theServer();
   try {
     forked = fork(s);
-  } catch {
+  } catch (e) {
     dropServer(s);
+    // A server that hung would hang again with the same modules; a dead one is replaced.
+    if (e instanceof TimeoutError) throw e;
     forked = fork(theServer());
   }
   // If the child died before reading, the Process object's counts are given back.
