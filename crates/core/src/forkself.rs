@@ -6,10 +6,6 @@
 //! crates/node/src/forkself.rs).
 
 use std::io;
-use std::os::fd::RawFd;
-use std::time::Instant;
-
-use crate::sys::poll_millis;
 
 /// Fork the calling process. Returns the child's pid in the parent and 0 in the child.
 /// In the child, the signal mask of the calling thread is emptied. Every mapping is made
@@ -43,28 +39,6 @@ fn share_all_mappings() {
     }
 }
 
-/// Which of `fds` are readable (or at their end), waiting until `deadline` (None: forever)
-/// for one of them. Empty when the deadline passes first.
-pub fn poll_readable(fds: &[RawFd], deadline: Option<Instant>) -> io::Result<Vec<RawFd>> {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    loop {
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, poll_millis(deadline)) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r > 0 {
-            return Ok(pfds.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(Vec::new());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +63,8 @@ mod tests {
 
     #[test]
     fn poll_readable_reports_the_ready_ones() {
+        use crate::sys::poll_readable;
+        use std::time::Instant;
         let (a, b) = socketpair().unwrap();
         let (c, d) = socketpair().unwrap();
         let fds = [b.as_raw_fd(), d.as_raw_fd()];

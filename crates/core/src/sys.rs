@@ -49,9 +49,24 @@ pub fn poll_millis(deadline: Option<Instant>) -> libc::c_int {
 /// Wait until `fd` is readable (or at EOF/hang-up) or the deadline passes.
 /// Returns whether it is readable.
 pub fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
+    poll_until(&mut [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }], deadline)
+}
+
+/// Which of `fds` are readable (or at their end), waiting until `deadline` (None: forever)
+/// for one of them. Empty when the deadline passes first.
+pub fn poll_readable(fds: &[RawFd], deadline: Option<Instant>) -> io::Result<Vec<RawFd>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    if !poll_until(&mut pfds, deadline)? {
+        return Ok(Vec::new());
+    }
+    Ok(pfds.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect())
+}
+
+/// poll(2) until one of `pfds` has an event (true) or the deadline passes (false);
+/// interrupted polls are resumed.
+fn poll_until(pfds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<bool> {
     loop {
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        let r = unsafe { libc::poll(&mut pfd, 1, poll_millis(deadline)) };
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, poll_millis(deadline)) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -62,10 +77,8 @@ pub fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
         if r > 0 {
             return Ok(true);
         }
-        if let Some(d) = deadline {
-            if Instant::now() >= d {
-                return Ok(false);
-            }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
         }
     }
 }

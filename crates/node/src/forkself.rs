@@ -228,5 +228,5 @@ pub fn getpid() -> i32 {
 /// forever) for one of them. Blocks the calling thread: for the fork server's loop.
 #[napi]
 pub fn poll_readable(fds: Vec<i32>, timeout: Option<f64>) -> napi::Result<Vec<i32>> {
-    mp_core::forkself::poll_readable(&fds, mp_core::sys::deadline(timeout)).map_err(os)
+    mp_core::sys::poll_readable(&fds, mp_core::sys::deadline(timeout)).map_err(os)
 }
