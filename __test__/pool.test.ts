@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, halfOrText, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
+  add, exitNow, failAt, failSome, halfOrText, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
   unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
@@ -109,9 +109,9 @@ test('a task error keeps class and message with the worker stack as cause; map r
 });
 
 /** What an imap's iterator gives to explicit next() calls: values, error names, then 'END'. */
-async function drain(it: AsyncIterator<unknown>): Promise<unknown[]> {
+async function drain(it: AsyncIterator<unknown>, most = 100): Promise<unknown[]> {
   const out: unknown[] = [];
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < most; i++) {
     try {
       const r = await it.next();
       if (r.done) return [...out, 'END'];
@@ -149,6 +149,58 @@ test('imap with chunks of several items: a failed chunk raises once and ends the
   t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
   pool.close();
   await pool.join();
+});
+
+test('imap with chunks of one over a long array (runs of items split across batches): order, each item failing alone, lost workers, unsendable items, maxtasksperchild', async (t) => {
+  await using pool = new Pool(2);
+  const n = 3000;
+  const squares = range(n).map((x) => x * x);
+  const got: number[] = [];
+  for await (const x of pool.imap(square, range(n))) got.push(x);
+  t.deepEqual(got, squares);
+  const un: number[] = [];
+  for await (const x of pool.imapUnordered(square, range(n))) un.push(x);
+  t.deepEqual(un.sort((a, b) => a - b), squares);
+  // Items that throw all along the input: each raises from its own next(), and the
+  // iteration goes on (Python's IMapIterator with chunks of one).
+  const expected = [...range(n).map((x) => (x % 7 === 3 ? 'RangeError' : x)), 'END'];
+  t.deepEqual(await drain(pool.imap(failSome, range(n)), n + 1), expected);
+  const unFailed = await drain(pool.imapUnordered(failSome, range(n)), n + 1);
+  t.is(unFailed.at(-1), 'END');
+  t.is(unFailed.filter((v) => v === 'RangeError').length, expected.filter((v) => v === 'RangeError').length);
+  t.deepEqual((unFailed.filter((v) => typeof v === 'number') as number[]).sort((a, b) => a - b), range(n).filter((x) => x % 7 !== 3));
+  // Items that cannot be sent fail alone; the items around them are returned.
+  const items: unknown[] = range(600);
+  items[300] = Symbol('no');
+  items[301] = Symbol('no');
+  const mixed = await drain(pool.imap(identity, items), 602);
+  t.deepEqual(mixed, [...range(300), 'TypeError', 'TypeError', ...range(600).slice(302), 'END']);
+  // A worker killed in the middle of the input: each item it held fails alone with
+  // WorkerLostError, the others are returned in order, and the pool goes on.
+  const lost = await drain(pool.imap(killAt, range(n)), n + 1);
+  t.is(lost.length, n + 1);
+  t.is(lost.at(-1), 'END');
+  t.is(lost[5], 'WorkerLostError');
+  t.true(lost.slice(0, n).every((v, i) => v === i || v === 'WorkerLostError'), String(lost.slice(0, 40)));
+  t.true(lost.filter((v) => typeof v === 'number').length >= n / 2, `${lost.filter((v) => v === 'WorkerLostError').length} lost`);
+  // Slow items are answered one by one, a run in parts: a worker killed at item 25 fails
+  // only the items of its run not answered yet.
+  const slow = await drain(pool.imap(slowKillAt, range(60)), 61);
+  t.deepEqual(slow.slice(0, 26), [...range(25), 'WorkerLostError'], String(slow));
+  t.true(slow.slice(0, 60).every((v, i) => v === i || v === 'WorkerLostError'), String(slow));
+  t.is(slow.at(-1), 'END');
+  t.deepEqual(await pool.map(square, range(20)), range(20).map((x) => x * x));
+});
+
+test('imap with chunks of one and maxtasksperchild: each worker runs at most that many items', async (t) => {
+  await using pool = new Pool({ processes: 2, maxtasksperchild: 50 });
+  const pids: number[] = [];
+  for await (const p of pool.imap(pid, range(400))) pids.push(p);
+  t.is(pids.length, 400);
+  const counts = new Map<number, number>();
+  for (const p of pids) counts.set(p, (counts.get(p) ?? 0) + 1);
+  t.true(counts.size >= 8, String([...counts]));
+  t.true([...counts.values()].every((c) => c <= 50), String([...counts]));
 });
 
 test('a worker that dies fails its task naming it and the exit code, and the pool goes on', async (t) => {

@@ -21,7 +21,7 @@ import { threadChannelPair } from './thread_channel.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
-  APPLY, APPLY1, applyArgs, AsyncResult, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
+  APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
 import { INIT_FAILED, poolWorker, type Batch, type Results } from './pool_worker.js';
@@ -148,7 +148,12 @@ interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
   /** Tasks sent and not answered, oldest first from `head` (results come back in order). */
   held: PendingTask[];
   head: number;
-  /** Tasks left in each batch in flight, oldest first. */
+  /** Rows of the task at `head` already answered (a run of one-item tasks, answered in parts). */
+  headDone: number;
+  /**
+   * Rows left in each batch in flight, oldest first. A row is what the worker sees as a
+   * task (a line of the task table): one per task, one per item of a run (EACH).
+   */
   inflight: number[];
   /** Bytes of each batch in flight. */
   inflightBytes: number[];
@@ -171,9 +176,23 @@ function heldCount(w: Worker): number {
   return w.held.length - w.head;
 }
 
-/** The tasks a worker holds, taken from it. */
+/** Rows of a task: one, or one per item of a run. */
+function rowsOf(t: PendingTask): number {
+  return t.kind === EACH ? t.count : 1;
+}
+
+/** Drop the first `n` items of the run `t`. */
+function advanceRun(t: PendingTask, n: number): void {
+  t.index += n;
+  t.start += n;
+  t.count -= n;
+}
+
+/** The tasks a worker holds, taken from it (a run answered in part: what is left of it). */
 function takeHeld(w: Worker): PendingTask[] {
   const held = w.held.slice(w.head);
+  if (w.headDone > 0 && held.length > 0) advanceRun(held[0], w.headDone);
+  w.headDone = 0;
   w.held = [];
   w.head = 0;
   w.inflight.length = 0;
@@ -205,48 +224,79 @@ function stopWorkers<P extends PoolWorkerProcess>(workers: Set<Worker<P>>): void
   workers.clear();
 }
 
-/** What `takeTasks` took besides the tasks: item slots and calls (no object per batch). */
+/** What `takeTasks` took besides the tasks: item slots, calls and rows (no object per batch). */
 let takenSlots = 0;
 let takenCalls = 0;
+let takenRows = 0;
+/** The run whose first part `takeTasks` took last (the rest stays queued), or null. */
+let splitRun: PendingTask | null = null;
 
 /**
  * The per-task loop of a batch (one small function: the JIT compiles it alone, not the
- * batch's serialization with it). Moves up to `n` tasks from `queue[head..]` to `taken`
- * while their item slots stay within `maxSlots` (none if the first does not fit) and, with moved
- * buffers (threads), the batch within MOVED_PER_BATCH; writes their rows of the task
- * table into metaScratch, and the definitions of the functions the worker lacks
- * (`fns`) into `defs`. Returns the new head (slots and calls in takenSlots, takenCalls).
+ * batch's serialization with it). Moves tasks from `queue[head..]` to `taken`, up to `n`
+ * rows (see Worker.inflight), while their item slots stay within `maxSlots` (none if the
+ * first does not fit) and, with moved buffers (threads), the batch within MOVED_PER_BATCH;
+ * a run (EACH) longer than the room left is split, its first part taken (`splitRun`).
+ * Writes the rows of the task table into metaScratch, and the definitions of the
+ * functions the worker lacks (`fns`) into `defs`. Returns the new head (slots, calls and
+ * rows in takenSlots, takenCalls, takenRows).
  */
 function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: number, movedPerTask: number, taken: PendingTask[], fns: Set<number>, defs: Array<[number, Function]>): number {
   const meta = metaScratch;
+  const cap = movedPerTask > 0 ? Math.min(n, Math.max(1, Math.floor(MOVED_PER_BATCH / movedPerTask))) : n;
   let slots = 0;
   let calls = 0;
   let knownFn: Function | null = null;
   let id = 0;
   let k = 0;
-  for (; k < n && head < queue.length; k++) {
-    const t = queue[head];
-    const tslots = t.kind === PLAIN ? t.count : t.kind === APPLY1 ? 2 : slotsOf(t);
-    if (slots + tslots > maxSlots) {
-      if (k > 0) break;
-      takenSlots = takenCalls = 0;
-      return head;
+  splitRun = null;
+  while (k < cap && head < queue.length) {
+    let t = queue[head];
+    const tslots = t.kind === PLAIN || t.kind === EACH ? t.count : t.kind === APPLY1 ? 2 : slotsOf(t);
+    if (t.kind === EACH && (k + tslots > cap || slots + tslots > maxSlots)) {
+      // A run longer than the room left: its first part goes (a task of its own), the rest stays queued.
+      const m = Math.min(cap - k, Math.floor(maxSlots - slots));
+      if (m < 1) {
+        if (k > 0) break;
+        takenSlots = takenCalls = takenRows = 0;
+        return head;
+      }
+      const part: PendingTask = { job: t.job, index: t.index, fn: t.fn, src: t.src, start: t.start, count: m, kind: EACH };
+      advanceRun(t, m);
+      splitRun = t;
+      t = part;
+    } else {
+      if (slots + tslots > maxSlots) {
+        if (k > 0) break;
+        takenSlots = takenCalls = takenRows = 0;
+        return head;
+      }
+      queue[head++] = undefined as unknown as PendingTask;
     }
-    if (movedPerTask > 0 && k > 0 && (k + 1) * movedPerTask > MOVED_PER_BATCH) break;
-    queue[head++] = undefined as unknown as PendingTask;
     const c = t.count;
     calls += c;
     if (t.fn !== knownFn) {
       knownFn = t.fn!;
       id = fnDef(knownFn, fns, defs);
     }
-    meta[2 * k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
-    meta[2 * k + 1] = c;
-    slots += tslots;
+    if (t.kind === EACH) {
+      // One row per item: one-item tasks to the worker.
+      for (let j = 0; j < c; j++, k++) {
+        meta[2 * k] = id * 2;
+        meta[2 * k + 1] = 1;
+      }
+    } else {
+      meta[2 * k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
+      meta[2 * k + 1] = c;
+      k++;
+    }
+    slots += t.kind === EACH ? c : tslots;
     taken.push(t);
+    if (splitRun !== null) break;
   }
   takenSlots = slots;
   takenCalls = calls;
+  takenRows = k;
   return head;
 }
 
@@ -257,14 +307,14 @@ function fnDef(fn: Function, fns: Set<number>, defs: Array<[number, Function]>):
   return id;
 }
 
-/** A guess at the bytes `t` moves, from its first argument (cheap: the first task of a batch). */
+/** A guess at the bytes a row of `t` moves, from its first argument (cheap: the first task of a batch). */
 function movedIn(t: PendingTask | undefined): number {
   if (t === undefined) return 0;
   let x = t.kind === APPLY1 ? t.src : (t.src as unknown[])[t.kind === APPLY ? 0 : t.start];
   if (t.kind === STAR && Array.isArray(x)) x = x[0];
   if (!(x instanceof Moved)) return 0;
   const v = x.value as ArrayBufferView | ArrayBuffer;
-  return v.byteLength * t.count;
+  return v.byteLength * (t.kind === EACH ? 1 : t.count);
 }
 
 /** Bytes of the buffers a message moves (its transfer list's ArrayBuffers). */
@@ -290,18 +340,24 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #initargs: unknown[];
   #maxtasks: number | null;
   #workers = new Set<Worker<P>>();
-  /** Scratch of #release/#settle: the tasks one results message answers. */
+  /**
+   * Scratch of #release/#settle: the tasks one results message answers, and for each the
+   * first row answered and how many (parts of a run; otherwise 0 and 1).
+   */
   #released: PendingTask[] = [];
+  #releasedFrom: number[] = [];
+  #releasedRows: number[] = [];
   #queue: PendingTask[] = [];
   #head = 0;
-  /** Calls in the pending tasks. */
+  /** Calls, and rows (see Worker.inflight), in the pending tasks. */
   #queuedCalls = 0;
+  #queuedRows = 0;
   /** Jobs not finished; the imaps among them. */
   #jobCount = 0;
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   /** Batches packed by the current dispatch, sent at its end. */
-  #outbox: Array<{ w: Worker<P>; batch: Batch; data: Buffer; fds: number[]; transfer: unknown[] | undefined; tail: Uint8Array | null }> = [];
+  #outbox: Array<{ w: Worker<P>; batch: Batch; tasks: number; data: Buffer; fds: number[]; transfer: unknown[] | undefined; tail: Uint8Array | null }> = [];
   #initError: unknown = null;
   /** The workers have been told to stop (after close(), once the work is done). */
   #stopping = false;
@@ -374,7 +430,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       theirs.close();
     }
     const w: Worker<P> = {
-      proc, conn: mine, name: proc.name, held: [], head: 0, inflight: [], inflightBytes: [], budget,
+      proc, conn: mine, name: proc.name, held: [], head: 0, headDone: 0, inflight: [], inflightBytes: [], budget,
       fns: new Set(), assigned: 0, reading: false, gone: false, broken: false, unwatch: new AbortController(),
     };
     this.#workers.add(w);
@@ -465,6 +521,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
     this.#queue.push(t);
     this.#queuedCalls += t.count;
+    this.#queuedRows += rowsOf(t);
     if (!this.#dispatchScheduled) {
       this.#dispatchScheduled = true;
       queueMicrotask(() => {
@@ -500,15 +557,15 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     for (const w of this.#workers) {
       if (w.gone || w.broken) continue;
       live++;
-      held += heldCount(w);
+      for (let i = 0; i < w.inflight.length; i++) held += w.inflight[i];
       if (w.inflight.length === 0) idle++;
     }
-    // Batches of an even share of all the work not done, so that the workers stay busy
-    // and finish together.
-    let size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#pending() + held) / ((live || 1) * IN_FLIGHT))));
+    // Batches (in rows) of an even share of all the work not done, so that the workers
+    // stay busy and finish together.
+    let size = Math.min(MAX_BATCH, Math.max(1, Math.ceil((this.#queuedRows + held) / ((live || 1) * IN_FLIGHT))));
     // Little work in all (a short script's map or imap): all of it goes now, evenly to the
     // idle workers. In thirds, the rest would wait a round trip each for a worker to be idle.
-    if (idle > 0 && this.#queuedCalls < live * MIN_QUEUED_CALLS) size = Math.min(MAX_BATCH, Math.ceil(this.#pending() / idle));
+    if (idle > 0 && this.#queuedCalls < live * MIN_QUEUED_CALLS) size = Math.min(MAX_BATCH, Math.ceil(this.#queuedRows / idle));
     // Idle workers first, then a second and third batch for each. The batches of a round
     // are all packed before any is sent: a worker woken by a batch takes a core, which
     // the pool would otherwise have to share while it packs the next ones.
@@ -546,12 +603,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const head = takeTasks(queue, this.#head, n, budget / perItem, movedPerTask, taken, w.fns, defs);
     if (taken.length === 0) return;
     const slots = takenSlots;
+    const rows = takenRows;
     this.#head = head;
     this.#queuedCalls -= takenCalls;
+    this.#queuedRows -= rows;
     const items = packItems(taken, slots);
     // (The serializer copies meta out of its scratch space at once; packed numbers, the
     // last item, go to a worker process straight from theirs: see dumpsParts.)
-    const batch: Batch = [defs.length ? defs : null, metaScratch.subarray(0, 2 * taken.length), items];
+    const batch: Batch = [defs.length ? defs : null, metaScratch.subarray(0, 2 * rows), items];
     let data: Buffer;
     let fds: number[];
     let transfer: unknown[] | undefined;
@@ -567,7 +626,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       this.#unsendable(taken, e);
       return;
     }
-    if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / taken.length;
+    if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / rows;
     const bytes = data.length + (tail !== null ? tail.byteLength : 0);
     if (slots > 0) this.#bytesPerItem = (perItem + bytes / slots) / 2;
     if (bytes > budget) {
@@ -578,28 +637,35 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     for (const [id] of defs) w.fns.add(id);
     const held = w.held;
     for (let i = 0; i < taken.length; i++) held.push(taken[i]);
-    w.assigned += taken.length;
-    w.inflight.push(taken.length);
+    w.assigned += rows;
+    w.inflight.push(rows);
     w.inflightBytes.push(bytes);
     // With descriptors the batch is serialized again when sent: it needs its own meta.
     if (fds.length) batch[1] = batch[1].slice();
-    this.#outbox.push({ w, batch, data, fds, transfer, tail });
+    this.#outbox.push({ w, batch, tasks: taken.length, data, fds, transfer, tail });
   }
 
   /** Some of `taken` cannot be sent (`e`): find which, fail those, queue the rest again. */
   #unsendable(taken: PendingTask[], e: unknown): void {
     const ok: PendingTask[] = [];
+    let failed = false;
     for (const t of taken) {
-      try {
-        const its: unknown[] = [];
-        flatten(t, its);
-        dumps([t.fn, its]).undo?.();
-        ok.push(t);
-      } catch (err) {
-        t.job._set(t.index, false, err, 0, t.count);
+      // A run's items are tasks of their own: each is tried, and fails, alone.
+      const each = t.kind === EACH;
+      const parts = each ? Array.from({ length: t.count }, (_, j) => ({ ...t, index: t.index + j, start: t.start + j, count: 1 })) : [t];
+      for (const u of parts) {
+        try {
+          const its: unknown[] = [];
+          flatten(u, its);
+          dumps([u.fn, its]).undo?.();
+          ok.push(u);
+        } catch (err) {
+          failed = true;
+          u.job._set(u.index, false, err, 0, u.count);
+        }
       }
     }
-    if (ok.length === taken.length) {
+    if (!failed) {
       // Each can be sent alone but not all together: they fail rather than vanish.
       for (const t of taken) t.job._set(t.index, false, e, 0, t.count);
       return;
@@ -607,6 +673,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     for (const t of ok) {
       this.#queue.push(t);
       this.#queuedCalls += callsOf(t);
+      this.#queuedRows += rowsOf(t);
     }
   }
 
@@ -615,7 +682,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const outbox = this.#outbox;
     if (outbox.length === 0) return;
     this.#outbox = [];
-    for (const { w, batch, data, fds, transfer, tail } of outbox) {
+    for (const { w, batch, tasks, data, fds, transfer, tail } of outbox) {
       let sent = false;
       try {
         if (fds.length) w.conn.send(batch);
@@ -626,32 +693,41 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       } catch {
         // The worker is gone. A batch it never got goes back to the queue for the
         // others; its reader sees EOF and fails what it did get.
-        if (!sent) this.#unsend(w, batch!);
+        if (!sent) this.#unsend(w, batch!, tasks);
       }
       if (!w.reading) void this.#read(w);
     }
     itemScratch.reset();
   }
 
-  /** Take back the last batch given to `w`, which could not be sent, to the queue's head. */
-  #unsend(w: Worker<P>, batch: NonNullable<Batch>): void {
-    const n = batch[1].length / 2;
+  /** Take back the last batch given to `w` (`n` tasks), which could not be sent, to the queue's head. */
+  #unsend(w: Worker<P>, batch: NonNullable<Batch>, n: number): void {
+    const rows = batch[1].length / 2;
     const tasks = w.held.splice(w.held.length - n, n);
     w.inflight.pop();
     w.inflightBytes.pop();
-    w.assigned -= n;
+    w.assigned -= rows;
     this.#queue.splice(this.#head, 0, ...tasks);
+    this.#queuedRows += rows;
     for (const t of tasks) this.#queuedCalls += callsOf(t);
     w.broken = true;
     if (!w.reading && heldCount(w) === 0) void this.#lost(w);
   }
 
-  /** Return tasks just taken from the queue to its head. */
+  /** Return tasks just taken from the queue to its head (a run's part: back into the run). */
   #putBack(taken: PendingTask[]): void {
+    if (splitRun !== null) {
+      const part = taken.pop()!;
+      advanceRun(splitRun, -part.count);
+      this.#queuedCalls += part.count;
+      this.#queuedRows += part.count;
+      splitRun = null;
+    }
     this.#head -= taken.length;
     for (let i = 0; i < taken.length; i++) {
       this.#queue[this.#head + i] = taken[i];
       this.#queuedCalls += callsOf(taken[i]);
+      this.#queuedRows += rowsOf(taken[i]);
     }
   }
 
@@ -672,6 +748,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         if (heldCount(w) === 0) {
           w.held.length = 0;
           w.head = 0;
+          w.headDone = 0;
           w.inflight.length = 0;
           w.inflightBytes.length = 0;
         }
@@ -686,8 +763,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
   }
 
-  /** Hand the results of `w`'s oldest tasks to their jobs. */
-  /** The tasks `msg` answers, taken off the worker's books (in `released`, reused). */
+  /**
+   * The tasks `msg` answers (its `n` rows), taken off the worker's books (in `released`,
+   * reused; a run answered in part stays held, `headDone` counts its rows answered).
+   */
   #release(w: Worker<P>, msg: Results): number {
     const n = msg[0];
     if (n === INIT_FAILED) {
@@ -696,12 +775,29 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
     const held = w.held;
     const done = this.#released;
+    const from = this.#releasedFrom;
+    const rows = this.#releasedRows;
     let k = 0;
-    for (; k < n; k++) {
+    let left = n;
+    for (; left > 0; k++) {
       if (w.head >= held.length) break; // failed already (the pool was terminated)
-      done[k] = held[w.head];
-      held[w.head++] = undefined as unknown as PendingTask;
-      if (w.inflight.length && --w.inflight[0] <= 0) {
+      const t = held[w.head];
+      const d = w.headDone;
+      const m = t.kind === EACH ? Math.min(t.count - d, left) : 1;
+      done[k] = t;
+      from[k] = d;
+      rows[k] = m;
+      left -= m;
+      if (d + m < rowsOf(t)) w.headDone = d + m;
+      else {
+        held[w.head++] = undefined as unknown as PendingTask;
+        w.headDone = 0;
+      }
+    }
+    for (let r = n - left; r > 0 && w.inflight.length > 0;) {
+      const c = Math.min(r, w.inflight[0]);
+      r -= c;
+      if ((w.inflight[0] -= c) <= 0) {
         w.inflight.shift();
         w.inflightBytes.shift();
       }
@@ -720,10 +816,29 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const done = this.#released;
     let pos = 0;
     let f = 0;
+    let row = 0;
     for (let k = 0; k < count; k++) {
       const t = done[k];
       done[k] = undefined as unknown as PendingTask;
-      if (failed !== null && failed[f] === k) {
+      if (t.kind === EACH) {
+        // Rows of a run: its items that succeeded in a row go to the job together.
+        const end = row + this.#releasedRows[k];
+        let index = t.index + this.#releasedFrom[k];
+        while (row < end) {
+          if (failed !== null && failed[f] === row) {
+            f++;
+            t.job._set(index++, false, fromWorker(values[pos++]), 0, 1);
+            row++;
+            continue;
+          }
+          const stop = failed !== null && f < failed.length && failed[f] < end ? failed[f] : end;
+          const c = stop - row;
+          t.job._set(index, true, values, pos, c);
+          index += c;
+          pos += c;
+          row = stop;
+        }
+      } else if (failed !== null && failed[f] === row++) {
         f++;
         t.job._set(t.index, false, fromWorker(values[pos++]), 0, t.count);
       } else {
@@ -748,6 +863,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     this.#queue = [];
     this.#head = 0;
     this.#queuedCalls = 0;
+    this.#queuedRows = 0;
     for (const w of this.#workers) for (const t of takeHeld(w)) pending.push(t);
     for (const t of pending) t.job._set(t.index, false, e, 0, t.count);
     for (const job of [...this.#imaps]) job._wake();

@@ -1,7 +1,7 @@
 // How a pool packs tasks into the batches it sends its workers (the layout is described
 // in pool_worker.ts): the calls' arguments as a flat array, or as packed doubles when they
 // are all numbers. Shared by Pool and ThreadPool.
-import { APPLY, APPLY1, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
+import { APPLY, APPLY1, EACH, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
 import { PACK_MIN } from './pool_worker.js';
 
 /** Most tasks in one batch. */
@@ -32,7 +32,7 @@ export function flatten(t: PendingTask, items: unknown[]): void {
     return;
   }
   const src = t.src as unknown[];
-  if (t.kind === PLAIN) {
+  if (t.kind === PLAIN || t.kind === EACH) {
     for (let i = t.start, end = t.start + t.count; i < end; i++) items.push(src[i]);
   } else if (t.kind === APPLY) {
     items.push(src.length);
@@ -48,7 +48,7 @@ export function flatten(t: PendingTask, items: unknown[]): void {
 
 /** The number of item slots the calls of `t` take in a batch. */
 export function slotsOf(t: PendingTask): number {
-  if (t.kind === PLAIN) return t.count;
+  if (t.kind === PLAIN || t.kind === EACH) return t.count;
   if (t.kind === APPLY1) return 2;
   const src = t.src as unknown[];
   if (t.kind === APPLY) return 1 + src.length;
@@ -147,6 +147,15 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
       const v = (t.src as unknown[])[t.start];
       if (typeof v !== 'number') return false;
       f[p++] = v;
+    } else if (t.kind === EACH) {
+      // A run of one-item tasks (an imap's): its items in place, item by item (a lazy
+      // map's input is not packed whole).
+      const src = t.src as unknown[];
+      for (let i = t.start, end = t.start + t.count; i < end; i++) {
+        const v = src[i];
+        if (typeof v !== 'number') return false;
+        f[p++] = v;
+      }
     } else if (t.kind === PLAIN) p = fillPlain(t, f, p);
     else if (t.kind === STAR) p = fillArgs(t.src as unknown[], t.start, t.start + t.count, f, p);
     else {
@@ -216,7 +225,7 @@ function plainRun(tasks: PendingTask[]): Float64Array | null {
 function firstArg(t: PendingTask): unknown {
   if (t.kind === APPLY1) return t.src;
   const src = t.src as unknown[];
-  if (t.kind === PLAIN) return src[t.start];
+  if (t.kind === PLAIN || t.kind === EACH) return src[t.start];
   if (t.kind === APPLY) return src.length ? src[0] : 0;
   const a = src[t.start] as unknown[];
   return a.length ? a[0] : 0;

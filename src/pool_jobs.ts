@@ -22,14 +22,18 @@ export type Callback<T> = ((value: T) => void) | null | undefined;
 export type ErrorCallback = ((error: unknown) => void) | null | undefined;
 
 /**
- * Task kinds: `fn(item)`, `fn(...item)`, one call whose arguments are `src` itself, or one
- * call whose one argument is `src` (applyAsync's usual case: no array kept for it).
+ * Task kinds: `fn(item)`, `fn(...item)`, one call whose arguments are `src` itself, one
+ * call whose one argument is `src` (applyAsync's usual case: no array kept for it), or a
+ * run of `fn(item)` tasks of one item each (an imap's chunks of one: one task object for
+ * many, each item still its own task to the worker, answered and failed alone; the pool
+ * splits a run across batches).
  */
 export const PLAIN = 0;
 export const STAR = 1;
 export const APPLY = 2;
 export const APPLY1 = 3;
-export type Kind = typeof PLAIN | typeof STAR | typeof APPLY | typeof APPLY1;
+export const EACH = 4;
+export type Kind = typeof PLAIN | typeof STAR | typeof APPLY | typeof APPLY1 | typeof EACH;
 
 // --- The optional arguments of the Pool's calls (Python's positional order, or options) ---
 
@@ -153,7 +157,8 @@ export class Signal {
 export interface Job {
   /**
    * A task of the job finished. `ok`: its values are `data[offset, offset + count)`
-   * (count: the task's number of items). Otherwise `data` is its error.
+   * (count: the task's number of items). Otherwise `data` is its error. For a run of
+   * one-item tasks (EACH), the tasks `index, index + count)`.
    */
   _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void;
 }
@@ -366,6 +371,7 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   /** Items ready for the consumer, in the order it gets them (a failed chunk: a Failure). */
   #ready: unknown[] = [];
   #head = 0;
+  /** Chunks (with chunks of one item: items) sent, and answered. */
   #chunksSent = 0;
   #received = 0;
   #itemsSent = 0;
@@ -381,6 +387,11 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
    * With chunks of one item, `next()` goes on after a failed item (Python's IMapIterator).
    */
   #endOnFailure = false;
+  /**
+   * Chunks of one item: a task may be a run of them (EACH), and what `_set` gets for it
+   * stands for `count` chunks from `index`.
+   */
+  #each = false;
   #ended = false;
   #changed = new Signal();
   #feederWake: (() => void) | null = null;
@@ -394,7 +405,9 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 
   #submit(pool: JobPool, fn: Function, src: unknown[], start: number, count: number, kind: Kind): void {
     this.#itemsSent += count;
-    pool._submit({ job: this, index: this.#chunksSent++, fn, src, start, count, kind });
+    const index = this.#chunksSent;
+    this.#chunksSent += kind === EACH ? count : 1;
+    pool._submit({ job: this, index, fn, src, start, count, kind });
   }
 
   /** Whether the feeder must wait for the consumer. */
@@ -407,17 +420,19 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     const pool = this.#pool!;
     this.#window = window;
     this.#endOnFailure = chunksize > 1;
+    this.#each = chunksize === 1;
     try {
       if (Array.isArray(iterable) && !star) {
         // An array is chunked in place: tasks refer to its items, nothing is copied.
         for (let i = 0; i < iterable.length;) {
           while (this.#full(pool)) await new Promise<void>((r) => (this.#feederWake = r));
           if (this.#stopped || pool._terminated()) break;
-          // As many chunks as the window has room for, in one go (nothing changes meanwhile).
+          // As many chunks as the window has room for, in one go (nothing changes meanwhile);
+          // chunks of one item as one run.
           let room = pool._running() ? this.#window - (this.#itemsSent - this.#itemsTaken) : Infinity;
           do {
-            const count = Math.min(chunksize, iterable.length - i);
-            this.#submit(pool, fn, iterable, i, count, PLAIN);
+            const count = Math.min(this.#each ? room : chunksize, iterable.length - i);
+            this.#submit(pool, fn, iterable, i, count, this.#each ? EACH : PLAIN);
             i += count;
             room -= count;
           } while (room > 0 && i < iterable.length);
@@ -453,7 +468,9 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
   }
 
   _set(index: number, ok: boolean, data: unknown, offset: number, count: number): void {
-    this.#received++;
+    // Chunks of one item: `count` of them from `index` (a run's part, or a one-item task).
+    const span = this.#each ? count : 1;
+    this.#received += span;
     if (this.#ended) {
       // The consumer is done: results still coming are dropped.
     } else if (!this.#ordered && ok) {
@@ -464,10 +481,12 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
     } else if (!this.#ordered || index === this.#nextIndex) {
       this.#push(ok ? (data as ArrayLike<unknown>) : new Failure(data, count), offset, count);
       if (this.#ordered) {
-        this.#nextIndex++;
+        this.#nextIndex += span;
         for (let e = this.#early.get(this.#nextIndex); e !== undefined; e = this.#early.get(this.#nextIndex)) {
-          this.#early.delete(this.#nextIndex++);
-          this.#push(e, 0, e instanceof Failure ? e.count : e.length);
+          this.#early.delete(this.#nextIndex);
+          const n = e instanceof Failure ? e.count : e.length;
+          this.#nextIndex += this.#each ? n : 1;
+          this.#push(e, 0, n);
         }
       }
     } else {
@@ -479,8 +498,11 @@ export class IMapIterator<T = unknown> implements Job, AsyncIterableIterator<T> 
 
   #push(values: ArrayLike<unknown> | Failure, offset: number, count: number): void {
     const ready = this.#ready;
-    if (values instanceof Failure) ready.push(values);
-    else for (let i = offset, end = offset + count; i < end; i++) ready.push(values[i]);
+    if (values instanceof Failure) {
+      // A run of one-item chunks that failed together (its worker died): each fails alone.
+      if (this.#each && values.count > 1) for (let i = 0; i < values.count; i++) ready.push(new Failure(values.error, 1));
+      else ready.push(values);
+    } else for (let i = offset, end = offset + count; i < end; i++) ready.push(values[i]);
   }
 
   /** Wake the feeder (the pool's state changed). @internal */
@@ -596,8 +618,8 @@ export const IMapUnorderedIterator = IMapIterator;
 
 /**
  * One task: `count` calls of `fn` on `src[start, start + count)` (APPLY: one call on the
- * arguments `src`; APPLY1: one call on the argument `src`). An applyAsync's task is its
- * AsyncResult.
+ * arguments `src`; APPLY1: one call on the argument `src`; EACH: `count` tasks of one call,
+ * the job's `index, index + count)`). An applyAsync's task is its AsyncResult.
  */
 export interface PendingTask {
   job: Job;
