@@ -38,8 +38,12 @@ interface Entry {
   exposedSet: Set<string> | null;
   methodToTypeid: Record<string, string> | null;
   refcount: number;
-  /** A dict's or list's method table (methods taking the referent first), else null. */
-  table: Record<string, Function> | null;
+  /**
+   * A dict's or list's method table (methods taking the referent first), else null. A Map: a
+   * property lookup by name is specialized by the optimizing compiler to the names seen so far,
+   * and deoptimized by the next method called.
+   */
+  table: Map<string, Function> | null;
 }
 
 /** One client connection (or this process's own proxies): the references it holds. */
@@ -59,6 +63,9 @@ interface Peer {
   /** The channel made by hello, used once the hello reply has gone on the socket. */
   linkSoon: ShmLink | null;
 }
+
+const dictTable = new Map<string, Function>(Object.entries(dictMethods));
+const listTable = new Map<string, Function>(Object.entries(listMethods));
 
 /** Seconds the server waits on one client's connection for its next request before going back to the event loop. */
 const QUICK_WAIT = 0.0001;
@@ -352,8 +359,8 @@ export class Server {
     if (ident !== null && kwds === null) {
       const e = this.#objects.get(ident);
       if (e !== undefined && e.table !== null && e.methodToTypeid === null && (e.exposedSet === null || e.exposedSet.has(method))) {
-        const fn = e.table[method];
-        if (typeof fn === 'function') {
+        const fn = e.table.get(method);
+        if (fn !== undefined) {
           let kind: ReplyKind = '#RETURN';
           let value: unknown;
           try {
@@ -495,8 +502,8 @@ export class Server {
   #adopt(peer: Peer, obj: unknown, typeid: string, spec: TypeSpec | undefined): [string, string[] | null] {
     const id = (this.#nextId++).toString(16);
     const exposed = spec?.exposed ?? publicMethods(obj);
-    const table = obj instanceof Map ? dictMethods : Array.isArray(obj) ? listMethods : null;
-    this.#objects.set(id, { obj, typeid, exposed, exposedSet: exposed && new Set(exposed), methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0, table: table as Record<string, Function> | null });
+    const table = obj instanceof Map ? dictTable : Array.isArray(obj) ? listTable : null;
+    this.#objects.set(id, { obj, typeid, exposed, exposedSet: exposed && new Set(exposed), methodToTypeid: spec?.methodToTypeid ?? null, refcount: 0, table });
     this.#addRef(peer, id);
     return [id, exposed];
   }

@@ -35,6 +35,14 @@ const MAX_RING_MSG = CAP >> 2;
 const MAGIC = 0x6d67_7231; // 'mgr1'
 /** A record's length word that means "the rest of the ring is unused: go on at its start". */
 const WRAP = 0xffffffff;
+/**
+ * Where both rings start: 4 KiB before their end (plus 8 bytes, so that batches of one size
+ * do not fill it exactly), so that the wrap path runs after a few dozen batches, while the
+ * code is still interpreted but already collecting type feedback. Starting at 0, the first
+ * wrap came thousands of calls later and deoptimized the optimized send and take functions
+ * on both sides, which were then compiled again.
+ */
+const START = CAP - 4104;
 
 // Int32 indices into the header, each on a cache line of its own. Direction 0: requests
 // (written by the client), 1: replies (written by the server).
@@ -73,6 +81,10 @@ registerKind('manager-shm', (s: { id: BlockId }, fds: number[]) => new ShmSegmen
 export function newSegment(): ShmSegment {
   const block = allocBlock(BLOCK_SIZE);
   const link = new Int32Array(bufferOf(block), block.byteOffset, HEADER >> 2);
+  for (const d of [0, 1]) {
+    Atomics.store(link, headIdx(d), START);
+    Atomics.store(link, tailIdx(d), START);
+  }
   Atomics.store(link, I_MAGIC, MAGIC);
   return new ShmSegment(block);
 }
@@ -117,6 +129,8 @@ export class ShmLink {
     this.#in = 1 - side;
     this.#outData = HEADER + this.#out * CAP;
     this.#inData = HEADER + this.#in * CAP;
+    this.#wHead = Atomics.load(this.#words, headIdx(this.#out)) >>> 0;
+    this.#rTail = Atomics.load(this.#words, tailIdx(this.#in)) >>> 0;
   }
 
   /** The segment (kept alive with the link). */

@@ -125,7 +125,9 @@ function putValue(v: unknown, depth: number): boolean {
   switch (typeof v) {
     case 'number':
       room(9);
-      if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+      // Object.is, not `1 / v`: evaluated for every integer, its type feedback is there before
+      // the optimizing compiler runs (a check reached only for 0 deoptimized this at the first 0).
+      if ((v | 0) === v && !Object.is(v, -0)) {
         scratch[wpos] = T_INT;
         view.setInt32(wpos + 1, v, true);
         wpos += 5;
