@@ -105,6 +105,15 @@ export class ShmLink {
   readonly #inData: number;
   readonly #out: number;
   readonly #in: number;
+  /** Indices of the header words of the ring this side writes (out) and of the one it reads (in). */
+  readonly #headOut: number;
+  readonly #tailOut: number;
+  readonly #sockOut: number;
+  readonly #sleepOut: number;
+  readonly #headIn: number;
+  readonly #tailIn: number;
+  readonly #sockIn: number;
+  readonly #sleepIn: number;
   #wHead = 0;
   #rTail = 0;
   #outSeq = 0;
@@ -129,8 +138,16 @@ export class ShmLink {
     this.#in = 1 - side;
     this.#outData = HEADER + this.#out * CAP;
     this.#inData = HEADER + this.#in * CAP;
-    this.#wHead = Atomics.load(this.#words, headIdx(this.#out)) >>> 0;
-    this.#rTail = Atomics.load(this.#words, tailIdx(this.#in)) >>> 0;
+    this.#headOut = headIdx(this.#out);
+    this.#tailOut = tailIdx(this.#out);
+    this.#sockOut = sockIdx(this.#out);
+    this.#sleepOut = sleepIdx(this.#out);
+    this.#headIn = headIdx(this.#in);
+    this.#tailIn = tailIdx(this.#in);
+    this.#sockIn = sockIdx(this.#in);
+    this.#sleepIn = sleepIdx(this.#in);
+    this.#wHead = Atomics.load(this.#words, this.#headOut) >>> 0;
+    this.#rTail = Atomics.load(this.#words, this.#tailIn) >>> 0;
   }
 
   /** The segment (kept alive with the link). */
@@ -193,7 +210,7 @@ export class ShmLink {
     head.writeUInt32LE(this.#outSeq, 1);
     this.#conn._sendFrame(Buffer.concat([head, data]), fds);
     this.#outSeq = (this.#outSeq + 1) >>> 0;
-    Atomics.add(this.#words, sockIdx(this.#out), 1);
+    Atomics.add(this.#words, this.#sockOut, 1);
     this.#sent = true;
   }
 
@@ -201,7 +218,7 @@ export class ShmLink {
   #put(src: Uint8Array, n: number): boolean {
     const w = this.#words;
     const head = this.#wHead;
-    const tail = Atomics.load(w, tailIdx(this.#out)) >>> 0;
+    const tail = Atomics.load(w, this.#tailOut) >>> 0;
     const need = 8 + ((n + 7) & ~7);
     let p = head & MASK;
     const toEnd = CAP - p;
@@ -220,7 +237,7 @@ export class ShmLink {
     else bytes.set(src.subarray(0, n), at + 8);
     const next = (head + skip + need) >>> 0;
     this.#wHead = next;
-    Atomics.store(w, headIdx(this.#out), next | 0);
+    Atomics.store(w, this.#headOut, next | 0);
     this.#outSeq = (this.#outSeq + 1) >>> 0;
     this.#sent = true;
     return true;
@@ -231,7 +248,7 @@ export class ShmLink {
     if (!this.#sent) return;
     this.#sent = false;
     const w = this.#words;
-    const s = sleepIdx(this.#out);
+    const s = this.#sleepOut;
     if (Atomics.load(w, s) === 0) return;
     const how = Atomics.exchange(w, s, 0);
     if (how === FUTEX) this.#seg.block.wakeWord(s << 2, 1);
@@ -243,7 +260,7 @@ export class ShmLink {
   /** Whether a batch may be waiting (in the ring, or on the socket). */
   ready(): boolean {
     const w = this.#words;
-    return (Atomics.load(w, headIdx(this.#in)) >>> 0) !== this.#rTail || this.#stash.length > 0 || this.#unread(w);
+    return (Atomics.load(w, this.#headIn) >>> 0) !== this.#rTail || this.#stash.length > 0 || this.#unread(w);
   }
 
   /**
@@ -251,7 +268,7 @@ export class ShmLink {
    * is announced (the sender counts it once its send returns): never wait for one then.
    */
   #unread(w: Int32Array): boolean {
-    return ((Atomics.load(w, sockIdx(this.#in)) - this.#sockRead) | 0) > 0;
+    return ((Atomics.load(w, this.#sockIn) - this.#sockRead) | 0) > 0;
   }
 
   /** Spin until `ready()` or `us` microseconds pass; returns `ready()`. */
@@ -273,7 +290,7 @@ export class ShmLink {
   take(width: number, out: unknown[]): boolean {
     for (;;) {
       const w = this.#words;
-      const head = Atomics.load(w, headIdx(this.#in)) >>> 0;
+      const head = Atomics.load(w, this.#headIn) >>> 0;
       let seqInRing = -1;
       if (head !== this.#rTail) {
         let p = this.#rTail & MASK;
@@ -293,7 +310,7 @@ export class ShmLink {
             else flattenBatch(loads(Buffer.from(this.#bytes.subarray(at + 8, at + 8 + n)), noFds, true, true), width, out);
           } finally {
             this.#rTail = (this.#rTail + 8 + ((n + 7) & ~7)) >>> 0;
-            Atomics.store(w, tailIdx(this.#in), this.#rTail | 0);
+            Atomics.store(w, this.#tailIn, this.#rTail | 0);
             this.#inSeq = (this.#inSeq + 1) >>> 0;
           }
           return true;
@@ -336,7 +353,7 @@ export class ShmLink {
    * came meanwhile: do not sleep then.
    */
   sleepBegin(): boolean {
-    const s = sleepIdx(this.#in);
+    const s = this.#sleepIn;
     Atomics.store(this.#words, s, SOCKET);
     if (this.ready()) {
       Atomics.store(this.#words, s, 0);
@@ -352,7 +369,7 @@ export class ShmLink {
    */
   waitSync(seconds: number | null): void {
     const deadline = seconds === null ? Infinity : performance.now() + seconds * 1000;
-    const s = sleepIdx(this.#in);
+    const s = this.#sleepIn;
     for (;;) {
       Atomics.store(this.#words, s, FUTEX);
       if (this.ready()) {
@@ -373,7 +390,7 @@ export class ShmLink {
 
   /** Awake again (the doorbell, if one was sent, is dropped by the next drainSocket). */
   sleepEnd(): void {
-    Atomics.store(this.#words, sleepIdx(this.#in), 0);
+    Atomics.store(this.#words, this.#sleepIn, 0);
   }
 }
 
