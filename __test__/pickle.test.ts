@@ -86,6 +86,21 @@ sys.stdout.write(' '.join(k + '=' + repr(v) + ':' + type(v).__name__ for k, v in
       'h=nan:float i=2:int j=255:int k=256:int l=65535:int m=65536:int n=-1:int o=2147483647:int p=2147483648:int ' +
       'q=-2147483648:int r=-2147483649:int s=inf:float u=-inf:float v=1.5e+300:float w=-1099511627776:int', `protocol ${proto}`);
   }
+  // The same values as a list's items and alone (written by save()'s own cases), with strs
+  // (short ASCII, empty, not ASCII, long) and bools beside them.
+  const items = [...Object.values(values), 'abc', '', 'h\u00e9', 'x'.repeat(300), true, false, null];
+  const expected = 'a=2:int b=-0.0:float c=0:int d=9007199254740992.0:float e=9007199254740991:int f=0.5:float g=2.0:float ' +
+    'h=nan:float i=2:int j=255:int k=256:int l=65535:int m=65536:int n=-1:int o=2147483647:int p=2147483648:int ' +
+    'q=-2147483648:int r=-2147483649:int s=inf:float u=-inf:float v=1.5e+300:float w=-1099511627776:int';
+  const expectedItems = `${expected.replace(/\b[a-z]=/g, '')} 'abc':str '':str 'hé':str '${'x'.repeat(300)}':str True:bool False:bool None:NoneType`;
+  for (const proto of [3, 4, 5]) {
+    const read = python(`${PY_FRAMES}
+l = pickle.loads(sys.stdin.buffer.read(struct.unpack('<I', sys.stdin.buffer.read(4))[0]))
+alone = [pickle.loads(b) for b in frames(sys.stdin.buffer.read())]
+sys.stdout.write(' '.join(repr(v) + ':' + type(v).__name__ for v in l) + '|' + ' '.join(repr(v) + ':' + type(v).__name__ for v in alone))`,
+    frames([dumps(items, proto), ...items.map((v) => dumps(v, proto))])).toString();
+    t.is(read, `${expectedItems}|${expectedItems}`, `protocol ${proto}`);
+  }
   t.is(loads(dumps(new PyFloat(2))), 2);
   t.is(String(new PyFloat(2)), '2.0');
   t.is(+new PyFloat(1.5), 1.5);

@@ -87,6 +87,9 @@ const MEMO_LIST = 16;
 class Pickler {
   buf: Buffer;
   view: DataView;
+  /** `buf.buffer` and `buf.byteOffset`, kept (`.buffer` is a call into C++ each time). */
+  ab: ArrayBufferLike;
+  abOffset: number;
   /** Where this pickle starts in `buf`. */
   base = 0;
   pos = 0;
@@ -107,7 +110,9 @@ class Pickler {
     // its slab later then keeps the optimized code (a path first taken after optimization
     // throws the code away).
     this.buf = Buffer.allocUnsafeSlow(FIRST_SLAB);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.ab = this.buf.buffer;
+    this.abOffset = this.buf.byteOffset;
+    this.view = new DataView(this.ab, this.abOffset, this.buf.byteLength);
   }
 
   reset(proto: number): void {
@@ -146,7 +151,9 @@ class Pickler {
     this.buf.copy(b, 0, this.base, this.pos);
     if (this.frameStart >= 0) this.frameStart -= this.base;
     this.buf = b;
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.ab = b.buffer;
+    this.abOffset = b.byteOffset;
+    this.view = new DataView(this.ab, this.abOffset, b.byteLength);
     this.base = 0;
     this.pos = used;
   }
@@ -185,11 +192,17 @@ class Pickler {
     const start = this.frameStart;
     const len = this.pos - start - 9;
     if (len >= FRAME_SIZE_MIN) {
-      const pos = this.pos;
-      this.pos = start;
-      this.buf[this.pos++] = FRAME;
-      this.u64(len);
-      this.pos = pos;
+      const b = this.buf;
+      b[start] = FRAME;
+      b[start + 1] = len & 0xff;
+      b[start + 2] = (len >>> 8) & 0xff;
+      b[start + 3] = (len >>> 16) & 0xff;
+      b[start + 4] = (len >>> 24) & 0xff;
+      const high = len > 0xffffffff ? Math.floor(len / 0x100000000) : 0;
+      b[start + 5] = high & 0xff;
+      b[start + 6] = (high >>> 8) & 0xff;
+      b[start + 7] = (high >>> 16) & 0xff;
+      b[start + 8] = (high >>> 24) & 0xff;
     } else {
       this.buf.copyWithin(start, start + 9, this.pos);
       this.pos -= 9;
@@ -327,6 +340,12 @@ class Pickler {
         return;
       }
     }
+    this.saveStrSlow(s);
+  }
+
+  /** A str that is not short ASCII (or any str below protocol 4). */
+  saveStrSlow(s: string): void {
+    const n = s.length;
     let bytes: Buffer;
     if (isWellFormed(s)) {
       // Write the UTF-8 in place when it fits (no intermediate Buffer).
@@ -383,20 +402,71 @@ class Pickler {
     this.memoize(null);
   }
 
+  /**
+   * Any value. The common ones (a short ASCII str, an int of 4 bytes, a float, a bool, None)
+   * are written here without further calls: in a fresh process this runs unoptimized for
+   * its first thousands of calls, where each call and each property access costs, and one
+   * function is compiled (optimized) sooner than a chain of small ones. Number checks use
+   * `v | 0` (no speculation on small integers: a dict's integral doubles would throw the
+   * optimized code away).
+   */
   save(v: unknown): void {
     switch (typeof v) {
-      case 'string':
-        this.saveStr(v);
+      case 'string': {
+        const n = v.length;
+        if (n < 256 && this.proto >= 4) {
+          if (this.pos + n + 2 > this.buf.length) this.grow(n + 2);
+          const buf = this.buf;
+          const p = this.pos;
+          let q = p + 2;
+          let i = 0;
+          for (; i < n; i++) {
+            const c = v.charCodeAt(i);
+            if (c >= 0x80) break;
+            buf[q++] = c;
+          }
+          if (i === n) {
+            buf[p] = SHORT_BINUNICODE;
+            buf[p + 1] = n;
+            this.pos = q;
+            break;
+          }
+        }
+        this.saveStrSlow(v);
         break;
+      }
       case 'number': {
-        // `v | 0`: no speculation on small integers (integral doubles are common).
+        if (this.pos + 9 > this.buf.length) this.grow(9);
+        const buf = this.buf;
+        const p = this.pos;
         const iv = v | 0;
-        if (iv === v ? 1 / v !== -Infinity : Number.isSafeInteger(v)) this.saveInt(v);
-        else this.saveFloat(v);
+        // 1 / v is -Infinity for -0 only (among integers): a float.
+        if (iv === v && 1 / v !== -Infinity) {
+          // All 4 bytes are stored (there is room) and the opcode says how many count: no
+          // branch with stores of its own that a size first met later would deoptimize.
+          const u = iv >>> 0;
+          const one = u <= 0xff;
+          const two = u <= 0xffff;
+          buf[p] = one ? BININT1 : two ? BININT2 : BININT;
+          buf[p + 1] = u & 0xff;
+          buf[p + 2] = (u >>> 8) & 0xff;
+          buf[p + 3] = (u >>> 16) & 0xff;
+          buf[p + 4] = u >>> 24;
+          this.pos = p + (one ? 2 : two ? 3 : 5);
+        } else if (iv !== v && Number.isSafeInteger(v)) {
+          // An int beyond 4 bytes.
+          this.saveInt(v);
+        } else {
+          // A fraction, -0, NaN, an infinity, an integral double past 2 ** 53.
+          buf[p] = BINFLOAT;
+          this.view.setFloat64(p + 1, v, false);
+          this.pos = p + 9;
+        }
         break;
       }
       case 'boolean':
-        this.byte(v ? NEWTRUE : NEWFALSE);
+        if (this.pos >= this.buf.length) this.grow(1);
+        this.buf[this.pos++] = v ? NEWTRUE : NEWFALSE;
         break;
       case 'undefined':
         this.byte(NONE);
@@ -536,10 +606,8 @@ class Pickler {
   }
 
   /**
-   * Keys and values of `d` from `keys[i]` to `keys[stop - 1]`. The common entry (an ASCII
-   * key of a protocol 4+ pickle, a number value) is written here without further calls: one
-   * small loop that the JIT optimizes early, whose number checks (`v | 0`) do not speculate
-   * on small integers (a dict's integral doubles would throw its optimized code away).
+   * Keys and values of `d` from `keys[i]` to `keys[stop - 1]`: an ASCII key of a protocol
+   * 4+ pickle and a number value are written here, other values go through save().
    */
   saveItems(d: Record<string, unknown>, keys: string[], i: number, stop: number): void {
     const short = this.proto >= 4;
@@ -568,13 +636,9 @@ class Pickler {
       }
       const v = d[k];
       if (typeof v === 'number' && this.frameStart >= 0) {
+        // A number is written here (a dict of 1,000 numbers saves 1,000 calls): as save().
         const iv = v | 0;
-        // 1 / v is -Infinity for -0 only (among integers): a float. Computed for every
-        // number (no branch of its own that a 0 would first take).
         if (iv === v && 1 / v !== -Infinity) {
-          // An int that fits 4 bytes, as saveInt writes it: all 4 bytes are stored (there
-          // is room) and the opcode says how many count. No branch with stores of its own:
-          // a size first met after the code is optimized does not throw that code away.
           const b = this.buf;
           const u = iv >>> 0;
           const one = u <= 0xff;
@@ -738,19 +802,25 @@ export interface DumpsOptions {
  * Python cannot hash (an Array, object, Map, Set) is a TypeError, as Python would give.
  */
 export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Buffer {
-  const proto = checkProtocol(typeof protocol === 'object' && protocol !== null ? protocol.protocol : protocol);
+  const proto = protocol === 4 ? 4 : protocol === undefined ? DEFAULT_PROTOCOL : checkProtocol(typeof protocol === 'object' && protocol !== null ? protocol.protocol : protocol);
   const w = spare ?? new Pickler();
   spare = null;
   try {
     w.reset(proto);
-    w.ensure(2);
-    w.buf[w.pos++] = PROTO;
-    w.buf[w.pos++] = proto;
-    if (proto >= 4) w.startFrame();
+    // PROTO, and from protocol 4 the 9 bytes of a frame header (reset() left room).
+    let p = w.pos;
+    w.buf[p] = PROTO;
+    w.buf[p + 1] = proto;
+    p += 2;
+    if (proto >= 4) {
+      w.frameStart = p;
+      p += 9;
+    }
+    w.pos = p;
     w.save(obj);
     w.byte(STOP);
     if (w.frameStart >= 0) w.commitFrame();
-    const out = new View(w.buf.buffer, w.buf.byteOffset + w.base, w.pos - w.base);
+    const out = new View(w.ab, w.abOffset + w.base, w.pos - w.base);
     // The next pickle starts 8-aligned after this one.
     w.pos = Math.min(w.buf.length, (w.pos + 7) & ~7);
     return out;
@@ -758,7 +828,7 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     w.pos = w.base;
     throw e;
   } finally {
-    w.forget();
+    if (w.memoN !== 0 || w.memoMap !== null) w.forget();
     spare = w;
   }
 }
