@@ -38,8 +38,13 @@ function decodeUtf8(buf: Buffer, start: number, end: number): string {
     untilCached--;
     return decodeUtf8Slow(buf, start, end);
   }
-  const slot = (Math.imul(n, 0x9e3779b1) ^ Math.imul(buf[start], 0x85ebca77) ^ Math.imul(buf[end - 1], 0xc2b2ae3d) ^
-    Math.imul(buf[start + (n >> 1)], 0x27d4eb2f) ^ Math.imul(buf[end - 1 - (n >> 2)], 0x165667b1)) >>> 19;
+  // The slot: a hash of the length and four bytes, in small-integer arithmetic (cheap in
+  // unoptimized code too, where each Math.imul would be a property load and a call).
+  let h = (n * 59 + buf[start]) & 0xfffff;
+  h = (h * 59 + buf[end - 1]) & 0xfffff;
+  h = (h * 59 + buf[start + (n >> 1)]) & 0xfffff;
+  h = (h * 59 + buf[end - 1 - (n >> 2)]) & 0xfffff;
+  const slot = (h ^ (h >>> 13)) & 8191;
   const known = recent[slot];
   if (known.length === n) {
     // Equal to an ASCII string: these bytes are that string.
@@ -295,6 +300,8 @@ class Unpickler {
     const buf = this.buf;
     const end = buf.length;
     const stack = this.stack;
+    const marks = this.marks;
+    const memo = this.memo;
     let p = 0;
     for (;;) {
       if (p >= end) throw truncated();
@@ -322,7 +329,7 @@ class Unpickler {
           return this.replaced !== null && this.memoReads > 0 ? fixReplaced(result, this.replaced) : result;
         }
         case 0x28: // MARK
-          this.marks.push(stack.length);
+          marks.push(stack.length);
           break;
         case 0x4e: // NONE
           stack.push(null);
@@ -473,10 +480,13 @@ class Unpickler {
           truncate(stack, m);
           break;
         }
-        case 0x94: // MEMOIZE
-          if (this.bigMemo === null) this.memo.push(this.top());
-          else this.memoPut(this.memo.length + this.bigMemo.size, this.top());
+        case 0x94: { // MEMOIZE
+          const n = stack.length;
+          if (n <= (marks.length === 0 ? 0 : marks[marks.length - 1])) throw new UnpicklingError('unpickling stack underflow');
+          if (this.bigMemo === null) memo.push(stack[n - 1]);
+          else this.memoPut(memo.length + this.bigMemo.size, stack[n - 1]);
           break;
+        }
         case 0x71: // BINPUT
           if (p >= end) throw truncated();
           this.memoPut(buf[p++], this.top());
@@ -495,6 +505,14 @@ class Unpickler {
           stack.push(this.memoGet(buf.readUInt32LE(p)));
           p += 4;
           break;
+        // The other opcodes (rare()'s) are listed too: V8 compiles a switch whose literal
+        // labels cover enough of their range to one indexed jump, otherwise to a chain of
+        // comparisons that unoptimized code (a fresh process's first thousands of calls)
+        // walks for every opcode.
+        case 0x30: case 0x31: case 0x32: case 0x8a: case 0x8b: case 0x8d: case 0x8e: case 0x96: case 0x55:
+        case 0x54: case 0x6c: case 0x64: case 0x91: case 0x63: case 0x93: case 0x52: case 0x81: case 0x92:
+        case 0x62: case 0x97: case 0x98: case 0x49: case 0x4c: case 0x46: case 0x53: case 0x56: case 0x70:
+        case 0x67: case 0x50: case 0x51: case 0x82: case 0x83: case 0x84: case 0x69: case 0x6f:
         default:
           p = this.rare(op, p);
       }
