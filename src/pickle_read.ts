@@ -308,20 +308,23 @@ class Unpickler {
       const op = buf[p++];
       // Literal case labels: V8 makes a jump table only of literals (imported constants
       // would be compared one after another).
+      let v: unknown;
       switch (op) {
         case 0x80: { // PROTO
           if (p >= end) throw truncated();
           const proto = buf[p++];
           if (proto > HIGHEST_PROTOCOL) throw new ValueError(`unsupported pickle protocol: ${proto}`);
           this.proto = proto;
-          break;
+          continue;
         }
         case 0x95: { // FRAME
           if (p + 8 > end) throw truncated();
-          const n = buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 0x100000000;
+          // A frame longer than what follows is truncated data (high bytes set: 4 GiB or more).
+          const n = (buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16)) + buf[p + 3] * 0x1000000;
+          const high = buf[p + 4] | buf[p + 5] | buf[p + 6] | buf[p + 7];
           p += 8;
-          if (n > end - p) throw truncated();
-          break;
+          if (high !== 0 || n > end - p) throw truncated();
+          continue;
         }
         case 0x2e: { // STOP
           if (stack.length === 0 || this.marks.length) throw new UnpicklingError(stack.length === 0 ? 'unpickling stack underflow' : 'unexpected MARK at STOP');
@@ -330,28 +333,28 @@ class Unpickler {
         }
         case 0x28: // MARK
           marks.push(stack.length);
-          break;
+          continue;
         case 0x4e: // NONE
-          stack.push(null);
+          v = null;
           break;
         case 0x88: // NEWTRUE
-          stack.push(true);
+          v = true;
           break;
         case 0x89: // NEWFALSE
-          stack.push(false);
+          v = false;
           break;
         case 0x4a: // BININT
           if (p + 4 > end) throw truncated();
-          stack.push(buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24));
+          v = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24);
           p += 4;
           break;
         case 0x4b: // BININT1
           if (p >= end) throw truncated();
-          stack.push(buf[p++]);
+          v = buf[p++];
           break;
         case 0x4d: // BININT2
           if (p + 2 > end) throw truncated();
-          stack.push(buf[p] | (buf[p + 1] << 8));
+          v = buf[p] | (buf[p + 1] << 8);
           p += 2;
           break;
         case 0x47: { // BINFLOAT
@@ -365,7 +368,7 @@ class Unpickler {
           f64bytes[2] = buf[p + 5];
           f64bytes[1] = buf[p + 6];
           f64bytes[0] = buf[p + 7];
-          stack.push(f64[0]);
+          v = f64[0];
           p += 8;
           break;
         }
@@ -373,7 +376,7 @@ class Unpickler {
           if (p >= end) throw truncated();
           const n = buf[p++];
           if (n > end - p) throw truncated();
-          stack.push(decodeUtf8(buf, p, p + n));
+          v = decodeUtf8(buf, p, p + n);
           p += n;
           break;
         }
@@ -382,7 +385,7 @@ class Unpickler {
           const n = buf.readUInt32LE(p);
           p += 4;
           if (n > end - p) throw truncated();
-          stack.push(decodeUtf8(buf, p, p + n));
+          v = decodeUtf8(buf, p, p + n);
           p += n;
           break;
         }
@@ -390,7 +393,7 @@ class Unpickler {
           if (p >= end) throw truncated();
           const n = buf[p++];
           if (n > end - p) throw truncated();
-          stack.push(Buffer.from(buf.subarray(p, p + n)));
+          v = Buffer.from(buf.subarray(p, p + n));
           p += n;
           break;
         }
@@ -399,27 +402,27 @@ class Unpickler {
           const n = buf.readUInt32LE(p);
           p += 4;
           if (n > end - p) throw truncated();
-          stack.push(Buffer.from(buf.subarray(p, p + n)));
+          v = Buffer.from(buf.subarray(p, p + n));
           p += n;
           break;
         }
         case 0x5d: // EMPTY_LIST
-          stack.push([]);
+          v = [];
           break;
         case 0x7d: // EMPTY_DICT
-          stack.push({});
+          v = {};
           break;
         case 0x8f: // EMPTY_SET
-          stack.push(new Set());
+          v = new Set();
           break;
         case 0x29: // EMPTY_TUPLE
-          stack.push(new Tuple());
+          v = new Tuple();
           break;
         case 0x85: { // TUPLE1
           const a = this.pop();
           const t = new Tuple();
           t.push(a);
-          stack.push(t);
+          v = t;
           break;
         }
         case 0x86: { // TUPLE2
@@ -427,7 +430,7 @@ class Unpickler {
           const a = this.pop();
           const t = new Tuple();
           t.push(a, b);
-          stack.push(t);
+          v = t;
           break;
         }
         case 0x87: { // TUPLE3
@@ -436,7 +439,7 @@ class Unpickler {
           const a = this.pop();
           const t = new Tuple();
           t.push(a, b, c);
-          stack.push(t);
+          v = t;
           break;
         }
         case 0x74: { // TUPLE
@@ -444,7 +447,7 @@ class Unpickler {
           const t = new Tuple();
           for (let i = m; i < stack.length; i++) t.push(stack[i]);
           truncate(stack, m);
-          stack.push(t);
+          v = t;
           break;
         }
         case 0x61: { // APPEND
@@ -452,7 +455,7 @@ class Unpickler {
           const l = this.top();
           if (!Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPEND to ${describe(l)}, which is not a list`);
           l.push(v);
-          break;
+          continue;
         }
         case 0x65: { // APPENDS
           const m = this.popMark();
@@ -460,17 +463,17 @@ class Unpickler {
           if (m === 0 || !Array.isArray(l) || l instanceof Tuple) throw new UnpicklingError(`APPENDS to ${describe(l)}, which is not a list`);
           for (let i = m; i < stack.length; i++) l.push(stack[i]);
           truncate(stack, m);
-          break;
+          continue;
         }
         case 0x73: { // SETITEM
           if (stack.length - 3 < (this.marks.length ? this.marks[this.marks.length - 1] : 0)) throw new UnpicklingError('unpickling stack underflow');
           this.setItems(stack.length - 3, stack.length - 2);
-          break;
+          continue;
         }
         case 0x75: { // SETITEMS
           const m = this.popMark();
           this.setItems(m - 1, m);
-          break;
+          continue;
         }
         case 0x90: { // ADDITEMS
           const m = this.popMark();
@@ -478,31 +481,31 @@ class Unpickler {
           if (m === 0 || !(s instanceof Set)) throw new UnpicklingError(`ADDITEMS to ${describe(s)}, which is not a set`);
           for (let i = m; i < stack.length; i++) s.add(stack[i]);
           truncate(stack, m);
-          break;
+          continue;
         }
         case 0x94: { // MEMOIZE
           const n = stack.length;
           if (n <= (marks.length === 0 ? 0 : marks[marks.length - 1])) throw new UnpicklingError('unpickling stack underflow');
           if (this.bigMemo === null) memo.push(stack[n - 1]);
           else this.memoPut(memo.length + this.bigMemo.size, stack[n - 1]);
-          break;
+          continue;
         }
         case 0x71: // BINPUT
           if (p >= end) throw truncated();
           this.memoPut(buf[p++], this.top());
-          break;
+          continue;
         case 0x72: // LONG_BINPUT
           if (p + 4 > end) throw truncated();
           this.memoPut(buf.readUInt32LE(p), this.top());
           p += 4;
-          break;
+          continue;
         case 0x68: // BINGET
           if (p >= end) throw truncated();
-          stack.push(this.memoGet(buf[p++]));
+          v = this.memoGet(buf[p++]);
           break;
         case 0x6a: // LONG_BINGET
           if (p + 4 > end) throw truncated();
-          stack.push(this.memoGet(buf.readUInt32LE(p)));
+          v = this.memoGet(buf.readUInt32LE(p));
           p += 4;
           break;
         // The other opcodes (rare()'s) are listed too: V8 compiles a switch whose literal
@@ -515,7 +518,9 @@ class Unpickler {
         case 0x67: case 0x50: case 0x51: case 0x82: case 0x83: case 0x84: case 0x69: case 0x6f:
         default:
           p = this.rare(op, p);
+          continue;
       }
+      stack.push(v);
     }
   }
 
