@@ -104,6 +104,27 @@ test('forked: a server killed is restarted by the next start; a child it was wai
   t.not(r.newServer, r.server);
 });
 
+test('forked: the server loads the module of a target once a start has named it; one whose top level throws, exits or leaves a timer there is left to the children and another server serves the next starts', async (t) => {
+  type Got = { got: { pid: number; loadedIn: number } | null; pid: number; exitcode: number };
+  type Kind = { failing: number; next: Got; again: Got; before: number; after: number; running: number };
+  const r = await check<{ first: Got; second: Got; server: number; throw: Kind; exit: Kind; timer: Kind; last: Got; lastServer: number }>('learn');
+  // The first child loads it itself; the next ones find it loaded by the server.
+  t.is(r.first.got?.loadedIn, r.first.pid);
+  t.is(r.second.got?.loadedIn, r.server);
+  for (const [kind, failing] of [['throw', 1], ['exit', 3], ['timer', 0]] as const) {
+    const k = r[kind];
+    t.is(k.failing, failing, kind);
+    for (const c of [k.next, k.again]) {
+      t.is(c.exitcode, 0, kind);
+      t.is(c.got?.loadedIn, c.pid, kind);
+    }
+    t.not(k.after, k.before, kind);
+    t.is(k.running, -15, kind);
+  }
+  t.is(r.last.exitcode, 0);
+  t.is(r.last.got?.loadedIn, r.lastServer);
+});
+
 test('forked: a Pool and a Manager of a forkserver context', async (t) => {
   t.deepEqual(await check('pool'), { squares: [1, 4, 9, 16, 25], got: 1 });
 });

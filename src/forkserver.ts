@@ -6,12 +6,14 @@
 // has died. The server dies with this process (its parent-death signal; the end of its
 // socket). Each child's pid and pidfd come from the server, with the descriptor on which
 // the server writes its exit code once it has reaped it (the sentinel); the parent then
-// sends the child its preparation data and Process object itself, as for spawn.
+// sends the child its preparation data and Process object itself, as for spawn. Each
+// request also names the modules of the functions this process has sent that the server
+// has not loaded yet: it loads them after its reply, for the next children.
 import { nativeCall, TimeoutError } from './errors.js';
 import { native } from './native.js';
 import { BaseProcess, registerProcessClass, type Popen } from './process.js';
 import { childExecArgv, closePidfd, environment, getExecutable, sendBootstrap, SpawnPopen, startNode, type Child } from './spawn.js';
-import type { Dumped } from './reduction.js';
+import { _sentModules, type Dumped } from './reduction.js';
 import type { ForkRequest } from './forkserver_main.js';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -61,6 +63,42 @@ interface Server {
   conn: Channel;
   /** What it was started with (node, its options, the modules): another start needs another server. */
   key: string;
+  /** The modules of sent functions it was told to load (ForkRequest.modules). */
+  told: Set<string>;
+  /** Those told in the last request: it loads them after its reply, and is known to have survived them at its next reply. */
+  loading: string[];
+}
+
+/**
+ * Modules whose loading left a server unfit to fork or ended it (their top level threw,
+ * exited, left something pending or hung): never offered to a server again.
+ */
+const unfit = new Set<string>();
+
+/** A server found dead or unanswering: what it was loading is the likely cause. */
+function blame(s: Server): void {
+  for (const m of s.loading) unfit.add(m);
+  s.loading = [];
+}
+
+/** What a server has said outside a reply: which module left it unfit, or (its end) that it has ended. */
+function heard(s: Server): void {
+  let said: Buffer | null = null;
+  try {
+    said = nativeCall(() => s.conn.recv(false, null, null));
+  } catch {
+    /* it has ended */
+  }
+  let m: string | undefined;
+  try {
+    m = said ? (JSON.parse(said.toString()) as { unfit?: string }).unfit : undefined;
+  } catch {
+    /* not what a server says */
+  }
+  if (m) {
+    unfit.add(m);
+    s.loading = [];
+  } else blame(s);
 }
 
 let server: Server | null = null;
@@ -100,10 +138,15 @@ function theServer(): Server {
   const modules = [libraryRoot, ...preload.map(resolvePreload)];
   const args = [SINGLE_THREADED, serverPath, JSON.stringify(modules)];
   const key = JSON.stringify([getExecutable(), childExecArgv(), args]);
-  if (server && (server.key !== key || nativeCall(() => native.waitReadable(server!.pidfd, 0)))) dropServer(server);
+  if (server && server.key !== key) dropServer(server);
+  // Between two starts, the server speaks only to say it has become unfit (or by ending).
+  else if (server && (nativeCall(() => server!.conn.poll(0)) || nativeCall(() => native.waitReadable(server!.pidfd, 0)))) {
+    heard(server);
+    dropServer(server);
+  }
   if (!server) {
     const started = startNode(args, environment(), true);
-    server = { ...started.child, conn: new native.NativeConnection(started.conn), key };
+    server = { ...started.child, conn: new native.NativeConnection(started.conn), key, told: new Set(), loading: [] };
   }
   return server;
 }
@@ -115,7 +158,8 @@ function theServer(): Server {
 function fork(s: Server): { child: Child; conn: Channel } {
   const [parentEnd, childEnd] = nativeCall(() => native.socketPair());
   try {
-    const request: ForkRequest = { env: process.env as Record<string, string>, cwd: process.cwd() };
+    const modules = [..._sentModules()].filter((m) => !s.told.has(m) && !unfit.has(m));
+    const request: ForkRequest = { env: process.env as Record<string, string>, cwd: process.cwd(), modules };
     nativeCall(() => s.conn.send(Buffer.from(JSON.stringify(request)), [childEnd]));
     // The server forks at once: it answers within a fork's time (after its boot, the first time).
     const reply = nativeCall(() => s.conn.recv(true, answerSeconds, null));
@@ -123,7 +167,16 @@ function fork(s: Server): { child: Child; conn: Channel } {
       nativeCall(() => native.signalChild(s.pidfd, 9));
       throw new TimeoutError(`the fork server (pid ${s.pid}) did not answer within ${answerSeconds} s: it was ended (a preload module that never finishes loading?)`);
     }
+    if (reply[0] === 0x7b) {
+      // Not a pid: it has become unfit (see forkserver_main.ts learn()) and ignores this request.
+      unfit.add((JSON.parse(reply.toString()) as { unfit: string }).unfit);
+      s.loading = [];
+      throw new Error('the fork server has stopped taking requests');
+    }
     const [pidfd, status] = nativeCall(() => s.conn.takeFds(2));
+    // It has answered: it came through what it loaded before; it loads these now.
+    for (const m of modules) s.told.add(m);
+    s.loading = modules;
     return { child: { pid: Number(reply.toString()), pidfd, status }, conn: new native.NativeConnection(parentEnd) };
   } catch (e) {
     native.closeFd(parentEnd);
@@ -143,9 +196,12 @@ function launch(messages: [Dumped, Dumped]): Child {
   try {
     forked = fork(s);
   } catch (e) {
+    // A server that hung would hang again with the same modules, unless a module of a
+    // target it was loading is the cause; a dead one is replaced.
+    const learning = s.loading.length > 0;
+    blame(s);
     dropServer(s);
-    // A server that hung would hang again with the same modules; a dead one is replaced.
-    if (e instanceof TimeoutError) throw e;
+    if (e instanceof TimeoutError && !learning) throw e;
     forked = fork(theServer());
   }
   // If the child died before reading, the Process object's counts are given back.

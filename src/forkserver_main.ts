@@ -11,10 +11,13 @@
 // bootstrap socket), it forks; it sends the parent the child's pid with a pidfd (for
 // signals) and the parent's end of a status socket, the sentinel, on which it writes the
 // exit code once it has reaped the child (CPython sends it the same way). The child drops
-// what is the server's and runs as a spawn child does (child_main.ts).
+// what is the server's and runs as a spawn child does (child_main.ts). After its reply, the
+// server loads the modules of sent functions the request names (learn()), so that the next
+// children do not import them.
 import { getRandomValues } from 'node:crypto';
 import { native } from './native.js';
 import { runChild } from './child_main.js';
+import { _importFunctionModule, _setImportingForChild } from './reduction.js';
 import { SINGLE_THREADED } from './forkserver.js';
 
 const PARENT = 3;
@@ -26,10 +29,15 @@ interface Forked {
   status: number;
 }
 
-/** What the parent asks for: the child's environment and working directory (from its start()). */
+/**
+ * What the parent asks for: the child's environment and working directory (from its
+ * start()), and the modules of the functions it has sent that this server has not been
+ * told of yet, which the server loads after its reply (see learn()).
+ */
 export interface ForkRequest {
   env: Record<string, string>;
   cwd: string;
+  modules?: string[];
 }
 
 /** What a forked child needs to become the requested process. */
@@ -56,11 +64,69 @@ function statusBytes(code: number): Buffer {
   return b;
 }
 
+/** Whether the server has handles or requests pending that it did not have at `before` (process.getActiveResourcesInfo()). */
+function pendingSince(before: string[]): boolean {
+  const left = [...before];
+  for (const r of process.getActiveResourcesInfo()) {
+    const i = left.indexOf(r);
+    if (i < 0) return true;
+    left.splice(i, 1);
+  }
+  return false;
+}
+
+/**
+ * Load the modules of the parent's targets here, after the reply to the start that named
+ * them (as CPython's server preloads the main module), so that the children forked next
+ * find them loaded instead of importing them at their start. A module is kept only if its
+ * top level ran clean: it neither threw nor exited, left nothing pending (a timer, a
+ * socket, a file read would run in the server, or be half done in every child) and started
+ * no thread of the addon (this process could no longer fork). Otherwise this server is no
+ * longer fit to fork, and the module is returned: the parent starts another server, which
+ * is not told of it, and the children load it themselves, as spawn children do.
+ */
+async function learn(modules: string[], request: ForkRequest): Promise<string | null> {
+  // The module's top level sees the environment and directory of the start that named it.
+  applyEnvironment(request);
+  const before = process.getActiveResourcesInfo();
+  let clean = true;
+  const exit = process.exit;
+  const onError = (): void => {
+    clean = false;
+  };
+  process.exit = ((code?: number) => {
+    clean = false;
+    throw new Error(`process.exit(${code ?? ''}) while the fork server loaded a module`);
+  }) as typeof process.exit;
+  process.on('uncaughtException', onError);
+  process.on('unhandledRejection', onError);
+  // As in a child loading its target: starting a process now is the bootstrapping error.
+  _setImportingForChild(true);
+  try {
+    for (const m of modules) {
+      try {
+        await _importFunctionModule(m);
+      } catch {
+        clean = false;
+      }
+      // A turn of the event loop, for what the top level left queued.
+      await new Promise((r) => setImmediate(r));
+      if (!clean || pendingSince(before) || !native.forkSelfPossible()) return m;
+    }
+  } finally {
+    _setImportingForChild(false);
+    process.exit = exit;
+    process.off('uncaughtException', onError);
+    process.off('unhandledRejection', onError);
+  }
+  return null;
+}
+
 /**
  * Serve until the parent has closed its end and the last child has ended (null), or, in a
  * forked child, return what it needs to become the requested process.
  */
-function serve(): ForkedFrom | null {
+async function serve(): Promise<ForkedFrom | null> {
   const parent = new native.NativeConnection(PARENT);
   const children = new Map<number, Forked>();
   // Once the parent has closed its end (it ended, or it uses another server now), the
@@ -115,6 +181,18 @@ function serve(): ForkedFrom | null {
     }
     native.closeFd(theirs);
     children.set(pidfd, { pid, pidfd, status: mine });
+    const unfit = request.modules?.length ? await learn(request.modules, request) : null;
+    if (unfit !== null) {
+      // Unfit to fork: the parent's next start reads which module made it so, and starts
+      // another server; this one still reports its children's exit codes until they have ended.
+      try {
+        parent.send(Buffer.from(JSON.stringify({ unfit })));
+      } catch {
+        /* the parent has ended */
+      }
+      parent.close();
+      closing = true;
+    }
   }
 }
 
@@ -146,6 +224,17 @@ function reseedMathRandom(): void {
   Object.defineProperty(Math, 'random', { value: random, writable: true, configurable: true });
 }
 
+/** The environment and working directory of the start() of `request`. */
+function applyEnvironment(request: ForkRequest): void {
+  for (const k of Object.keys(process.env)) if (!(k in request.env)) delete process.env[k];
+  Object.assign(process.env, request.env);
+  try {
+    process.chdir(request.cwd);
+  } catch {
+    /* gone since: the server's */
+  }
+}
+
 /**
  * In the forked child, before anything of the target runs: its own pid and parent pid (node
  * reads them once at its start), its own Math.random, the environment and working directory
@@ -160,13 +249,7 @@ function becomeForked(request: ForkRequest): void {
   define('pid', native.getpid());
   define('ppid', native.getppid());
   reseedMathRandom();
-  for (const k of Object.keys(process.env)) if (!(k in request.env)) delete process.env[k];
-  Object.assign(process.env, request.env);
-  try {
-    process.chdir(request.cwd);
-  } catch {
-    /* gone since: the server's */
-  }
+  applyEnvironment(request);
   const at = process.execArgv.lastIndexOf(SINGLE_THREADED);
   if (at >= 0) process.execArgv.splice(at, 1);
   process.argv.splice(2, process.argv.length - 2, '--multiprocessing-fork');
@@ -189,7 +272,7 @@ function becomeForked(request: ForkRequest): void {
 
 const modules = JSON.parse(process.argv[2] ?? '[]') as string[];
 await preload(modules);
-const forked = serve();
+const forked = await serve();
 if (forked) {
   becomeForked(forked.request);
   runChild(forked.bootstrap, native.getppid());

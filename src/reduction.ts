@@ -826,6 +826,13 @@ const functionStates = new WeakMap<Function, FunctionState>();
 const functionKey = (s: FunctionState): string => `${s.url}\0${s.name}\0${s.source}`;
 /** Exported functions this process has sent: one coming back is the same function. */
 const sentFunctions = new Map<string, WeakRef<Function>>();
+/** The modules (importable URLs) of the exported functions this process has sent. */
+const sentModules = new Set<string>();
+
+/** The modules of the functions this process has sent, as import() takes them (the fork server loads them). @internal */
+export function _sentModules(): ReadonlySet<string> {
+  return sentModules;
+}
 
 // --- This program's main module ---
 //
@@ -883,6 +890,7 @@ function reduceFunction(fn: Function): Reduced {
     functionStates.set(fn, state);
     if (exported) {
       sentFunctions.set(functionKey(state), new WeakRef(fn));
+      if (isModuleUrl(url)) sentModules.add(toImportable(url));
       if (isMainModule(url)) watchMainModule(url);
     }
   }
@@ -900,6 +908,9 @@ function toImportable(url: string): string {
 async function importModule(url: string): Promise<void> {
   modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
 }
+
+/** Import a module of functions that messages will name (the fork server, for its children). @internal */
+export const _importFunctionModule = importModule;
 
 function moduleSync(url: string): Record<string, unknown> | undefined {
   let mod = modules.get(url);

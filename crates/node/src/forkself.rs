@@ -211,6 +211,13 @@ pub fn fork_self(env: napi::Env) -> napi::Result<i32> {
     Ok(pid)
 }
 
+/// Whether this process may still fork itself (it has not started the addon's own threads):
+/// the fork server checks it after loading a module of a target.
+#[napi]
+pub fn fork_self_possible() -> bool {
+    !(crate::reactor::started() || crate::sync::started())
+}
+
 /// End this process at once with `code` (`_exit`): a forked child cannot go through node's
 /// teardown, which joins the platform's threads that only its server has.
 #[napi]
