@@ -47,6 +47,7 @@ interface Self {
   random: number;
   env: string | null;
   cwd: string;
+  execArgv: string[];
 }
 
 test('forked: one server for the contexts; each child its own pid, the server as parent, its own Math.random, the environment and directory of its start', async (t) => {
@@ -60,6 +61,8 @@ test('forked: one server for the contexts; each child its own pid, the server as
     t.is(c.got.pid, c.pid);
     t.is(c.got.statPid, c.pid);
     t.is(c.got.ppid, r.server);
+    // The parent's node options (none here), not the server's own.
+    t.deepEqual(c.got.execArgv, []);
   }
   t.not(r.first.got.random, r.second.got.random);
   t.is(r.first.got.env, null);

@@ -26,6 +26,13 @@ const serverPath = fileURLToPath(libraryModuleUrl('forkserver_main'));
 
 /** The V8 option the server runs with: nothing runs in the background when it forks. @internal */
 export const SINGLE_THREADED = '--single-threaded';
+/**
+ * V8 compiles a function when it first runs: every function of the library that the server
+ * never ran (a child's own start, the decoding of its Process object) would be compiled
+ * again in each child. The server compiles the library up front, then goes back to
+ * compiling other modules lazily (forkserver_main.ts). @internal
+ */
+export const EAGER = '--no-lazy';
 
 let preload: string[] = [];
 
@@ -136,7 +143,7 @@ function dropServer(s: Server): void {
 /** The running server for the current configuration, started (or restarted) if needed. */
 function theServer(): Server {
   const modules = [libraryRoot, ...preload.map(resolvePreload)];
-  const args = [SINGLE_THREADED, serverPath, JSON.stringify(modules)];
+  const args = [SINGLE_THREADED, EAGER, serverPath, JSON.stringify(modules)];
   const key = JSON.stringify([getExecutable(), childExecArgv(), args]);
   if (server && server.key !== key) dropServer(server);
   // Between two starts, the server speaks only to say it has become unfit (or by ending).

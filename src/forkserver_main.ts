@@ -18,7 +18,8 @@ import { getRandomValues } from 'node:crypto';
 import { native } from './native.js';
 import { runChild } from './child_main.js';
 import { _importFunctionModule, _setImportingForChild } from './reduction.js';
-import { SINGLE_THREADED } from './forkserver.js';
+import { EAGER, SINGLE_THREADED } from './forkserver.js';
+import { setFlagsFromString } from 'node:v8';
 
 const PARENT = 3;
 
@@ -238,7 +239,7 @@ function applyEnvironment(request: ForkRequest): void {
 /**
  * In the forked child, before anything of the target runs: its own pid and parent pid (node
  * reads them once at its start), its own Math.random, the environment and working directory
- * of the start(), the parent's node options (without the server's --single-threaded), the
+ * of the start(), the parent's node options (without the server's own), the
  * argv of a spawn child; and an end without node's teardown, which would join the
  * platform's threads that only the server has: once the 'exit' event has run (process.exit,
  * the end of the event loop, an uncaught exception, whose report node prints after that
@@ -250,8 +251,10 @@ function becomeForked(request: ForkRequest): void {
   define('ppid', native.getppid());
   reseedMathRandom();
   applyEnvironment(request);
-  const at = process.execArgv.lastIndexOf(SINGLE_THREADED);
-  if (at >= 0) process.execArgv.splice(at, 1);
+  for (const option of [SINGLE_THREADED, EAGER]) {
+    const at = process.execArgv.lastIndexOf(option);
+    if (at >= 0) process.execArgv.splice(at, 1);
+  }
   process.argv.splice(2, process.argv.length - 2, '--multiprocessing-fork');
   let fatal: { error: unknown } | null = null;
   process.on('uncaughtExceptionMonitor', (error) => {
@@ -270,7 +273,10 @@ function becomeForked(request: ForkRequest): void {
   (process as unknown as { reallyExit: (code?: number) => void }).reallyExit = (code) => end(Number(code ?? 0) || 0);
 }
 
-const modules = JSON.parse(process.argv[2] ?? '[]') as string[];
+const [library, ...modules] = JSON.parse(process.argv[2] ?? '[]') as string[];
+await preload([library]);
+// The library is compiled now (see EAGER); what else runs here is compiled when it first runs.
+setFlagsFromString('--lazy');
 await preload(modules);
 const forked = await serve();
 if (forked) {
