@@ -285,6 +285,20 @@ test('imap over an endless generator is lazy; imapUnordered; next(timeout)', asy
   t.deepEqual(a, [0, 1, 4, 9, 16]);
 });
 
+test('batches and results of numbers larger than the scratch space they start with (it grows): starmap, imap, applyAsync, map', async (t) => {
+  await using pool = new Pool(2);
+  // Argument lists of numbers are packed item by item (three doubles a call here), in
+  // batches of up to 256 calls; results of a map chunk of 40000 numbers at once.
+  const pairs = range(40000).map((i) => [i, i / 4] as [number, number]);
+  t.deepEqual(await pool.starmap(add, pairs, 20000), pairs.map(([a, b]) => a + b));
+  t.deepEqual(await pool.map(square, range(80000), 40000), range(80000).map((x) => x * x));
+  const got: number[] = [];
+  for await (const x of pool.imap(square, range(20000))) got.push(x);
+  t.deepEqual(got, range(20000).map((x) => x * x));
+  const rs = range(5000).map((i) => pool.applyAsync(add, [i, 0.5]));
+  t.deepEqual(await Promise.all(rs.map((r) => r.get())), range(5000).map((i) => i + 0.5));
+});
+
 test('large maps of numbers come back exactly, whatever the items: -0, NaN, infinities, holes, other values; results that change kind', async (t) => {
   await using pool = new Pool(2);
   const nums = range(3000).map((i) => (i % 7 === 0 ? -i / 3 : i * 1e300));

@@ -2,7 +2,7 @@
 // in pool_worker.ts): the calls' arguments as a flat array, or as packed doubles when they
 // are all numbers. Shared by Pool and ThreadPool.
 import { APPLY, APPLY1, EACH, PLAIN, STAR, type Job, type PendingTask } from './pool_jobs.js';
-import { PACK_MIN } from './pool_worker.js';
+import { PACK_MIN, SCRATCH_START } from './pool_worker.js';
 
 /** Most tasks in one batch. */
 export const MAX_BATCH = 256;
@@ -174,12 +174,11 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
 
 /**
  * Batches' numbers are packed here, each in a region of its own until it is sent; then
- * the space is reused (fresh memory is dear: a page fault per 4 KiB written first).
+ * the space is reused (fresh memory is dear: a page fault per 4 KiB written first). It
+ * starts small and grows to what the batches need (see SCRATCH_START).
  */
 class BatchScratch {
-  // Only the pages written to become memory: a large buffer costs nothing more, and
-  // growing one would mean writing fresh pages again.
-  #buf = new Float64Array(1 << 19);
+  #buf = new Float64Array(SCRATCH_START);
   #used = 0;
 
   take(n: number): Float64Array {

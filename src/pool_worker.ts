@@ -44,13 +44,20 @@ const FLUSH_MS = 2;
 export const PACK_MIN = 1;
 
 /**
+ * Doubles a scratch buffer of packed numbers starts with (64 KiB); it grows to what the
+ * batches need. Not more: V8 counts an ArrayBuffer's whole size toward the limits that
+ * start its full collections, written pages or not, and two buffers of 4 MiB made at
+ * import brought a fresh process's first full collection into its first ten thousand
+ * applyAsync calls (and ~30% more CPU to a map or an imap right after).
+ */
+export const SCRATCH_START = 1 << 13;
+
+/**
  * Scratch space for numbers on their way to the serializer, which copies them out: reused
  * from batch to batch, as fresh memory is dear (a page fault per 4 KiB).
  */
 export class NumberScratch {
-  // Only the pages written to become memory: a large buffer costs nothing more, and
-  // growing one would mean writing fresh pages again.
-  #f64 = new Float64Array(1 << 19);
+  #f64 = new Float64Array(SCRATCH_START);
 
   /** At least `n` doubles to fill; the array is only good until the next `for`. */
   for(n: number): Float64Array {
@@ -59,8 +66,8 @@ export class NumberScratch {
   }
 }
 
-/** The worker's results wait here (one worker loop per process). */
-const resultScratch = new NumberScratch();
+/** The worker's results wait here (one worker loop per process; made by the first, not at import). */
+let resultScratch: NumberScratch | null = null;
 
 /** Results being collected: as numbers in scratch space while they are all numbers. */
 class ResultBuffer {
@@ -74,7 +81,7 @@ class ResultBuffer {
     // (Both fields hold null before what they get: V8 then compiles the hot loop for either
     // from the first buffer on, rather than for a Float64Array only, which the first
     // buffer without one, such as an empty one, would throw away.)
-    if (capacity >= PACK_MIN) this.nums = resultScratch.for(capacity);
+    if (capacity >= PACK_MIN) this.nums = (resultScratch ??= new NumberScratch()).for(capacity);
     else this.vals = [];
   }
 
