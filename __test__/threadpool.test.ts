@@ -7,7 +7,7 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { describeArg, exitThread, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { describeArg, exitThread, exitThreadAt, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
 
@@ -70,6 +70,75 @@ test('map of many items: numbers, and items or results that are not all numbers,
   // Results that are numbers in the first chunks and then are not.
   t.deepEqual(await pool.map((x: number) => (x < 2000 ? x / 2 : String(x)), range(n)), range(n).map((x) => (x < 2000 ? x / 2 : String(x))));
   t.deepEqual(await pool.map((x: number) => (x < 2000 ? String(x) : x), range(n)), range(n).map((x) => (x < 2000 ? String(x) : x)));
+});
+
+test('a map of numbers (shared by the threads): exact results in order, chunks run whole in one thread, errors, async results', async (t) => {
+  await using pool = new ThreadPool(2);
+  const n = 20000;
+  // Numbers a double array keeps exactly, negative zero included, in and out.
+  const xs = range(n).map((i) => (i % 5 === 0 ? -(i / 7) : i % 5 === 1 ? 2 ** 53 - i : i % 5 === 2 ? -0 : i * 1e300));
+  const out = await pool.map((x: number) => (Object.is(x, -0) ? -0 : x * 3), xs);
+  t.is(out.length, n);
+  t.true(out.every((v, i) => Object.is(v, Object.is(xs[i], -0) ? -0 : xs[i] * 3)), 'every result is exact, in its place');
+  // Results that are NaN or infinite stay so (1e300 * 1e300 overflows).
+  const big = await pool.map((x: number) => (x === 7 ? NaN : x * 1e300 * 1e300), range(n));
+  t.true(Number.isNaN(big[7]));
+  t.is(big[8], Infinity);
+  t.is(big[0], 0);
+  // With a chunksize, each chunk runs whole, in order, in one thread (tagCall: threadId * 1e6 + the
+  // thread's call number).
+  const tags = await pool.map(tagCall, range(4000), 100);
+  const threads = new Set<number>();
+  for (let c = 0; c < 40; c++) {
+    const chunk = tags.slice(c * 100, c * 100 + 100);
+    const tid = Math.floor(chunk[0] / 1e6);
+    threads.add(tid);
+    t.true(chunk.every((v, i) => Math.floor(v / 1e6) === tid && v === chunk[0] + i), `chunk ${c} ran whole in thread ${tid}`);
+  }
+  t.true([...threads].every((tid) => pool._pool.some((w) => w.ident === tid)));
+  // A failed item fails the map with its error (class, message, the thread's stack as cause);
+  // the pool goes on.
+  const e = await t.throwsAsync(pool.map(failAt, range(n)), { instanceOf: RangeError, message: 'bad item 5' });
+  t.true(e!.cause instanceof RemoteTraceback);
+  await t.throwsAsync(pool.map(failAt, range(n), 7), { instanceOf: RangeError, message: 'bad item 5' });
+  let failed: unknown;
+  const r = pool.mapAsync(failAt, range(n), null, null, (err) => (failed = err));
+  await t.throwsAsync(r.get(), { instanceOf: RangeError });
+  t.true(failed instanceof RangeError);
+  let got: unknown;
+  t.deepEqual(await pool.mapAsync(square, range(1000), { callback: (v) => (got = v) }).get(), range(1000).map((x) => x * x));
+  t.deepEqual(got, range(1000).map((x) => x * x));
+  // Promises are awaited; results of other types come back as they are, among numbers.
+  t.deepEqual(await pool.map(async (x: number) => x + 1, range(500)), range(500).map((x) => x + 1));
+  const kinds = await pool.map((x: number) => (x % 3 === 0 ? `s${x}` : x % 3 === 1 ? x : Promise.resolve({ x })), range(3000), 64);
+  t.deepEqual(kinds, range(3000).map((x) => (x % 3 === 0 ? `s${x}` : x % 3 === 1 ? x : { x })));
+  // Items that are not all numbers (strings, a bigint) go as they are.
+  t.deepEqual(await pool.map((x: unknown) => typeof x, [...range(100), 'a', 1n]), [...range(100).map(() => 'number'), 'string', 'bigint']);
+});
+
+test('a map of numbers: a thread that exits or is terminated fails it and is replaced; terminate() during it', async (t) => {
+  await using pool = new ThreadPool(2);
+  const e = await t.throwsAsync(pool.map(exitThreadAt, range(3000)), { instanceOf: WorkerLostError });
+  t.regex(e!.message, /exit code 7/);
+  t.deepEqual(await pool.map(exitThreadAt, range(1000)), range(1000).map((x) => x + 1));
+  t.is(pool._pool.length, 2);
+  t.true(pool._pool.every((w) => w.isAlive()));
+  // A thread terminated from outside while it runs its share.
+  const slow = pool.map(slowly, range(4000));
+  await sleep(0.1);
+  const [victim] = pool._pool;
+  victim.terminate();
+  await t.throwsAsync(slow, { instanceOf: WorkerLostError, message: /exit code -15/ });
+  t.deepEqual(await pool.map(square, range(2000)), range(2000).map((x) => x * x));
+  // terminate() of the pool while a map runs: the map fails at once, join() is prompt.
+  const doomed = new ThreadPool(2);
+  const pending = doomed.map(slowly, range(20000));
+  await sleep(0.1);
+  const started = Date.now();
+  doomed.terminate();
+  await t.throwsAsync(pending, { instanceOf: ProcessError });
+  await doomed.join();
+  t.true(Date.now() - started < 10_000, 'terminate and join are prompt');
 });
 
 test('options and positional forms; processes must be at least 1; use after close', async (t) => {

@@ -18,6 +18,7 @@ import { Finalize } from './util.js';
 import * as reactor from './wait.js';
 import { DummyProcess } from './dummy_process.js';
 import { threadChannelPair } from './thread_channel.js';
+import { sharedMap, sharedMapPart } from './pool_shared.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
@@ -293,6 +294,8 @@ function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: numb
     slots += t.kind === EACH ? c : tslots;
     taken.push(t);
     if (splitRun !== null) break;
+    // A part of a shared map ends its batch: the next part is for another thread.
+    if (t.fn === sharedMapPart) break;
   }
   takenSlots = slots;
   takenCalls = calls;
@@ -503,6 +506,15 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     return null;
   }
 
+  /**
+   * A map of `func` over `items` (in chunks of `chunksize`, null: not given) done another
+   * way than in chunk tasks (ThreadPool: over shared memory, see pool_shared.ts), as its
+   * result and the tasks to submit; null: the usual way. @internal
+   */
+  protected _sharedMap(_func: Function, _items: unknown[], _chunksize: number | null, _callback: Callback<any>, _errorCallback: ErrorCallback): { result: MapResult<any>; tasks: PendingTask[] } | null {
+    return null;
+  }
+
   /** How an error names a worker that died. @internal */
   protected _describeWorker(proc: P): string {
     return `worker ${proc.name} (pid ${proc.ident})`;
@@ -675,6 +687,35 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       this.#queuedCalls += callsOf(t);
       this.#queuedRows += rowsOf(t);
     }
+  }
+
+  /**
+   * Tasks meant one for each worker (a shared map's parts): sent at once, each to a
+   * worker of its own, even to one busy with earlier tasks (a part there finds less or
+   * nothing left to do), unless tasks wait in the queue: then they queue behind them.
+   */
+  #toEach(tasks: PendingTask[]): void {
+    if (this.#state !== RUN || this.#initError !== null || this.#pending() > 0) {
+      for (const t of tasks) this._submit(t);
+      return;
+    }
+    let i = 0;
+    for (const w of this.#workers) {
+      if (i === tasks.length) break;
+      if (w.gone || w.broken) continue;
+      const t = tasks[i++];
+      this.#queue.push(t);
+      this.#queuedCalls += t.count;
+      this.#queuedRows += rowsOf(t);
+      this.#sendBatch(w, w.inflight.length, 1);
+    }
+    this.#flush();
+    // (More tasks than workers, or a worker without room: the usual way.)
+    const left = this.#queue.splice(this.#head);
+    this.#queuedCalls = 0;
+    this.#queuedRows = 0;
+    for (; i < tasks.length; i++) left.push(tasks[i]);
+    for (const t of left) this._submit(t);
   }
 
   /** Send the batches packed so far. */
@@ -964,6 +1005,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     if (chunksize != null && (!Number.isInteger(chunksize) || chunksize < 1)) throw new ValueError(`Chunksize must be 1+, not ${chunksize}`);
     if (cs < 1) cs = 1;
     // Star items become argument arrays now (a non-iterable throws here).
+    const shared = star ? null : this._sharedMap(func, items, chunksize ?? null, callback, errorCallback);
+    if (shared !== null) {
+      this.#addJob(shared.result);
+      this.#toEach(shared.tasks);
+      return shared.result;
+    }
     const src = star && !items.every(Array.isArray) ? items.map((a) => (Array.isArray(a) ? a : [...(a as Iterable<unknown>)])) : items;
     const r = new MapResult(this, cs, src.length, callback, errorCallback);
     this.#addJob(r);
@@ -1227,6 +1274,10 @@ export class ThreadPool extends Pool<DummyProcess> {
 
   protected override _afterKill(): number | null {
     return THREAD_STOP_GRACE;
+  }
+
+  protected override _sharedMap(func: Function, items: unknown[], chunksize: number | null, callback: Callback<any>, errorCallback: ErrorCallback): { result: MapResult<any>; tasks: PendingTask[] } | null {
+    return sharedMap(this, func, items, chunksize, this._processes, callback, errorCallback);
   }
 
   protected override _describeWorker(thread: DummyProcess): string {

@@ -84,6 +84,7 @@ const kindModules: Record<string, string> = {
   synchronized: 'sharedctypes',
   'dummy-namespace': 'dummy',
   'thread-channel': 'thread_channel',
+  'pool-shared-map': 'pool_shared',
   // managers.ts, not managers_proxy.ts: it registers the proxy types sent by name and SyncManager's typeids.
   proxy: 'managers',
 };

@@ -1,0 +1,214 @@
+// A ThreadPool's map of plain numbers over shared memory. Threads share memory with the
+// pool's thread, so such a map needs no batches: its items are packed once into a
+// SharedArrayBuffer that each worker thread gets once (as one ordinary task of the pool,
+// a "part"), the threads claim its chunks with Atomics.add on a cursor in it (a thread
+// that starts late simply takes fewer), and write each result over its item. A part ends
+// when no chunk is left; its answer lists only the chunks whose results were not all
+// numbers (with their values). The map is done when all chunks are and every part that
+// started has answered. A part rides on the pool's usual machinery: a thread that dies
+// or is terminated fails it (and so the map), a failed item fails it with its error.
+import { APPLY1, MapResult, type Callback, type ErrorCallback, type JobPool, type PendingTask } from './pool_jobs.js';
+import { reduce, registerKind, type Reduced } from './reduction.js';
+
+/** Fewer items than this go the usual way (the shared buffer and its parts cost more). */
+const SHARED_MIN = 64;
+/** A thread claims chunks of about this many items at once (always whole chunks). */
+const CLAIM_ITEMS = 512;
+/**
+ * The chunks of a map whose chunksize is not given. Python's default (about four chunks
+ * per worker) is for tasks that each cost a message; here a chunk costs an Atomics.add,
+ * and small ones keep a thread that starts late, or is descheduled, from holding back a
+ * large share of the map (which chunks a thread runs is not otherwise observable).
+ */
+const DEFAULT_CHUNK = 1024;
+
+// The header, Int32 words before the items.
+/** The next chunk to claim. */
+const CURSOR = 0;
+/** Chunks done. */
+const DONE = 1;
+/** Parts that have started. */
+const JOINED = 2;
+/** Bytes of the header (the items that follow are doubles, aligned to 8). */
+const HEADER_BYTES = 16;
+
+/** The map's shared state, as each part gets it. */
+class SharedMap {
+  readonly header: Int32Array;
+  /** The items, each replaced by its result when that result is a number. */
+  readonly values: Float64Array;
+
+  constructor(
+    readonly sab: SharedArrayBuffer,
+    readonly fn: Function,
+    readonly length: number,
+    readonly chunksize: number,
+  ) {
+    this.header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    this.values = new Float64Array(sab, HEADER_BYTES, length);
+  }
+
+  /** Goes to a thread: the same memory, shared. */
+  [reduce](): Reduced {
+    return { kind: 'pool-shared-map', state: { fn: this.fn, length: this.length, chunksize: this.chunksize }, transfer: [this.sab] };
+  }
+}
+
+registerKind('pool-shared-map', (s: { fn: Function; length: number; chunksize: number }, _fds, _trusted, transferred) => {
+  const sab = transferred[0];
+  if (!(sab instanceof SharedArrayBuffer) || typeof s.fn !== 'function' || !(s.length >= 0) || !(s.chunksize >= 1) || sab.byteLength < HEADER_BYTES + 8 * s.length) {
+    throw new TypeError('a shared map did not come with its memory');
+  }
+  return new SharedMap(sab, s.fn, s.length, s.chunksize);
+});
+
+/** The result that `runNumbers` stopped at (it was not a number). */
+let carried: unknown;
+
+/**
+ * The hot loop: `values[i] = fn(values[i])` for i in [from, end) while the results are
+ * numbers. Returns where it stopped: `end`, or the index whose result (in `carried`) is
+ * not a number (its item is still in place, as are those after it).
+ */
+function runNumbers(fn: Function, values: Float64Array, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const v = fn(values[i]);
+    if (typeof v !== 'number') {
+      carried = v;
+      return i;
+    }
+    values[i] = v;
+  }
+  return end;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/**
+ * The rest of a chunk [from, end) once its result at `at` (`first`) is not a number: all
+ * its results as values (promises awaited, as the pool's worker does).
+ */
+async function chunkValues(fn: Function, values: Float64Array, from: number, at: number, end: number, first: unknown): Promise<unknown[]> {
+  const out: unknown[] = Array.from(values.subarray(from, at));
+  out.push(isThenable(first) ? await first : first);
+  for (let i = at + 1; i < end; i++) {
+    const v = fn(values[i]);
+    out.push(typeof v !== 'number' && isThenable(v) ? await v : v);
+  }
+  return out;
+}
+
+/**
+ * A part of a shared map, run by a worker thread as one task: claims chunks until none is
+ * left. Its result: null, or `[start, values, ...]` for the chunks whose results are not
+ * all numbers. As in Python, a failed item ends its chunk and the other chunks still run;
+ * the part then throws the first error it met. @internal
+ */
+export async function sharedMapPart(m: SharedMap): Promise<unknown[] | null> {
+  const { header, values, fn, length, chunksize } = m;
+  Atomics.add(header, JOINED, 1);
+  const chunks = Math.ceil(length / chunksize);
+  const per = Math.max(1, Math.floor(CLAIM_ITEMS / chunksize));
+  let others: unknown[] | null = null;
+  let failed = false;
+  let error: unknown;
+  for (;;) {
+    const c0 = Atomics.add(header, CURSOR, per);
+    if (c0 >= chunks) break;
+    const c1 = Math.min(c0 + per, chunks);
+    for (let c = c0; c < c1; c++) {
+      const from = c * chunksize;
+      const end = Math.min(from + chunksize, length);
+      try {
+        const at = runNumbers(fn, values, from, end);
+        if (at < end) {
+          const first = carried;
+          carried = undefined;
+          (others ??= []).push(from, await chunkValues(fn, values, from, at, end, first));
+        }
+      } catch (e) {
+        if (!failed) {
+          failed = true;
+          error = e;
+        }
+      }
+    }
+    Atomics.add(header, DONE, c1 - c0);
+  }
+  if (failed) throw error;
+  return others;
+}
+
+/** The MapResult of a shared map: whole when every chunk is done and every part that started has answered. */
+class SharedMapResult<T> extends MapResult<T> {
+  #map: SharedMap;
+  #chunks: number;
+  #answers = 0;
+  /** Chunks whose results are not all numbers: `[start, values, ...]` per answer. */
+  #others: unknown[][] = [];
+
+  constructor(pool: JobPool, map: SharedMap, callback: Callback<T[]>, errorCallback: ErrorCallback) {
+    super(pool, map.chunksize, map.length, callback, errorCallback);
+    this.#map = map;
+    this.#chunks = Math.ceil(map.length / map.chunksize);
+  }
+
+  /** A part answered (`data[offset]`), or failed (`data`: its error, which fails the map). */
+  override _set(_index: number, ok: boolean, data: unknown, offset: number): void {
+    if (this.ready()) return;
+    if (!ok) {
+      this._finish(false, data);
+      return;
+    }
+    const others = (data as ArrayLike<unknown>)[offset] as unknown[] | null;
+    if (others !== null) this.#others.push(others);
+    this.#answers++;
+    const h = this.#map.header;
+    if (Atomics.load(h, DONE) === this.#chunks && this.#answers >= Atomics.load(h, JOINED)) this._finish(true, this.#results());
+  }
+
+  #results(): T[] {
+    const out = toArray(this.#map.values);
+    for (const others of this.#others) {
+      for (let k = 0; k < others.length; k += 2) {
+        const from = others[k] as number;
+        const vals = others[k + 1] as unknown[];
+        for (let i = 0; i < vals.length; i++) out[from + i] = vals[i];
+      }
+    }
+    return out as T[];
+  }
+}
+
+/** The numbers of `f` as an array (of doubles from the start: see resultArray in pool_jobs.ts). */
+function toArray(f: Float64Array): unknown[] {
+  const out = [0.5];
+  out.length = f.length;
+  for (let i = 0; i < f.length; i++) out[i] = f[i];
+  return out;
+}
+
+/**
+ * A map of `fn` over `items` in chunks of `chunksize` (null: not given) as a shared map, for a pool of
+ * `parts` threads: its result and the tasks to submit (one part per thread); null when
+ * the items are not all finite numbers (or too few), which go the usual way. @internal
+ */
+export function sharedMap<T>(pool: JobPool, fn: Function, items: unknown[], chunksize: number | null, parts: number, callback: Callback<T[]>, errorCallback: ErrorCallback): { result: MapResult<T>; tasks: PendingTask[] } | null {
+  const n = items.length;
+  if (n < SHARED_MIN) return null;
+  // Builtins, which need no compiling (a fresh process's first big map pays for every
+  // loop it runs). Number.isFinite does not coerce: an object among the items (whose
+  // valueOf must not run) is refused before `set` converts anything; holes, which
+  // every() skips, become NaN there (NaN and infinities themselves were refused).
+  if (!items.every(Number.isFinite)) return null;
+  const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * n);
+  const map = new SharedMap(sab, fn, n, chunksize ?? DEFAULT_CHUNK);
+  map.values.set(items as number[]);
+  if (map.values.includes(NaN)) return null;
+  const result = new SharedMapResult<T>(pool, map, callback, errorCallback);
+  const tasks: PendingTask[] = [];
+  for (let i = 0; i < parts; i++) tasks.push({ job: result, index: i, fn: sharedMapPart, src: map, start: 0, count: 1, kind: APPLY1 });
+  return { result, tasks };
+}
