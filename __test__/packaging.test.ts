@@ -6,7 +6,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PREBUILT_PLATFORMS, platformName } from '../src/native.js';
-import { root } from './helpers.js';
+import { root, runJs } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const host = platformName();
@@ -98,6 +98,24 @@ for (const [as, name] of [
     );
   });
 }
+
+test('the compiled package, its modules joined (scripts/bundle.mjs), works as one instance from every export', async (t) => {
+  // Its own name resolves to dist/ (the package's exports) from inside the repository.
+  const r = await runJs('__test__/fixtures/bundled_main.mjs');
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(JSON.parse(r.stdout), {
+    same: [true, true, true, true, true, true],
+    spawn: [['Queue', 'Lock'], 0, 1, [1, 4, 9]],
+    forkserver: [['Queue', 'Lock'], 0, 1, [1, 4, 9]],
+    manager: 42,
+    threads: [16, 25],
+    dummy: [36],
+    pickle: [1, 'a'],
+  });
+  // Each module keeps its file, which re-exports its names from the joined file.
+  const lib = readdirSync(join(root, 'dist', 'src')).filter((f) => f.endsWith('.js'));
+  for (const m of readdirSync(join(root, 'src')).filter((f) => f.endsWith('.ts'))) t.true(lib.includes(m.replace(/\.ts$/, '.js')), m);
+});
 
 test('the prebuilt platforms, optionalDependencies, napi targets and npm/ packages agree', (t) => {
   const triple = (target: string) => {

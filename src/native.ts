@@ -17,8 +17,9 @@ export const PREBUILT_PLATFORMS = ['linux-x64-gnu', 'linux-arm64-gnu'] as const;
 const PACKAGE = 'node-multiprocessing';
 
 const require = createRequire(import.meta.url);
-// From src/ (run by tsx) and from dist/src/ (compiled), the package root is the same.
-const root = fileURLToPath(new URL(import.meta.url.endsWith('/dist/src/native.js') ? '../../' : '../', import.meta.url));
+// From src/ (run by tsx) and from dist/src/ (compiled, where this code is part of lib.js:
+// scripts/bundle.mjs), the package root is the same.
+const root = fileURLToPath(new URL(/\/dist\/src\/[a-z_]+\.js$/.test(import.meta.url) ? '../../' : '../', import.meta.url));
 
 /** The file the addon was loaded from (a worker thread can load the same one first thing). */
 export let nativeFile = '';

@@ -879,7 +879,7 @@ function reduceFunction(fn: Function): Reduced {
   let state = functionStates.get(fn);
   if (!state) {
     const source = Function.prototype.toString.call(fn);
-    const url = moduleOf(fn);
+    const url = libraryFileOf(fn, moduleOf(fn));
     const exported = url !== undefined && looksExported(url, fn.name);
     state = exported ? { url, name: fn.name, source } : { base: url, name: fn.name, source };
     if (/\{\s*\[native code\]\s*\}$/.test(source)) {
@@ -896,6 +896,24 @@ function reduceFunction(fn: Function): Reduced {
     }
   }
   return { kind: 'function', state };
+}
+
+/** The files that hold the compiled library's modules joined (scripts/bundle.mjs). */
+const bundles = ['lib', 'lib_extra'].map((b) => new URL(`./${b}.js`, import.meta.url).href);
+
+/**
+ * The module file of `fn` as the receiver imports it: for a function of the compiled library,
+ * whose modules are joined in lib.js (exported there as `<module>$<name>`), the file of its
+ * module, which exports it under its own name; else `url`.
+ */
+function libraryFileOf(fn: Function, url: string | undefined): string | undefined {
+  if (url === undefined || !bundles.includes(url)) return url;
+  const ns = moduleSync(url);
+  for (const key of Object.keys(ns ?? {})) {
+    const at = key.indexOf('$');
+    if (ns![key] === fn && at > 0 && key.slice(at + 1) === fn.name) return libraryModuleUrl(key.slice(0, at));
+  }
+  return url;
 }
 
 /** Imported modules by URL (filled by loadsAsync, or synchronously by require). */

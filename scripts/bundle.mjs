@@ -1,0 +1,129 @@
+// `node scripts/bundle.mjs` (part of `npm run build`, after tsc): join the library's compiled
+// modules (dist/src/*.js) into two files, so that a process that imports the package loads a
+// few modules instead of about fifty. Node 20's ES module loader pays for each module (resolving
+// every import, reading the file, linking), and every spawn child pays that again: joined, a
+// spawn child's start costs about 25 ms less CPU.
+//
+//   dist/src/lib.js        every module that the package root, a child's bootstrap and the kinds
+//                          of the messages reach by static imports, each module's exports under
+//                          `<module>$<name>`;
+//   dist/src/lib_extra.js  the modules loaded on first use (managers, pickle), the same way;
+//   dist/src/<module>.js   each module's file stays, with its exports, as a re-export of its
+//                          names from lib.js or lib_extra.js: the package's subpath exports, the
+//                          library's own references by path (a child's entry, the module of a
+//                          message's kind) and a user's deep import find the same module
+//                          instance; the .d.ts files beside them (tsc's) are unchanged;
+//   spawn_main, forkserver_main, dummy_main: entry points that run when loaded, each bundled on
+//                          its own, importing the library from lib.js.
+//
+// Function and class names are kept (esbuild's keepNames): they are visible (inspect, errors)
+// and a function is sent by its name (reduction.ts maps a function of lib.js back to the
+// module file that exports it).
+import { build } from 'esbuild';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dir = join(root, 'dist', 'src');
+const MARK = '// node-multiprocessing: bundled by scripts/bundle.mjs';
+const LIBS = ['lib', 'lib_extra'];
+/** Modules whose top level runs a program (a child, the fork server, a thread): never inside lib.js. */
+const PROGRAMS = ['spawn_main', 'forkserver_main', 'dummy_main'];
+/** What lib.js must hold besides what the package root imports: a child's bootstrap, the modules of kinds. */
+const CORE_ROOTS = ['index', 'child_main', 'dummy', 'thread_channel', 'pool_shared', 'wait', ...PROGRAMS];
+
+const modules = readdirSync(dir)
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => basename(f, '.js'))
+  .filter((m) => !LIBS.includes(m));
+for (const m of modules) {
+  if (readFileSync(join(dir, `${m}.js`), 'utf8').startsWith(MARK)) {
+    console.error(`bundle: dist/src/${m}.js is already bundled; compile first (tsc)`);
+    process.exit(1);
+  }
+}
+const file = (m) => join(dir, `${m}.js`);
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', keepNames: true, write: false, logLevel: 'warning', legalComments: 'none' };
+
+/** A library module imported by a relative path (`./x.js`), or null. */
+function libraryModule(path) {
+  const m = /^\.\/([a-z_]+)\.js$/.exec(path);
+  return m && modules.includes(m[1]) ? m[1] : null;
+}
+
+// 1. Each module's exports (esbuild's metafile of the unbundled modules).
+const exportsOf = new Map();
+{
+  const r = await build({ entryPoints: modules.map(file), outdir: join(root, 'dist', '.bundle-scan'), bundle: false, format: 'esm', write: false, metafile: true, logLevel: 'warning' });
+  for (const [out, meta] of Object.entries(r.metafile.outputs)) {
+    if (meta.entryPoint) exportsOf.set(basename(meta.entryPoint, '.js'), meta.exports);
+  }
+}
+
+// 2. The modules of lib.js: what the core roots reach by static imports. Dynamic imports of the
+// library stay imports of its files (which lead back to lib.js or lib_extra.js).
+const dynamicExternal = {
+  name: 'library-dynamic-imports',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/[a-z_]+\.js$/ }, (a) => (a.kind === 'dynamic-import' && libraryModule(a.path) ? { path: a.path, external: true } : undefined));
+  },
+};
+const core = new Set();
+{
+  const r = await build({ ...common, entryPoints: CORE_ROOTS.map(file), outdir: join(root, 'dist', '.bundle-scan'), splitting: true, metafile: true, plugins: [dynamicExternal] });
+  for (const input of Object.keys(r.metafile.inputs)) {
+    const m = basename(input, '.js');
+    if (modules.includes(m) && !PROGRAMS.includes(m)) core.add(m);
+  }
+}
+const extra = modules.filter((m) => !core.has(m) && !PROGRAMS.includes(m));
+const libOf = (m) => (core.has(m) ? 'lib' : 'lib_extra');
+
+/** `export { a as m$a, ... } from './m.js'` for each module of a lib. */
+function libEntry(members) {
+  return members.map((m) => `export { ${exportsOf.get(m).map((n) => `${n} as ${m}$${n}`).join(', ')} } from './${m}.js';`).join('\n');
+}
+
+/** The module file that re-exports m's names from its lib. */
+function stub(m) {
+  const names = exportsOf.get(m);
+  const body = names.length ? `export { ${names.map((n) => `${m}$${n} as ${n}`).join(', ')} } from './${libOf(m)}.js';` : `import './${libOf(m)}.js';`;
+  return `${MARK}: this module is part of ${libOf(m)}.js.\n${body}\n`;
+}
+
+/**
+ * Imports of a module outside the bundle being built become imports of its lib (a re-export
+ * module made here), so that each module exists once.
+ */
+function viaLibs(inside) {
+  return {
+    name: 'library-via-libs',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/lib(_extra)?\.js$/ }, (a) => ({ path: a.path, external: true }));
+      b.onResolve({ filter: /^\.\/[a-z_]+\.js$/ }, (a) => {
+        const m = libraryModule(a.path);
+        if (!m || PROGRAMS.includes(m)) return undefined;
+        if (a.kind === 'dynamic-import') return { path: a.path, external: true };
+        return inside.has(m) ? undefined : { path: m, namespace: 'library-stub' };
+      });
+      b.onLoad({ filter: /.*/, namespace: 'library-stub' }, (a) => ({ contents: stub(a.path), resolveDir: dir, loader: 'js' }));
+    },
+  };
+}
+
+const outputs = new Map();
+async function bundle(name, contents, inside) {
+  const r = await build({ ...common, stdin: { contents, resolveDir: dir, sourcefile: `${name}.js`, loader: 'js' }, outfile: file(name), plugins: [viaLibs(inside)] });
+  outputs.set(name, `${MARK}.\n${r.outputFiles[0].text}`);
+}
+await bundle('lib', libEntry([...core]), core);
+await bundle('lib_extra', libEntry(extra), new Set(extra));
+for (const p of PROGRAMS) await bundle(p, readFileSync(file(p), 'utf8'), new Set());
+for (const m of [...core, ...extra]) outputs.set(m, stub(m));
+
+for (const [name, text] of outputs) {
+  writeFileSync(file(name), text);
+  rmSync(`${file(name)}.map`, { force: true });
+}
+console.log(`bundle: dist/src/lib.js (${core.size} modules), lib_extra.js (${extra.length}), ${PROGRAMS.length} entry points`);
