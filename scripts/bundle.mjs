@@ -16,9 +16,12 @@
 //   spawn_main, forkserver_main, dummy_main: entry points that run when loaded, each bundled on
 //                          its own, importing the library from lib.js.
 //
-// Function and class names are kept (esbuild's keepNames): they are visible (inspect, errors)
+// Names of top-level functions and classes stay as written: they are visible (inspect, errors)
 // and a function is sent by its name (reduction.ts maps a function of lib.js back to the
-// module file that exports it).
+// module file that exports it). esbuild renames a top-level name that two modules share
+// (`decode` -> `decode2`) and names a class that refers to itself `_X`: their `name` is set back
+// (restoreNames). Not esbuild's keepNames, which also names every closure where it is made: a
+// defineProperty each time, about 1 us per call on paths such as a wait or a send.
 import { build } from 'esbuild';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -44,7 +47,7 @@ for (const m of modules) {
   }
 }
 const file = (m) => join(dir, `${m}.js`);
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', keepNames: true, write: false, logLevel: 'warning', legalComments: 'none' };
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'warning', legalComments: 'none' };
 
 /** A library module imported by a relative path (`./x.js`), or null. */
 function libraryModule(path) {
@@ -112,10 +115,44 @@ function viaLibs(inside) {
   };
 }
 
+// The top-level functions and classes of the modules, by name.
+const declared = new Set();
+for (const m of modules) {
+  for (const [, n] of readFileSync(file(m), 'utf8').matchAll(/^(?:export )?(?:async )?(?:function\*?|class) ([\w$]+)/gm)) declared.add(n);
+}
+
+/** Give back their names to the top-level functions and classes that esbuild renamed in `text`. */
+function restoreNames(name, text) {
+  const lines = text.split('\n');
+  const fail = (what) => {
+    throw new Error(`bundle: ${name}.js: ${what}`);
+  };
+  const original = (n) => {
+    const o = n.replace(/\d+$/, '');
+    if (o === n || !declared.has(o)) fail(`cannot tell the original name of '${n}'`);
+    return o;
+  };
+  const top = [];
+  for (let i = 0; i < lines.length; i++) {
+    const f = /^(?:async )?function\*? ([\w$]+)\(/.exec(lines[i]);
+    if (f && !declared.has(f[1])) top.push(`Object.defineProperty(${f[1]}, "name", { value: "${original(f[1])}" });`);
+    const c = /^var ([\w$]+) = class(?: (?!extends\b)([\w$]+))?/.exec(lines[i]);
+    if (c && (!declared.has(c[1]) || (c[2] !== undefined && c[2] !== c[1]))) {
+      const want = declared.has(c[1]) ? c[1] : original(c[1]);
+      // After the class body, before anything else of its module runs.
+      const end = lines.indexOf('};', i);
+      if (end < 0) fail(`no end found for class ${c[1]}`);
+      lines[end] += ` Object.defineProperty(${c[1]}, "name", { value: "${want}" });`;
+    }
+  }
+  // Function declarations are hoisted: their names are right before any code runs.
+  return [...top, ...lines].join('\n');
+}
+
 const outputs = new Map();
 async function bundle(name, contents, inside) {
   const r = await build({ ...common, stdin: { contents, resolveDir: dir, sourcefile: `${name}.js`, loader: 'js' }, outfile: file(name), plugins: [viaLibs(inside)] });
-  outputs.set(name, `${MARK}.\n${r.outputFiles[0].text}`);
+  outputs.set(name, `${MARK}.\n${restoreNames(name, r.outputFiles[0].text)}`);
 }
 await bundle('lib', libEntry([...core]), core);
 await bundle('lib_extra', libEntry(extra), new Set(extra));
