@@ -88,10 +88,11 @@ function libEntry(members) {
   return members.map((m) => `export { ${exportsOf.get(m).map((n) => `${n} as ${m}$${n}`).join(', ')} } from './${m}.js';`).join('\n');
 }
 
-/** The module file that re-exports m's names from its lib. */
-function stub(m) {
+/** The module file that re-exports m's names from its lib (at `from`, relative to the file). */
+function stub(m, from = './') {
   const names = exportsOf.get(m);
-  const body = names.length ? `export { ${names.map((n) => `${m}$${n} as ${n}`).join(', ')} } from './${libOf(m)}.js';` : `import './${libOf(m)}.js';`;
+  const lib = `${from}${libOf(m)}.js`;
+  const body = names.length ? `export { ${names.map((n) => `${m}$${n} as ${n}`).join(', ')} } from '${lib}';` : `import '${lib}';`;
   return `${MARK}: this module is part of ${libOf(m)}.js.\n${body}\n`;
 }
 
@@ -163,4 +164,13 @@ for (const [name, text] of outputs) {
   writeFileSync(file(name), text);
   rmSync(`${file(name)}.map`, { force: true });
 }
+// The package root (tsc's `export * from './src/index.js'`) re-exports from lib.js itself: one
+// module less to load in every process that imports the package.
+const rootIndex = join(root, 'dist', 'index.js');
+if (!/^export \* from '\.\/src\/index\.js';$/m.test(readFileSync(rootIndex, 'utf8'))) {
+  console.error('bundle: dist/index.js is not what tsc makes of index.ts');
+  process.exit(1);
+}
+writeFileSync(rootIndex, stub('index', './src/'));
+rmSync(`${rootIndex}.map`, { force: true });
 console.log(`bundle: dist/src/lib.js (${core.size} modules), lib_extra.js (${extra.length}), ${PROGRAMS.length} entry points`);

@@ -287,8 +287,13 @@ export class StreamHandler extends Handler {
 /** A handler is a Handler object, or simply a function that receives each record. */
 export type HandlerLike = Handler | ((record: LogRecord) => void);
 
-/** Python's "last resort": WARNING and above, message only, to stderr, when a logger has no handler. */
-const lastResort = new StreamHandler();
+/**
+ * Python's "last resort": WARNING and above, message only, to stderr, when a logger has no
+ * handler. As Python's (a `_StderrHandler`), it writes to the standard error of the moment of
+ * each record: importing the library does not open `process.stderr` (Node makes a stream of it
+ * on first access, a socket and the stream modules when it is a pipe: 1-3 ms of every start).
+ */
+const lastResort = new StreamHandler({ write: (s: string) => process.stderr.write(s) });
 lastResort.setLevel(WARNING);
 
 /**
