@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, failSome, halfOrText, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
+  add, exitNow, failAt, failSome, halfOrText, mixedKinds, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
   unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
@@ -323,6 +323,40 @@ test('large maps of numbers come back exactly, whatever the items: -0, NaN, infi
   // Results that are numbers, then text, in chunks that may come in any order.
   const mixed = await pool.map(halfOrText, range(4000), 10);
   t.deepEqual(mixed, range(4000).map((x) => (x < 1000 ? x / 2 : `#${x}`)));
+});
+
+test('a batch of many tasks whose results change kind, throw or are promises mid-batch: each task gets its own result', async (t) => {
+  // One worker: calls made together go in the same batches (hundreds of tasks each),
+  // plain ones (one argument) and star ones (several) mixed.
+  await using pool = new Pool(1);
+  const expect = (x: number): unknown => {
+    const r = x % 50;
+    return r === 7 ? `t${x}` : r === 21 ? x + 0.5 : r === 33 ? undefined : x * 3;
+  };
+  for (let round = 0; round < 2; round++) {
+    const rs = range(1200).map((x) => (x % 97 === 5 ? pool.applyAsync(add, [x, 1]) : pool.applyAsync(mixedKinds, [x])));
+    for (let x = 0; x < rs.length; x++) {
+      if (x % 97 === 5) t.is(await rs[x].get(), x + 1);
+      else if (x % 50 === 13) await t.throwsAsync(rs[x].get(), { instanceOf: RangeError, message: `bad ${x}` });
+      else t.is(await rs[x].get(), expect(x), `item ${x}`);
+    }
+    // Chunks of several items: a chunk with a failing item fails whole, the others are exact.
+    const chunks = await Promise.allSettled(range(30).map((c) => pool.mapAsync(mixedKinds, range(40).map((i) => c * 40 + i + 14), 10).get()));
+    for (let c = 0; c < 30; c++) {
+      const items = range(40).map((i) => c * 40 + i + 14);
+      const r = chunks[c];
+      if (items.some((x) => x % 50 === 13)) t.is(r.status, 'rejected');
+      else t.deepEqual((r as PromiseFulfilledResult<unknown[]>).value, items.map(expect));
+    }
+  }
+  // Numbers, and throws among them (the first result of a batch that is not a number is an error).
+  const fs = range(700).map((x) => pool.applyAsync(failSome, [x]));
+  for (let x = 0; x < fs.length; x++) {
+    if (x % 7 === 3) await t.throwsAsync(fs[x].get(), { instanceOf: RangeError, message: `bad item ${x}` });
+    else t.is(await fs[x].get(), x);
+  }
+  // Numbers only again, after all that.
+  t.deepEqual(await pool.map(square, range(5000)), range(5000).map((x) => x * x));
 });
 
 test('applyAsync: one argument of any kind, none, several; the arguments are taken at the call', async (t) => {

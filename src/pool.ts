@@ -472,6 +472,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const [mine, theirs] = Pipe(true);
     try {
       const granted = nativeCall(() => native.setSendBuffer(mine.fileno(), SEND_BUFFER));
+      // The worker's end too: with the default buffer (208 KiB) a worker blocked sending a
+      // large map's results (25k numbers a chunk) until this process read some, and this
+      // process then read the message in pieces, a wakeup each.
+      nativeCall(() => native.setSendBuffer(theirs.fileno(), SEND_BUFFER));
       return { mine, theirs, budget: Math.floor(granted / 3) };
     } catch (e) {
       mine.close();

@@ -6,6 +6,7 @@
 // small tasks costs the serializer little: a worker runs its tasks in the order they came
 // and answers in that order, so results need not name their tasks.
 import { inspect } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import type { Connection } from './connection.js';
 import { EOFError, MaybeEncodingError, OSError } from './errors.js';
 import { debug } from './logging.js';
@@ -110,32 +111,118 @@ class ResultBuffer {
   }
 }
 
-/** Whether `plainNumbers` stopped at a result that is not a number, and that result. */
+/** Whether `runPlain` stopped at a result that is not a number, and that result. */
 let stopped = false;
 let carried: unknown;
+/**
+ * Where `runPlain` is (read when it returns or throws): the task it was running, where that
+ * task's items start, the next item, and how many results were stored before that task.
+ */
+let runK = 0;
+let runP0 = 0;
+let runP = 0;
+let runStart = 0;
 
 /**
- * The hot loop: `count` plain calls of `fn` on `items` from `p`, straight into the numbers
- * of `out` (which must have them) while the results are numbers. Returns how many calls
- * ran; if `stopped`, the last one returned `carried`, not stored yet.
+ * The hot loop: plain tasks (one argument a call) of the batch from task `k`, run while
+ * their results are numbers, stored straight into `out`'s numbers (which must have room
+ * for every call left: see ResultBuffer). Stops before a star task, after the task that
+ * ends more than FLUSH_MS after `last` (performance.now()), or at a result that is not a number
+ * (`stopped`, the result in `carried`, the calls of task `runK` before it stored). Returns
+ * the task to go on with (`runK` when stopped). A throw leaves `runK` etc. on the task
+ * that threw. One small function for many tasks and calls: it is compiled early (see
+ * warmUp), as a whole batch runs in it.
  */
-function plainNumbers(fn: Function, items: ArrayLike<unknown>, p: number, count: number, out: ResultBuffer): number {
+function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLike<unknown>, k: number, tasks: number, p: number, out: ResultBuffer, last: number): number {
   const nums = out.nums!;
-  const shift = out.n - p;
-  const end = p + count;
-  let i = p;
+  let n = out.n;
+  let code = -1;
+  let fn: Function | undefined;
   stopped = false;
-  for (; i < end; i++) {
-    const v = fn(items[i]);
-    if (typeof v !== 'number') {
-      carried = v;
-      stopped = true;
+  for (; k < tasks; k++) {
+    const c = meta[2 * k];
+    if ((c & 1) === 1) break;
+    if (c !== code) {
+      code = c;
+      fn = fns.get(c / 2);
+    }
+    const end = p + meta[2 * k + 1];
+    runK = k;
+    runP0 = p;
+    runStart = n;
+    for (; p < end; p++) {
+      const v = fn!(items[p]);
+      if (typeof v !== 'number') {
+        carried = v;
+        stopped = true;
+        out.n = n;
+        runP = p + 1;
+        return k;
+      }
+      nums[n++] = v;
+    }
+    out.n = n;
+    if (performance.now() - last > FLUSH_MS) {
+      k++;
       break;
     }
-    nums[i + shift] = v;
   }
-  out.n = i + shift;
-  return stopped ? i + 1 - p : count;
+  out.n = n;
+  runP = p;
+  return k;
+}
+
+/**
+ * Functions of the warm-up: two (a call site that has seen more than one function is
+ * compiled as a plain call, which a user's function later takes without a deopt).
+ */
+const warmFns = new Map<number, Function>([
+  [0, (x: number) => x + 1],
+  [1, (x: number) => x * 2],
+]);
+/**
+ * Calls a warm-up runs in all: V8 marks runPlain for compiling after some 3000 (the compile
+ * itself runs on a thread of its own, and the code is in place before the next batch's
+ * first call), so about twice that: well under a millisecond, once.
+ */
+const WARM_CALLS = 8192;
+let warmLeft = WARM_CALLS;
+
+/**
+ * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's)
+ * while the worker is idle, in slices of about 0.1 ms that each end when a batch arrives,
+ * until it has run enough for V8 to compile it. Otherwise the first large batch a worker
+ * gets (a map's chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20
+ * times slower, while the compile is made on a core the pool's processes need.
+ */
+function warmUp(ready: () => boolean): void {
+  if (warmLeft <= 0) return;
+  const tasks = 64;
+  const meta = new Float64Array(2 * tasks);
+  for (let k = 0; k < tasks; k++) {
+    meta[2 * k] = 2 * (k & 1);
+    meta[2 * k + 1] = k === 0 ? 193 : 1;
+  }
+  const calls = 193 + tasks - 1;
+  const f64 = new Float64Array(calls);
+  // Items come as packed numbers, or as an array of any values (what the serializer makes).
+  const arr: unknown[] = [''];
+  arr.pop();
+  for (let i = 0; i < calls; i++) {
+    f64[i] = i;
+    arr.push(i + 0.5);
+  }
+  const out = new ResultBuffer(calls);
+  const nums = out.nums;
+  for (let round = 0; warmLeft > 0; round++) {
+    if (ready()) return;
+    for (let j = 0; j < 4; j++) {
+      out.nums = nums;
+      out.n = 0;
+      runPlain(warmFns, meta, (round + j) & 1 ? arr : f64, 0, tasks, 0, out, Infinity);
+      warmLeft -= calls;
+    }
+  }
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -198,6 +285,30 @@ function sendResults(conn: Connection, meta: Float64Array, from: number, n: numb
 }
 
 /**
+ * The rest of a plain task that runPlain left at a result `v` that is not a number: that
+ * result, then its calls up to item `end` (from runP) one at a time, awaiting thenables.
+ * False if it threw: its results are then its error.
+ */
+async function finishPlain(fn: Function, items: ArrayLike<unknown>, end: number, v: unknown, out: ResultBuffer): Promise<boolean> {
+  const start = runStart;
+  const from = runP;
+  try {
+    if (isThenable(v)) v = await v;
+    out.push(v);
+    for (let p = from; p < end; p++) {
+      let r: unknown = fn(items[p]);
+      if (typeof r !== 'number' && isThenable(r)) r = await r;
+      out.push(r);
+    }
+    return true;
+  } catch (e) {
+    out.truncate(start);
+    out.push(e);
+    return false;
+  }
+}
+
+/**
  * The worker's target. `maxtasks` (null: no limit): exit after that many tasks.
  * Exits quietly when the pool goes away (EOF on the connection).
  */
@@ -223,6 +334,8 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
+      // (Process workers only: a ThreadPool's threads share this process's cores and compiler.)
+      if (isMainThread) warmUp(() => conn.pollSync(0));
       conn.pollSync(null);
       batch = await conn.recv();
       if (batch === null) {
@@ -247,56 +360,85 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let from = 0;
     let last = performance.now();
     let p = 0;
-    for (let k = 0; k < tasks; k++) {
+    for (let k = 0; k < tasks;) {
       const code = meta[2 * k];
       const count = meta[2 * k + 1];
-      const fn = fns.get(code >> 1)!;
       const star = (code & 1) === 1;
-      const start = out.n;
-      const p0 = p;
-      try {
-        if (star) {
-          for (let c = 0; c < count; c++) {
-            let v: unknown;
-            const n = items[p] as number;
-            if (n === 0) v = fn();
-            else if (n === 1) v = fn(items[p + 1]);
-            else if (n === 2) v = fn(items[p + 1], items[p + 2]);
-            else v = fn(...Array.prototype.slice.call(items, p + 1, p + 1 + n));
-            p += 1 + n;
-            if (typeof v !== 'number' && isThenable(v)) v = await v;
-            out.push(v);
-          }
-        } else {
-          for (let c = 0; c < count;) {
-            let v: unknown;
-            if (out.nums !== null && out.n + (count - c) <= out.nums.length) {
-              c += plainNumbers(fn, items, p + c, count - c, out);
-              if (!stopped) continue;
-              v = carried;
-              carried = undefined;
-            } else {
-              v = fn(items[p + c++]);
-            }
-            if (typeof v !== 'number' && isThenable(v)) v = await v;
-            out.push(v);
-          }
-          p += count;
+      // Plain tasks whose results are numbers: many at once in runPlain.
+      if (!star && out.nums !== null) {
+        let next: number;
+        try {
+          next = runPlain(fns, meta, items, k, tasks, p, out, last);
+        } catch (e) {
+          // Task runK threw: it fails alone, those before it are done.
+          completed += runK + 1 - k;
+          calls -= runP0 - p + meta[2 * runK + 1];
+          out.truncate(runStart);
+          out.push(e);
+          (failed ??= []).push(runK - from);
+          p = runP0 + meta[2 * runK + 1];
+          k = runK + 1;
+          next = -1;
         }
-      } catch (e) {
-        out.truncate(start);
-        out.push(e);
-        (failed ??= []).push(k - from);
-        p = taskEnd(items, p0, count, star);
+        if (next >= 0) {
+          completed += next - k;
+          calls -= (stopped ? runP0 : runP) - p;
+          k = next;
+          p = runP;
+          if (stopped) {
+            // Task k stopped at a result that is not a number: it goes on below, one call at a time.
+            const v = carried;
+            carried = undefined;
+            const n = meta[2 * k + 1];
+            const end = runP0 + n;
+            if (!(await finishPlain(fns.get(meta[2 * k] / 2)!, items, end, v, out))) (failed ??= []).push(k - from);
+            p = end;
+            calls -= n;
+            completed++;
+            k++;
+          }
+        }
+      } else {
+        const fn = fns.get(code >> 1)!;
+        const start = out.n;
+        const p0 = p;
+        try {
+          if (star) {
+            for (let c = 0; c < count; c++) {
+              let v: unknown;
+              const n = items[p] as number;
+              if (n === 0) v = fn();
+              else if (n === 1) v = fn(items[p + 1]);
+              else if (n === 2) v = fn(items[p + 1], items[p + 2]);
+              else v = fn(...Array.prototype.slice.call(items, p + 1, p + 1 + n));
+              p += 1 + n;
+              if (typeof v !== 'number' && isThenable(v)) v = await v;
+              out.push(v);
+            }
+          } else {
+            for (let c = 0; c < count; c++) {
+              let v: unknown = fn(items[p + c]);
+              if (typeof v !== 'number' && isThenable(v)) v = await v;
+              out.push(v);
+            }
+            p += count;
+          }
+        } catch (e) {
+          out.truncate(start);
+          out.push(e);
+          (failed ??= []).push(k - from);
+          p = taskEnd(items, p0, count, star);
+        }
+        completed++;
+        calls -= count;
+        k++;
       }
-      completed++;
-      calls -= count;
       const now = performance.now();
-      if (now - last > FLUSH_MS) {
-        sendResults(conn, meta, from, k + 1 - from, failed, out.take());
+      if (now - last > FLUSH_MS && k < tasks) {
+        sendResults(conn, meta, from, k - from, failed, out.take());
         out = new ResultBuffer(calls);
         failed = null;
-        from = k + 1;
+        from = k;
         last = now;
       }
     }
