@@ -28,10 +28,55 @@ const net = (): typeof import('node:net') => lazyRequire('node:net');
 type NativeConnection = InstanceType<typeof native.NativeConnection>;
 
 /**
- * The blocking receives poll this many microseconds before they sleep: a reply from
- * a peer running on another core then costs no wake-up (which dominates a round trip).
+ * The blocking receives (and polls with a finite timeout) check this many microseconds
+ * before they sleep: a reply from a peer running on another core then costs no wake-up
+ * (which dominates a round trip). Adaptive (mp_core::frame::Spin). A wait for ever
+ * (`pollSync(null)`) does not spin: it is usually a wait for work, not for a reply.
  */
 const SYNC_SPIN_US = 50;
+
+/** The plain N-API calls of a connection (crates/node/src/conn.rs), over `NativeConnection.raw()`. */
+interface FastPaths {
+  /** Write `data` as one message. */
+  send(raw: unknown, data: ArrayBufferView): void;
+  /**
+   * One message, waiting up to `timeout` s (negative: no limit; 0: do not wait), spinning
+   * `spinUs` first; `maxlength` negative: no limit. Its length in `scratch`, a Buffer of
+   * its own, or -1 when none came.
+   */
+  recv(raw: unknown, timeout: number, maxlength: number, spinUs: number): number | Buffer;
+  /** Whether a message (or the end) is there, waiting up to `timeout` s (negative: no limit). */
+  poll(raw: unknown, timeout: number, spinUs: number): boolean;
+}
+const fast = native.connFastPaths() as FastPaths;
+
+// Received messages that fit are copied into one buffer per thread instead of a new
+// Buffer each. One per thread, not per copy of this module: the addon keeps one pointer
+// per thread, so a second copy of the module (loaded from another path, or in a child
+// that loads the library twice) must register the same buffer, not replace it.
+const SCRATCH_KEY = Symbol.for('node-multiprocessing.connection.scratch');
+const scratch: Buffer = ((globalThis as Record<symbol, Buffer | undefined>)[SCRATCH_KEY] ??= Buffer.from(new ArrayBuffer(64 * 1024)));
+native.connScratch(scratch);
+
+// Views of the first n bytes of `scratch` for small n, made once (loads copies what it keeps).
+const VIEW_LIMIT = 4096;
+const views: (Buffer | undefined)[] = [];
+function scratchView(n: number): Buffer {
+  if (n > VIEW_LIMIT) return scratch.subarray(0, n);
+  return (views[n] ??= scratch.subarray(0, n));
+}
+
+/** A received message as a Buffer of its own. */
+function ownBytes(r: number | Buffer): Buffer {
+  if (typeof r !== 'number') return r;
+  const out = Buffer.allocUnsafe(r);
+  scratch.copy(out, 0, 0, r);
+  return out;
+}
+
+/** The V8 format (reduction.ts) may keep views of the bytes it decodes, and may rebuild
+ * objects whose modules receive in turn: such messages leave the scratch buffer first. */
+const V8_FORMAT = 0xff;
 
 /**
  * How `send`/`recv` turn objects into bytes: `'v8'` (the default: V8's serializer and the
@@ -67,6 +112,8 @@ let setTrusted: (c: Connection, trusted: boolean) => Connection;
  */
 export class Connection {
   #conn: NativeConnection | null;
+  /** `#conn.raw()`, made on first use of the fast paths. */
+  #raw: unknown = null;
   #readable: boolean;
   #writable: boolean;
   #pickle: PickleCodec | null = null;
@@ -121,6 +168,9 @@ export class Connection {
     const c = this.#open();
     if (!this.#writable) throw new OSError('connection is read-only');
     return c;
+  }
+  #rawFor(c: NativeConnection): unknown {
+    return (this.#raw ??= c.raw());
   }
 
   /** Python's `fileno()`: the socket's descriptor (for `wait()`; do not close it yourself). */
@@ -185,7 +235,11 @@ export class Connection {
     const { data, fds, undo, tail } = dumpsParts(obj);
     try {
       if (tail !== null) nativeCall(() => c.sendParts(data, tail));
-      else nativeCall(() => c.send(data, fds));
+      else if (fds.length > 0) nativeCall(() => c.send(data, fds));
+      else {
+        const raw = this.#rawFor(c);
+        nativeCall(() => fast.send(raw, data));
+      }
     } catch (e) {
       undo?.();
       throw e;
@@ -198,6 +252,11 @@ export class Connection {
   sendBytes(buf: ArrayBufferView | ArrayBuffer, offset: number | undefined, options: Omit<SendBytesOptions, 'offset'>): void;
   sendBytes(buf: ArrayBufferView | ArrayBuffer, offset?: number | SendBytesOptions, size?: number | null | SendBytesOptions): void {
     const c = this.#forWriting();
+    const raw = this.#rawFor(c);
+    if (offset === undefined && size === undefined && ArrayBuffer.isView(buf)) {
+      nativeCall(() => fast.send(raw, buf));
+      return;
+    }
     if (typeof offset === 'object' || typeof size === 'object') {
       ({ offset, size } = optionalArgs<SendBytesOptions>('sendBytes', ['offset', 'size'], [offset, size]));
     }
@@ -208,7 +267,7 @@ export class Connection {
     size ??= bytes.length - offset;
     if (size < 0) throw new ValueError('size is negative');
     if (offset + size > bytes.length) throw new ValueError('buffer length < offset + size');
-    nativeCall(() => c.send(bytes.subarray(offset, offset + size), null));
+    nativeCall(() => fast.send(raw, bytes.subarray(offset, offset + size)));
   }
 
   /** Send `head` then `tail` as one message (the two parts of `dumpsParts`). @internal */
@@ -219,8 +278,9 @@ export class Connection {
 
   /** Receive one whole message without waiting; null if none is complete yet. */
   #tryRecv(maxlength?: number | null): Buffer | null {
-    const c = this.#forReading();
-    return nativeCall(() => c.recv(false, null, maxlength ?? null));
+    const raw = this.#rawFor(this.#forReading());
+    const r = nativeCall(() => fast.recv(raw, 0, maxlength ?? -1, 0));
+    return r === -1 ? null : ownBytes(r);
   }
 
   async #recvRaw(maxlength?: number | null): Promise<Buffer> {
@@ -231,11 +291,17 @@ export class Connection {
     }
   }
 
+  /** The next message, blocking the thread: its length in `scratch` (read it before the next receive) or a Buffer of its own. */
+  #recvSync(maxlength?: number | null): number | Buffer {
+    const raw = this.#rawFor(this.#forReading());
+    const m = maxlength ?? -1;
+    // In a worker thread, wait in slices (the thread stays stoppable).
+    if (!isMainThread) return blockFor(null, (s) => nativeCall(() => fast.recv(raw, s ?? -1, m, SYNC_SPIN_US)), (r) => r === -1);
+    return nativeCall(() => fast.recv(raw, -1, m, SYNC_SPIN_US));
+  }
+
   #recvRawSync(maxlength?: number | null): Buffer {
-    // In a worker thread, wait for data in slices first (the thread stays stoppable).
-    if (!isMainThread) blockFor(null, (s) => nativeCall(() => this.#forReading().poll(s)), (ready) => !ready);
-    const c = this.#forReading();
-    return nativeCall(() => c.recvSpin(SYNC_SPIN_US, maxlength ?? null));
+    return ownBytes(this.#recvSync(maxlength));
   }
 
   /**
@@ -274,7 +340,11 @@ export class Connection {
   recvSync(): any {
     const codec = this.#pickle ?? this.#pickleNow();
     if (codec) return codec.loads(this.#recvRawSync());
-    return loads(this.#recvRawSync(), this.#takeFds, true, this.#trusted);
+    const r = this.#recvSync();
+    if (typeof r !== 'number') return loads(r, this.#takeFds, true, this.#trusted);
+    if (r > 0 && scratch[0] === V8_FORMAT) return loads(ownBytes(r), this.#takeFds, true, this.#trusted);
+    // The fast format copies what it keeps.
+    return loads(scratchView(r), this.#takeFds, false, this.#trusted);
   }
 
   /**
@@ -306,7 +376,11 @@ export class Connection {
   recvBytesIntoSync(buf: ArrayBufferView | ArrayBuffer, offset?: number | { offset?: number }): number {
     const target = toBytes(buf);
     const o = checkOffset(target, optionalArg<number>('recvBytesIntoSync', 'offset', offset) ?? 0);
-    return copyInto(this.#recvRawSync(), target, o);
+    const r = this.#recvSync();
+    if (typeof r !== 'number') return copyInto(r, target, o);
+    if (r > target.length - o) throw new BufferTooShort(ownBytes(r));
+    scratch.copy(target, o, 0, r);
+    return r;
   }
 
   /**
@@ -330,8 +404,9 @@ export class Connection {
   /** `poll` that blocks the thread, as Python's `poll(timeout)` does. */
   pollSync(timeout?: Timeout | TimeoutOptions): boolean {
     const t = timeoutSeconds(pollTimeout(timeout, 'pollSync'));
-    const c = this.#forReading();
-    return blockFor(t, (s) => nativeCall(() => c.poll(s)), (ready) => !ready);
+    const raw = this.#rawFor(this.#forReading());
+    const spin = t === null ? 0 : SYNC_SPIN_US;
+    return blockFor(t, (s) => nativeCall(() => fast.poll(raw, s ?? -1, spin)), (ready) => !ready);
   }
 
   // Raw frames, for a protocol that frames its own messages (the managers' shared-memory
@@ -340,7 +415,11 @@ export class Connection {
   /** Send `data` (and `fds` by SCM_RIGHTS) as one message. @internal */
   _sendFrame(data: Uint8Array, fds: number[] | null): void {
     const c = this.#forWriting();
-    nativeCall(() => c.send(data, fds));
+    if (fds !== null && fds.length > 0) nativeCall(() => c.send(data, fds));
+    else {
+      const raw = this.#rawFor(c);
+      nativeCall(() => fast.send(raw, data));
+    }
   }
 
   /** The next whole message's bytes if one has come, else null (EOFError at end of stream). @internal */

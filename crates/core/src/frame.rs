@@ -11,8 +11,9 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sys::wait_readable;
 
@@ -161,6 +162,14 @@ fn wait_writable(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// A frame received by `FrameReader::recv_frame`.
+pub enum Got {
+    /// In the reader's stash, at this range (see `FrameReader::stashed`).
+    Stash(Range<usize>),
+    /// Too large for the stash: a buffer of its own.
+    Big(Vec<u8>),
+}
+
 /// Whether a read may wait.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -202,6 +211,21 @@ impl FrameReader {
 
     /// Receive one frame. `maxlength` bounds the accepted payload length.
     pub fn recv(&mut self, fd: RawFd, mode: Mode, maxlength: Option<u64>) -> Result<Option<Vec<u8>>, RecvError> {
+        Ok(match self.recv_frame(fd, mode, maxlength)? {
+            Some(Got::Stash(r)) => Some(self.stash[r].to_vec()),
+            Some(Got::Big(v)) => Some(v),
+            None => None,
+        })
+    }
+
+    /// The bytes of a frame that `recv_frame` left in the stash (valid until the next call).
+    pub fn stashed(&self, r: Range<usize>) -> &[u8] {
+        &self.stash[r]
+    }
+
+    /// As `recv`, but a frame that fits the stash is not copied out: the caller reads it
+    /// with `stashed` (a blocking receive then allocates nothing).
+    pub fn recv_frame(&mut self, fd: RawFd, mode: Mode, maxlength: Option<u64>) -> Result<Option<Got>, RecvError> {
         if self.broken {
             return Err(RecvError::Broken);
         }
@@ -209,7 +233,7 @@ impl FrameReader {
             if let Some((buf, want)) = &mut self.big {
                 if buf.len() == *want {
                     let (buf, _) = self.big.take().unwrap();
-                    return Ok(Some(buf));
+                    return Ok(Some(Got::Big(buf)));
                 }
                 if self.eof {
                     self.broken = true;
@@ -247,13 +271,11 @@ impl FrameReader {
                     }
                     let len = len as usize;
                     if avail.len() >= hlen + len {
-                        let out = avail[hlen..hlen + len].to_vec();
-                        self.pos += hlen + len;
-                        if self.pos == self.stash.len() {
-                            self.stash.clear();
-                            self.pos = 0;
-                        }
-                        return Ok(Some(out));
+                        // The stash is emptied by the next read (below), not now: the
+                        // caller reads the frame in place.
+                        let start = self.pos + hlen;
+                        self.pos = start + len;
+                        return Ok(Some(Got::Stash(start..start + len)));
                     }
                     if hlen + len > STASH {
                         let have = &avail[hlen..];
@@ -368,6 +390,92 @@ fn read_plain(fd: RawFd, buf: &mut [MaybeUninit<u8>], mode: Mode) -> io::Result<
     }
 }
 
+/// Spins in a row that found nothing before receives stop spinning for a while.
+const SPIN_MISSES_BEFORE_PAUSE: u32 = 3;
+/// Receives that do not spin after a pause begins.
+const SPIN_PAUSE: u32 = 64;
+/// A yield that takes longer than this gave the CPU to other processes: the machine has
+/// more runnable work than cores, and spinning only delays this receive (a sleeping
+/// receiver is woken ahead of the others when its message comes; a spinning one waits
+/// for its turn). The wait then sleeps at once, and the next ones do not spin.
+const YIELD_LOST: Duration = Duration::from_micros(50);
+
+/// Bounded spinning before a blocking wait sleeps, one per connection: a reply from a
+/// peer on another core usually comes sooner than a sleeping thread is woken (the wake-up
+/// dominates a round trip), so a wait first checks for it without sleeping, yielding the
+/// CPU between checks. Adaptive, so that it costs little where it does not pay: after a
+/// few spins that found nothing, or a yield that lost the CPU to other processes, the
+/// next waits sleep at once.
+#[derive(Default)]
+pub struct Spin {
+    misses: u32,
+    off: u32,
+}
+
+impl Spin {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Call `try_now` (which must not wait) until it has something, for at most `spin`
+    /// and never past `deadline`; None when the spin ends (or is skipped) without it.
+    fn spin<T, E>(&mut self, deadline: Option<Instant>, spin: Duration, mut try_now: impl FnMut() -> Result<Option<T>, E>) -> Result<Option<T>, E> {
+        if spin.is_zero() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let limit = deadline.map_or(spin, |d| spin.min(d.saturating_duration_since(start)));
+        if limit.is_zero() {
+            return Ok(None);
+        }
+        if self.off > 0 {
+            self.off -= 1;
+            return Ok(None);
+        }
+        loop {
+            if let Some(v) = try_now()? {
+                self.misses = 0;
+                return Ok(Some(v));
+            }
+            if start.elapsed() >= limit {
+                self.misses += 1;
+                if self.misses >= SPIN_MISSES_BEFORE_PAUSE {
+                    self.misses = 0;
+                    self.off = SPIN_PAUSE;
+                }
+                return Ok(None);
+            }
+            let y = Instant::now();
+            std::thread::yield_now();
+            if y.elapsed() > YIELD_LOST {
+                self.misses = 0;
+                self.off = SPIN_PAUSE;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// `reader.recv_frame` waiting until `deadline` (None: for ever), spinning up to `spin` first.
+    pub fn recv_frame(&mut self, reader: &mut FrameReader, fd: RawFd, deadline: Option<Instant>, spin: Duration, maxlength: Option<u64>) -> Result<Option<Got>, RecvError> {
+        if let Some(g) = self.spin(deadline, spin, || reader.recv_frame(fd, Mode::NonBlocking, maxlength))? {
+            return Ok(Some(g));
+        }
+        reader.recv_frame(fd, Mode::Until(deadline), maxlength)
+    }
+
+    /// `poll` spinning up to `spin` first.
+    pub fn poll(&mut self, reader: &FrameReader, fd: RawFd, deadline: Option<Instant>, spin: Duration) -> io::Result<bool> {
+        if reader.has_buffered() {
+            return Ok(true);
+        }
+        let now = || wait_readable(fd, Some(Instant::now())).map(|r| r.then_some(()));
+        if self.spin(deadline, spin, now)?.is_some() {
+            return Ok(true);
+        }
+        wait_readable(fd, deadline)
+    }
+}
+
 /// Whether a frame can be read without waiting, or waits up to `deadline` for data.
 pub fn poll(reader: &FrameReader, fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
     if reader.has_buffered() {
@@ -403,6 +511,40 @@ mod tests {
         writer.join().unwrap();
         drop(a);
         assert!(matches!(r.recv(b.as_raw_fd(), m, None), Err(RecvError::Eof)));
+    }
+
+    #[test]
+    fn spin_then_sleep_finds_late_and_quick_frames() {
+        let (a, b) = socketpair().unwrap();
+        let mut r = FrameReader::new();
+        let mut spin = Spin::new();
+        let fd = b.as_raw_fd();
+        let us = |n| std::time::Duration::from_micros(n);
+        // Nothing comes: the deadline ends the wait (after the spin), and misses pause spinning.
+        let t = Instant::now();
+        for _ in 0..SPIN_MISSES_BEFORE_PAUSE {
+            assert!(spin.recv_frame(&mut r, fd, Some(Instant::now() + us(2000)), us(50), None).unwrap().is_none());
+        }
+        assert!(t.elapsed() >= us(2000 * SPIN_MISSES_BEFORE_PAUSE as u64));
+        assert!(spin.off > 0, "spinning paused");
+        // A frame already there is taken by the spin's first look; one that comes late, by the sleep.
+        send_frame(a.as_raw_fd(), b"now", &[]).unwrap();
+        let Some(Got::Stash(g)) = spin.recv_frame(&mut r, fd, None, us(50), None).unwrap() else { panic!() };
+        assert_eq!(r.stashed(g), b"now");
+        let late = std::thread::spawn({
+            let fd = a.as_raw_fd();
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                send_frame(fd, b"late", &[]).unwrap();
+            }
+        });
+        let Some(Got::Stash(g)) = spin.recv_frame(&mut r, fd, None, us(50), None).unwrap() else { panic!() };
+        assert_eq!(r.stashed(g), b"late");
+        late.join().unwrap();
+        // A poll spins the same way and sees the end of the stream.
+        drop(a);
+        assert!(spin.poll(&r, fd, None, us(50)).unwrap());
+        assert!(matches!(spin.recv_frame(&mut r, fd, None, us(50), None), Err(RecvError::Eof)));
     }
 
     #[test]

@@ -1,32 +1,45 @@
+//! Framed connections (Connection, and the channels of spawn and the forkserver).
+//!
+//! `NativeConnection` owns the descriptor and its reader. The hot calls of Connection
+//! (send, and the receives and polls) are also plain N-API callbacks over a raw External
+//! (`connFastPaths()`, `NativeConnection.raw()`): napi-rs's class-method wrappers (unwrap,
+//! argument checks) cost a good part of a small message's round trip.
+//!
+//! A received message up to the size of the calling thread's scratch buffer (registered
+//! with `connScratch`) is copied there and the call returns its length (no Buffer made per
+//! message); a bigger one comes back as a Buffer of its own.
+
+use std::cell::Cell;
 use std::os::fd::IntoRawFd;
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use mp_core::frame::{self, FrameReader, Mode};
+use mp_core::frame::{self, FrameReader, Got, Mode, Spin};
 use mp_core::sys::deadline;
-use napi::bindgen_prelude::BufferSlice;
-use napi::Env;
-
-const COPY_LIMIT: usize = 64 * 1024;
+use napi::bindgen_prelude::{BufferSlice, Uint8Array};
+use napi::{sys, Env};
 use napi_derive::napi;
 
 use crate::error::{coded, os, recv};
 
-/// One end of a framed connection over a stream socket. Owns its descriptor.
-#[napi]
-pub struct NativeConnection {
-    pub(crate) fd: i32,
-    pub(crate) reader: FrameReader,
-    /// Spins in a row that found nothing, and receives left that will not spin.
-    spin_misses: u32,
-    spin_off: u32,
+const COPY_LIMIT: usize = 64 * 1024;
+
+struct Inner {
+    fd: i32,
+    reader: FrameReader,
+    spin: Spin,
 }
 
-const SPIN_MISSES_BEFORE_PAUSE: u32 = 3;
-const SPIN_PAUSE: u32 = 64;
-/// A yield that takes longer than this gave the CPU to other processes: the machine has
-/// more runnable work than cores, and spinning only delays this receive (a sleeping
-/// receiver is woken ahead of the others when its message comes; a spinning one waits
-/// for its turn). The receive then blocks at once, and the next ones do not spin.
-const YIELD_LOST: std::time::Duration = std::time::Duration::from_micros(50);
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn closed() -> napi::Error {
+    coded("Closed", "handle is closed")
+}
 
 /// Small messages are copied into V8's heap (cheaper than an external buffer and its
 /// finalizer); large ones are handed over without a copy.
@@ -38,50 +51,61 @@ fn to_js(env: &Env, v: Vec<u8>) -> napi::Result<BufferSlice<'_>> {
     }
 }
 
+/// One end of a framed connection over a stream socket. Owns its descriptor.
+#[napi]
+pub struct NativeConnection {
+    inner: Shared,
+}
+
 #[napi]
 impl NativeConnection {
     /// Take ownership of `fd`.
     #[napi(constructor)]
     pub fn new(fd: i32) -> Self {
-        NativeConnection { fd, reader: FrameReader::new(), spin_misses: 0, spin_off: 0 }
+        NativeConnection { inner: Arc::new(Mutex::new(Inner { fd, reader: FrameReader::new(), spin: Spin::new() })) }
     }
 
     #[napi(getter)]
     pub fn fd(&self) -> i32 {
-        self.fd
+        lock(&self.inner).fd
+    }
+
+    fn open_fd(&self) -> napi::Result<i32> {
+        match lock(&self.inner).fd {
+            fd if fd >= 0 => Ok(fd),
+            _ => Err(closed()),
+        }
     }
 
     /// Write one whole message (and descriptors, duplicated into the peer).
     #[napi]
     pub fn send(&self, data: &[u8], fds: Option<Vec<i32>>) -> napi::Result<()> {
-        self.check_open()?;
-        frame::send_frame(self.fd, data, fds.as_deref().unwrap_or(&[])).map_err(os)
+        let fd = self.open_fd()?;
+        frame::send_frame(fd, data, fds.as_deref().unwrap_or(&[])).map_err(os)
     }
 
     /// Write one whole message made of `head` then `tail`, in one write when the socket
     /// takes it (no copy joins them).
     #[napi]
     pub fn send_parts(&self, head: &[u8], tail: &[u8]) -> napi::Result<()> {
-        self.check_open()?;
+        let fd = self.open_fd()?;
         let total = head.len() + tail.len();
         let (h, hlen) = frame::header(total);
-        frame::send_all(self.fd, &[&h[..hlen], head, tail], &[]).map_err(os)
+        frame::send_all(fd, &[&h[..hlen], head, tail], &[]).map_err(os)
     }
 
     /// Receive one message. `timeout`: seconds to wait (null: forever); with
     /// `block` false, never wait. Returns null when no whole message is available.
     #[napi]
-    pub fn recv<'env>(
-        &mut self,
-        env: &'env Env,
-        block: bool,
-        timeout: Option<f64>,
-        maxlength: Option<f64>,
-    ) -> napi::Result<Option<BufferSlice<'env>>> {
-        self.check_open()?;
+    pub fn recv<'env>(&self, env: &'env Env, block: bool, timeout: Option<f64>, maxlength: Option<f64>) -> napi::Result<Option<BufferSlice<'env>>> {
+        let mut g = lock(&self.inner);
+        if g.fd < 0 {
+            return Err(closed());
+        }
         let mode = if block { Mode::Until(deadline(timeout)) } else { Mode::NonBlocking };
         let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
-        match self.reader.recv(self.fd, mode, limit) {
+        let fd = g.fd;
+        match g.reader.recv(fd, mode, limit) {
             Ok(Some(v)) => Ok(Some(to_js(env, v)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(recv(e)),
@@ -91,36 +115,46 @@ impl NativeConnection {
     /// Whether a read would not wait, waiting up to `timeout` seconds (null: forever).
     #[napi]
     pub fn poll(&self, timeout: Option<f64>) -> napi::Result<bool> {
-        self.check_open()?;
-        frame::poll(&self.reader, self.fd, deadline(timeout)).map_err(os)
+        let g = lock(&self.inner);
+        if g.fd < 0 {
+            return Err(closed());
+        }
+        frame::poll(&g.reader, g.fd, deadline(timeout)).map_err(os)
     }
 
     /// Descriptors that arrived with messages, oldest first; the caller owns them.
     #[napi]
-    pub fn take_fds(&mut self, n: u32) -> napi::Result<Vec<i32>> {
-        let fds = self.reader.take_fds(n as usize).ok_or_else(|| coded("Value", "message refers to descriptors that did not arrive"))?;
+    pub fn take_fds(&self, n: u32) -> napi::Result<Vec<i32>> {
+        let fds = lock(&self.inner).reader.take_fds(n as usize).ok_or_else(|| coded("Value", "message refers to descriptors that did not arrive"))?;
         Ok(fds.into_iter().map(IntoRawFd::into_raw_fd).collect())
     }
 
     #[napi]
-    pub fn close(&mut self) {
-        if self.fd >= 0 {
-            unsafe { libc::close(self.fd) };
-            self.fd = -1;
+    pub fn close(&self) {
+        let mut g = lock(&self.inner);
+        if g.fd >= 0 {
+            unsafe { libc::close(g.fd) };
+            g.fd = -1;
         }
     }
 
     /// Give up ownership of the descriptor without closing it.
     #[napi]
-    pub fn detach(&mut self) -> i32 {
-        std::mem::replace(&mut self.fd, -1)
+    pub fn detach(&self) -> i32 {
+        std::mem::replace(&mut lock(&self.inner).fd, -1)
     }
 
-    pub(crate) fn check_open(&self) -> napi::Result<()> {
-        if self.fd < 0 {
-            return Err(coded("Closed", "handle is closed"));
+    /// The handle of `connFastPaths()`'s calls (closing this object closes it too).
+    #[napi(ts_return_type = "unknown")]
+    pub fn raw<'env>(&self, env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
+        let raw = Box::into_raw(Box::new(RawConn { magic: RAW_MAGIC, inner: self.inner.clone() }));
+        let mut value = ptr::null_mut();
+        let status = unsafe { sys::napi_create_external(env.raw(), raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) };
+        if status != sys::Status::napi_ok {
+            drop(unsafe { Box::from_raw(raw) });
+            return Err(coded("OS", "errno=0 cannot create a connection handle"));
         }
-        Ok(())
+        Ok(unsafe { napi::Unknown::from_raw_unchecked(env.raw(), value) })
     }
 }
 
@@ -130,59 +164,213 @@ impl Drop for NativeConnection {
     }
 }
 
-/// Receiving for the blocking (`...Sync`) calls of Connection.
+// ---- fast paths -----------------------------------------------------------------------
+
+thread_local! {
+    static SCRATCH: Cell<(*mut u8, usize)> = const { Cell::new((ptr::null_mut(), 0)) };
+}
+
+/// Register the calling thread's receive buffer for `connFastPaths().recv`. It must stay
+/// alive (and attached) while the thread receives: src/connection.ts keeps one per thread
+/// on globalThis, so that every copy of the module in a thread shares it.
 #[napi]
-impl NativeConnection {
-    /// Receive one message, waiting for ever: first polls for up to `spin_us`
-    /// microseconds, yielding the CPU between polls (a reply from a peer on another
-    /// core usually arrives sooner than a sleeping thread could be woken), then blocks.
-    /// Spinning adapts: after a few spins that found nothing, the next receives block
-    /// at once, so that an overloaded machine does not pay for it.
-    #[napi]
-    pub fn recv_spin<'env>(&mut self, env: &'env Env, spin_us: u32, maxlength: Option<f64>) -> napi::Result<BufferSlice<'env>> {
-        self.check_open()?;
-        let limit = maxlength.map(|m| if m < 0.0 { 0 } else { m as u64 });
-        let got = if self.spin_off > 0 {
-            self.spin_off -= 1;
-            None
-        } else {
-            let spin = std::time::Duration::from_micros(spin_us.into());
-            let start = std::time::Instant::now();
-            loop {
-                match self.reader.recv(self.fd, Mode::NonBlocking, limit) {
-                    Ok(Some(v)) => {
-                        self.spin_misses = 0;
-                        break Some(v);
-                    }
-                    Ok(None) if start.elapsed() < spin => {
-                        let y = std::time::Instant::now();
-                        std::thread::yield_now();
-                        if y.elapsed() > YIELD_LOST {
-                            self.spin_misses = 0;
-                            self.spin_off = SPIN_PAUSE;
-                            break None;
-                        }
-                    }
-                    Ok(None) => {
-                        self.spin_misses += 1;
-                        if self.spin_misses >= SPIN_MISSES_BEFORE_PAUSE {
-                            self.spin_misses = 0;
-                            self.spin_off = SPIN_PAUSE;
-                        }
-                        break None;
-                    }
-                    Err(e) => return Err(recv(e)),
-                }
+pub fn conn_scratch(mut buf: Uint8Array) {
+    let s = unsafe { buf.as_mut() };
+    SCRATCH.with(|c| c.set((s.as_mut_ptr(), s.len())));
+}
+
+const RAW_MAGIC: u64 = u64::from_le_bytes(*b"mpraw-c1");
+
+#[repr(C)]
+struct RawConn {
+    magic: u64,
+    inner: Shared,
+}
+
+unsafe extern "C" fn drop_raw(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
+    drop(unsafe { Box::from_raw(data as *mut RawConn) });
+}
+
+unsafe fn throw(env: sys::napi_env, e: napi::Error) -> sys::napi_value {
+    let msg = std::ffi::CString::new(e.reason.replace('\0', " ")).unwrap_or_default();
+    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
+    ptr::null_mut()
+}
+
+/// The arguments of a fast call: the connection, up to three more values.
+unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Shared, [sys::napi_value; 3]), napi::Error> {
+    let mut argv = [ptr::null_mut(); 4];
+    let mut argc = 4usize;
+    let bad = || coded("Value", "bad connection handle");
+    unsafe {
+        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
+            return Err(bad());
+        }
+        let mut data = ptr::null_mut();
+        if argc < 1 || sys::napi_get_value_external(env, argv[0], &mut data) != sys::Status::napi_ok || data.is_null() {
+            return Err(bad());
+        }
+        let raw = &*(data as *const RawConn);
+        if raw.magic != RAW_MAGIC {
+            return Err(bad());
+        }
+        Ok((&raw.inner, [argv[1], argv[2], argv[3]]))
+    }
+}
+
+/// A number argument; `dflt` when absent or not a number.
+unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, dflt: f64) -> f64 {
+    let mut t = dflt;
+    if v.is_null() || unsafe { sys::napi_get_value_double(env, v, &mut t) } != sys::Status::napi_ok {
+        return dflt;
+    }
+    t
+}
+
+/// Negative (or NaN): no limit.
+fn opt_secs(t: f64) -> Option<f64> {
+    (t >= 0.0).then_some(t)
+}
+
+/// `send(raw, data)`: write `data` (any ArrayBufferView) as one message.
+unsafe extern "C" fn fast_send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (inner, [data, _, _]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let (mut p, mut len) = (ptr::null_mut(), 0usize);
+    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
+        return unsafe { throw(env, coded("Value", "message must be a Buffer")) };
+    }
+    let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
+    let fd = lock(inner).fd;
+    if fd < 0 {
+        return unsafe { throw(env, closed()) };
+    }
+    match frame::send_frame(fd, bytes, &[]) {
+        Ok(()) => ptr::null_mut(),
+        Err(e) => unsafe { throw(env, os(e)) },
+    }
+}
+
+/// `recv(raw, timeout, maxlength, spinUs)`: one message, waiting up to `timeout` seconds
+/// (negative: no limit; 0: do not wait), first spinning up to `spinUs` microseconds (see
+/// mp_core::frame::Spin); `maxlength` negative: no limit. Returns the message's length in
+/// the scratch buffer, a Buffer holding it, or -1 when none came.
+unsafe extern "C" fn fast_recv(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (inner, [timeout, maxlength, spin_us]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let timeout = unsafe { f64_arg(env, timeout, -1.0) };
+    let maxlength = unsafe { f64_arg(env, maxlength, -1.0) };
+    let spin_us = unsafe { f64_arg(env, spin_us, 0.0) };
+    let limit = (maxlength >= 0.0).then_some(maxlength as u64);
+    let mut g = lock(inner);
+    let Inner { fd, reader, spin } = &mut *g;
+    if *fd < 0 {
+        return unsafe { throw(env, closed()) };
+    }
+    let got = if timeout == 0.0 {
+        reader.recv_frame(*fd, Mode::NonBlocking, limit)
+    } else {
+        let spin_for = Duration::from_micros(if spin_us > 0.0 { spin_us as u64 } else { 0 });
+        spin.recv_frame(reader, *fd, deadline(opt_secs(timeout)), spin_for, limit)
+    };
+    let r = match got {
+        Ok(None) => Ok(Out::Len(-1)),
+        Ok(Some(Got::Stash(r))) => out_slice(env, reader.stashed(r)),
+        Ok(Some(Got::Big(v))) => out_vec(env, v),
+        Err(e) => Err(recv(e)),
+    };
+    drop(g);
+    match r {
+        Ok(Out::Len(n)) => {
+            let mut out = ptr::null_mut();
+            unsafe { sys::napi_create_int32(env, n, &mut out) };
+            out
+        }
+        Ok(Out::Value(v)) => v,
+        Err(e) => unsafe { throw(env, e) },
+    }
+}
+
+enum Out {
+    Len(i32),
+    Value(sys::napi_value),
+}
+
+/// A message into the scratch buffer when it fits, else into a new Buffer.
+fn out_slice(env: sys::napi_env, m: &[u8]) -> napi::Result<Out> {
+    let (sp, slen) = SCRATCH.with(Cell::get);
+    if m.len() <= slen && !sp.is_null() {
+        unsafe { ptr::copy_nonoverlapping(m.as_ptr(), sp, m.len()) };
+        return Ok(Out::Len(m.len() as i32));
+    }
+    let mut data = ptr::null_mut();
+    let mut value = ptr::null_mut();
+    if unsafe { sys::napi_create_buffer_copy(env, m.len(), m.as_ptr().cast(), &mut data, &mut value) } != sys::Status::napi_ok {
+        return Err(coded("OS", format!("errno=12 cannot allocate a buffer of {} bytes for a message", m.len())));
+    }
+    Ok(Out::Value(value))
+}
+
+fn out_vec(env: sys::napi_env, v: Vec<u8>) -> napi::Result<Out> {
+    if v.len() <= SCRATCH.with(Cell::get).1 {
+        return out_slice(env, &v);
+    }
+    let e = Env::from_raw(env);
+    let b = BufferSlice::from_data(&e, v)?;
+    Ok(Out::Value(unsafe { napi::bindgen_prelude::ToNapiValue::to_napi_value(env, b)? }))
+}
+
+/// `poll(raw, timeout, spinUs)`: whether a message (or the end) can be read without
+/// waiting, waiting up to `timeout` seconds (negative: no limit), spinning first.
+unsafe extern "C" fn fast_poll(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (inner, [timeout, spin_us, _]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let timeout = unsafe { f64_arg(env, timeout, -1.0) };
+    let spin_us = unsafe { f64_arg(env, spin_us, 0.0) };
+    let mut g = lock(inner);
+    let Inner { fd, reader, spin } = &mut *g;
+    if *fd < 0 {
+        return unsafe { throw(env, closed()) };
+    }
+    let spin_for = Duration::from_micros(if spin_us > 0.0 { spin_us as u64 } else { 0 });
+    let r = spin.poll(reader, *fd, deadline(opt_secs(timeout)), spin_for);
+    drop(g);
+    match r {
+        Ok(ready) => {
+            let mut out = ptr::null_mut();
+            unsafe { sys::napi_get_boolean(env, ready, &mut out) };
+            out
+        }
+        Err(e) => unsafe { throw(env, os(e)) },
+    }
+}
+
+/// `{ send(raw, data), recv(raw, timeout, maxlength, spinUs): number | Buffer,
+/// poll(raw, timeout, spinUs): boolean }` over `NativeConnection.raw()` handles.
+#[napi(ts_return_type = "unknown")]
+pub fn conn_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
+    let raw = env.raw();
+    unsafe {
+        let mut obj = ptr::null_mut();
+        sys::napi_create_object(raw, &mut obj);
+        for (name, cb) in [
+            (c"send", fast_send as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
+            (c"recv", fast_recv),
+            (c"poll", fast_poll),
+        ] {
+            let mut f = ptr::null_mut();
+            let s = sys::napi_create_function(raw, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f);
+            if s != sys::Status::napi_ok {
+                return Err(coded("OS", "errno=0 cannot create the connection fast paths"));
             }
-        };
-        let v = match got {
-            Some(v) => v,
-            None => match self.reader.recv(self.fd, Mode::Until(None), limit) {
-                Ok(Some(v)) => v,
-                Ok(None) => return Err(coded("OS", "errno=0 a blocking receive returned nothing")),
-                Err(e) => return Err(recv(e)),
-            },
-        };
-        to_js(env, v)
+            sys::napi_set_named_property(raw, obj, name.as_ptr(), f);
+        }
+        Ok(napi::Unknown::from_raw_unchecked(raw, obj))
     }
 }
