@@ -16,7 +16,7 @@ import { currentProcess } from './process.js';
 import { dumpsParts, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
 import { Finalize, info, libraryModuleUrl } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
-import { blockFor, timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
+import { beforeBlocking, blockFor, timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as reactor from './wait.js';
 
 // Every child imports this module at startup; what only Listener/Client need is
@@ -297,6 +297,7 @@ export class Connection {
     const m = maxlength ?? -1;
     // In a worker thread, wait in slices (the thread stays stoppable).
     if (!isMainThread) return blockFor(null, (s) => nativeCall(() => fast.recv(raw, s ?? -1, m, SYNC_SPIN_US)), (r) => r === -1);
+    beforeBlocking();
     return nativeCall(() => fast.recv(raw, -1, m, SYNC_SPIN_US));
   }
 

@@ -8,18 +8,25 @@
 // An item larger than the ring is written beyond it, in the same shared memory, and the
 // ring carries where: any item that fits in memory can be put, with the same two copies.
 //
-// Python's feeder thread returns from `put` at once and writes later; here `put` writes
-// at once when there is room (so `q.put(x)` without `await` has already enqueued), and a
-// put that has to wait for room is completed by a pending Promise, or at the latest by an
-// exit handler before the process exits (unless `cancelJoinThread()` was called).
+// Python's feeder thread returns from `put` at once and writes later, several items per
+// write. Here, without a thread, a blocking put without timeout of a small item to a queue
+// without `maxsize` joins a batch of this thread's puts that one native call writes in one
+// reservation (a producer's items cost a fraction of one put each): when the batch reaches
+// BATCH_ITEMS items or STAGE_BYTES bytes, in a microtask once the running JavaScript
+// returns, before any other call on the queue, before this thread blocks in any call of the
+// library (a process waiting for the answer to an item must have sent it), and at exit.
+// Other puts write at once when there is room. A put that has to wait for room is
+// completed by a pending Promise, or at the latest by an exit handler before the process
+// exits (unless `cancelJoinThread()` was called).
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import { assertionError, Empty, Full, mapNativeError, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { dumpsSplit, loads, reduce, registerKind, type Reduced } from './reduction.js';
 import { atExit, debug } from './util.js';
-import { blockArgs, blockFor, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
+import { _setBeforeBlock, blockArgs, blockFor, deadlineOf, expired, secondsLeft, timeoutSeconds, type BlockOptions, type Timeout } from './timeouts.js';
 import { cancelChanged, changed, futexToken } from './wait.js';
 
 type Handle = ReturnType<typeof native.ringCreate>;
@@ -63,6 +70,11 @@ interface FastPaths {
   put(raw: unknown, data: Buffer, timeout: number, tag?: number): boolean;
   /** As native.ringGet, over a `ringRaw` handle. */
   get(raw: unknown, timeout: number): number | Buffer;
+  /**
+   * Put the items packed in `packed`'s first `nbytes` (each a u32 LE length, then its
+   * bytes), waiting for room up to `timeout` seconds (-1: no limit); the bytes put.
+   */
+  putBatch(raw: unknown, packed: Buffer, nbytes: number, timeout: number): number;
 }
 const fast = native.ringFastPaths() as FastPaths;
 
@@ -70,6 +82,10 @@ const fast = native.ringFastPaths() as FastPaths;
 // keeps, so the same view serves every item of that length.
 const VIEW_LIMIT = 4096;
 const views: (Buffer | undefined)[] = [];
+/** As `views`, without the first byte (a Buffer item's tag). */
+const payloads: (Buffer | undefined)[] = [];
+/** reduction.ts's first byte of a Buffer serialized by itself. */
+const TAG_BUFFER = 6;
 
 /**
  * An item as received: its length in `scratch`, or a Buffer of its own. `trusted`: the
@@ -77,6 +93,13 @@ const views: (Buffer | undefined)[] = [];
  */
 function decode(r: number | Buffer, trusted: boolean): unknown {
   if (typeof r !== 'number') return loads(r, undefined, true, trusted);
+  if (scratch[0] === TAG_BUFFER && r > 1 && r <= VIEW_LIMIT) {
+    // A small Buffer item, as reduction.loads would make it (a slice of Node's pool),
+    // without its calls: they cost most of a get until the optimizing compiler has run.
+    const out = Buffer.allocUnsafe(r - 1);
+    out.set((payloads[r] ??= scratch.subarray(1, r)));
+    return out;
+  }
   // The V8 format may rebuild objects by importing modules, which may use a queue in
   // turn: keep the bytes out of the shared scratch buffer.
   if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)), undefined, false, trusted);
@@ -107,6 +130,41 @@ interface Item {
   tag?: number;
 }
 
+// Batches of puts (see the top of the file).
+/** The largest item (with its tag) that joins a batch; bigger ones are written at once. */
+const BATCH_ITEM_MAX = 1024;
+/** Bytes of a queue's batch buffer. */
+const STAGE_BYTES = 16 * 1024;
+/** A batch is written once it holds this many bytes (so that the next item always fits)... */
+const STAGE_FLUSH = STAGE_BYTES - BATCH_ITEM_MAX - 4;
+/** ... or this many items (a consumer sees none of them until then). */
+const BATCH_ITEMS = 128;
+
+/** Queues of this thread with a batch not yet written. */
+const batching = new Set<BaseQueue>();
+
+/** Write every batch of this thread (before this thread blocks). */
+function flushBatches(): void {
+  for (const q of [...batching]) q._flushBatch(false);
+}
+
+/** The put() calls of a batch: one Promise, settled once the batch is in the queue. */
+interface BatchPromise {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+function batchPromise(): BatchPromise {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** Serialize an item for the ring. */
 function serialize(obj: unknown): Item {
   // Any Buffer goes as its tag and its own bytes, copied once, into the ring.
@@ -135,7 +193,7 @@ const unflushed = new Set<BaseQueue>();
 
 // Before children are joined (priority >= 0): a child may be waiting for these items.
 atExit(function flushQueues() {
-  for (const q of [...unflushed]) q._flushAtExit();
+  for (const q of new Set([...batching, ...unflushed])) q._flushAtExit();
 }, 5);
 
 const ADOPT = Symbol('adopt');
@@ -166,12 +224,23 @@ abstract class BaseQueue {
   #kick: (() => void) | null = null;
   #pumpToken = 0;
   #drained: (() => void)[] = [];
+  /** Whether puts may be batched: no `maxsize` (a batch cannot say which of its puts is Full). */
+  readonly #batchable: boolean;
+  /** This thread's batch of puts not yet written, packed for `fast.putBatch`; made by the first. */
+  #stage: Buffer | null = null;
+  /** Bytes and items in `#stage`. */
+  #staged = 0;
+  #stagedItems = 0;
+  #flushQueued = false;
+  /** The batch's put() calls, if any. */
+  #batchWaiters: BatchPromise | null = null;
 
   constructor(maxsize: number | QueueOptions | Adopted | undefined, options?: QueueOptions) {
     if (isAdopted(maxsize)) {
       this._h = maxsize[ADOPT];
       this.#raw = native.ringRaw(this._h);
       this.#trusted = maxsize.trusted;
+      this.#batchable = native.ringInfo(this._h)[0] === 0;
       return;
     }
     const opts: QueueOptions = maxsize !== null && typeof maxsize === 'object' ? { ...maxsize, ...options } : { ...options, maxsize };
@@ -183,6 +252,7 @@ abstract class BaseQueue {
     }
     this._h = call(() => native.ringCreate(cap, m));
     this.#raw = native.ringRaw(this._h);
+    this.#batchable = native.ringInfo(this._h)[0] === 0;
   }
 
   /** The item limit; 0 means unbounded. */
@@ -208,7 +278,16 @@ abstract class BaseQueue {
   /** @internal */
   protected _putSync(obj: unknown, block: boolean, timeout: Timeout): void {
     if (this.#closed) throw this._closedError();
-    const item = serialize(obj);
+    let item: Item | undefined;
+    if (block && timeout == null && this.#batchable && this.#pending.length === 0) {
+      // A Buffer is staged as serialize() would make it (its tag, its bytes), without its calls.
+      if (obj instanceof Buffer ? this.#add(obj, TAG_BUFFER) : this.#add((item = serialize(obj)).data, item.tag)) {
+        if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(true);
+        return;
+      }
+    }
+    item ??= serialize(obj);
+    if (this.#staged !== 0) this._flushBatch(false);
     if (this.#pending.length > 0) {
       if (!block) throw new Full();
       // Earlier puts of this process go first.
@@ -254,6 +333,86 @@ abstract class BaseQueue {
     return decode(r, this.#trusted);
   }
 
+  /** Add a serialized item (`tag`, if any, then `data`) to this thread's batch; false if it is too large for one. */
+  #add(data: Uint8Array, tag: number | undefined): boolean {
+    const len = tag === undefined ? data.length : data.length + 1;
+    if (len > BATCH_ITEM_MAX) return false;
+    const s = (this.#stage ??= Buffer.allocUnsafeSlow(STAGE_BYTES));
+    let o = this.#staged;
+    if (o === 0) {
+      batching.add(this);
+      _setBeforeBlock(flushBatches);
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(() => {
+          this.#flushQueued = false;
+          this._flushBatch(false);
+        });
+      }
+    }
+    s[o] = len & 0xff;
+    s[o + 1] = (len >>> 8) & 0xff;
+    s[o + 2] = 0;
+    s[o + 3] = 0;
+    o += 4;
+    if (tag !== undefined) s[o++] = tag;
+    // One builtin call: a loop costs more until the optimizing compiler has run (the
+    // first thousands of puts of a fresh process).
+    s.set(data, o);
+    this.#staged = o + data.length;
+    this.#stagedItems++;
+    return true;
+  }
+
+  /**
+   * @internal Write this thread's batch of puts: `block`, waiting for room as long as it
+   * takes; otherwise the items that do not fit now become puts waiting for room (in order,
+   * before any later put).
+   */
+  _flushBatch(block: boolean): void {
+    const n = this.#staged;
+    if (n === 0) return;
+    const s = this.#stage!;
+    const waiters = this.#batchWaiters;
+    this.#staged = 0;
+    this.#stagedItems = 0;
+    this.#batchWaiters = null;
+    batching.delete(this);
+    if (batching.size === 0) _setBeforeBlock(null);
+    let done = 0;
+    try {
+      done = fast.putBatch(this.#raw, s, n, 0);
+      if (done < n && block) {
+        blockFor(
+          null,
+          (t) => (done += fast.putBatch(this.#raw, s.subarray(done, n), n - done, t ?? -1)),
+          (d) => d < n,
+        );
+      }
+    } catch (e) {
+      const err = mapNativeError(e);
+      if (waiters) waiters.reject(err);
+      else throw err;
+      return;
+    }
+    if (done >= n) {
+      waiters?.resolve();
+      return;
+    }
+    // No room now: the rest wait as single puts, the last one settling the batch's put() calls.
+    let last: PendingPut | null = null;
+    while (done < n) {
+      const len = s[done] | (s[done + 1] << 8);
+      const data = Buffer.from(s.subarray(done + 4, done + 4 + len));
+      done += 4 + len;
+      last = { item: { data }, deadline: null, resolve: () => {}, reject: waiters ? waiters.reject : () => {} };
+      this.#pending.push(last);
+    }
+    if (waiters) last!.resolve = waiters.resolve;
+    unflushed.add(this);
+    if (!this.#pumping) void this.#pump();
+  }
+
   /** @internal */
   protected _put(obj: unknown, block: boolean, timeout: Timeout): Promise<void> {
     let item: Item;
@@ -261,6 +420,14 @@ abstract class BaseQueue {
     try {
       if (this.#closed) throw this._closedError();
       item = serialize(obj);
+      if (block && timeout == null && this.#batchable && this.#pending.length === 0) {
+        const w = (this.#batchWaiters ??= batchPromise());
+        if (this.#add(item.data, item.tag)) {
+          if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(false);
+          return w.promise;
+        }
+      }
+      if (this.#staged !== 0) this._flushBatch(false);
       deadline = deadlineOf(timeout);
       if (this.#pending.length === 0 && this.#put(item, 0)) return Promise.resolve();
       // It waits: keep a copy, as the caller may reuse a Buffer it passed as is.
@@ -368,6 +535,8 @@ abstract class BaseQueue {
 
   /** @internal At exit: complete the puts still waiting (Python's feeder flush). */
   _flushAtExit(): void {
+    // Without waiting for room after cancelJoinThread(): what does not fit is dropped.
+    this._flushBatch(!this.#cancelJoin);
     unflushed.delete(this);
     if (this.#cancelJoin) return;
     this.#flushSync(null);
@@ -375,25 +544,42 @@ abstract class BaseQueue {
 
   /** @internal Resolves when this process has no put waiting for room. */
   protected _drained(): Promise<void> {
+    this._flushBatch(false);
     if (this.#pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   /** @internal Blocking form of `_drained`: puts the waiting items now. */
   protected _drainSync(): void {
+    this._flushBatch(true);
     this.#flushSync(null);
   }
 
   /** @internal */
   protected _getSync(block: boolean, timeout: Timeout): unknown {
     if (this.#closed) throw this._closedError();
+    if (this.#staged !== 0) this._flushBatch(false);
     if (!block) return this.#get(0);
+    if (timeout == null && isMainThread) {
+      // The usual call, in one piece: each call matters until the optimizing compiler has
+      // run (the first thousands of gets of a fresh process).
+      if (batching.size !== 0) flushBatches();
+      let r: number | Buffer;
+      try {
+        r = fast.get(this.#raw, -1);
+      } catch (e) {
+        throw mapNativeError(e);
+      }
+      if (r === -1) throw new Empty();
+      return decode(r, this.#trusted);
+    }
     return this.#decode(blockFor(timeoutSeconds(timeout), (s) => this.#take(s ?? -1), (r) => r === -1));
   }
 
   /** @internal */
   protected async _get(block: boolean, timeout: Timeout): Promise<unknown> {
     if (this.#closed) throw this._closedError();
+    if (this.#staged !== 0) this._flushBatch(false);
     if (!block) return this.#get(0);
     const deadline = deadlineOf(timeout);
     for (;;) {
@@ -413,11 +599,13 @@ abstract class BaseQueue {
 
   /** Whether the queue is empty (a snapshot: other processes may change it at once). */
   empty(): boolean {
+    this._flushBatch(false);
     return native.ringEmpty(this._h);
   }
 
   /** @internal */
   protected _close(): void {
+    this._flushBatch(false);
     this.#closed = true;
     // The descriptor serves to pass the queue on, which a closed queue cannot be, and to
     // write items larger than the ring: it is released once this process's waiting puts
@@ -443,6 +631,7 @@ abstract class BaseQueue {
   /** How this object crosses a process boundary ({@link Shareable}). @internal */
   [reduce](): Reduced {
     if (this.#closed) throw this._closedError();
+    this._flushBatch(false);
     return { kind: 'queue', state: { cls: this._kind }, fds: [native.ringFd(this._h)] };
   }
 
@@ -470,24 +659,29 @@ export class Queue extends BaseQueue {
 
   /** Approximate number of items in the queue. */
   qsize(): number {
+    this._flushBatch(false);
     return native.ringQsize(this._h);
   }
 
   /** Whether the queue is at `maxsize` (or its shared memory is full). */
   full(): boolean {
+    this._flushBatch(false);
     return native.ringFull(this._h);
   }
 
   /**
-   * Put `obj`. Resolves once it is in the queue; with room it is there before `put`
-   * returns. `block` false or a timeout that passes: rejects with `Full`.
+   * Put `obj`. Resolves once it is in the queue. With room it is there before `put`
+   * returns, but for a small item put without `block`/`timeout` to a queue without
+   * `maxsize`: that joins this thread's batch of puts, written in a microtask or sooner
+   * (see "Joining a process that put items on a queue" in the README). `block` false or a
+   * timeout that passes: rejects with `Full`.
    */
   put(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): Promise<void> {
     const [b, t] = blockArgs(block, timeout);
     return this._put(obj, b, t);
   }
 
-  /** As `put`, blocking the calling thread; throws `Full`. */
+  /** As `put` (small items may also be batched), blocking the calling thread; throws `Full`. */
   putSync(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): void {
     if (block === undefined && timeout === undefined) return this._putSync(obj, true, null);
     const [b, t] = blockArgs(block, timeout);
@@ -543,6 +737,7 @@ export class JoinableQueue extends Queue {
 
   /** One item taken from the queue has been processed. `ValueError` if called more times than items were put. */
   taskDone(): void {
+    this._flushBatch(false);
     try {
       native.ringTaskDone(this._h);
     } catch (e) {

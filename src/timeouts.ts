@@ -65,6 +65,22 @@ export function expired(deadline: number | null): boolean {
  */
 export const THREAD_SLICE = 0.1;
 
+let beforeBlock: (() => void) | null = null;
+
+/**
+ * Set by queues.ts while puts of this thread wait in a batch (null: none do): every
+ * blocking call writes them first, as a process blocked waiting for an answer to them
+ * would otherwise wait for ever. @internal
+ */
+export function _setBeforeBlock(fn: (() => void) | null): void {
+  beforeBlock = fn;
+}
+
+/** Write this thread's batched queue puts (see `_setBeforeBlock`); for blocking calls that do not go through `blockFor`. */
+export function beforeBlocking(): void {
+  if (beforeBlock !== null) beforeBlock();
+}
+
 /**
  * Every blocking `...Sync` call's wait: up to `seconds` (null: no limit) of `attempt(s)`,
  * a native call that waits at most `s` seconds and returns a result, which `again(r)`
@@ -73,6 +89,7 @@ export const THREAD_SLICE = 0.1;
  * comes or `seconds` pass. The last result is returned.
  */
 export function blockFor<T>(seconds: number | null, attempt: (s: number | null) => T, again: (r: T) => boolean): T {
+  if (beforeBlock !== null) beforeBlock();
   if (isMainThread) return attempt(seconds);
   const deadline = seconds === null ? null : performance.now() + seconds * 1000;
   for (;;) {

@@ -65,6 +65,8 @@ const INDIRECT: u64 = 1 << 63;
 /// The payload of an `INDIRECT` message: the item's file offset and length (two u64).
 const PLACE_BYTES: usize = 16;
 const PAGE: u64 = 4096;
+/// The largest item of a batch (see `Ring::put_batch`).
+const MAX_BATCH_ITEM: usize = 4096;
 /// The largest item: far beyond any memory, well within a file offset.
 const MAX_ITEM: u64 = 1 << 46;
 
@@ -622,6 +624,78 @@ impl Ring {
         }
     }
 
+    /// Put the leading items of `packed` (each a u32 LE length, then that many bytes) that
+    /// there is room for, in order, in one reservation: returns the bytes of `packed` they
+    /// took (at least one item), or Blocked when not even the first fits.
+    ///
+    /// The items are small, so they are written under the `enq` lock, heads already
+    /// PUBLISHED, and the one `enq` store makes them all visible: a producer killed before
+    /// it leaves cells beyond `enq`, which nothing reads and the next reservation rewrites.
+    fn put_batch_step(&self, packed: &[u8], patient: bool) -> Result<Step<usize>, QueueError> {
+        let h = self.h();
+        let me = my_pid();
+        let mut advanced = false;
+        loop {
+            if !self.lock(&h.enq.lock, patient) {
+                return Ok(Step::Blocked { poll: true });
+            }
+            let (items, q) = split(h.enq.pos.load(Acquire));
+            let mut room_items = u32::MAX;
+            if self.maxsize != 0 {
+                room_items = self.maxsize.saturating_sub(items.wrapping_sub(split(h.deq.pos.load(Acquire)).0));
+            }
+            let free = self.ncells - q.wrapping_sub(h.tail.pos.load(Acquire) as u32).min(self.ncells);
+            let (mut off, mut used, mut n) = (0usize, 0u32, 0u32);
+            let mut bad = None;
+            while off < packed.len() && n < room_items {
+                let Some(lb) = packed.get(off..off + 4) else {
+                    bad = Some("truncated batch");
+                    break;
+                };
+                let len = u32::from_le_bytes(lb.try_into().unwrap()) as usize;
+                let Some(item) = packed.get(off + 4..off + 4 + len) else {
+                    bad = Some("truncated batch");
+                    break;
+                };
+                if len > self.max_batch_item_len() {
+                    bad = Some("batch item too large");
+                    break;
+                }
+                let k = Self::cells_of(len as u64);
+                if used + k as u32 > free {
+                    break;
+                }
+                let t = q.wrapping_add(used);
+                self.len_word(t).store(len as u64, Relaxed);
+                self.write_payload(t, &[item]);
+                self.state(t).store(pack(t, PUBLISHED, me), Relaxed);
+                used += k as u32;
+                n += 1;
+                off += 4 + len;
+            }
+            if n > 0 {
+                h.enq.pos.store(join(items.wrapping_add(n), q.wrapping_add(used)), Release);
+            }
+            Self::unlock(&h.enq.lock);
+            if n > 0 {
+                Self::notify(&h.avail);
+                return Ok(Step::Done(off));
+            }
+            if let Some(m) = bad {
+                return Err(QueueError::Value(m));
+            }
+            if room_items == 0 {
+                return Ok(Step::Blocked { poll: false });
+            }
+            if advanced {
+                // Waiting for consumers to finish copying, which a dead one never will.
+                return Ok(Step::Blocked { poll: true });
+            }
+            self.advance_tail();
+            advanced = true;
+        }
+    }
+
     /// Take the oldest message under the `deq` lock, skipping messages whose producer died.
     fn claim(&self, patient: bool) -> Result<Step<Claim>, QueueError> {
         let h = self.h();
@@ -878,6 +952,40 @@ impl Ring {
 
     pub fn try_put_parts(&self, parts: &[&[u8]]) -> Result<(), QueueError> {
         self.attempt(Which::Space, || self.put_step(parts, false))
+    }
+
+    /// Put small items packed one after the other (each a u32 LE length, then its bytes;
+    /// each item at most [`Ring::max_batch_item_len`]), in order, waiting for room until
+    /// `deadline` (None: forever). Returns the bytes of `packed` whose items were put: all
+    /// of it, or less if the deadline passed. One reservation per run of items that fit.
+    pub fn put_batch(&self, packed: &[u8], deadline: Option<Instant>) -> Result<usize, QueueError> {
+        let mut off = 0;
+        while off < packed.len() {
+            match self.block(Which::Space, deadline, || self.put_batch_step(&packed[off..], true)) {
+                Ok(n) => off += n,
+                Err(QueueError::Timeout) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(off)
+    }
+
+    /// As `put_batch`, without waiting: the bytes of `packed` whose items fitted now.
+    pub fn try_put_batch(&self, packed: &[u8]) -> Result<usize, QueueError> {
+        let mut off = 0;
+        while off < packed.len() {
+            match self.put_batch_step(&packed[off..], false)? {
+                Step::Done(n) => off += n,
+                Step::Blocked { .. } => break,
+            }
+        }
+        Ok(off)
+    }
+
+    /// The largest item `put_batch` takes (a batch's items are written under the producers'
+    /// lock, so they must be small).
+    pub fn max_batch_item_len(&self) -> usize {
+        MAX_BATCH_ITEM.min(self.max_item_len())
     }
 
     /// Take the oldest item, waiting until `deadline` (None: forever).
@@ -1503,6 +1611,121 @@ mod tests {
         assert_eq!(ring.get(secs(1.0)).unwrap(), b"still works");
         // Nothing leaked: what a dead producer left beyond the ring was given back.
         assert!(ring.resident_bytes().unwrap() <= (HEADER_BYTES + ring.capacity()) as u64);
+    }
+
+    /// Items packed as `put_batch` takes them.
+    fn packed(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for it in items {
+            v.extend_from_slice(&(it.len() as u32).to_le_bytes());
+            v.extend_from_slice(it);
+        }
+        v
+    }
+
+    #[test]
+    fn batches_keep_order_across_the_wrap_and_stop_at_whole_items() {
+        // 64 cells: batches wrap, and fill the ring part way.
+        let ring = Ring::create(4096, 0).unwrap();
+        let items: Vec<Vec<u8>> = (0..40u32).map(|i| message(9, i, [8, 40, 48, 100, 700][i as usize % 5])).collect();
+        let all = packed(&items);
+        // Without waiting: the leading items that fit, whole.
+        let done = ring.try_put_batch(&all).unwrap();
+        assert!(done > 0 && done < all.len());
+        let mut at = 0;
+        let mut n = 0;
+        while at < done {
+            at += 4 + items[n].len();
+            n += 1;
+        }
+        assert_eq!(at, done, "a batch stops between items");
+        assert_eq!(ring.qsize(), n);
+        for it in &items[..n] {
+            assert_eq!(&ring.get(secs(1.0)).unwrap(), it);
+        }
+        // Waiting: a consumer makes room as it goes.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for it in &items[n..] {
+                    assert_eq!(&ring.get(secs(5.0)).unwrap(), it);
+                }
+            });
+            assert_eq!(ring.put_batch(&all[done..], secs(5.0)).unwrap(), all.len() - done);
+        });
+        assert!(ring.empty());
+        // maxsize counts a batch's items.
+        let ring = Ring::create(4096, 3).unwrap();
+        assert_eq!(ring.try_put_batch(&packed(&items[..5])).unwrap(), packed(&items[..3]).len());
+        assert!(ring.full());
+        assert_eq!(ring.put_batch(&packed(&items[3..5]), secs(0.02)).unwrap(), 0);
+        // Items too big for a batch, or a malformed batch, are refused whole.
+        let ring = Ring::create(64 << 10, 0).unwrap();
+        assert!(matches!(ring.try_put_batch(&packed(&[vec![0; MAX_BATCH_ITEM + 1]])), Err(QueueError::Value(_))));
+        assert!(matches!(ring.try_put_batch(&[5, 0, 0, 0, 1]), Err(QueueError::Value(_))));
+    }
+
+    /// A producer that died holding the `enq` lock in the middle of writing a batch: the
+    /// cells it wrote are beyond `enq`, so the others never see them.
+    #[test]
+    fn a_batch_of_a_dead_producer_is_never_seen() {
+        let ring = Ring::create(4096, 0).unwrap();
+        ring.put(b"before", None).unwrap();
+        let h = ring.h();
+        let pid = dead_pid();
+        assert_eq!(h.enq.lock.swap(pid, SeqCst), 0);
+        let (_, q) = split(h.enq.pos.load(SeqCst));
+        for i in 0..3u32 {
+            let t = q + i;
+            ring.len_word(t).store(8, SeqCst);
+            ring.write_payload(t, &[b"deadbeef"]);
+            ring.state(t).store(pack(t, PUBLISHED, pid), SeqCst);
+        }
+        let items: Vec<Vec<u8>> = (0..5u32).map(|i| message(4, i, 30)).collect();
+        assert_eq!(ring.put_batch(&packed(&items), secs(5.0)).unwrap(), packed(&items).len());
+        assert_eq!(ring.get(secs(1.0)).unwrap(), b"before");
+        for it in &items {
+            assert_eq!(&ring.get(secs(1.0)).unwrap(), it);
+        }
+        assert!(ring.empty(), "{}", ring.dump());
+    }
+
+    /// Producers killed while putting batches for ever: every item arrives once, whole, in
+    /// order, up to where the producer was killed; then the queue goes on.
+    #[test]
+    fn batch_producer_killed_mid_stream() {
+        let ring = Ring::create(64 << 10, 0).unwrap();
+        let mut rng = Rng::new();
+        for round in 0..20u32 {
+            let kid = fork(|| {
+                let mut seq = 0u32;
+                loop {
+                    let items: Vec<Vec<u8>> = (0..1 + seq % 37).map(|i| message(round, seq + i, 8 + (i as usize * 13) % 300)).collect();
+                    ring.put_batch(&packed(&items), None).unwrap();
+                    seq += items.len() as u32;
+                }
+            });
+            let kill_after = 50 + rng.below(3000) as u32;
+            let mut got = 0u32;
+            let mut killed = false;
+            loop {
+                match ring.get(if killed { secs(0.5) } else { secs(5.0) }) {
+                    Ok(v) => {
+                        assert_eq!(check(&v), (round, got), "lost, repeated or foreign message");
+                        got += 1;
+                    }
+                    Err(QueueError::Timeout) if killed => break,
+                    Err(e) => panic!("{e}"),
+                }
+                if !killed && got >= kill_after {
+                    unsafe { libc::kill(kid, libc::SIGKILL) };
+                    assert_eq!(reap(kid), 1000 + libc::SIGKILL);
+                    killed = true;
+                }
+            }
+            assert!(ring.empty(), "{}", ring.dump());
+        }
+        ring.put_batch(&packed(&[b"still works".to_vec()]), None).unwrap();
+        assert_eq!(ring.get(secs(1.0)).unwrap(), b"still works");
     }
 
     #[test]

@@ -84,10 +84,11 @@ pub fn ring_release_fd(h: &External<RingHandle>) {
     h.ring.release_fd();
 }
 
-/// [maxsize (0: unbounded), capacity in bytes, largest item in bytes]
+/// [maxsize (0: unbounded), capacity in bytes, largest item in the ring in bytes, largest
+/// item of a `putBatch` in bytes]
 #[napi]
 pub fn ring_info(h: &External<RingHandle>) -> Vec<f64> {
-    vec![h.ring.maxsize() as f64, h.ring.capacity() as f64, h.ring.max_item_len() as f64]
+    vec![h.ring.maxsize() as f64, h.ring.capacity() as f64, h.ring.max_item_len() as f64, h.ring.max_batch_item_len() as f64]
 }
 
 /// Register the calling thread's receive buffer. It must stay alive (and attached) for
@@ -382,6 +383,37 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
     out
 }
 
+/// `putBatch(raw, packed, nbytes, timeout)`: put the items packed in the first `nbytes` of
+/// the Buffer `packed` (each a u32 LE length, then its bytes, at most `maxBatchItem`
+/// bytes), in order, waiting for room up to `timeout` seconds (negative: no limit; 0:
+/// don't wait). Returns the bytes whose items were put (all of them unless time ran out).
+unsafe extern "C" fn fast_put_batch(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let (ring, [data, nbytes, timeout]) = match unsafe { fast_args(env, info) } {
+        Ok(a) => a,
+        Err(e) => return unsafe { throw(env, e) },
+    };
+    let (mut p, mut len) = (ptr::null_mut(), 0usize);
+    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
+        return unsafe { throw(env, coded("Value", "queue batch must be a Buffer")) };
+    }
+    let n = unsafe { f64_arg(env, nbytes) };
+    if !(n >= 0.0 && n <= len as f64) {
+        return unsafe { throw(env, coded("Value", "bad queue batch length")) };
+    }
+    let n = n as usize;
+    let packed = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
+    let timeout = unsafe { f64_arg(env, timeout) };
+    let r = if timeout == 0.0 { ring.try_put_batch(packed) } else { ring.put_batch(packed, timeout_deadline(timeout)) };
+    match r {
+        Ok(done) => {
+            let mut out = ptr::null_mut();
+            unsafe { sys::napi_create_double(env, done as f64, &mut out) };
+            out
+        }
+        Err(e) => unsafe { throw(env, qerr(e)) },
+    }
+}
+
 /// `get(raw, timeout)`: as `ringGet`.
 unsafe extern "C" fn fast_get(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let (ring, [timeout, _, _]) = match unsafe { fast_args(env, info) } {
@@ -434,6 +466,7 @@ pub fn ring_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>
         for (name, cb) in [
             (c"put", fast_put as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
             (c"get", fast_get),
+            (c"putBatch", fast_put_batch),
         ] {
             let mut f = ptr::null_mut();
             let s = sys::napi_create_function(raw, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f);
