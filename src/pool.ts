@@ -327,6 +327,27 @@ function movedBytes(transfer: unknown[] | undefined): number {
   return n;
 }
 
+/**
+ * Results that keep coming are read without the event loop turning (the next message is
+ * in the socket already, read at once), so while workers keep answering, the program's
+ * timers and I/O would wait for the whole run. Readers let the loop turn when it has not
+ * for TURN_MS: a run of reads starts a chain and schedules its end at the next turn.
+ */
+const TURN_MS = 5;
+let chainReads = 0;
+let chainStart = 0;
+function endChain(): void {
+  chainReads = 0;
+}
+function longChain(): boolean {
+  if (chainReads++ === 0) {
+    chainStart = performance.now();
+    setImmediate(endChain);
+    return false;
+  }
+  return performance.now() - chainStart > TURN_MS;
+}
+
 function checkFn(func: unknown): void {
   if (typeof func !== 'function') throw new TypeError(`${inspect(func)} is not callable`);
 }
@@ -782,6 +803,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     w.reading = true;
     try {
       while (heldCount(w) > 0 && !w.gone) {
+        if (longChain()) {
+          await new Promise(setImmediate);
+          continue;
+        }
         let msg: Results;
         try {
           msg = (await w.conn.recv()) as Results;
