@@ -105,6 +105,7 @@ test('the compiled package, its modules joined (scripts/bundle.mjs), works as on
   t.is(r.code, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout), {
     same: [true, true, true, true, true, true],
+    renamed: [],
     spawn: [['Queue', 'Lock'], 0, 1, [1, 4, 9]],
     forkserver: [['Queue', 'Lock'], 0, 1, [1, 4, 9]],
     manager: 42,
