@@ -5,7 +5,7 @@ import test from 'ava';
 import { Empty, Event, Pipe, Process } from '../index.js';
 import { RawArray } from '../src/sharedctypes.js';
 import { Queue, SimpleQueue } from '../src/queues.js';
-import { everyForm, produceSmallForever, putCloseJoin, putEveryFormAndExit, putThenBlock } from './fixtures/queue_targets.js';
+import { everyForm, produceSmallForever, putCloseJoin, putEveryFormAndExit, putThenBlock, putThenSpin } from './fixtures/queue_targets.js';
 
 function start(target: (...a: any[]) => unknown, args: unknown[]): Process {
   const p = new Process({ target, args });
@@ -45,7 +45,7 @@ test('the same process sees its own batched puts: qsize, empty, get, and put() r
 });
 
 for (const how of ['queue', 'event', 'pipe'] as const) {
-  test(`a child that blocks (${how}) right after a put has sent it`, async (t) => {
+  test(`a child that blocks (${how}) right after its puts has sent them`, async (t) => {
     const q = new Queue();
     let answer: any;
     let reply: () => void;
@@ -61,11 +61,22 @@ for (const how of ['queue', 'event', 'pipe'] as const) {
     }
     const p = start(putThenBlock, [q, 'ping', how, answer]);
     t.is(await q.get(true, 20), 'ping');
+    t.is(await q.get(true, 20), 'ping');
     reply();
     await p.join(20);
     t.is(p.exitcode, 0);
   });
 }
+
+test('a lone put is in the queue when putSync returns, even if the thread then spins outside the library', async (t) => {
+  const q = new Queue();
+  const flag = RawArray('i', 1) as Int32Array;
+  const p = start(putThenSpin, [q, flag]);
+  t.is(await q.get(true, 20), 'lone');
+  Atomics.store(flag, 0, 1);
+  await p.join(20);
+  t.is(p.exitcode, 0);
+});
 
 test('close and joinThread: a child\'s batched puts are all in the queue when joinThread resolves', async (t) => {
   const q = new Queue();

@@ -9,13 +9,14 @@
 // ring carries where: any item that fits in memory can be put, with the same two copies.
 //
 // Python's feeder thread returns from `put` at once and writes later, several items per
-// write. Here, without a thread, a blocking put without timeout of a small item to a queue
-// without `maxsize` joins a batch of this thread's puts that one native call writes in one
-// reservation (a producer's items cost a fraction of one put each): when the batch reaches
-// BATCH_ITEMS items or STAGE_BYTES bytes, in a microtask once the running JavaScript
-// returns, before any other call on the queue, before this thread blocks in any call of the
-// library (a process waiting for the answer to an item must have sent it), and at exit.
-// Other puts write at once when there is room. A put that has to wait for room is
+// write. Here, without a thread: the first put of the running JavaScript is written at once;
+// the next blocking puts without timeout of small items to a queue without `maxsize` join a
+// batch of this thread's puts that one native call writes in one reservation (a producer's
+// items cost a fraction of one put each): when the batch reaches BATCH_ITEMS items or
+// STAGE_BYTES bytes, in a microtask once the running JavaScript returns, before any other
+// call on the queue, before this thread blocks in any call of the library (a process
+// waiting for the answer to an item must have sent it), and at exit. Other puts write at
+// once when there is room. A put that has to wait for room is
 // completed by a pending Promise, or at the latest by an exit handler before the process
 // exits (unless `cancelJoinThread()` was called).
 import { Buffer } from 'node:buffer';
@@ -87,19 +88,36 @@ const payloads: (Buffer | undefined)[] = [];
 /** reduction.ts's first byte of a Buffer serialized by itself. */
 const TAG_BUFFER = 6;
 
+/** Node's Buffer class proper: `Buffer.allocUnsafe` makes its small Buffers with it, as slices of a slab. */
+const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (ab: ArrayBuffer, offset: number, length: number) => Buffer })[Symbol.species];
+const SLAB_BYTES = 8192;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * A small Buffer item received in `scratch` (`r` bytes with its tag): a copy in a slice of
+ * a slab, as `Buffer.allocUnsafe` makes one, without its calls (they cost most of a get
+ * until the optimizing compiler has run, the first thousands of gets of a fresh process).
+ */
+function smallBuffer(r: number): Buffer {
+  const n = r - 1;
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new FastBuffer(slab, slabUsed, n);
+  slabUsed = (slabUsed + n + 7) & ~7;
+  out.set((payloads[r] ??= scratch.subarray(1, r)));
+  return out;
+}
+
 /**
  * An item as received: its length in `scratch`, or a Buffer of its own. `trusted`: the
  * queue is the family's (see reduction.loads).
  */
 function decode(r: number | Buffer, trusted: boolean): unknown {
   if (typeof r !== 'number') return loads(r, undefined, true, trusted);
-  if (scratch[0] === TAG_BUFFER && r > 1 && r <= VIEW_LIMIT) {
-    // A small Buffer item, as reduction.loads would make it (a slice of Node's pool),
-    // without its calls: they cost most of a get until the optimizing compiler has run.
-    const out = Buffer.allocUnsafe(r - 1);
-    out.set((payloads[r] ??= scratch.subarray(1, r)));
-    return out;
-  }
+  if (r > 1 && r <= VIEW_LIMIT && scratch[0] === TAG_BUFFER) return smallBuffer(r);
   // The V8 format may rebuild objects by importing modules, which may use a queue in
   // turn: keep the bytes out of the shared scratch buffer.
   if (scratch[0] === V8_FORMAT) return loads(Buffer.from(scratch.subarray(0, r)), undefined, false, trusted);
@@ -139,6 +157,8 @@ const STAGE_BYTES = 16 * 1024;
 const STAGE_FLUSH = STAGE_BYTES - BATCH_ITEM_MAX - 4;
 /** ... or this many items (a consumer sees none of them until then). */
 const BATCH_ITEMS = 128;
+
+const resolved = Promise.resolve();
 
 /** Queues of this thread with a batch not yet written. */
 const batching = new Set<BaseQueue>();
@@ -231,7 +251,16 @@ abstract class BaseQueue {
   /** Bytes and items in `#stage`. */
   #staged = 0;
   #stagedItems = 0;
-  #flushQueued = false;
+  /**
+   * A put of this thread's running JavaScript went into the queue: the next ones join a
+   * batch, until a microtask ends the burst and writes the batch. (A lone put, as for a
+   * request and its answer, is written at once.)
+   */
+  #burst = false;
+  readonly #endBurst = (): void => {
+    this.#burst = false;
+    this._flushBatch(false);
+  };
   /** The batch's put() calls, if any. */
   #batchWaiters: BatchPromise | null = null;
 
@@ -279,10 +308,30 @@ abstract class BaseQueue {
   protected _putSync(obj: unknown, block: boolean, timeout: Timeout): void {
     if (this.#closed) throw this._closedError();
     let item: Item | undefined;
-    if (block && timeout == null && this.#batchable && this.#pending.length === 0) {
-      // A Buffer is staged as serialize() would make it (its tag, its bytes), without its calls.
-      if (obj instanceof Buffer ? this.#add(obj, TAG_BUFFER) : this.#add((item = serialize(obj)).data, item.tag)) {
-        if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(true);
+    if (block && timeout == null && this.#pending.length === 0) {
+      if (this.#batchable) {
+        if (this.#burst) {
+          // A Buffer is staged as serialize() would make it (its tag, its bytes), without its calls.
+          if (obj instanceof Buffer ? this.#add(obj, TAG_BUFFER) : this.#add((item = serialize(obj)).data, item.tag)) {
+            if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(true);
+            return;
+          }
+        } else {
+          this.#startBurst();
+        }
+      }
+      if (this.#staged === 0 && isMainThread) {
+        // The usual put, in one piece: each call costs until the optimizing compiler has run.
+        if (batching.size !== 0) flushBatches();
+        try {
+          if (item === undefined && obj instanceof Buffer) fast.put(this.#raw, obj, -1, TAG_BUFFER);
+          else {
+            item ??= serialize(obj);
+            fast.put(this.#raw, item.data, -1, item.tag);
+          }
+        } catch (e) {
+          throw mapNativeError(e);
+        }
         return;
       }
     }
@@ -333,6 +382,11 @@ abstract class BaseQueue {
     return decode(r, this.#trusted);
   }
 
+  #startBurst(): void {
+    this.#burst = true;
+    void resolved.then(this.#endBurst);
+  }
+
   /** Add a serialized item (`tag`, if any, then `data`) to this thread's batch; false if it is too large for one. */
   #add(data: Uint8Array, tag: number | undefined): boolean {
     const len = tag === undefined ? data.length : data.length + 1;
@@ -340,15 +394,9 @@ abstract class BaseQueue {
     const s = (this.#stage ??= Buffer.allocUnsafeSlow(STAGE_BYTES));
     let o = this.#staged;
     if (o === 0) {
+      // The burst's microtask writes it at the latest.
       batching.add(this);
       _setBeforeBlock(flushBatches);
-      if (!this.#flushQueued) {
-        this.#flushQueued = true;
-        queueMicrotask(() => {
-          this.#flushQueued = false;
-          this._flushBatch(false);
-        });
-      }
     }
     s[o] = len & 0xff;
     s[o + 1] = (len >>> 8) & 0xff;
@@ -421,8 +469,9 @@ abstract class BaseQueue {
       if (this.#closed) throw this._closedError();
       item = serialize(obj);
       if (block && timeout == null && this.#batchable && this.#pending.length === 0) {
-        const w = (this.#batchWaiters ??= batchPromise());
-        if (this.#add(item.data, item.tag)) {
+        if (!this.#burst) this.#startBurst();
+        else if (this.#add(item.data, item.tag)) {
+          const w = (this.#batchWaiters ??= batchPromise());
           if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(false);
           return w.promise;
         }
@@ -570,7 +619,10 @@ abstract class BaseQueue {
       } catch (e) {
         throw mapNativeError(e);
       }
-      if (r === -1) throw new Empty();
+      if (typeof r === 'number') {
+        if (r > 1 && r <= VIEW_LIMIT && scratch[0] === TAG_BUFFER) return smallBuffer(r);
+        if (r === -1) throw new Empty();
+      }
       return decode(r, this.#trusted);
     }
     return this.#decode(blockFor(timeoutSeconds(timeout), (s) => this.#take(s ?? -1), (r) => r === -1));
@@ -672,9 +724,9 @@ export class Queue extends BaseQueue {
   /**
    * Put `obj`. Resolves once it is in the queue. With room it is there before `put`
    * returns, but for a small item put without `block`/`timeout` to a queue without
-   * `maxsize`: that joins this thread's batch of puts, written in a microtask or sooner
-   * (see "Joining a process that put items on a queue" in the README). `block` false or a
-   * timeout that passes: rejects with `Full`.
+   * `maxsize` after another put of the running JavaScript: that joins this thread's batch
+   * of puts, written in a microtask or sooner (see "Joining a process that put items on a
+   * queue" in the README). `block` false or a timeout that passes: rejects with `Full`.
    */
   put(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): Promise<void> {
     const [b, t] = blockArgs(block, timeout);
