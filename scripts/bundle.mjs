@@ -13,8 +13,9 @@
 //                          library's own references by path (a child's entry, the module of a
 //                          message's kind) and a user's deep import find the same module
 //                          instance; the .d.ts files beside them (tsc's) are unchanged;
-//   spawn_main, forkserver_main, dummy_main: entry points that run when loaded, each bundled on
-//                          its own, importing the library from lib.js.
+//   spawn_main, forkserver_main, dummy_main: programs (modules that nothing imports, started by
+//                          their path, that run when loaded; found by the build), each bundled
+//                          on its own, importing the library from lib.js.
 //
 // Names of top-level functions and classes stay as written: they are visible (inspect, errors)
 // and a function is sent by its name (reduction.ts maps a function of lib.js back to the
@@ -31,11 +32,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'dist', 'src');
 const MARK = '// node-multiprocessing: bundled by scripts/bundle.mjs';
 const LIBS = ['lib', 'lib_extra'];
-/** Modules whose top level runs a program (a child, the fork server, a thread): never inside lib.js. */
-const PROGRAMS = ['spawn_main', 'forkserver_main', 'dummy_main'];
-/** What lib.js must hold besides what the package root imports: a child's bootstrap, the modules of kinds. */
-const CORE_ROOTS = ['index', 'child_main', 'dummy', 'thread_channel', 'pool_shared', 'wait', ...PROGRAMS];
-
 const modules = readdirSync(dir)
   .filter((f) => f.endsWith('.js'))
   .map((f) => basename(f, '.js'))
@@ -47,6 +43,23 @@ for (const m of modules) {
   }
 }
 const file = (m) => join(dir, `${m}.js`);
+
+// Programs: the modules that no module imports and the package does not export, which the
+// library starts by their path (a spawn child, the fork server, a thread) and whose top level
+// runs that program. Never inside a lib, where it would run whenever the lib is loaded: each is
+// bundled on its own. (A module that is merely unused is treated the same, harmlessly.)
+const exported = new Set(
+  Object.values(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports)
+    .map((e) => /^\.\/dist\/src\/([a-z_]+)\.js$/.exec(e?.default ?? '')?.[1])
+    .filter(Boolean),
+);
+const imported = new Set(['index']);
+for (const m of modules) {
+  for (const [, n] of readFileSync(file(m), 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"]\.\/([a-z_]+)\.js['"]/g)) if (n !== m) imported.add(n);
+}
+const PROGRAMS = modules.filter((m) => !imported.has(m) && !exported.has(m));
+/** What lib.js must hold besides what the package root imports: a child's bootstrap, the modules of kinds. */
+const CORE_ROOTS = ['index', 'child_main', 'dummy', 'thread_channel', 'pool_shared', 'wait', ...PROGRAMS];
 const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'warning', legalComments: 'none' };
 
 /** A library module imported by a relative path (`./x.js`), or null. */
@@ -198,4 +211,4 @@ if (!/^export \* from '\.\/src\/index\.js';$/m.test(readFileSync(rootIndex, 'utf
 }
 writeFileSync(rootIndex, stub('index', './src/'));
 rmSync(`${rootIndex}.map`, { force: true });
-console.log(`bundle: dist/src/lib.js (${core.size} modules), lib_extra.js (${extra.length}), ${PROGRAMS.length} entry points`);
+console.log(`bundle: dist/src/lib.js (${core.size} modules), lib_extra.js (${extra.length}), entry points ${PROGRAMS.join(', ')}`);
