@@ -190,7 +190,7 @@ let warmLeft = WARM_CALLS;
 
 /**
  * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's)
- * while the worker is idle, in slices of about 0.1 ms that each end when a batch arrives,
+ * while the worker is idle, in slices of 256 calls (some 20 us) that end when a batch arrives,
  * until it has run enough for V8 to compile it. Otherwise the first large batch a worker
  * gets (a map's chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20
  * times slower, while the compile is made on a core the pool's processes need.
@@ -216,12 +216,10 @@ function warmUp(ready: () => boolean): void {
   const nums = out.nums;
   for (let round = 0; warmLeft > 0; round++) {
     if (ready()) return;
-    for (let j = 0; j < 4; j++) {
-      out.nums = nums;
-      out.n = 0;
-      runPlain(warmFns, meta, (round + j) & 1 ? arr : f64, 0, tasks, 0, out, Infinity);
-      warmLeft -= calls;
-    }
+    out.nums = nums;
+    out.n = 0;
+    runPlain(warmFns, meta, round & 1 ? arr : f64, 0, tasks, 0, out, Infinity);
+    warmLeft -= calls;
   }
 }
 
