@@ -7,7 +7,7 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { describeArg, exitThread, exitThreadAt, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { describeArg, exitThread, exitThreadAt, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
 
@@ -85,6 +85,9 @@ test('a map of numbers (shared by the threads): exact results in order, chunks r
   t.true(Number.isNaN(big[7]));
   t.is(big[8], Infinity);
   t.is(big[0], 0);
+  // The first chunk done last (the others' results are copied meanwhile), results that are
+  // not numbers in the last chunks: all in place.
+  t.deepEqual(await pool.map(slowFirst, range(10000)), range(10000).map((x) => (x >= 9000 ? `s${x}` : x / 2)));
   // With a chunksize, each chunk runs whole, in order, in one thread (tagCall: threadId * 1e6 + the
   // thread's call number).
   const tags = await pool.map(tagCall, range(4000), 100);

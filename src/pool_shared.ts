@@ -7,6 +7,10 @@
 // numbers (with their values). The map is done when all chunks are and every part that
 // started has answered. A part rides on the pool's usual machinery: a thread that dies
 // or is terminated fails it (and so the map), a failed item fails it with its error.
+// The pool's thread, idle meanwhile, copies the results of each claim into the map's
+// array as soon as that claim is done (threads log the claims they finish, in the order
+// they finish; it waits with Atomics.waitAsync, never blocking), so that little of that
+// copy is left when the last part answers.
 import { APPLY1, MapResult, type Callback, type ErrorCallback, type JobPool, type PendingTask } from './pool_jobs.js';
 import { reduce, registerKind, type Reduced } from './reduction.js';
 
@@ -29,14 +33,28 @@ const CURSOR = 0;
 const DONE = 1;
 /** Parts that have started. */
 const JOINED = 2;
-/** Bytes of the header (the items that follow are doubles, aligned to 8). */
-const HEADER_BYTES = 16;
+/** Whether the pool's thread waits on DONE (a part then notifies it). */
+const WAITING = 3;
+/** Claims logged as done. */
+const LOGGED = 4;
+/** Bytes of the header; the log of claims done follows (1 + the claim, in the order they finish), then the items (doubles, aligned to 8). */
+const HEADER_BYTES = 32;
+
+/** Where the items start after the header and `claims` flags. */
+function itemsOffset(claims: number): number {
+  return (HEADER_BYTES + 4 * claims + 7) & ~7;
+}
 
 /** The map's shared state, as each part gets it. */
 class SharedMap {
   readonly header: Int32Array;
+  /** The claims done, as `1 + claim`, in the order they finished (0: not yet written). */
+  readonly claimed: Int32Array;
   /** The items, each replaced by its result when that result is a number. */
   readonly values: Float64Array;
+  readonly chunks: number;
+  /** Chunks per claim (claims start at multiples of it). */
+  readonly per: number;
 
   constructor(
     readonly sab: SharedArrayBuffer,
@@ -44,8 +62,19 @@ class SharedMap {
     readonly length: number,
     readonly chunksize: number,
   ) {
+    this.chunks = Math.ceil(length / chunksize);
+    this.per = Math.max(1, Math.floor(CLAIM_ITEMS / chunksize));
+    const claims = Math.ceil(this.chunks / this.per);
     this.header = new Int32Array(sab, 0, HEADER_BYTES / 4);
-    this.values = new Float64Array(sab, HEADER_BYTES, length);
+    this.claimed = new Int32Array(sab, HEADER_BYTES, claims);
+    this.values = new Float64Array(sab, itemsOffset(claims), length);
+  }
+
+  /** The bytes of a map of `length` items in chunks of `chunksize`. */
+  static bytes(length: number, chunksize: number): number {
+    const chunks = Math.ceil(length / chunksize);
+    const per = Math.max(1, Math.floor(CLAIM_ITEMS / chunksize));
+    return itemsOffset(Math.ceil(chunks / per)) + 8 * length;
   }
 
   /** Goes to a thread: the same memory, shared. */
@@ -56,7 +85,7 @@ class SharedMap {
 
 registerKind('pool-shared-map', (s: { fn: Function; length: number; chunksize: number }, _fds, _trusted, transferred) => {
   const sab = transferred[0];
-  if (!(sab instanceof SharedArrayBuffer) || typeof s.fn !== 'function' || !(s.length >= 0) || !(s.chunksize >= 1) || sab.byteLength < HEADER_BYTES + 8 * s.length) {
+  if (!(sab instanceof SharedArrayBuffer) || typeof s.fn !== 'function' || !(s.length >= 0) || !(s.chunksize >= 1) || sab.byteLength < SharedMap.bytes(s.length, s.chunksize)) {
     throw new TypeError('a shared map did not come with its memory');
   }
   return new SharedMap(sab, s.fn, s.length, s.chunksize);
@@ -107,10 +136,8 @@ async function chunkValues(fn: Function, values: Float64Array, from: number, at:
  * the part then throws the first error it met. @internal
  */
 export async function sharedMapPart(m: SharedMap): Promise<unknown[] | null> {
-  const { header, values, fn, length, chunksize } = m;
+  const { header, claimed, values, fn, length, chunksize, chunks, per } = m;
   Atomics.add(header, JOINED, 1);
-  const chunks = Math.ceil(length / chunksize);
-  const per = Math.max(1, Math.floor(CLAIM_ITEMS / chunksize));
   let others: unknown[] | null = null;
   let failed = false;
   let error: unknown;
@@ -135,24 +162,71 @@ export async function sharedMapPart(m: SharedMap): Promise<unknown[] | null> {
         }
       }
     }
+    Atomics.store(claimed, Atomics.add(header, LOGGED, 1), 1 + c0 / per);
     Atomics.add(header, DONE, c1 - c0);
+    if (Atomics.load(header, WAITING) !== 0) Atomics.notify(header, DONE);
   }
   if (failed) throw error;
   return others;
 }
 
+type WaitAsync = (i32: Int32Array, index: number, value: number) => { async: false } | { async: true; value: Promise<unknown> };
+
 /** The MapResult of a shared map: whole when every chunk is done and every part that started has answered. */
 class SharedMapResult<T> extends MapResult<T> {
   #map: SharedMap;
-  #chunks: number;
   #answers = 0;
   /** Chunks whose results are not all numbers: `[start, values, ...]` per answer. */
   #others: unknown[][] = [];
+  /** The results (numbers copied from the shared items claim by claim, in order). */
+  #out: unknown[];
+  /** The claims copied (the next entry of the log to read). */
+  #next = 0;
 
   constructor(pool: JobPool, map: SharedMap, callback: Callback<T[]>, errorCallback: ErrorCallback) {
     super(pool, map.chunksize, map.length, callback, errorCallback);
     this.#map = map;
-    this.#chunks = Math.ceil(map.length / map.chunksize);
+    this.#out = doubles(map.length);
+  }
+
+  /** Start copying results as claims get done (once the parts are sent). */
+  follow(): void {
+    void this.#follow();
+  }
+
+  async #follow(): Promise<void> {
+    const { header, claimed } = this.#map;
+    while (!this.ready()) {
+      this.#copyDone();
+      if (this.#next === claimed.length) return;
+      Atomics.store(header, WAITING, 1);
+      const seen = Atomics.load(header, DONE);
+      if (Atomics.load(claimed, this.#next) === 0) {
+        // Not held: the pool keeps the process alive while the map is pending; _finish
+        // wakes it. (A thread that dies leaves its claim undone: the map fails.)
+        const r = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(header, DONE, seen);
+        if (r.async) await r.value;
+      }
+      Atomics.store(header, WAITING, 0);
+    }
+  }
+
+  /** Copy the results of the claims logged done since the last time. */
+  #copyDone(): void {
+    const { claimed, values, per, chunksize, length } = this.#map;
+    const out = this.#out;
+    const items = per * chunksize;
+    let k = this.#next;
+    for (let c; k < claimed.length && (c = Atomics.load(claimed, k)) !== 0; k++) {
+      copyNumbers(out, values, (c - 1) * items, Math.min(c * items, length));
+    }
+    this.#next = k;
+  }
+
+  protected override _finish(ok: boolean, value: unknown): void {
+    super._finish(ok, value);
+    // Wake #follow (it sees the map ready and ends).
+    Atomics.notify(this.#map.header, DONE);
   }
 
   /** A part answered (`data[offset]`), or failed (`data`: its error, which fails the map). */
@@ -166,11 +240,12 @@ class SharedMapResult<T> extends MapResult<T> {
     if (others !== null) this.#others.push(others);
     this.#answers++;
     const h = this.#map.header;
-    if (Atomics.load(h, DONE) === this.#chunks && this.#answers >= Atomics.load(h, JOINED)) this._finish(true, this.#results());
+    if (Atomics.load(h, DONE) === this.#map.chunks && this.#answers >= Atomics.load(h, JOINED)) this._finish(true, this.#results());
   }
 
   #results(): T[] {
-    const out = toArray(this.#map.values);
+    this.#copyDone();
+    const out = this.#out;
     for (const others of this.#others) {
       for (let k = 0; k < others.length; k += 2) {
         const from = others[k] as number;
@@ -182,12 +257,16 @@ class SharedMapResult<T> extends MapResult<T> {
   }
 }
 
-/** The numbers of `f` as an array (of doubles from the start: see resultArray in pool_jobs.ts). */
-function toArray(f: Float64Array): unknown[] {
+/** An array of `n` doubles to fill (of doubles from the start: see resultArray in pool_jobs.ts). */
+function doubles(n: number): unknown[] {
   const out = [0.5];
-  out.length = f.length;
-  for (let i = 0; i < f.length; i++) out[i] = f[i];
+  out.length = n;
   return out;
+}
+
+/** `out[from, end) = values[from, end)`. */
+function copyNumbers(out: unknown[], values: Float64Array, from: number, end: number): void {
+  for (let i = from; i < end; i++) out[i] = values[i];
 }
 
 /**
@@ -203,11 +282,13 @@ export function sharedMap<T>(pool: JobPool, fn: Function, items: unknown[], chun
   // valueOf must not run) is refused before `set` converts anything; holes, which
   // every() skips, become NaN there (NaN and infinities themselves were refused).
   if (!items.every(Number.isFinite)) return null;
-  const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * n);
-  const map = new SharedMap(sab, fn, n, chunksize ?? DEFAULT_CHUNK);
+  const cs = chunksize ?? DEFAULT_CHUNK;
+  const map = new SharedMap(new SharedArrayBuffer(SharedMap.bytes(n, cs)), fn, n, cs);
   map.values.set(items as number[]);
   if (map.values.includes(NaN)) return null;
   const result = new SharedMapResult<T>(pool, map, callback, errorCallback);
+  // (Once the caller has sent the parts.)
+  queueMicrotask(() => result.follow());
   const tasks: PendingTask[] = [];
   for (let i = 0; i < parts; i++) tasks.push({ job: result, index: i, fn: sharedMapPart, src: map, start: 0, count: 1, kind: APPLY1 });
   return { result, tasks };
