@@ -25,8 +25,6 @@ const lazyRequire = createRequire(import.meta.url);
 const dns = (): typeof import('node:dns/promises') => lazyRequire('node:dns/promises');
 const net = (): typeof import('node:net') => lazyRequire('node:net');
 
-type NativeConnection = InstanceType<typeof native.NativeConnection>;
-
 /**
  * The blocking receives (and polls with a finite timeout) check this many microseconds
  * before they sleep: a reply from a peer running on another core then costs no wake-up
@@ -35,8 +33,13 @@ type NativeConnection = InstanceType<typeof native.NativeConnection>;
  */
 const SYNC_SPIN_US = 50;
 
-/** The plain N-API calls of a connection (crates/node/src/conn.rs), over `NativeConnection.raw()`. */
+/** A connection's native handle (owns the descriptor and the bytes read ahead). */
+type Handle = unknown;
+
+/** The plain N-API calls of a connection (crates/node/src/conn.rs). */
 interface FastPaths {
+  /** A handle that owns `fd` (closed when collected). */
+  open(fd: number): Handle;
   /** Write `data` as one message. */
   send(raw: unknown, data: ArrayBufferView): void;
   /**
@@ -66,11 +69,15 @@ function scratchView(n: number): Buffer {
   return (views[n] ??= scratch.subarray(0, n));
 }
 
+/** `scratch` as a plain Uint8Array: its subarray and set are V8 builtins (Buffer's copy and
+ * subarray are JavaScript that a fresh process compiles on its first message). */
+const scratchBytes = new Uint8Array(scratch.buffer, scratch.byteOffset, scratch.length);
+
 /** A received message as a Buffer of its own. */
 function ownBytes(r: number | Buffer): Buffer {
   if (typeof r !== 'number') return r;
   const out = Buffer.allocUnsafe(r);
-  scratch.copy(out, 0, 0, r);
+  out.set(scratchBytes.subarray(0, r));
   return out;
 }
 
@@ -111,9 +118,10 @@ let setTrusted: (c: Connection, trusted: boolean) => Connection;
  * returns Promises; the `...Sync` twins block the thread. `using conn = ...` closes it (Python's `with`).
  */
 export class Connection {
-  #conn: NativeConnection | null;
-  /** `#conn.raw()`, made on first use of the fast paths. */
-  #raw: unknown = null;
+  /** The native handle; null once closed or detached. */
+  #conn: Handle | null;
+  /** Its descriptor (-1 once closed or detached). */
+  #fd: number;
   #readable: boolean;
   #writable: boolean;
   #pickle: PickleCodec | null = null;
@@ -137,7 +145,8 @@ export class Connection {
   constructor(fd: number, readable?: boolean | ConnectionOptions, writable?: boolean) {
     ({ readable = true, writable = true } = optionalArgs<ConnectionOptions>('Connection', ['readable', 'writable'], [readable, writable]));
     if (!readable && !writable) throw new ValueError('at least one of `readable` and `writable` must be True');
-    this.#conn = new native.NativeConnection(fd);
+    this.#conn = nativeCall(() => fast.open(fd));
+    this.#fd = fd;
     this.#readable = readable;
     this.#writable = writable;
   }
@@ -155,27 +164,25 @@ export class Connection {
     return this.#writable;
   }
 
-  #open(): NativeConnection {
-    if (!this.#conn) throw new OSError('handle is closed');
+  #open(): Handle {
+    if (this.#conn === null) throw new OSError('handle is closed');
     return this.#conn;
   }
-  #forReading(): NativeConnection {
+  #forReading(): Handle {
     const c = this.#open();
     if (!this.#readable) throw new OSError('connection is write-only');
     return c;
   }
-  #forWriting(): NativeConnection {
+  #forWriting(): Handle {
     const c = this.#open();
     if (!this.#writable) throw new OSError('connection is read-only');
     return c;
   }
-  #rawFor(c: NativeConnection): unknown {
-    return (this.#raw ??= c.raw());
-  }
 
   /** Python's `fileno()`: the socket's descriptor (for `wait()`; do not close it yourself). */
   fileno(): number {
-    return this.#open().fd;
+    this.#open();
+    return this.#fd;
   }
 
   /**
@@ -183,10 +190,11 @@ export class Connection {
    */
   close(): void {
     const c = this.#conn;
-    if (!c) return;
+    if (c === null) return;
     this.#conn = null;
-    reactor.forget(c.fd);
-    c.close();
+    reactor.forget(this.#fd);
+    this.#fd = -1;
+    nativeCall(() => native.connClose(c));
   }
 
   /** `using conn = ...` closes it at the end of the block, Python's `with conn:`. */
@@ -229,15 +237,15 @@ export class Connection {
     const codec = this.#pickle ?? this.#pickleNow();
     if (codec) {
       const data = codec.dumps(obj);
-      nativeCall(() => c.send(data, null));
+      nativeCall(() => fast.send(c, data));
       return;
     }
     const { data, fds, undo, tail } = dumpsParts(obj);
     try {
-      if (tail !== null) nativeCall(() => c.sendParts(data, tail));
-      else if (fds.length > 0) nativeCall(() => c.send(data, fds));
+      if (tail !== null) nativeCall(() => native.connSendParts(c, data, tail));
+      else if (fds.length > 0) nativeCall(() => native.connSendFds(c, data, fds));
       else {
-        const raw = this.#rawFor(c);
+        const raw = c;
         nativeCall(() => fast.send(raw, data));
       }
     } catch (e) {
@@ -252,7 +260,7 @@ export class Connection {
   sendBytes(buf: ArrayBufferView | ArrayBuffer, offset: number | undefined, options: Omit<SendBytesOptions, 'offset'>): void;
   sendBytes(buf: ArrayBufferView | ArrayBuffer, offset?: number | SendBytesOptions, size?: number | null | SendBytesOptions): void {
     const c = this.#forWriting();
-    const raw = this.#rawFor(c);
+    const raw = c;
     if (offset === undefined && size === undefined && ArrayBuffer.isView(buf)) {
       nativeCall(() => fast.send(raw, buf));
       return;
@@ -273,12 +281,12 @@ export class Connection {
   /** Send `head` then `tail` as one message (the two parts of `dumpsParts`). @internal */
   _sendParts(head: Uint8Array, tail: Uint8Array): void {
     const c = this.#forWriting();
-    nativeCall(() => c.sendParts(head, tail));
+    nativeCall(() => native.connSendParts(c, head, tail));
   }
 
   /** Receive one whole message without waiting; null if none is complete yet. */
   #tryRecv(maxlength?: number | null): Buffer | null {
-    const raw = this.#rawFor(this.#forReading());
+    const raw = this.#forReading();
     const r = nativeCall(() => fast.recv(raw, 0, maxlength ?? -1, 0));
     return r === -1 ? null : ownBytes(r);
   }
@@ -287,13 +295,14 @@ export class Connection {
     for (;;) {
       const got = this.#tryRecv(maxlength);
       if (got) return got;
-      await reactor.readable(this.#forReading().fd);
+      this.#forReading();
+      await reactor.readable(this.#fd);
     }
   }
 
   /** The next message, blocking the thread: its length in `scratch` (read it before the next receive) or a Buffer of its own. */
   #recvSync(maxlength?: number | null): number | Buffer {
-    const raw = this.#rawFor(this.#forReading());
+    const raw = this.#forReading();
     const m = maxlength ?? -1;
     // In a worker thread, wait in slices (the thread stays stoppable).
     if (!isMainThread) return blockFor(null, (s) => nativeCall(() => fast.recv(raw, s ?? -1, m, SYNC_SPIN_US)), (r) => r === -1);
@@ -316,11 +325,12 @@ export class Connection {
       if (got) return got;
       const left = deadline === null ? null : deadline - Date.now();
       if (left !== null && left <= 0) return null;
-      await reactor.readable(this.#forReading().fd, left === null ? null : left / 1000);
+      this.#forReading();
+      await reactor.readable(this.#fd, left === null ? null : left / 1000);
     }
   }
 
-  #takeFds = (n: number): number[] => nativeCall(() => this.#open().takeFds(n));
+  #takeFds = (n: number): number[] => nativeCall(() => native.connTakeFds(this.#open(), n));
 
   /**
    * Receive an object sent with `send`. A function or class sent by its source text is
@@ -380,7 +390,7 @@ export class Connection {
     const r = this.#recvSync();
     if (typeof r !== 'number') return copyInto(r, target, o);
     if (r > target.length - o) throw new BufferTooShort(ownBytes(r));
-    scratch.copy(target, o, 0, r);
+    target.set(scratchBytes.subarray(0, r), o);
     return r;
   }
 
@@ -391,13 +401,14 @@ export class Connection {
   async poll(timeout?: Timeout | TimeoutOptions): Promise<boolean> {
     const t = timeoutSeconds(pollTimeout(timeout, 'poll'));
     const c = this.#forReading();
-    if (nativeCall(() => c.poll(0))) return true;
+    if (nativeCall(() => fast.poll(c, 0, 0))) return true;
     if (t === 0) return false;
     const deadline = t === null ? null : Date.now() + t * 1000;
     for (;;) {
       const left = deadline === null ? null : Math.max(0, deadline - Date.now()) / 1000;
-      const ready = await reactor.readable(this.#forReading().fd, left);
-      if (ready || nativeCall(() => this.#forReading().poll(0))) return true;
+      this.#forReading();
+      const ready = await reactor.readable(this.#fd, left);
+      if (ready || nativeCall(() => fast.poll(this.#forReading(), 0, 0))) return true;
       if (deadline !== null && Date.now() >= deadline) return false;
     }
   }
@@ -405,7 +416,7 @@ export class Connection {
   /** `poll` that blocks the thread, as Python's `poll(timeout)` does. */
   pollSync(timeout?: Timeout | TimeoutOptions): boolean {
     const t = timeoutSeconds(pollTimeout(timeout, 'pollSync'));
-    const raw = this.#rawFor(this.#forReading());
+    const raw = this.#forReading();
     const spin = t === null ? 0 : SYNC_SPIN_US;
     return blockFor(t, (s) => nativeCall(() => fast.poll(raw, s ?? -1, spin)), (ready) => !ready);
   }
@@ -416,9 +427,9 @@ export class Connection {
   /** Send `data` (and `fds` by SCM_RIGHTS) as one message. @internal */
   _sendFrame(data: Uint8Array, fds: number[] | null): void {
     const c = this.#forWriting();
-    if (fds !== null && fds.length > 0) nativeCall(() => c.send(data, fds));
+    if (fds !== null && fds.length > 0) nativeCall(() => native.connSendFds(c, data, fds));
     else {
-      const raw = this.#rawFor(c);
+      const raw = c;
       nativeCall(() => fast.send(raw, data));
     }
   }
@@ -442,8 +453,9 @@ export class Connection {
   _detach(): number {
     const c = this.#open();
     this.#conn = null;
-    reactor.forget(c.fd);
-    return c.detach();
+    reactor.forget(this.#fd);
+    this.#fd = -1;
+    return nativeCall(() => native.connDetach(c));
   }
 
   /** How this object crosses a process boundary ({@link Shareable}). @internal */
@@ -453,7 +465,7 @@ export class Connection {
 
   /** A `repr()`-like text: `<Connection fd=5 readable writable>`. */
   toString(): string {
-    return `<Connection fd=${this.#conn?.fd ?? 'closed'}${this.#readable ? ' readable' : ''}${this.#writable ? ' writable' : ''}>`;
+    return `<Connection fd=${this.#conn === null ? 'closed' : this.#fd}${this.#readable ? ' readable' : ''}${this.#writable ? ' writable' : ''}>`;
   }
   /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {

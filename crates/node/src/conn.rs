@@ -1,9 +1,10 @@
 //! Framed connections (Connection, and the channels of spawn and the forkserver).
 //!
-//! `NativeConnection` owns the descriptor and its reader. The hot calls of Connection
-//! (send, and the receives and polls) are also plain N-API callbacks over a raw External
-//! (`connFastPaths()`, `NativeConnection.raw()`): napi-rs's class-method wrappers (unwrap,
-//! argument checks) cost a good part of a small message's round trip.
+//! `NativeConnection` (the channels of spawn and the forkserver) owns the descriptor and its
+//! reader. Connection holds the same state in a raw External (`connFastPaths().open(fd)`)
+//! and its hot calls (send, the receives and polls) are plain N-API callbacks over it:
+//! napi-rs's class wrappers (construction, unwrap, argument checks) cost a good part of a
+//! small message's round trip, and their first calls a good part of a fresh process's first.
 //!
 //! A received message up to the size of the calling thread's scratch buffer (registered
 //! with `connScratch`) is copied there and the call returns its length (no Buffer made per
@@ -18,7 +19,7 @@ use std::time::Duration;
 use mp_core::frame::{self, FrameReader, Got, Mode, Spin};
 use mp_core::sys::deadline;
 use napi::bindgen_prelude::{BufferSlice, Uint8Array};
-use napi::{sys, Env};
+use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 
 use crate::error::{coded, os, recv};
@@ -31,7 +32,20 @@ struct Inner {
     spin: Spin,
 }
 
+impl Drop for Inner {
+    /// A handle collected without `close` closes its descriptor (as Python's Connection does).
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
 type Shared = Arc<Mutex<Inner>>;
+
+fn shared(fd: i32) -> Shared {
+    Arc::new(Mutex::new(Inner { fd, reader: FrameReader::new(), spin: Spin::new() }))
+}
 
 fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
     s.lock().unwrap_or_else(|p| p.into_inner())
@@ -62,7 +76,7 @@ impl NativeConnection {
     /// Take ownership of `fd`.
     #[napi(constructor)]
     pub fn new(fd: i32) -> Self {
-        NativeConnection { inner: Arc::new(Mutex::new(Inner { fd, reader: FrameReader::new(), spin: Spin::new() })) }
+        NativeConnection { inner: shared(fd) }
     }
 
     #[napi(getter)]
@@ -143,25 +157,79 @@ impl NativeConnection {
     pub fn detach(&self) -> i32 {
         std::mem::replace(&mut lock(&self.inner).fd, -1)
     }
-
-    /// The handle of `connFastPaths()`'s calls (closing this object closes it too).
-    #[napi(ts_return_type = "unknown")]
-    pub fn raw<'env>(&self, env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
-        let raw = Box::into_raw(Box::new(RawConn { magic: RAW_MAGIC, inner: self.inner.clone() }));
-        let mut value = ptr::null_mut();
-        let status = unsafe { sys::napi_create_external(env.raw(), raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) };
-        if status != sys::Status::napi_ok {
-            drop(unsafe { Box::from_raw(raw) });
-            return Err(coded("OS", "errno=0 cannot create a connection handle"));
-        }
-        Ok(unsafe { napi::Unknown::from_raw_unchecked(env.raw(), value) })
-    }
 }
 
 impl Drop for NativeConnection {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+// ---- Connection's handle ------------------------------------------------------------
+//
+// src/connection.ts holds a raw External (made by `connFastPaths().open(fd)`) rather than a
+// NativeConnection: its hot calls are the fast paths below, the others these functions.
+
+fn handle_of(env: &Env, raw: &napi::Unknown) -> napi::Result<Shared> {
+    let mut data = ptr::null_mut();
+    if unsafe { sys::napi_get_value_external(env.raw(), raw.raw(), &mut data) } != sys::Status::napi_ok || data.is_null() {
+        return Err(coded("Value", "bad connection handle"));
+    }
+    let raw = unsafe { &*(data as *const RawConn) };
+    if raw.magic != RAW_MAGIC {
+        return Err(coded("Value", "bad connection handle"));
+    }
+    Ok(raw.inner.clone())
+}
+
+fn open_fd(s: &Shared) -> napi::Result<i32> {
+    match lock(s).fd {
+        fd if fd >= 0 => Ok(fd),
+        _ => Err(closed()),
+    }
+}
+
+/// Close the handle's descriptor (again: nothing).
+#[napi]
+pub fn conn_close(env: &Env, raw: napi::Unknown) -> napi::Result<()> {
+    let s = handle_of(env, &raw)?;
+    let mut g = lock(&s);
+    if g.fd >= 0 {
+        unsafe { libc::close(g.fd) };
+        g.fd = -1;
+    }
+    Ok(())
+}
+
+/// Give up the descriptor without closing it.
+#[napi]
+pub fn conn_detach(env: &Env, raw: napi::Unknown) -> napi::Result<i32> {
+    let s = handle_of(env, &raw)?;
+    let fd = std::mem::replace(&mut lock(&s).fd, -1);
+    Ok(fd)
+}
+
+/// Write one whole message with descriptors (duplicated into the peer).
+#[napi]
+pub fn conn_send_fds(env: &Env, raw: napi::Unknown, data: &[u8], fds: Vec<i32>) -> napi::Result<()> {
+    let fd = open_fd(&handle_of(env, &raw)?)?;
+    frame::send_frame(fd, data, &fds).map_err(os)
+}
+
+/// Write one whole message made of `head` then `tail` (no copy joins them).
+#[napi]
+pub fn conn_send_parts(env: &Env, raw: napi::Unknown, head: &[u8], tail: &[u8]) -> napi::Result<()> {
+    let fd = open_fd(&handle_of(env, &raw)?)?;
+    let (h, hlen) = frame::header(head.len() + tail.len());
+    frame::send_all(fd, &[&h[..hlen], head, tail], &[]).map_err(os)
+}
+
+/// Descriptors that arrived with messages, oldest first; the caller owns them.
+#[napi]
+pub fn conn_take_fds(env: &Env, raw: napi::Unknown, n: u32) -> napi::Result<Vec<i32>> {
+    let s = handle_of(env, &raw)?;
+    let fds = lock(&s).reader.take_fds(n as usize).ok_or_else(|| coded("Value", "message refers to descriptors that did not arrive"))?;
+    Ok(fds.into_iter().map(IntoRawFd::into_raw_fd).collect())
 }
 
 // ---- fast paths -----------------------------------------------------------------------
@@ -230,6 +298,28 @@ unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, dflt: f64) -> f64 {
 /// Negative (or NaN): no limit.
 fn opt_secs(t: f64) -> Option<f64> {
     (t >= 0.0).then_some(t)
+}
+
+/// `open(fd)`: a handle that owns `fd` (closed when collected, unless closed or detached).
+unsafe extern "C" fn fast_open(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argv = [ptr::null_mut(); 1];
+    let mut argc = 1usize;
+    let mut fd = -1i32;
+    unsafe {
+        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok
+            || argc < 1
+            || sys::napi_get_value_int32(env, argv[0], &mut fd) != sys::Status::napi_ok
+        {
+            return throw(env, coded("Value", "a descriptor is required"));
+        }
+    }
+    let raw = Box::into_raw(Box::new(RawConn { magic: RAW_MAGIC, inner: shared(fd) }));
+    let mut value = ptr::null_mut();
+    if unsafe { sys::napi_create_external(env, raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) } != sys::Status::napi_ok {
+        drop(unsafe { Box::from_raw(raw) });
+        return unsafe { throw(env, coded("OS", "errno=0 cannot create a connection handle")) };
+    }
+    value
 }
 
 /// `send(raw, data)`: write `data` (any ArrayBufferView) as one message.
@@ -351,8 +441,8 @@ unsafe extern "C" fn fast_poll(env: sys::napi_env, info: sys::napi_callback_info
     }
 }
 
-/// `{ send(raw, data), recv(raw, timeout, maxlength, spinUs): number | Buffer,
-/// poll(raw, timeout, spinUs): boolean }` over `NativeConnection.raw()` handles.
+/// `{ open(fd): raw, send(raw, data), recv(raw, timeout, maxlength, spinUs): number | Buffer,
+/// poll(raw, timeout, spinUs): boolean }`.
 #[napi(ts_return_type = "unknown")]
 pub fn conn_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
     let raw = env.raw();
@@ -360,7 +450,8 @@ pub fn conn_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>
         let mut obj = ptr::null_mut();
         sys::napi_create_object(raw, &mut obj);
         for (name, cb) in [
-            (c"send", fast_send as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
+            (c"open", fast_open as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
+            (c"send", fast_send),
             (c"recv", fast_recv),
             (c"poll", fast_poll),
         ] {
