@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, failSome, halfOrText, mixedKinds, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
+  add, exitNow, failAt, failSome, halfOrText, lateKinds, mixedKinds, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
   unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
@@ -355,6 +355,21 @@ test('a batch of many tasks whose results change kind, throw or are promises mid
   // Numbers only again, after all that.
   const sq = await pool.map(square, range(5000));
   t.true(sq.length === 5000 && sq.every((v, i) => v === i * i));
+});
+
+test('tasks of thousands of calls in one batch: each gets its own results when one throws or turns to text part way', async (t) => {
+  // One worker, 30 one-chunk maps of 3000 items: batches of several such tasks, each run
+  // in parts of a couple of thousand calls.
+  await using pool = new Pool(1);
+  const items = (j: number) => range(3000).map((i) => j * 10000 + i);
+  const expect = (x: number): number | string => (Math.floor(x / 10000) % 3 === 2 && x % 10000 >= 2200 ? `#${x}` : x * 2);
+  const got = await Promise.allSettled(range(30).map((j) => pool.mapAsync(lateKinds, items(j), 3000).get()));
+  const summary = got.map((r, j) => {
+    if (r.status === 'rejected') return `${(r.reason as Error).name}: ${(r.reason as Error).message}`;
+    const v = r.value as unknown[];
+    return v.length === 3000 && v.every((x, i) => x === expect(j * 10000 + i)) ? 'exact' : 'wrong';
+  });
+  t.deepEqual(summary, range(30).map((j) => (j % 3 === 1 ? `RangeError: late ${j * 10000 + 2500}` : 'exact')));
 });
 
 test('the program\'s timers run while workers keep answering (a stream of results does not hold the event loop)', async (t) => {

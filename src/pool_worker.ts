@@ -114,6 +114,15 @@ class ResultBuffer {
 /** Whether `runPlain` stopped at a result that is not a number, and that result. */
 let stopped = false;
 let carried: unknown;
+/** Whether `runPlain` paused in the middle of task `runK` (see RUN_CALLS): call it again with `resume`. */
+let paused = false;
+/**
+ * Most calls one runPlain call makes: a long batch (a map's chunks of thousands of items)
+ * is run by several, so that once V8 has compiled it (on a thread of its own, while the
+ * first calls run in the interpreter), the rest of the batch runs compiled; one call stays
+ * in the code it started with.
+ */
+const RUN_CALLS = 2048;
 /**
  * Where `runPlain` is (read when it returns or throws): the task it was running, where that
  * task's items start, the next item, and how many results were stored before that task.
@@ -128,17 +137,20 @@ let runStart = 0;
  * their results are numbers, stored straight into `out`'s numbers (which must have room
  * for every call left: see ResultBuffer). Stops before a star task, after the task that
  * ends more than FLUSH_MS after `last` (performance.now()), or at a result that is not a number
- * (`stopped`, the result in `carried`, the calls of task `runK` before it stored). Returns
- * the task to go on with (`runK` when stopped). A throw leaves `runK` etc. on the task
- * that threw. One small function for many tasks and calls: it is compiled early (see
+ * (`stopped`, the result in `carried`, the calls of task `runK` before it stored), or
+ * after RUN_CALLS calls (`paused` in task `runK` before item `runP`: `resume` goes on with
+ * it). Returns the task to go on with (`runK` when stopped or paused). A throw leaves
+ * `runK` etc. on the task that threw. One small function for many tasks and calls: it is compiled early (see
  * warmUp), as a whole batch runs in it.
  */
-function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLike<unknown>, k: number, tasks: number, p: number, out: ResultBuffer, last: number): number {
+function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLike<unknown>, k: number, tasks: number, p: number, out: ResultBuffer, last: number, resume: boolean): number {
   const nums = out.nums!;
   let n = out.n;
   let code = -1;
   let fn: Function | undefined;
+  let left = RUN_CALLS;
   stopped = false;
+  paused = false;
   for (; k < tasks; k++) {
     const c = meta[2 * k];
     if ((c & 1) === 1) break;
@@ -146,11 +158,18 @@ function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLi
       code = c;
       fn = fns.get(c / 2);
     }
-    const end = p + meta[2 * k + 1];
-    runK = k;
-    runP0 = p;
-    runStart = n;
-    for (; p < end; p++) {
+    if (resume) resume = false;
+    else {
+      runK = k;
+      runP0 = p;
+      runStart = n;
+    }
+    const end = runP0 + meta[2 * k + 1];
+    // (Math.min: each operation here runs in the warm-up too, or its first use in a batch
+    // would throw the compiled code away for want of feedback.)
+    const stop = Math.min(end, p + left);
+    left -= stop - p;
+    for (; p < stop; p++) {
       const v = fn!(items[p]);
       if (typeof v !== 'number') {
         carried = v;
@@ -162,6 +181,11 @@ function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLi
       nums[n++] = v;
     }
     out.n = n;
+    if (p < end) {
+      paused = true;
+      runP = p;
+      return k;
+    }
     if (performance.now() - last > FLUSH_MS) {
       k++;
       break;
@@ -178,14 +202,15 @@ function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLi
  */
 const warmFns = new Map<number, Function>([
   [0, (x: number) => x + 1],
-  [1, (x: number) => x * 2],
+  [1, (x: number) => (x === -1 ? '' : x * 2)],
 ]);
 /**
- * Calls a warm-up runs in all: V8 marks runPlain for compiling after some 3000 (the compile
- * itself runs on a thread of its own, and the code is in place before the next batch's
- * first call), so about twice that: well under a millisecond, once.
+ * Calls a warm-up runs in all: V8 marks runPlain for compiling after some 4000 (the compile
+ * itself runs on a thread of its own while the worker waits, and is put in place at the
+ * next call), so half as many again: some 0.3 ms, once. Not more: a worker busy with it when
+ * work comes has used its share of a loaded machine's cores, and waits for them.
  */
-const WARM_CALLS = 8192;
+const WARM_CALLS = 6144;
 let warmLeft = WARM_CALLS;
 
 /**
@@ -212,15 +237,22 @@ function warmUp(ready: () => boolean): void {
     f64[i] = i;
     arr.push(i + 0.5);
   }
+  // Now and then a pass also takes runPlain's other ways out (a result that is not a
+  // number, the time to flush), which a batch may take: code compiled without them would
+  // be thrown away at the first (V8 has no feedback for what has never run).
+  const stopAt = new Float64Array(f64);
+  stopAt[192 + 7] = -1;
   const out = new ResultBuffer(calls);
   const nums = out.nums;
   for (let round = 0; warmLeft > 0; round++) {
     if (ready()) return;
     out.nums = nums;
     out.n = 0;
-    runPlain(warmFns, meta, round & 1 ? arr : f64, 0, tasks, 0, out, Infinity);
+    const odd = round % 8;
+    runPlain(warmFns, meta, odd === 5 ? stopAt : round & 1 ? arr : f64, 0, tasks, 0, out, odd === 3 ? -Infinity : Infinity, false);
     warmLeft -= calls;
   }
+  carried = undefined;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -358,6 +390,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let from = 0;
     let last = performance.now();
     let p = 0;
+    let resume = false;
     for (let k = 0; k < tasks;) {
       const code = meta[2 * k];
       const count = meta[2 * k + 1];
@@ -366,7 +399,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       if (!star && out.nums !== null) {
         let next: number;
         try {
-          next = runPlain(fns, meta, items, k, tasks, p, out, last);
+          next = runPlain(fns, meta, items, k, tasks, p, out, last, resume);
         } catch (e) {
           // Task runK threw: it fails alone, those before it are done.
           completed += runK + 1 - k;
@@ -377,12 +410,16 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
           p = runP0 + meta[2 * runK + 1];
           k = runK + 1;
           next = -1;
+          resume = false;
         }
         if (next >= 0) {
           completed += next - k;
           calls -= (stopped ? runP0 : runP) - p;
           k = next;
           p = runP;
+          // In the middle of task k: on with it (no flush of a task in part).
+          resume = paused;
+          if (paused) continue;
           if (stopped) {
             // Task k stopped at a result that is not a number: it goes on below, one call at a time.
             const v = carried;
