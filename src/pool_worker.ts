@@ -11,6 +11,7 @@ import type { Connection } from './connection.js';
 import { EOFError, MaybeEncodingError, OSError } from './errors.js';
 import { debug } from './logging.js';
 import { dumps } from './reduction.js';
+import { warmShared } from './pool_shared.js';
 
 
 /**
@@ -364,8 +365,10 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      // (Process workers only: a ThreadPool's threads share this process's cores and compiler.)
+      // runPlain in process workers only: a ThreadPool's threads share this process's cores
+      // and compiler; they warm only the loop of their maps of numbers (pool_shared.ts).
       if (isMainThread) warmUp(() => conn.pollSync(0));
+      else warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
       batch = await conn.recv();
       if (batch === null) {
