@@ -206,23 +206,22 @@ const warmFns = new Map<number, Function>([
   [1, (x: number) => (x === -1 ? '' : x * 2)],
 ]);
 /**
- * Calls a warm-up runs in all: V8 marks runPlain for compiling after some 4000 (the compile
- * itself runs on a thread of its own while the worker waits, and is put in place at the
- * next call), so half as many again: some 0.3 ms, once. Not more: a worker busy with it when
- * work comes has used its share of a loaded machine's cores, and waits for them.
+ * Calls of the warm-up: V8 marks runPlain for compiling after some 4000 (the compile itself
+ * runs on a thread of its own, and is put in place at a later call), so half as many
+ * again: some 0.3 ms of the worker's start, once.
  */
 const WARM_CALLS = 6144;
-let warmLeft = WARM_CALLS;
 
 /**
  * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's)
- * while the worker is idle, in slices of 256 calls (some 20 us) that end when a batch arrives,
- * until it has run enough for V8 to compile it. Otherwise the first large batch a worker
- * gets (a map's chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20
- * times slower, while the compile is made on a core the pool's processes need.
+ * when the worker starts, enough for V8 to compile it. Otherwise the first large batch a
+ * worker gets (a map's chunks, a few hundred applyAsync calls) runs in the interpreter,
+ * 10-20 times slower. At the start rather than when idle: a start is busy anyway, while a
+ * worker found busy with it when work comes (the program's next call) has used its share
+ * of a loaded machine's cores and waits for one (traced: 15-80 ms at load 25).
  */
-function warmUp(ready: () => boolean): void {
-  if (warmLeft <= 0) return;
+function warmUp(): void {
+  let warmLeft = WARM_CALLS;
   const tasks = 64;
   const meta = new Float64Array(2 * tasks);
   for (let k = 0; k < tasks; k++) {
@@ -246,7 +245,6 @@ function warmUp(ready: () => boolean): void {
   const out = new ResultBuffer(calls);
   const nums = out.nums;
   for (let round = 0; warmLeft > 0; round++) {
-    if (ready()) return;
     out.nums = nums;
     out.n = 0;
     const odd = round % 8;
@@ -359,16 +357,17 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       return;
     }
   }
+  // (Process workers only: a ThreadPool's threads share this process's cores and compiler.)
+  if (isMainThread) warmUp();
   const fns = new Map<number, Function>();
   let completed = 0;
   for (;;) {
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      // runPlain in process workers only: a ThreadPool's threads share this process's cores
-      // and compiler; they warm only the loop of their maps of numbers (pool_shared.ts).
-      if (isMainThread) warmUp(() => conn.pollSync(0));
-      else warmShared(() => conn.pollSync(0));
+      // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts);
+      // process workers warmed runPlain when they started.
+      if (!isMainThread) warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
       batch = await conn.recv();
       if (batch === null) {
