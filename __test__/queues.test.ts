@@ -307,3 +307,22 @@ test('a queue travels inside a Pipe message; SimpleQueue as a Process argument',
   await p.join();
   t.is(p.exitcode, 0);
 });
+
+test('two copies of the queues module in one process share the receive buffer', async (t) => {
+  // A distinct URL is a distinct ES module: the second copy registers the thread's buffer
+  // again, which must not leave the first copy reading a stale one.
+  const second = (await import(`../src/queues.js?copy=${Date.now()}`)) as typeof import('../src/queues.js');
+  t.not(second.Queue, Queue);
+  const q1 = new Queue();
+  const q2 = new second.Queue();
+  for (let i = 0; i < 50; i++) {
+    const x = `first ${i} ${'a'.repeat(i)}`;
+    const y = i % 2 ? { n: 1000 + i } : Buffer.from(`second ${i}`);
+    q1.putSync(x);
+    q2.putSync(y);
+    t.is(q1.getSync(), x);
+    t.deepEqual(q2.getSync(), y);
+  }
+  q1.close();
+  q2.close();
+});

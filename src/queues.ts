@@ -58,9 +58,12 @@ export type GetOptions = PutOptions;
 export const DEFAULT_CAPACITY = 16 << 20;
 
 // Received items up to this size are copied into one buffer per thread instead of a
-// new Buffer each (see crates/node/src/ring.rs).
+// new Buffer each (see crates/node/src/ring.rs). One per thread, not per copy of this
+// module: the addon keeps one pointer per thread, so a second copy of the module (loaded
+// from another path) must register the same buffer, not leave the first reading a stale one.
 const SCRATCH_BYTES = 64 * 1024;
-const scratch = Buffer.from(new ArrayBuffer(SCRATCH_BYTES));
+const SCRATCH_KEY = Symbol.for('node-multiprocessing.queues.scratch');
+const scratch: Buffer<ArrayBuffer> = ((globalThis as Record<symbol, Buffer<ArrayBuffer> | undefined>)[SCRATCH_KEY] ??= Buffer.from(new ArrayBuffer(SCRATCH_BYTES)));
 native.ringScratch(scratch);
 
 const V8_FORMAT = 0xff;
