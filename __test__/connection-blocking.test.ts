@@ -36,6 +36,24 @@ test('recvSync/recvBytesSync: small and large messages both ways with a child th
   t.is(p.exitcode, 0);
 });
 
+test('numbers keep every bit both ways: -0, NaN, infinities, 2^53, the smallest subnormal', async (t) => {
+  const [a, b] = Pipe();
+  const numbers = [0, -0, NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53) - 2, Number.MIN_VALUE, Number.MAX_VALUE, 0.1, -1.5];
+  const p = startChild(t, syncEcho, [b, numbers.length * 2]);
+  b.close();
+  for (const x of numbers) {
+    a.send(x);
+    t.true(Object.is(a.recvSync(), x), String(x));
+  }
+  // Through the asynchronous receive too (the child's echo uses the blocking one).
+  for (const x of numbers) {
+    a.send(x);
+    t.true(Object.is(await a.recv(), x), String(x));
+  }
+  await p.join();
+  t.is(p.exitcode, 0);
+});
+
 test('received values do not change when later messages arrive (nothing keeps the receive buffer)', async (t) => {
   const [a, b] = Pipe();
   const p = startChild(t, syncEcho, [b, 4]);

@@ -13,7 +13,7 @@ import { isMainThread } from 'node:worker_threads';
 import { AuthenticationError, BufferTooShort, mapNativeError, nativeCall, OSError, ValueError } from './errors.js';
 import { native } from './native.js';
 import { currentProcess } from './process.js';
-import { dumpsParts, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
+import { dumpsNumberInto, dumpsParts, loads, loadsAsync, loadsNumber, reduce, registerKind, type Reduced } from './reduction.js';
 import { Finalize, info, libraryModuleUrl } from './util.js';
 import { optionalArg, optionalArgs } from './options.js';
 import { beforeBlocking, blockFor, timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
@@ -72,6 +72,12 @@ function scratchView(n: number): Buffer {
 /** `scratch` as a plain Uint8Array: its subarray and set are V8 builtins (Buffer's copy and
  * subarray are JavaScript that a fresh process compiles on its first message). */
 const scratchBytes = new Uint8Array(scratch.buffer, scratch.byteOffset, scratch.length);
+
+const scratchData = new DataView(scratch.buffer, scratch.byteOffset, scratch.length);
+
+/** A number's message is written here to be sent (fast.send copies it out before returning). */
+const numberMsg = new Uint8Array(new ArrayBuffer(16), 0, 9);
+const numberData = new DataView(numberMsg.buffer, 0, 9);
 
 /** A received message as a Buffer of its own. */
 function ownBytes(r: number | Buffer): Buffer {
@@ -240,14 +246,20 @@ export class Connection {
       nativeCall(() => fast.send(c, data));
       return;
     }
+    if (typeof obj === 'number') {
+      dumpsNumberInto(obj, numberData);
+      try {
+        fast.send(c, numberMsg);
+      } catch (e) {
+        throw mapNativeError(e);
+      }
+      return;
+    }
     const { data, fds, undo, tail } = dumpsParts(obj);
     try {
       if (tail !== null) nativeCall(() => native.connSendParts(c, data, tail));
       else if (fds.length > 0) nativeCall(() => native.connSendFds(c, data, fds));
-      else {
-        const raw = c;
-        nativeCall(() => fast.send(raw, data));
-      }
+      else nativeCall(() => fast.send(c, data));
     } catch (e) {
       undo?.();
       throw e;
@@ -353,6 +365,8 @@ export class Connection {
     if (codec) return codec.loads(this.#recvRawSync());
     const r = this.#recvSync();
     if (typeof r !== 'number') return loads(r, this.#takeFds, true, this.#trusted);
+    const n = loadsNumber(scratchData, r);
+    if (n !== undefined) return n;
     if (r > 0 && scratch[0] === V8_FORMAT) return loads(ownBytes(r), this.#takeFds, true, this.#trusted);
     // The fast format copies what it keeps.
     return loads(scratchView(r), this.#takeFds, false, this.#trusted);

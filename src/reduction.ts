@@ -359,6 +359,22 @@ export function dumpsParts(value: unknown): Dumped & { tail: Uint8Array | null }
   return { data: d.data, fds: d.fds, undo: d.undo, tail: null };
 }
 
+/**
+ * A number's message (the bytes `dumps` makes for it) written at the start of `out`; returns
+ * its length. For a channel that sends from a buffer of its own: no Buffer per message, and
+ * only builtins on the way (a fresh process compiles nothing for its first number). @internal
+ */
+export function dumpsNumberInto(value: number, out: DataView): number {
+  out.setUint8(0, TAG_NUMBER);
+  out.setFloat64(1, value, true);
+  return 9;
+}
+
+/** The number held by the message of `length` bytes at the start of `data`; undefined if it is not a number's. @internal */
+export function loadsNumber(data: DataView, length: number): number | undefined {
+  return length === 9 && data.getUint8(0) === TAG_NUMBER ? data.getFloat64(1, true) : undefined;
+}
+
 function dumpsFast(value: unknown): Buffer | undefined {
   switch (typeof value) {
     case 'number': {
