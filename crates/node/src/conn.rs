@@ -23,6 +23,7 @@ use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 
 use crate::error::{coded, os, recv};
+use crate::raw_handle::{self, f64_arg, handle_ref, new_handle, throw};
 
 const COPY_LIMIT: usize = 64 * 1024;
 
@@ -171,15 +172,7 @@ impl Drop for NativeConnection {
 // NativeConnection: its hot calls are the fast paths below, the others these functions.
 
 fn handle_of(env: &Env, raw: &napi::Unknown) -> napi::Result<Shared> {
-    let mut data = ptr::null_mut();
-    if unsafe { sys::napi_get_value_external(env.raw(), raw.raw(), &mut data) } != sys::Status::napi_ok || data.is_null() {
-        return Err(coded("Value", "bad connection handle"));
-    }
-    let raw = unsafe { &*(data as *const RawConn) };
-    if raw.magic != RAW_MAGIC {
-        return Err(coded("Value", "bad connection handle"));
-    }
-    Ok(raw.inner.clone())
+    unsafe { handle_ref::<Shared>(env.raw(), raw.raw(), RAW_MAGIC, "connection") }.cloned()
 }
 
 fn open_fd(s: &Shared) -> napi::Result<i32> {
@@ -249,50 +242,9 @@ pub fn conn_scratch(mut buf: Uint8Array) {
 
 const RAW_MAGIC: u64 = u64::from_le_bytes(*b"mpraw-c1");
 
-#[repr(C)]
-struct RawConn {
-    magic: u64,
-    inner: Shared,
-}
-
-unsafe extern "C" fn drop_raw(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
-    drop(unsafe { Box::from_raw(data as *mut RawConn) });
-}
-
-unsafe fn throw(env: sys::napi_env, e: napi::Error) -> sys::napi_value {
-    let msg = std::ffi::CString::new(e.reason.replace('\0', " ")).unwrap_or_default();
-    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
-    ptr::null_mut()
-}
-
 /// The arguments of a fast call: the connection, up to three more values.
 unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Shared, [sys::napi_value; 3]), napi::Error> {
-    let mut argv = [ptr::null_mut(); 4];
-    let mut argc = 4usize;
-    let bad = || coded("Value", "bad connection handle");
-    unsafe {
-        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
-            return Err(bad());
-        }
-        let mut data = ptr::null_mut();
-        if argc < 1 || sys::napi_get_value_external(env, argv[0], &mut data) != sys::Status::napi_ok || data.is_null() {
-            return Err(bad());
-        }
-        let raw = &*(data as *const RawConn);
-        if raw.magic != RAW_MAGIC {
-            return Err(bad());
-        }
-        Ok((&raw.inner, [argv[1], argv[2], argv[3]]))
-    }
-}
-
-/// A number argument; `dflt` when absent or not a number.
-unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, dflt: f64) -> f64 {
-    let mut t = dflt;
-    if v.is_null() || unsafe { sys::napi_get_value_double(env, v, &mut t) } != sys::Status::napi_ok {
-        return dflt;
-    }
-    t
+    unsafe { raw_handle::fast_args(env, info, RAW_MAGIC, 1, "connection") }
 }
 
 /// Negative (or NaN): no limit.
@@ -313,13 +265,10 @@ unsafe extern "C" fn fast_open(env: sys::napi_env, info: sys::napi_callback_info
             return throw(env, coded("Value", "a descriptor is required"));
         }
     }
-    let raw = Box::into_raw(Box::new(RawConn { magic: RAW_MAGIC, inner: shared(fd) }));
-    let mut value = ptr::null_mut();
-    if unsafe { sys::napi_create_external(env, raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) } != sys::Status::napi_ok {
-        drop(unsafe { Box::from_raw(raw) });
-        return unsafe { throw(env, coded("OS", "errno=0 cannot create a connection handle")) };
+    match unsafe { new_handle(env, RAW_MAGIC, shared(fd), "connection") } {
+        Ok(value) => value,
+        Err(e) => unsafe { throw(env, e) },
     }
-    value
 }
 
 /// `send(raw, data)`: write `data` (any ArrayBufferView) as one message.

@@ -14,5 +14,6 @@ mod net;
 mod notify;
 mod process;
 mod reactor;
+mod raw_handle;
 mod ring;
 mod sync;

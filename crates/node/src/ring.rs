@@ -24,6 +24,7 @@ use napi::{sys, Env};
 use napi_derive::napi;
 
 use crate::error::{coded, os};
+use crate::raw_handle::{self, f64_arg, new_handle, throw};
 use crate::sync::watch;
 
 pub struct RingHandle {
@@ -295,62 +296,16 @@ pub fn ring_join_or_watch(h: &External<RingHandle>, token: u32, timeout: Option<
 
 const RAW_MAGIC: u64 = u64::from_le_bytes(*b"mpraw-q1");
 
-#[repr(C)]
-struct RawRing {
-    magic: u64,
-    ring: Arc<Ring>,
-}
-
-unsafe extern "C" fn drop_raw(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
-    drop(unsafe { Box::from_raw(data as *mut RawRing) });
-}
-
 /// The handle for the fast paths of `ringFastPaths()`.
 #[napi(ts_return_type = "unknown")]
 pub fn ring_raw<'env>(env: &'env Env, h: &External<RingHandle>) -> napi::Result<napi::Unknown<'env>> {
-    let raw = Box::into_raw(Box::new(RawRing { magic: RAW_MAGIC, ring: h.ring.clone() }));
-    let mut value = ptr::null_mut();
-    let status = unsafe { sys::napi_create_external(env.raw(), raw.cast(), Some(drop_raw), ptr::null_mut(), &mut value) };
-    if status != sys::Status::napi_ok {
-        drop(unsafe { Box::from_raw(raw) });
-        return Err(coded("OS", "errno=0 cannot create a queue handle"));
-    }
+    let value = unsafe { new_handle(env.raw(), RAW_MAGIC, h.ring.clone(), "queue") }?;
     Ok(unsafe { napi::Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
-unsafe fn throw(env: sys::napi_env, e: napi::Error) -> sys::napi_value {
-    let msg = std::ffi::CString::new(e.reason.replace('\0', " ")).unwrap_or_default();
-    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
-    ptr::null_mut()
-}
-
 /// The arguments of a fast call: the ring, up to three more values.
-unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Ring, [sys::napi_value; 3]), napi::Error> {
-    let mut argv = [ptr::null_mut(); 4];
-    let mut argc = 4usize;
-    let bad = || coded("Value", "bad queue handle");
-    unsafe {
-        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) != sys::Status::napi_ok {
-            return Err(bad());
-        }
-        let mut data = ptr::null_mut();
-        if argc < 2 || sys::napi_get_value_external(env, argv[0], &mut data) != sys::Status::napi_ok || data.is_null() {
-            return Err(bad());
-        }
-        let raw = &*(data as *const RawRing);
-        if raw.magic != RAW_MAGIC {
-            return Err(bad());
-        }
-        Ok((&raw.ring, [argv[1], argv[2], argv[3]]))
-    }
-}
-
-unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value) -> f64 {
-    let mut t = -1.0;
-    if v.is_null() || unsafe { sys::napi_get_value_double(env, v, &mut t) } != sys::Status::napi_ok {
-        return -1.0;
-    }
-    t
+unsafe fn fast_args<'a>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<(&'a Arc<Ring>, [sys::napi_value; 3]), napi::Error> {
+    unsafe { raw_handle::fast_args(env, info, RAW_MAGIC, 2, "queue") }
 }
 
 /// `put(raw, data, timeout, tag?)`: as `ringPut`.
@@ -364,8 +319,8 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
         return unsafe { throw(env, coded("Value", "queue item must be a Buffer")) };
     }
     let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
-    let timeout = unsafe { f64_arg(env, timeout) };
-    let tag = unsafe { f64_arg(env, tag) };
+    let timeout = unsafe { f64_arg(env, timeout, -1.0) };
+    let tag = unsafe { f64_arg(env, tag, -1.0) };
     let prefix = [tag as u8];
     let parts: &[&[u8]] = if (0.0..256.0).contains(&tag) { &[&prefix, bytes] } else { &[bytes] };
     let r = if timeout == 0.0 { ring.try_put_parts(parts) } else { ring.put_parts(parts, timeout_deadline(timeout)) };
@@ -396,13 +351,13 @@ unsafe extern "C" fn fast_put_batch(env: sys::napi_env, info: sys::napi_callback
     if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
         return unsafe { throw(env, coded("Value", "queue batch must be a Buffer")) };
     }
-    let n = unsafe { f64_arg(env, nbytes) };
+    let n = unsafe { f64_arg(env, nbytes, -1.0) };
     if !(n >= 0.0 && n <= len as f64) {
         return unsafe { throw(env, coded("Value", "bad queue batch length")) };
     }
     let n = n as usize;
     let packed = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
-    let timeout = unsafe { f64_arg(env, timeout) };
+    let timeout = unsafe { f64_arg(env, timeout, -1.0) };
     let r = if timeout == 0.0 { ring.try_put_batch(packed) } else { ring.put_batch(packed, timeout_deadline(timeout)) };
     match r {
         Ok(done) => {
@@ -420,7 +375,7 @@ unsafe extern "C" fn fast_get(env: sys::napi_env, info: sys::napi_callback_info)
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
-    let timeout = unsafe { f64_arg(env, timeout) };
+    let timeout = unsafe { f64_arg(env, timeout, -1.0) };
     let e = Env::from_raw(env);
     let r = if timeout == 0.0 {
         ring.try_get_with(|a, b| receive_raw(&e, a, b))
