@@ -1,5 +1,5 @@
-// Batches of puts (src/queues.ts): small blocking puts of one thread are written several at a
-// time; these tests hold the order, the flushes (exit, blocking calls, close/joinThread, other
+// Batches of puts (src/queues.ts): small async puts of one thread are written several at a
+// time (putSync never is); these tests hold the order, the flushes (exit, blocking calls, close/joinThread, other
 // calls on the queue) and a producer killed with a batch.
 import test from 'ava';
 import { Empty, Event, Pipe, Process } from '../index.js';
@@ -93,7 +93,7 @@ test('close and joinThread: a child\'s batched puts are all in the queue when jo
   await r.joinThread();
 });
 
-test('a producer killed with items in its batch: the queue holds a prefix of its puts, in order, and goes on', async (t) => {
+test('a producer killed with put() calls in its batch: the queue holds a prefix of its puts, in order, and goes on', async (t) => {
   for (let round = 0; round < 3; round++) {
     const q = new Queue();
     const done = RawArray('i', 1) as Int32Array;

@@ -9,14 +9,15 @@
 // ring carries where: any item that fits in memory can be put, with the same two copies.
 //
 // Python's feeder thread returns from `put` at once and writes later, several items per
-// write. Here, without a thread: the first put of the running JavaScript is written at once;
-// the next blocking puts without timeout of small items to a queue without `maxsize` join a
-// batch of this thread's puts that one native call writes in one reservation (a producer's
-// items cost a fraction of one put each): when the batch reaches BATCH_ITEMS items or
-// STAGE_BYTES bytes, in a microtask once the running JavaScript returns, before any other
-// call on the queue, before this thread blocks in any call of the library (a process
-// waiting for the answer to an item must have sent it), and at exit. Other puts write at
-// once when there is room. A put that has to wait for room is
+// write. Here, without a thread: a blocking `putSync` is written before it returns (so every
+// `putSync` that returned survives its process being killed); the first `put()` of the
+// running JavaScript is written at once, and the next `put()` calls without timeout of small
+// items to a queue without `maxsize` join a batch of this thread's puts that one native call
+// writes in one reservation, their Promises settled once it is written: when the batch
+// reaches BATCH_ITEMS items or STAGE_BYTES bytes, in a microtask once the running JavaScript
+// returns, before any other call on the queue, before this thread blocks in any call of the
+// library (a process waiting for the answer to an item must have sent it), and at exit.
+// Other puts write at once when there is room. A put that has to wait for room is
 // completed by a pending Promise, or at the latest by an exit handler before the process
 // exits (unless `cancelJoinThread()` was called).
 import { Buffer } from 'node:buffer';
@@ -314,18 +315,9 @@ abstract class BaseQueue {
   protected _putSync(obj: unknown, block: boolean, timeout: Timeout): void {
     if (this.#closed) throw this._closedError();
     let item: Item | undefined;
+    // Not batched: a putSync that returned is in the queue, whatever happens to this process
+    // next (a batch would be lost with it: the soak's queue scenario counts that as lost).
     if (block && timeout == null && this.#pending.length === 0) {
-      if (this.#batchable) {
-        if (this.#burst) {
-          // A Buffer is staged as serialize() would make it (its tag, its bytes), without its calls.
-          if (obj instanceof Buffer ? this.#add(obj, TAG_BUFFER) : this.#add((item = serialize(obj)).data, item.tag)) {
-            if (this.#stagedItems >= BATCH_ITEMS || this.#staged > STAGE_FLUSH) this._flushBatch(true);
-            return;
-          }
-        } else {
-          this.#startBurst();
-        }
-      }
       if (this.#staged === 0 && isMainThread) {
         // The usual put, in one piece: each call costs until the optimizing compiler has run.
         if (batching.size !== 0) flushBatches();
