@@ -213,12 +213,10 @@ const warmFns = new Map<number, Function>([
 const WARM_CALLS = 6144;
 
 /**
- * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's)
- * when the worker starts, enough for V8 to compile it. Otherwise the first large batch a
- * worker gets (a map's chunks, a few hundred applyAsync calls) runs in the interpreter,
- * 10-20 times slower. At the start rather than when idle: a start is busy anyway, while a
- * worker found busy with it when work comes (the program's next call) has used its share
- * of a loaded machine's cores and waits for one (traced: 15-80 ms at load 25).
+ * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's),
+ * enough for V8 to compile it. Otherwise the first large batch a worker gets (a map's
+ * chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20 times slower.
+ * (When: see poolWorker.)
  */
 function warmUp(): void {
   let warmLeft = WARM_CALLS;
@@ -357,16 +355,24 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       return;
     }
   }
-  // (Process workers only: a ThreadPool's threads share this process's cores and compiler.)
-  if (isMainThread) warmUp();
+  // Process workers warm runPlain up once they have answered their first batch: not before,
+  // as a new pool's first result (what a program that starts a pool waits for) would wait
+  // for it (pool_start_forkserver 0.41-0.44x CPython's time without it, 0.75-0.95x with it
+  // at the start); not while idle later, as a worker busy with it when work comes has used
+  // its share of a loaded machine's cores. (Process workers only: a ThreadPool's threads
+  // share this process's cores and compiler.)
+  let warm = !isMainThread;
   const fns = new Map<number, Function>();
   let completed = 0;
   for (;;) {
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts);
-      // process workers warmed runPlain when they started.
+      if (!warm && completed > 0) {
+        warm = true;
+        warmUp();
+      }
+      // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts).
       if (!isMainThread) warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
       batch = await conn.recv();
