@@ -731,7 +731,7 @@ export class Queue extends BaseQueue {
     return this._put(obj, b, t);
   }
 
-  /** As `put` (small items may also be batched), blocking the calling thread; throws `Full`. */
+  /** As `put`, blocking the calling thread (never batched: once it returns, the item is in the queue); throws `Full`. */
   putSync(obj: unknown, block?: boolean | PutOptions, timeout?: Timeout): void {
     if (block === undefined && timeout === undefined) return this._putSync(obj, true, null);
     const [b, t] = blockArgs(block, timeout);
