@@ -6,6 +6,9 @@
 // machine (a Unix socket address) gets a shared-memory channel in its hello reply and sends
 // and receives its batches there (managers_shm.ts); the socket stays for liveness, wake-ups
 // and what the shared memory cannot carry.
+// One file past 800 lines on purpose: the pending-call table, the pipelining flush, the
+// blocking path that sets aside other ids' replies and the failure of every pending call
+// when the server goes are one protocol over the same state.
 import { threadId } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { _connectSync, type Address, type Connection } from './connection.js';

@@ -1,5 +1,6 @@
 // Queues shared between processes (Python's multiprocessing.queues): Queue,
-// JoinableQueue, SimpleQueue.
+// JoinableQueue, SimpleQueue. One file past 800 lines on purpose, as CPython's queues.py:
+// the three classes share one ring handle, its fast paths, the batch of puts and the waits.
 //
 // An item is serialized once (reduction.dumps) and copied into a ring of shared memory
 // (crates/core/src/ring.rs): there is no pipe, no feeder thread and no lock to leave
