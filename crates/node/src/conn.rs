@@ -11,6 +11,7 @@
 //! message); a bigger one comes back as a Buffer of its own.
 
 use std::cell::Cell;
+use std::ffi::CStr;
 use std::os::fd::IntoRawFd;
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +24,7 @@ use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 
 use crate::error::{coded, os, recv};
-use crate::raw_handle::{self, f64_arg, handle_ref, new_handle, throw};
+use crate::raw_handle::{self, buffer_arg, f64_arg, fast_paths_object, handle_ref, new_handle, throw, FastCall};
 
 const COPY_LIMIT: usize = 64 * 1024;
 
@@ -277,11 +278,10 @@ unsafe extern "C" fn fast_send(env: sys::napi_env, info: sys::napi_callback_info
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
-    let (mut p, mut len) = (ptr::null_mut(), 0usize);
-    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
-        return unsafe { throw(env, coded("Value", "message must be a Buffer")) };
-    }
-    let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
+    let bytes = match unsafe { buffer_arg(env, data, "message must be a Buffer") } {
+        Ok(b) => b,
+        Err(e) => return unsafe { throw(env, e) },
+    };
     let fd = lock(inner).fd;
     if fd < 0 {
         return unsafe { throw(env, closed()) };
@@ -394,23 +394,9 @@ unsafe extern "C" fn fast_poll(env: sys::napi_env, info: sys::napi_callback_info
 /// poll(raw, timeout, spinUs): boolean }`.
 #[napi(ts_return_type = "unknown")]
 pub fn conn_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
-    let raw = env.raw();
+    let calls: [(&CStr, FastCall); 4] = [(c"open", fast_open), (c"send", fast_send), (c"recv", fast_recv), (c"poll", fast_poll)];
     unsafe {
-        let mut obj = ptr::null_mut();
-        sys::napi_create_object(raw, &mut obj);
-        for (name, cb) in [
-            (c"open", fast_open as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
-            (c"send", fast_send),
-            (c"recv", fast_recv),
-            (c"poll", fast_poll),
-        ] {
-            let mut f = ptr::null_mut();
-            let s = sys::napi_create_function(raw, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f);
-            if s != sys::Status::napi_ok {
-                return Err(coded("OS", "errno=0 cannot create the connection fast paths"));
-            }
-            sys::napi_set_named_property(raw, obj, name.as_ptr(), f);
-        }
-        Ok(napi::Unknown::from_raw_unchecked(raw, obj))
+        let obj = fast_paths_object(env.raw(), &calls, "connection")?;
+        Ok(napi::Unknown::from_raw_unchecked(env.raw(), obj))
     }
 }

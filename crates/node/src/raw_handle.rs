@@ -82,3 +82,34 @@ pub unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, dflt: f64) -> f64 
     }
     t
 }
+
+/// The bytes of a Buffer argument (empty for a zero-length one); `msg` as a ValueError
+/// otherwise. The slice lives as long as the call's handle scope.
+pub unsafe fn buffer_arg<'a>(env: sys::napi_env, v: sys::napi_value, msg: &str) -> Result<&'a [u8], napi::Error> {
+    let (mut p, mut len) = (ptr::null_mut(), 0usize);
+    if v.is_null() || unsafe { sys::napi_get_buffer_info(env, v, &mut p, &mut len) } != sys::Status::napi_ok {
+        return Err(coded("Value", msg));
+    }
+    Ok(if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } })
+}
+
+/// A fast call's callback.
+pub type FastCall = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// An object whose properties are the plain functions `calls` (name, callback): what the
+/// `*_fast_paths` exports return to JavaScript.
+pub unsafe fn fast_paths_object(env: sys::napi_env, calls: &[(&std::ffi::CStr, FastCall)], what: &str) -> Result<sys::napi_value, napi::Error> {
+    let mut obj = ptr::null_mut();
+    if unsafe { sys::napi_create_object(env, &mut obj) } != sys::Status::napi_ok {
+        return Err(coded("OS", format!("errno=0 cannot create the {what} fast paths")));
+    }
+    for (name, cb) in calls {
+        let mut f = ptr::null_mut();
+        if unsafe { sys::napi_create_function(env, name.as_ptr(), -1, Some(*cb), ptr::null_mut(), &mut f) } != sys::Status::napi_ok
+            || unsafe { sys::napi_set_named_property(env, obj, name.as_ptr(), f) } != sys::Status::napi_ok
+        {
+            return Err(coded("OS", format!("errno=0 cannot create the {what} fast paths")));
+        }
+    }
+    Ok(obj)
+}

@@ -11,6 +11,7 @@
 //! caller calls `ringDisarm(token)` and retries.
 
 use std::cell::Cell;
+use std::ffi::CStr;
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
@@ -24,7 +25,7 @@ use napi::{sys, Env};
 use napi_derive::napi;
 
 use crate::error::{coded, os};
-use crate::raw_handle::{self, f64_arg, new_handle, throw};
+use crate::raw_handle::{self, buffer_arg, f64_arg, fast_paths_object, new_handle, throw, FastCall};
 use crate::sync::watch;
 
 pub struct RingHandle {
@@ -314,11 +315,10 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
-    let (mut p, mut len) = (ptr::null_mut(), 0usize);
-    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
-        return unsafe { throw(env, coded("Value", "queue item must be a Buffer")) };
-    }
-    let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, len) } };
+    let bytes = match unsafe { buffer_arg(env, data, "queue item must be a Buffer") } {
+        Ok(b) => b,
+        Err(e) => return unsafe { throw(env, e) },
+    };
     let timeout = unsafe { f64_arg(env, timeout, -1.0) };
     let tag = unsafe { f64_arg(env, tag, -1.0) };
     let prefix = [tag as u8];
@@ -347,16 +347,15 @@ unsafe extern "C" fn fast_put_batch(env: sys::napi_env, info: sys::napi_callback
         Ok(a) => a,
         Err(e) => return unsafe { throw(env, e) },
     };
-    let (mut p, mut len) = (ptr::null_mut(), 0usize);
-    if unsafe { sys::napi_get_buffer_info(env, data, &mut p, &mut len) } != sys::Status::napi_ok {
-        return unsafe { throw(env, coded("Value", "queue batch must be a Buffer")) };
-    }
+    let batch = match unsafe { buffer_arg(env, data, "queue batch must be a Buffer") } {
+        Ok(b) => b,
+        Err(e) => return unsafe { throw(env, e) },
+    };
     let n = unsafe { f64_arg(env, nbytes, -1.0) };
-    if !(n >= 0.0 && n <= len as f64) {
+    if !(n >= 0.0 && n <= batch.len() as f64) {
         return unsafe { throw(env, coded("Value", "bad queue batch length")) };
     }
-    let n = n as usize;
-    let packed = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
+    let packed = &batch[..n as usize];
     let timeout = unsafe { f64_arg(env, timeout, -1.0) };
     let r = if timeout == 0.0 { ring.try_put_batch(packed) } else { ring.put_batch(packed, timeout_deadline(timeout)) };
     match r {
@@ -414,22 +413,9 @@ fn receive_raw(env: &Env, a: &[u8], b: &[u8]) -> napi::Result<Either<i32, sys::n
 /// copied into a buffer with its tag.
 #[napi(ts_return_type = "unknown")]
 pub fn ring_fast_paths<'env>(env: &'env Env) -> napi::Result<napi::Unknown<'env>> {
-    let raw = env.raw();
+    let calls: [(&CStr, FastCall); 3] = [(c"put", fast_put), (c"get", fast_get), (c"putBatch", fast_put_batch)];
     unsafe {
-        let mut obj = ptr::null_mut();
-        sys::napi_create_object(raw, &mut obj);
-        for (name, cb) in [
-            (c"put", fast_put as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
-            (c"get", fast_get),
-            (c"putBatch", fast_put_batch),
-        ] {
-            let mut f = ptr::null_mut();
-            let s = sys::napi_create_function(raw, name.as_ptr(), -1, Some(cb), ptr::null_mut(), &mut f);
-            if s != sys::Status::napi_ok {
-                return Err(coded("OS", "errno=0 cannot create the queue fast paths"));
-            }
-            sys::napi_set_named_property(raw, obj, name.as_ptr(), f);
-        }
-        Ok(napi::Unknown::from_raw_unchecked(raw, obj))
+        let obj = fast_paths_object(env.raw(), &calls, "queue")?;
+        Ok(napi::Unknown::from_raw_unchecked(env.raw(), obj))
     }
 }
