@@ -359,6 +359,31 @@ test('a batch of many tasks whose results change kind, throw or are promises mid
   t.true(sq.length === 5000 && sq.every((v, i) => v === i * i));
 });
 
+test('many applyAsync calls of numbers that nothing waits on while they run: each has its result; close and join end', async (t) => {
+  // (Results nobody waits on, without callbacks, are settled a batch at a time.)
+  const pool = new Pool(2);
+  const rs = range(3000).map((x) => pool.applyAsync(square, [x]));
+  const late = pool.applyAsync(square, [3], { callback: () => {} });
+  while (!rs.every((r) => r.ready())) await new Promise((r) => setTimeout(r, 10));
+  t.true(rs.every((r) => r.successful()));
+  // Results that throw, and results that are not numbers, among the same calls.
+  const mixed = range(1000).map((x) => pool.applyAsync(failSome, [x]));
+  const kinds = range(1000).map((x) => pool.applyAsync(mixedKinds, [x + 1]));
+  while (![...mixed, ...kinds].every((r) => r.ready())) await new Promise((r) => setTimeout(r, 10));
+  pool.close();
+  await pool.join();
+  const got = await Promise.all(rs.map((r) => r.get()));
+  t.true(got.length === 3000 && got.every((v, i) => v === i * i));
+  t.is(await late.get(), 9);
+  t.deepEqual(mixed.map((r) => r.successful()), range(1000).map((x) => x % 7 !== 3));
+  const k = await Promise.allSettled(kinds.map((r) => r.get()));
+  const expect = (x: number): unknown => {
+    const r = x % 50;
+    return r === 13 ? 'RangeError' : r === 7 ? `t${x}` : r === 21 ? x + 0.5 : r === 33 ? undefined : x * 3;
+  };
+  t.deepEqual(k.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).name)), range(1000).map((x) => expect(x + 1)));
+});
+
 test('tasks of thousands of calls in one batch: each gets its own results when one throws or turns to text part way', async (t) => {
   // One worker, 30 one-chunk maps of 3000 items: batches of several such tasks, each run
   // in parts of a couple of thousand calls.

@@ -253,7 +253,7 @@ function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: numb
   splitRun = null;
   while (k < cap && head < queue.length) {
     let t = queue[head];
-    const tslots = t.kind === PLAIN || t.kind === EACH ? t.count : t.kind === APPLY1 ? 2 : slotsOf(t);
+    const tslots = t.kind === PLAIN || t.kind === EACH ? t.count : t.kind === APPLY1 ? 1 : slotsOf(t);
     if (t.kind === EACH && (k + tslots > cap || slots + tslots > maxSlots)) {
       // A run longer than the room left: its first part goes (a task of its own), the rest stays queued.
       const m = Math.min(cap - k, Math.floor(maxSlots - slots));
@@ -287,7 +287,8 @@ function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: numb
         meta[2 * k + 1] = 1;
       }
     } else {
-      meta[2 * k] = id * 2 + (t.kind === PLAIN ? 0 : 1);
+      // (A call of one argument, APPLY1, is a plain call to the worker: its fast loop runs it.)
+      meta[2 * k] = id * 2 + (t.kind === PLAIN || t.kind === APPLY1 ? 0 : 1);
       meta[2 * k + 1] = c;
       k++;
     }
@@ -301,6 +302,42 @@ function takeTasks(queue: PendingTask[], head: number, n: number, maxSlots: numb
   takenCalls = calls;
   takenRows = k;
   return head;
+}
+
+/** The items of the calls `takeCalls` took (a region of itemScratch). */
+let takenItems: Float64Array = new Float64Array(0);
+
+/**
+ * takeTasks for a queue whose head is applyAsync(f, [x]) calls of a number each (APPLY1),
+ * many small calls: one small loop that takes such calls only, up to `n` (and `maxSlots`),
+ * and also packs their numbers (packItems's part) into `takenItems`. Their rows are plain
+ * calls of one item each, as a map's chunks of one.
+ */
+function takeCalls(queue: PendingTask[], head: number, n: number, maxSlots: number, taken: PendingTask[], fns: Set<number>, defs: Array<[number, Function]>): number {
+  const meta = metaScratch;
+  const m = Math.min(n, Math.floor(maxSlots), queue.length - head);
+  const f = itemScratch.take(m);
+  let knownFn: Function | null = null;
+  let id = 0;
+  let k = 0;
+  for (; k < m; k++) {
+    const t = queue[head + k];
+    const x = t.src;
+    if (t.kind !== APPLY1 || typeof x !== 'number') break;
+    if (t.fn !== knownFn) {
+      knownFn = t.fn!;
+      id = fnDef(knownFn, fns, defs);
+    }
+    queue[head + k] = undefined as unknown as PendingTask;
+    meta[2 * k] = id * 2;
+    meta[2 * k + 1] = 1;
+    f[k] = x;
+    taken.push(t);
+  }
+  splitRun = null;
+  takenSlots = takenCalls = takenRows = k;
+  takenItems = f.subarray(0, k);
+  return head + k;
 }
 
 /** The id of `fn`, added to `defs` if the worker has not had it (`fns`). */
@@ -371,6 +408,8 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #released: PendingTask[] = [];
   #releasedFrom: number[] = [];
   #releasedRows: number[] = [];
+  /** Where #releaseCalls left the calls a message answers. */
+  #callsHeld: PendingTask[] = [];
   #queue: PendingTask[] = [];
   #head = 0;
   /** Calls, and rows (see Worker.inflight), in the pending tasks. */
@@ -637,14 +676,18 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const taken: PendingTask[] = [];
     const queue = this.#queue;
     const movedPerTask = this._toThreads() ? Math.max(this.#movedPerTask, movedIn(queue[this.#head])) : 0;
-    const head = takeTasks(queue, this.#head, n, budget / perItem, movedPerTask, taken, w.fns, defs);
+    const first = queue[this.#head];
+    const calls = first.kind === APPLY1 && typeof first.src === 'number';
+    const head = calls
+      ? takeCalls(queue, this.#head, n, budget / perItem, taken, w.fns, defs)
+      : takeTasks(queue, this.#head, n, budget / perItem, movedPerTask, taken, w.fns, defs);
     if (taken.length === 0) return;
     const slots = takenSlots;
     const rows = takenRows;
     this.#head = head;
     this.#queuedCalls -= takenCalls;
     this.#queuedRows -= rows;
-    const items = packItems(taken, slots);
+    const items = calls ? takenItems : packItems(taken, slots);
     // (The serializer copies meta out of its scratch space at once; packed numbers, the
     // last item, go to a worker process straight from theirs: see dumpsParts.)
     const batch: Batch = [defs.length ? defs : null, metaScratch.subarray(0, 2 * rows), items];
@@ -814,9 +857,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
           if (!w.gone) await this.#lost(w);
           return;
         }
-        const done = this.#release(w, msg);
+        const calls = this.#releaseCalls(w, msg);
+        const done = calls < 0 ? this.#release(w, msg) : 0;
         if (heldCount(w) === 0) {
-          w.held.length = 0;
+          // (A new array when the calls just answered are still in this one, for #settleCalls.)
+          if (calls >= 0) w.held = [];
+          else w.held.length = 0;
           w.head = 0;
           w.headDone = 0;
           w.inflight.length = 0;
@@ -826,10 +872,56 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
         // The worker gets its next batch before the results are handed out: it computes
         // while this process turns them into arrays and runs callbacks.
         this.#dispatch();
-        this.#settle(done, msg);
+        if (calls >= 0) this.#settleCalls(calls, msg);
+        else this.#settle(done, msg);
       }
     } finally {
       w.reading = false;
+    }
+  }
+
+  /**
+   * #release for a message that answers applyAsync(f, [x]) calls only, all successful (many
+   * small calls): they are taken off the worker's books, left in place in `#callsHeld` (its
+   * held array of now) from the index returned, for #settleCalls. -1: another message (the
+   * general way).
+   */
+  #releaseCalls(w: Worker<P>, msg: Results): number {
+    const n = msg[0];
+    const held = w.held;
+    const from = w.head;
+    if (msg[1] !== null || n <= 0 || w.headDone !== 0 || from + n > held.length) return -1;
+    for (let i = from; i < from + n; i++) {
+      const t = held[i];
+      if (t.kind !== APPLY1 || !(t instanceof AsyncResult)) return -1;
+    }
+    w.head = from + n;
+    for (let r = n; r > 0 && w.inflight.length > 0;) {
+      const c = Math.min(r, w.inflight[0]);
+      r -= c;
+      if ((w.inflight[0] -= c) <= 0) {
+        w.inflight.shift();
+        w.inflightBytes.shift();
+      }
+    }
+    this.#callsHeld = held;
+    // (The answered calls stay in this array, which a compaction leaves as it is.)
+    if (w.head > 1024 && w.head * 2 > held.length) {
+      w.held = held.slice(w.head);
+      w.head = 0;
+    }
+    return from;
+  }
+
+  /** Hand the results of `msg` to the applyAsync calls #releaseCalls took (from `from`). */
+  #settleCalls(from: number, msg: Results): void {
+    const held = this.#callsHeld;
+    this.#callsHeld = [];
+    const done = AsyncResult._settleCalls(held, from, msg[0], msg[2] as ArrayLike<unknown>);
+    if (done > 0) {
+      this.#jobCount -= done;
+      this.#jobsChanged.fire();
+      if (this.#state === CLOSE) this.#maybeStopWorkers();
     }
   }
 

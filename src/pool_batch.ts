@@ -28,7 +28,8 @@ export function callsOf(t: PendingTask): number {
 /** Append the calls of `t` to a batch's items (see pool_worker.ts for the layout). */
 export function flatten(t: PendingTask, items: unknown[]): void {
   if (t.kind === APPLY1) {
-    items.push(1, t.src);
+    // One call of one argument: a plain call to the worker.
+    items.push(t.src);
     return;
   }
   const src = t.src as unknown[];
@@ -49,7 +50,7 @@ export function flatten(t: PendingTask, items: unknown[]): void {
 /** The number of item slots the calls of `t` take in a batch. */
 export function slotsOf(t: PendingTask): number {
   if (t.kind === PLAIN || t.kind === EACH) return t.count;
-  if (t.kind === APPLY1) return 2;
+  if (t.kind === APPLY1) return 1;
   const src = t.src as unknown[];
   if (t.kind === APPLY) return 1 + src.length;
   let n = 0;
@@ -140,7 +141,6 @@ function fillNumbers(tasks: PendingTask[], f: Float64Array): boolean {
       // applyAsync(f, [x]): no call.
       const v = t.src;
       if (typeof v !== 'number') return false;
-      f[p++] = 1;
       f[p++] = v;
     } else if (t.kind === PLAIN && t.count === 1) {
       // One item (imap's default chunks): no call.
