@@ -212,21 +212,22 @@ const warmFns = new Map<number, Function>([
  */
 const WARM_CALLS = 6144;
 
-/**
- * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's),
- * enough for V8 to compile it. Otherwise the first large batch a worker gets (a map's
- * chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20 times slower.
- * (When: see poolWorker.)
- */
-function warmUp(): void {
-  let warmLeft = WARM_CALLS;
-  const tasks = 64;
+/** Made-up batches of the warm-up (made by its first round), and the calls it has left to make. */
+let warmBatches: { meta: Float64Array; f64: Float64Array; arr: unknown[]; stopAt: Float64Array; out: ResultBuffer; nums: Float64Array | null } | null = null;
+let warmLeft = WARM_CALLS;
+let warmRound = 0;
+/** Tasks, and calls, of a made-up batch (one round of the warm-up: some 20 us compiled). */
+const WARM_TASKS = 64;
+const WARM_BATCH_CALLS = 193 + WARM_TASKS - 1;
+
+function makeWarmBatches(): NonNullable<typeof warmBatches> {
+  const tasks = WARM_TASKS;
   const meta = new Float64Array(2 * tasks);
   for (let k = 0; k < tasks; k++) {
     meta[2 * k] = 2 * (k & 1);
     meta[2 * k + 1] = k === 0 ? 193 : 1;
   }
-  const calls = 193 + tasks - 1;
+  const calls = WARM_BATCH_CALLS;
   const f64 = new Float64Array(calls);
   // Items come as packed numbers, or as an array of any values (what the serializer makes).
   const arr: unknown[] = [''];
@@ -241,15 +242,33 @@ function warmUp(): void {
   const stopAt = new Float64Array(f64);
   stopAt[192 + 7] = -1;
   const out = new ResultBuffer(calls);
-  const nums = out.nums;
-  for (let round = 0; warmLeft > 0; round++) {
-    out.nums = nums;
-    out.n = 0;
-    const odd = round % 8;
-    runPlain(warmFns, meta, odd === 5 ? stopAt : round & 1 ? arr : f64, 0, tasks, 0, out, odd === 3 ? -Infinity : Infinity, false);
-    warmLeft -= calls;
+  return { meta, f64, arr, stopAt, out, nums: out.nums };
+}
+
+/**
+ * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's),
+ * enough for V8 to compile it. Otherwise the first large batch a worker gets (a map's
+ * chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20 times slower.
+ * In rounds of one batch, each made only while no batch of the pool's waits (`waiting()`):
+ * a program's next call, made as soon as it has the first results, does not wait for the
+ * warm-up, which goes on when the worker is next idle. Returns whether it is done.
+ * (When: see poolWorker.)
+ */
+function warmUp(waiting: () => boolean): boolean {
+  const w = (warmBatches ??= makeWarmBatches());
+  while (warmLeft > 0) {
+    if (waiting()) break;
+    w.out.nums = w.nums;
+    w.out.n = 0;
+    const odd = warmRound % 8;
+    runPlain(warmFns, w.meta, odd === 5 ? w.stopAt : warmRound & 1 ? w.arr : w.f64, 0, WARM_TASKS, 0, w.out, odd === 3 ? -Infinity : Infinity, false);
+    warmLeft -= WARM_BATCH_CALLS;
+    warmRound++;
   }
   carried = undefined;
+  if (warmLeft > 0) return false;
+  warmBatches = null;
+  return true;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -358,9 +377,11 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
   // Process workers warm runPlain up once they have answered their first batch: not before,
   // as a new pool's first result (what a program that starts a pool waits for) would wait
   // for it (pool_start_forkserver 0.41-0.44x CPython's time without it, 0.75-0.95x with it
-  // at the start); not while idle later, as a worker busy with it when work comes has used
-  // its share of a loaded machine's cores. (Process workers only: a ThreadPool's threads
-  // share this process's cores and compiler.)
+  // at the start); in rounds that give way to a batch that waits (the program's next call,
+  // made as soon as it has the first results), the rest after that batch; not while idle
+  // later, as a worker busy with it when work comes has used its share of a loaded
+  // machine's cores. (Process workers only: a ThreadPool's threads share this process's
+  // cores and compiler.)
   let warm = !isMainThread;
   const fns = new Map<number, Function>();
   let completed = 0;
@@ -368,10 +389,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      if (!warm && completed > 0) {
-        warm = true;
-        warmUp();
-      }
+      if (!warm && completed > 0) warm = warmUp(() => conn.pollSync(0));
       // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts).
       if (!isMainThread) warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
