@@ -7,7 +7,7 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { describeArg, exitThread, exitThreadAt, ids, incMoved, init, initThrows, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
 
@@ -325,6 +325,42 @@ test('move(): a whole Buffer or typed array goes to the thread without a copy an
   const outs = await pool.map(incMoved, [1, 2, 3].map((i) => move(Buffer.alloc(1000, i))), 1);
   t.deepEqual(outs.map((o) => o[999]), [2, 3, 4]);
   t.throws(() => move(42 as never), { instanceOf: TypeError });
+});
+
+test('move(): batches and results of moved buffers keep each kind and value, move only what was moved, and fall back to copies', async (t) => {
+  await using pool = new ThreadPool(2);
+  const make = () => [
+    Buffer.alloc(8, 1),
+    new Uint8Array(8).fill(2),
+    new Float32Array([3, 0]),
+    new DataView(new ArrayBuffer(4)),
+    new ArrayBuffer(2),
+  ];
+  const kinds = ['Buffer', 'Uint8Array', 'Float32Array', 'DataView', 'ArrayBuffer'];
+  for (const chunksize of [1, 5]) {
+    const xs = make();
+    const out = await pool.map(moveBack, xs.map((x) => move(x)), chunksize);
+    t.deepEqual(out.map((o) => (Buffer.isBuffer(o) ? 'Buffer' : o.constructor.name)), kinds);
+    t.true(xs.every((x) => (x instanceof ArrayBuffer ? x : x.buffer).byteLength === 0), 'the sender no longer has them');
+    t.deepEqual(out.map((o) => (o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength))[0]), [2, 3, 1, 1, 1]);
+  }
+  // Beside moved buffers: numbers, strings, null, undefined, a Float64Array (copied: the sender keeps it) and
+  // a small Buffer (copied).
+  const f = new Float64Array([1.5, -0]);
+  const b = Buffer.alloc(3, 9);
+  const small = Buffer.from('hi');
+  const got = await pool.starmap(describeArgs, [[move(b), 7, 'x', null, undefined, f, small]]);
+  t.deepEqual(got, [['Buffer:9,9,9', 'number:7', 'string:x', 'object:null', 'undefined:undefined', `Float64Array:${Array.from(new Uint8Array(f.buffer)).join(',')}`, 'Buffer:104,105']]);
+  t.is(b.length, 0);
+  t.deepEqual(Array.from(f), [1.5, -0]);
+  t.is(small.toString(), 'hi');
+  // A view of part of a Float64Array is copied alone (not its whole buffer).
+  const whole = new Float64Array(1000).fill(4);
+  t.deepEqual(await pool.apply(describeArgs, [move(Buffer.alloc(1)), whole.subarray(2, 3)]), ['Buffer:0', `Float64Array:${Array.from(new Uint8Array(new Float64Array([4]).buffer)).join(',')}`]);
+  // A task that throws beside moved ones fails alone; its error comes back as itself.
+  const rs = await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 0)), move(Buffer.alloc(2, 5))], 1).catch((e: unknown) => e);
+  t.true(rs instanceof RangeError);
+  t.deepEqual(await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 5))], 2).then((o) => o.map((x) => x[1])), [2, 6]);
 });
 
 test('move() to a process copies: the sender keeps its Buffer', async (t) => {

@@ -17,7 +17,7 @@ import { optionalArg, optionalArgs } from './options.js';
 import { Finalize } from './util.js';
 import * as reactor from './wait.js';
 import { DummyProcess } from './dummy_process.js';
-import { threadChannelPair } from './thread_channel.js';
+import { compactForThread, threadChannelPair, type CompactMessage } from './thread_channel.js';
 import { sharedMap, sharedMapPart } from './pool_shared.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
@@ -83,6 +83,8 @@ const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
  * may be slow (a loaded machine, a longer item).
  */
 const MOVED_PER_BATCH = 2 << 20;
+/** The bytes of a batch that goes compact (none: see Compact). */
+const NO_BYTES = Buffer.alloc(0);
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
 const KILL_GRACE = 1;
 /**
@@ -138,6 +140,8 @@ export interface PoolChannel {
   _sendParts?(head: Uint8Array, tail: Uint8Array): void;
   /** Send bytes serialized for it, with what goes beside them (a ThreadChannel has this). */
   _sendSerialized?(data: Buffer, transfer: unknown[] | undefined): void;
+  /** Send a compact message of `value` (see compactForThread; a ThreadChannel has this). */
+  _sendCompact?(m: CompactMessage, value: unknown): void;
   /** The worker has ended: reads end with EOF once what it sent is read (a ThreadChannel has this). */
   _peerEnded?(): void;
 }
@@ -420,7 +424,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #imaps = new Set<IMapIterator<any>>();
   #dispatchScheduled = false;
   /** Batches packed by the current dispatch, sent at its end. */
-  #outbox: Array<{ w: Worker<P>; batch: Batch; tasks: number; data: Buffer; fds: number[]; transfer: unknown[] | undefined; tail: Uint8Array | null }> = [];
+  #outbox: Array<{ w: Worker<P>; batch: Batch; tasks: number; data: Buffer; fds: number[]; transfer: unknown[] | undefined; tail: Uint8Array | null; compact: CompactMessage | null }> = [];
   #initError: unknown = null;
   /** The workers have been told to stop (after close(), once the work is done). */
   #stopping = false;
@@ -695,8 +699,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     let fds: number[];
     let transfer: unknown[] | undefined;
     let tail: Uint8Array | null = null;
+    let compact: CompactMessage | null = null;
     try {
-      const d: Dumped & { tail?: Uint8Array | null } = this._toThreads() ? dumps(batch, true) : dumpsParts(batch);
+      // To a thread, a batch of moved buffers goes as it is, cloned by postMessage (see Compact).
+      if (this._toThreads()) compact = compactForThread(batch);
+      const d: Dumped & { tail?: Uint8Array | null } =
+        compact !== null ? { data: NO_BYTES, fds: [], transfer: compact.transfer } : this._toThreads() ? dumps(batch, true) : dumpsParts(batch);
       ({ data, fds, transfer } = d);
       tail = d.tail ?? null;
       // With descriptors this serialization only measures the batch: it is serialized
@@ -707,7 +715,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       return;
     }
     if (this._toThreads()) this.#movedPerTask = movedBytes(transfer) / rows;
-    const bytes = data.length + (tail !== null ? tail.byteLength : 0);
+    const bytes = compact !== null ? compact.bytes : data.length + (tail !== null ? tail.byteLength : 0);
     if (slots > 0) this.#bytesPerItem = (perItem + bytes / slots) / 2;
     if (bytes > budget) {
       // Only idle workers take big batches: put them back.
@@ -720,9 +728,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     w.assigned += rows;
     w.inflight.push(rows);
     w.inflightBytes.push(bytes);
-    // With descriptors the batch is serialized again when sent: it needs its own meta.
-    if (fds.length) batch[1] = batch[1].slice();
-    this.#outbox.push({ w, batch, tasks: taken.length, data, fds, transfer, tail });
+    // With descriptors the batch is serialized again when sent (and a compact one may be,
+    // if refused): it needs its own meta.
+    if (fds.length || compact !== null) batch[1] = batch[1].slice();
+    this.#outbox.push({ w, batch, tasks: taken.length, data, fds, transfer, tail, compact });
   }
 
   /** Some of `taken` cannot be sent (`e`): find which, fail those, queue the rest again. */
@@ -791,10 +800,11 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const outbox = this.#outbox;
     if (outbox.length === 0) return;
     this.#outbox = [];
-    for (const { w, batch, tasks, data, fds, transfer, tail } of outbox) {
+    for (const { w, batch, tasks, data, fds, transfer, tail, compact } of outbox) {
       let sent = false;
       try {
-        if (fds.length) w.conn.send(batch);
+        if (compact !== null) w.conn._sendCompact!(compact, batch);
+        else if (fds.length) w.conn.send(batch);
         else if (w.conn._sendSerialized) w.conn._sendSerialized(data, transfer);
         else if (tail !== null) w.conn._sendParts!(data, tail);
         else w.conn.sendBytes(data);

@@ -785,7 +785,8 @@ const viewTypes: Record<string, new (b: ArrayBuffer, offset: number, length: num
   Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView: DataView as never,
 };
 
-function reduceMoved(v: unknown): Reduced | null {
+/** How `v` (what `move()` wrapped) is moved to a thread, or null when it is copied (see move). @internal */
+export function reduceMoved(v: unknown): Reduced | null {
   if (v instanceof ArrayBuffer) return v.byteLength > 0 ? { kind: 'moved', state: { type: 'ArrayBuffer' }, transfer: [v] } : null;
   const view = v as ArrayBufferView;
   const ab = view.buffer;

@@ -2,15 +2,17 @@
 // the surface of a Connection that a pool and its workers use (send, sendBytes, recv,
 // recvBytes, their Sync twins, poll, close). Messages are the one serializer's bytes,
 // handed over without a copy (postMessage with a transfer list on a MessagePort), with the
-// objects that go beside them (descriptors, moved buffers); each side takes them with
+// objects that go beside them (descriptors, moved buffers), or, for values of moved buffers
+// and plain data only, the value itself (see Compact); each side takes them with
 // receiveMessageOnPort, so that neither needs its event loop to receive. Wake-ups go
 // through a SharedArrayBuffer of counters: a reader that finds nothing waits on the
 // count of messages sent to it (Atomics.wait in a worker, which may block; Atomics.waitAsync
 // through wait.ts elsewhere: a main thread never blocks), and a writer notifies only when
 // its reader waits, so that busy peers make no system calls.
+import { isProxy } from 'node:util/types';
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { EOFError, OSError } from './errors.js';
-import { dumpsForThread, loads, loadsAsync, reduce, registerKind, type Reduced } from './reduction.js';
+import { dumpsForThread, loads, loadsAsync, Moved, reduce, reduceMoved, registerKind, type Reduced } from './reduction.js';
 import { deadlineOf, secondsLeft, type Timeout } from './timeouts.js';
 import { wordChanged } from './wait.js';
 
@@ -39,6 +41,146 @@ interface Wire {
   t?: unknown[];
 }
 
+/**
+ * A message in compact form: a value whose only objects are `move()`d whole buffers,
+ * Float64Arrays, and arrays (two levels) of these and of primitives, such as a
+ * ThreadPool's batches and results of tasks that move buffers. It crosses as it is,
+ * cloned by postMessage (in C++) with its buffers in the transfer list: neither side
+ * runs our serializer (reference table, V8's serializer driven from JavaScript, the
+ * Reviver), which cost such a message some 30-40 us each way, as much as the task of a
+ * 1 MiB buffer on each thread. Same values on the other side as through the serializer.
+ */
+export interface Compact {
+  /** The value, each Moved replaced by what it wraps (Float64Arrays are copies of their own). */
+  c: unknown;
+  /**
+   * Where Buffers are, as pairs of positions [i, j] (i: in the value, j: in the array at
+   * i; -1: none): the clone makes a Uint8Array of a Buffer. Null when there is none.
+   */
+  b: number[] | null;
+}
+
+/** A compact message ready to post (see compactForThread). @internal */
+export interface CompactMessage {
+  wire: Compact;
+  /** Its buffers (moved, and the copies of its Float64Arrays). */
+  transfer: ArrayBuffer[];
+  /** About the bytes it takes in the channel (moved buffers count as their handles). */
+  bytes: number;
+}
+
+/** Longest array a compact message holds (a batch has up to MAX_BATCH rows, a star row its arguments). */
+const COMPACT_MAX_ITEMS = 1024;
+const NOT = Symbol('not compact');
+
+/** Whether `v` holds a Moved (at most two levels of arrays down), the one thing worth a compact message. */
+function hasMoved(v: unknown, depth: number): boolean {
+  if (v instanceof Moved) return true;
+  if (depth > 1 || !Array.isArray(v) || v.length > COMPACT_MAX_ITEMS) return false;
+  for (let k = 0; k < v.length; k++) if (hasMoved(v[k], depth + 1)) return true;
+  return false;
+}
+
+let cTransfer: ArrayBuffer[] = [];
+let cBufs: number[] | null = null;
+let cBytes = 0;
+
+/** `v` in compact form, found at (i, j) (see Compact.b), or NOT. */
+function compactValue(v: unknown, i: number, j: number, depth: number): unknown {
+  switch (typeof v) {
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      cBytes += 9;
+      return v;
+    case 'string':
+      cBytes += 5 + 2 * v.length;
+      return v;
+    case 'object':
+      break;
+    default:
+      return NOT;
+  }
+  if (v === null) {
+    cBytes += 1;
+    return v;
+  }
+  if (v instanceof Moved) {
+    const r = reduceMoved(v.value);
+    // (Not a whole buffer of its own: it is copied, by the serializer. A buffer moved twice: its error.)
+    if (r === null) return NOT;
+    const ab = r.transfer![0] as ArrayBuffer;
+    if (cTransfer.includes(ab)) return NOT;
+    cTransfer.push(ab);
+    cBytes += 16;
+    if ((r.state as { type: string }).type === 'Buffer') (cBufs ??= []).push(i, j);
+    return v.value;
+  }
+  if (v instanceof Float64Array) {
+    // (A RawArray's goes as shared memory; one on a SharedArrayBuffer would be shared by the clone.)
+    if (reduce in v || !(v.buffer instanceof ArrayBuffer)) return NOT;
+    // A copy of its own, moved: the clone neither copies it again nor takes the whole
+    // buffer a view is part of (a pool's scratch space), nor aliases a moved buffer.
+    const own = v.slice();
+    cTransfer.push(own.buffer);
+    cBytes += own.byteLength + 8;
+    return own;
+  }
+  if (depth < 2 && Array.isArray(v) && v.length <= COMPACT_MAX_ITEMS && !isProxy(v) && Object.getPrototypeOf(v) === Array.prototype) {
+    const out: unknown[] = [];
+    for (let k = 0; k < v.length; k++) {
+      if (!(k in v)) return NOT; // a hole: the serializer keeps it
+      const x = compactValue(v[k], depth === 0 ? k : i, depth === 0 ? -1 : k, depth + 1);
+      if (x === NOT) return NOT;
+      out.push(x);
+    }
+    cBytes += 4;
+    return out;
+  }
+  return NOT;
+}
+
+/**
+ * `value` as a compact message to a thread (see Compact), or null when it has no moved
+ * buffer or holds what only the serializer sends (functions, errors, the library's
+ * objects, other objects): then `dumpsForThread`. Nothing is moved until it is posted. @internal
+ */
+export function compactForThread(value: unknown): CompactMessage | null {
+  if (!hasMoved(value, 0)) return null;
+  cTransfer = [];
+  cBufs = null;
+  cBytes = 0;
+  const c = compactValue(value, -1, -1, 0);
+  const transfer = cTransfer;
+  cTransfer = [];
+  if (c === NOT) return null;
+  return { wire: { c, b: cBufs }, transfer, bytes: cBytes };
+}
+
+/** The value of a compact message (its Buffers made Buffers again). */
+function fromCompact(w: Compact): unknown {
+  let c = w.c;
+  const b = w.b;
+  if (b !== null) {
+    for (let k = 0; k < b.length; k += 2) {
+      const i = b[k];
+      const j = b[k + 1];
+      if (i < 0) c = asBuffer(c as Uint8Array);
+      else {
+        const a = (c as unknown[])[i];
+        if (j < 0) (c as unknown[])[i] = asBuffer(a as Uint8Array);
+        else (a as unknown[])[j] = asBuffer((a as unknown[])[j] as Uint8Array);
+      }
+    }
+  }
+  return c;
+}
+
+function isCompact(w: Wire | Compact): w is Compact {
+  return (w as Wire).d === undefined;
+}
+
 /** The ArrayBuffer of `b`, when `b` spans all of it (then it can be moved rather than copied). */
 function ownBuffer(b: Uint8Array): ArrayBuffer | null {
   const ab = b.buffer;
@@ -55,7 +197,7 @@ export class ThreadChannel {
   /** Messages taken so far. */
   #taken = 0;
   /** A message taken by a poll and not yet received. */
-  #peeked: Wire | null = null;
+  #peeked: Wire | Compact | null = null;
   #closed = false;
   /** Handed to another thread: this object no longer owns the end. */
   #given = false;
@@ -106,9 +248,26 @@ export class ThreadChannel {
     if (Atomics.load(ctl, WAITING + this.#out) !== 0) Atomics.notify(ctl, SENT + this.#out);
   }
 
+  /** Post a compact message (false if postMessage refused it: nothing was sent or moved). */
+  #postCompact(m: CompactMessage): boolean {
+    this.#check();
+    try {
+      this.#port.postMessage(m.wire, m.transfer);
+    } catch {
+      return false;
+    }
+    const ctl = this.#ctl;
+    Atomics.add(ctl, SENT + this.#out, 1);
+    if (Atomics.load(ctl, WAITING + this.#out) !== 0) Atomics.notify(ctl, SENT + this.#out);
+    return true;
+  }
+
   /** Send `obj` (the one serializer: values copied, the library's objects shared, `move()`d buffers moved). */
   send(obj: unknown): void {
     this.#check();
+    const m = compactForThread(obj);
+    // (Refused, such as a buffer that cannot be moved: the serializer's way gives its error.)
+    if (m !== null && this.#postCompact(m)) return;
     const d = dumpsForThread(obj);
     try {
       this.#post({ d: d.data, f: d.fds, t: d.transfer });
@@ -123,13 +282,21 @@ export class ThreadChannel {
     this.#post({ d: data, t: transfer });
   }
 
+  /**
+   * Send a compact message (`compactForThread(value)`); if postMessage refuses it, `value`
+   * the serializer's way. @internal
+   */
+  _sendCompact(m: CompactMessage, value: unknown): void {
+    if (!this.#postCompact(m)) this.send(value);
+  }
+
   /** Send a copy of the bytes of `buf`. */
   sendBytes(buf: ArrayBufferView | ArrayBuffer): void {
     const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     this.#post({ d: Uint8Array.prototype.slice.call(bytes) });
   }
 
-  #take(): Wire | null {
+  #take(): Wire | Compact | null {
     const p = this.#peeked;
     if (p !== null) {
       this.#peeked = null;
@@ -138,7 +305,7 @@ export class ThreadChannel {
     const got = receiveMessageOnPort(this.#port);
     if (got === undefined) return null;
     this.#taken++;
-    const m = got.message as Wire | Uint8Array;
+    const m = got.message as Wire | Compact | Uint8Array;
     return m instanceof Uint8Array ? { d: m } : m;
   }
 
@@ -147,7 +314,7 @@ export class ThreadChannel {
     return Atomics.load(this.#ctl, CLOSED + this.#in) !== 0 && Atomics.load(this.#ctl, SENT + this.#in) === this.#taken;
   }
 
-  #next(): Wire {
+  #next(): Wire | Compact {
     const w = this.#take();
     if (w !== null) return w;
     throw new EOFError();
@@ -193,7 +360,8 @@ export class ThreadChannel {
     return true;
   }
 
-  #load(w: Wire): unknown {
+  #load(w: Wire | Compact): unknown {
+    if (isCompact(w)) return fromCompact(w);
     return loads(w.d, takeFrom(w), true, true, w.t ?? []);
   }
 
@@ -201,6 +369,7 @@ export class ThreadChannel {
   async recv(): Promise<unknown> {
     await this.#wait(null);
     const w = this.#next();
+    if (isCompact(w)) return fromCompact(w);
     return loadsAsync(w.d, takeFrom(w), true, true, w.t ?? []);
   }
 
@@ -212,12 +381,12 @@ export class ThreadChannel {
   /** The next message's bytes. */
   async recvBytes(): Promise<Buffer> {
     await this.#wait(null);
-    return asBuffer(this.#next().d);
+    return bytesOf(this.#next());
   }
 
   recvBytesSync(): Buffer {
     this.#waitSync(null);
-    return asBuffer(this.#next().d);
+    return bytesOf(this.#next());
   }
 
   /** Whether a message is there within `timeout` seconds (null: wait for one). */
@@ -250,6 +419,11 @@ export class ThreadChannel {
 function takeFrom(w: Wire): (n: number) => number[] {
   let at = 0;
   return (n) => (w.f ?? []).slice(at, (at += n));
+}
+
+/** A message's bytes (a compact one's value serialized, its buffers copied into them). */
+function bytesOf(w: Wire | Compact): Buffer {
+  return isCompact(w) ? dumpsForThread(fromCompact(w)).data : asBuffer(w.d);
 }
 
 function asBuffer(d: Uint8Array): Buffer {
