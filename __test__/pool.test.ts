@@ -325,6 +325,11 @@ test('large maps of numbers come back exactly, whatever the items: -0, NaN, infi
   // Results that are numbers, then text, in chunks that may come in any order.
   const mixed = await pool.map(halfOrText, range(4000), 10);
   t.deepEqual(mixed, range(4000).map((x) => (x < 1000 ? x / 2 : `#${x}`)));
+  // Numbers in, text out from the first result on (the array of results the pool makes
+  // ahead for a map of numbers is not kept), and a map of numbers whose first chunk fails.
+  const texts = range(5000).map((x) => x + 1000);
+  t.deepEqual(await pool.map(halfOrText, texts, 500), texts.map((x) => `#${x}`));
+  await t.throwsAsync(pool.map(lateKinds, range(30000).map((x) => x + 10000), 5000), { instanceOf: RangeError, message: 'late 12500' });
 });
 
 test('a batch of many tasks whose results change kind, throw or are promises mid-batch: each task gets its own result', async (t) => {

@@ -22,7 +22,7 @@ import { sharedMap, sharedMapPart } from './pool_shared.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
 import {
-  APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR,
+  APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR, warmResultCopy,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
 import { INIT_FAILED, poolWorker, type Batch, type Results } from './pool_worker.js';
@@ -1149,6 +1149,14 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     // first batch leaves before the rest are looked at.
     for (let i = 0, c = 0; i < src.length; i += cs, c++) {
       this._submit({ job: r, index: c, fn: func, src, start: i, count: Math.min(cs, src.length - i), kind: star ? STAR : PLAIN });
+    }
+    // Once the first batches are sent (the dispatch queued by _submit runs first), the
+    // pool has nothing to do until results come: the work of the first result is done then.
+    if (!star && !this._toThreads() && typeof src[0] === 'number') {
+      queueMicrotask(() => {
+        r._prepare();
+        warmResultCopy();
+      });
     }
     return r;
   }
