@@ -357,6 +357,9 @@ test('move(): batches and results of moved buffers keep each kind and value, mov
   // A view of part of a Float64Array is copied alone (not its whole buffer).
   const whole = new Float64Array(1000).fill(4);
   t.deepEqual(await pool.apply(describeArgs, [move(Buffer.alloc(1)), whole.subarray(2, 3)]), ['Buffer:0', `Float64Array:${Array.from(new Uint8Array(new Float64Array([4]).buffer)).join(',')}`]);
+  // A NaN keeps its bits (the serializer's way).
+  const nan = new Float64Array(new Uint32Array([1, 0x7ff80000]).buffer);
+  t.deepEqual(await pool.apply(describeArgs, [move(Buffer.alloc(1)), nan]), ['Buffer:0', `Float64Array:${Array.from(new Uint8Array(nan.buffer)).join(',')}`]);
   // A task that throws beside moved ones fails alone; its error comes back as itself.
   const rs = await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 0)), move(Buffer.alloc(2, 5))], 1).catch((e: unknown) => e);
   t.true(rs instanceof RangeError);
