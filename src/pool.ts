@@ -602,13 +602,16 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     this.#queue.push(t);
     this.#queuedCalls += t.count;
     this.#queuedRows += rowsOf(t);
-    if (!this.#dispatchScheduled) {
-      this.#dispatchScheduled = true;
-      queueMicrotask(() => {
-        this.#dispatchScheduled = false;
-        this.#dispatch();
-      });
-    }
+    if (!this.#dispatchScheduled) this.#scheduleDispatch();
+  }
+
+  /** Dispatch once the running code is done submitting (the calls of one synchronous run go together). */
+  #scheduleDispatch(): void {
+    this.#dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.#dispatchScheduled = false;
+      this.#dispatch();
+    });
   }
 
   #addJob(job: Job): void {
@@ -1103,22 +1106,30 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   applyAsync(func: Function, args?: unknown, kwds?: unknown, callback?: unknown, errorCallback?: unknown, extra?: unknown): AsyncResult<any> {
     if (this.#state !== RUN) this.#checkRunning();
     if (typeof func !== 'function') checkFn(func);
-    // The common `applyAsync(f, [x])` skips the general parsing (and allocates one object:
-    // the result, which is also the task; see AsyncResult).
+    // The common `applyAsync(f, [x])`: no general parsing, one object (the result, which is
+    // also the task; see AsyncResult), and _submit's part done here: one small function on
+    // the path of each call, for the interpreter as for the JIT.
+    if (Array.isArray(args) && args.length === 1 && kwds === undefined && callback === undefined && errorCallback === undefined && extra === undefined && this.#initError === null) {
+      const r = new AsyncResult<any>(this, undefined, undefined, func, args[0], APPLY1);
+      this.#jobCount++;
+      this.#queue.push(r as PendingTask);
+      this.#queuedCalls++;
+      this.#queuedRows++;
+      if (!this.#dispatchScheduled) this.#scheduleDispatch();
+      return r;
+    }
+    return this.#applyAsync(func, args, kwds, callback, errorCallback, extra);
+  }
+
+  #applyAsync(func: Function, args: unknown, kwds: unknown, callback: unknown, errorCallback: unknown, extra: unknown): AsyncResult<any> {
     let r: AsyncResult<any>;
     if (Array.isArray(args) && kwds === undefined && callback === undefined && errorCallback === undefined && extra === undefined) {
-      r = new AsyncResult<any>(this, undefined, undefined);
-      if (args.length === 1) {
-        r.src = args[0];
-        r.kind = APPLY1;
-      } else r.src = args.slice();
+      r = args.length === 1 ? new AsyncResult<any>(this, undefined, undefined, func, args[0], APPLY1) : new AsyncResult<any>(this, undefined, undefined, func, args.slice(), APPLY);
     } else {
       const o = applyArgs('applyAsync', [args, kwds, callback, errorCallback, extra]);
       const a = o.args ?? [];
-      r = new AsyncResult<any>(this, o.callback, o.errorCallback);
-      r.src = Array.isArray(a) ? a.slice() : [...(a as Iterable<unknown>)];
+      r = new AsyncResult<any>(this, o.callback, o.errorCallback, func, Array.isArray(a) ? a.slice() : [...(a as Iterable<unknown>)], APPLY);
     }
-    r.fn = func;
     this.#jobCount++;
     this._submit(r as PendingTask);
     return r;

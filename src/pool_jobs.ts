@@ -183,13 +183,15 @@ export class AsyncResult<T = unknown> implements Job {
   // per call, rather than a result, a task and an array of arguments, and few fields, as
   // thousands may be pending at once (each scavenge copies them; promoted, they bring the
   // first full collection of a fresh process sooner). The call's function and arguments
-  // are dropped when it is done.
+  // are dropped when it is done. Every field is set by the constructor, in one order, and
+  // none by a class field initializer: V8 runs (and compiles) those as a function of their
+  // own, a second call per result.
   /** @internal */
-  fn: Function | null = null;
+  declare fn: Function | null;
   /** @internal */
-  src: unknown = undefined;
+  declare src: unknown;
   /** @internal */
-  kind: Kind = APPLY;
+  declare kind: Kind;
   /** @internal */
   declare readonly index: number;
   /** @internal */
@@ -199,19 +201,41 @@ export class AsyncResult<T = unknown> implements Job {
   static {
     Object.defineProperties(this.prototype, { index: { value: 0 }, start: { value: 0 }, count: { value: 1 } });
   }
-  #state = PENDING;
-  #signal: Signal | null = null;
-  /** The value, or the error. */
-  protected _value: unknown;
-  /** The callbacks, if any. */
-  #callbacks: [Callback<T>, ErrorCallback] | null;
+  /** PENDING, OK or FAILED. @internal */
+  declare _state: number;
   /** @internal */
-  readonly _job: number;
+  declare _signal: Signal | null;
+  /** The value, or the error. */
+  declare protected _value: unknown;
+  /** The callbacks, if any. @internal */
+  declare _callbacks: [Callback<T>, ErrorCallback] | null;
+  /** @internal */
+  declare readonly _job: number;
+  declare protected _pool: JobPool | null;
 
   /** @internal */
-  constructor(protected _pool: JobPool | null, callback: Callback<T>, errorCallback: ErrorCallback) {
-    this._job = ++jobCounter;
-    this.#callbacks = callback || errorCallback ? [callback, errorCallback] : null;
+  constructor(pool: JobPool | null, callback: Callback<T>, errorCallback: ErrorCallback, fn: Function | null = null, src: unknown = undefined, kind: Kind = APPLY) {
+    this.fn = fn;
+    this.src = src;
+    this.kind = kind;
+    this._state = PENDING;
+    this._signal = null;
+    this._value = undefined;
+    this._callbacks = callback || errorCallback ? [callback, errorCallback] : null;
+    (this as { _job: number })._job = ++jobCounter;
+    this._pool = pool;
+  }
+
+  static {
+    // V8 tracks what each field has held (a number, an object of one class, null...) and
+    // widens that in place when something else is stored, throwing away the code compiled
+    // for the narrower kind: at an applyAsync's first result (a number where there was
+    // undefined, null where there was a pool), after thousands of calls were compiled for.
+    // One result made here gives the fields their wide kinds before any code runs on them.
+    const r = new AsyncResult<unknown>(null, undefined, undefined);
+    r.src = 0;
+    r._value = 0;
+    jobCounter--;
   }
 
   /** The task's job: itself. @internal */
@@ -221,19 +245,19 @@ export class AsyncResult<T = unknown> implements Job {
 
   /** Whether the call has completed. */
   ready(): boolean {
-    return this.#state !== PENDING;
+    return this._state !== PENDING;
   }
 
   /** Whether the call completed without throwing; ValueError before it is ready. */
   successful(): boolean {
-    if (this.#state === PENDING) throw new ValueError(`${this} not ready`);
-    return this.#state === OK;
+    if (this._state === PENDING) throw new ValueError(`${this} not ready`);
+    return this._state === OK;
   }
 
   /** Wait until the result is available or `timeout` seconds pass (`wait(1)`, `wait({ timeout: 1 })`). */
   async wait(timeout?: Timeout | TimeoutOptions): Promise<void> {
     const ms = timeoutMs(timeoutArg(timeout, 'wait'));
-    if (this.#state === PENDING) await (this.#signal ??= new Signal()).wait(ms);
+    if (this._state === PENDING) await (this._signal ??= new Signal()).wait(ms);
   }
 
   /**
@@ -242,15 +266,15 @@ export class AsyncResult<T = unknown> implements Job {
    */
   get(timeout?: Timeout | TimeoutOptions): Promise<T> {
     // A result already there, the usual case of a loop over many: no async function.
-    if (this.#state !== PENDING && timeout === undefined) return this.#state === OK ? Promise.resolve(this._value as T) : Promise.reject(this._value);
+    if (this._state !== PENDING && timeout === undefined) return this._state === OK ? Promise.resolve(this._value as T) : Promise.reject(this._value);
     return this.#get(timeout);
   }
 
   async #get(timeout?: Timeout | TimeoutOptions): Promise<T> {
     const ms = timeoutMs(timeoutArg(timeout, 'get'));
-    if (this.#state === PENDING) await (this.#signal ??= new Signal()).wait(ms);
-    if (this.#state === PENDING) throw new TimeoutError();
-    if (this.#state === OK) return this._value as T;
+    if (this._state === PENDING) await (this._signal ??= new Signal()).wait(ms);
+    if (this._state === PENDING) throw new TimeoutError();
+    if (this._state === OK) return this._value as T;
     throw this._value;
   }
 
@@ -271,8 +295,8 @@ export class AsyncResult<T = unknown> implements Job {
     for (let i = 0; i < n; i++) {
       const r = calls[from + i] as AsyncResult;
       calls[from + i] = undefined;
-      if (r.#state !== PENDING) continue;
-      if (r.#signal !== null || r.#callbacks !== null) {
+      if (r._state !== PENDING) continue;
+      if (r._signal !== null || r._callbacks !== null) {
         // Someone waits or a callback is set: the general way (which tells the pool itself).
         r._finish(true, values[i]);
         continue;
@@ -281,22 +305,22 @@ export class AsyncResult<T = unknown> implements Job {
       r.src = undefined;
       r._pool = null;
       r._value = values[i];
-      r.#state = OK;
+      r._state = OK;
       done++;
     }
     return done;
   }
 
   protected _finish(ok: boolean, value: unknown): void {
-    if (this.#state !== PENDING) return;
+    if (this._state !== PENDING) return;
     this.fn = null;
     this.src = undefined;
     this._value = value;
-    if (this.#callbacks !== null) this.#callback(ok, value);
-    this.#state = ok ? OK : FAILED;
-    if (this.#signal !== null) {
-      this.#signal.fire();
-      this.#signal = null;
+    if (this._callbacks !== null) this.#callback(ok, value);
+    this._state = ok ? OK : FAILED;
+    if (this._signal !== null) {
+      this._signal.fire();
+      this._signal = null;
     }
     const pool = this._pool;
     if (pool !== null) {
@@ -306,7 +330,7 @@ export class AsyncResult<T = unknown> implements Job {
   }
 
   #callback(ok: boolean, value: unknown): void {
-    const [callback, errorCallback] = this.#callbacks!;
+    const [callback, errorCallback] = this._callbacks!;
     try {
       if (ok && callback) callback(value as T);
       if (!ok && errorCallback) errorCallback(value);
@@ -317,7 +341,7 @@ export class AsyncResult<T = unknown> implements Job {
 
   /** Python's `repr()`: `<AsyncResult job=3 pending>`. */
   toString(): string {
-    return `<${this.constructor.name} job=${this._job} ${this.#state === OK ? 'successful' : this.#state === FAILED ? 'failed' : 'pending'}>`;
+    return `<${this.constructor.name} job=${this._job} ${this._state === OK ? 'successful' : this._state === FAILED ? 'failed' : 'pending'}>`;
   }
   /** What `console.log` and `util.inspect` show: `toString()`. */
   [inspect.custom](): string {
