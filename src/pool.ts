@@ -83,6 +83,8 @@ const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
  * may be slow (a loaded machine, a longer item).
  */
 const MOVED_PER_BATCH = 2 << 20;
+/** Bytes moved per task from which a second batch is queued behind a busy thread however few tasks wait (see #dispatch). */
+const HEAVY_MOVED = 64 << 10;
 /** The bytes of a batch that goes compact (none: see Compact). */
 const NO_BYTES = Buffer.alloc(0);
 /** Seconds a worker has to exit after SIGTERM before SIGKILL. */
@@ -652,8 +654,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     // Idle workers first, then a second and third batch for each. The batches of a round
     // are all packed before any is sent: a worker woken by a batch takes a core, which
     // the pool would otherwise have to share while it packs the next ones.
+    // Tasks that move big buffers to threads are long next to a round trip and go a few
+    // per batch (MOVED_PER_BATCH): a second batch waits behind a busy thread however few
+    // are queued, so that the thread does not wait for the pool between its last batches.
+    const heavy = this._toThreads() && movedIn(this.#queue[this.#head]) >= HEAVY_MOVED;
     for (let level = 0; level < IN_FLIGHT; level++) {
-      const least = level === 0 ? 1 : MIN_QUEUED_CALLS;
+      const least = level === 0 || (level === 1 && heavy) ? 1 : MIN_QUEUED_CALLS;
       for (const w of this.#workers) {
         if (this.#pending() === 0 || this.#queuedCalls < least) break;
         if (w.gone || w.broken || w.inflight.length !== level) continue;
