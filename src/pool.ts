@@ -20,7 +20,7 @@ import { DummyProcess } from './dummy_process.js';
 import { compactForThread, threadChannelPair, type CompactMessage } from './thread_channel.js';
 import { sharedMap, sharedMapPart } from './pool_shared.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
-import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf } from './pool_batch.js';
+import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf, warmPacking } from './pool_batch.js';
 import {
   APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR, warmResultCopy,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
@@ -1168,11 +1168,13 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       this._submit({ job: r, index: c, fn: func, src, start: i, count: Math.min(cs, src.length - i), kind: star ? STAR : PLAIN });
     }
     // Once the first batches are sent (the dispatch queued by _submit runs first), the
-    // pool has nothing to do until results come: the work of the first result is done then.
+    // pool has nothing to do until results come: the work of the first result is done then,
+    // and (once per process) V8 is given the map's loops to compile.
     if (!star && !this._toThreads() && typeof src[0] === 'number') {
       queueMicrotask(() => {
         r._prepare();
         warmResultCopy();
+        warmPacking();
       });
     }
     return r;

@@ -72,7 +72,7 @@ const packed: { job: Job | null; src: unknown[] | null; whole: Float64Array | nu
 function packedWhole(t: PendingTask): Float64Array | null | undefined {
   const src = t.src as unknown[];
   if (t.job === packed.job && src === packed.src) return packed.whole;
-  if (t.start !== 0 || t.count < BULK_MIN || !useBulk(src.length)) return undefined;
+  if (packWarm || t.start !== 0 || t.count < BULK_MIN || !useBulk(src.length)) return undefined;
   packed.job = t.job;
   packed.src = src;
   packed.whole = null;
@@ -110,12 +110,49 @@ function fillPlain(t: PendingTask, f: Float64Array, p: number): number {
     packedUpTo(t, end);
     return p + t.count;
   }
+  return copyNumbers(src, start, end, f, p);
+}
+
+/** `f[p, ...) = src[start, end)`; -1 as soon as one is not a number, else the next position. */
+function copyNumbers(src: unknown[], start: number, end: number, f: Float64Array, p: number): number {
   for (let i = start; i < end; i++) {
     const v = src[i];
     if (typeof v !== 'number') return -1;
     f[p++] = v;
   }
   return p;
+}
+
+/** Whether copyNumbers has been warmed up (see warmPacking). */
+let packWarm = false;
+
+/**
+ * Run copyNumbers over arrays of its own (64 x 256 items of the four kinds of arrays of
+ * numbers V8 keeps: small integers or doubles, with holes or not), once per process, for V8
+ * to compile it; from then on a map's chunks are packed by it, batch by batch, rather than
+ * the whole map at once by builtins (every(Number.isFinite), set, includes: ~0.6 ms for
+ * 100k items however often they run, the compiled loop ~0.15 ms). A process pool calls this
+ * after a map's first batches are sent: it waits for its workers then. @internal
+ */
+export function warmPacking(): void {
+  if (packWarm) return;
+  const n = 256;
+  const smis: number[] = [];
+  const doubles: number[] = [0.5];
+  doubles.pop();
+  for (let i = 0; i < n; i++) {
+    smis.push(i);
+    doubles.push(i + 0.5);
+  }
+  const holeySmis = smis.slice();
+  const holeyDoubles = doubles.slice();
+  holeySmis.length = holeyDoubles.length = n + 1;
+  holeySmis.pop();
+  holeyDoubles.pop();
+  const kinds = [smis, doubles, holeySmis, holeyDoubles];
+  const f = new Float64Array(n);
+  for (let k = 0; k < 64; k++) copyNumbers(kinds[k & 3], 0, n, f, 0);
+  packWarm = true;
 }
 
 /** As fillPlain, for argument lists: each as its length, then its items. */
