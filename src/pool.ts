@@ -22,7 +22,7 @@ import { sharedMap, sharedMapPart } from './pool_shared.js';
 import { dumps, dumpsParts, Moved, type Dumped } from './reduction.js';
 import { callsOf, flatten, itemScratch, MAX_BATCH, metaScratch, packItems, slotsOf, warmPacking } from './pool_batch.js';
 import {
-  APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, Signal, STAR, warmResultCopy,
+  APPLY, APPLY1, applyArgs, AsyncResult, EACH, fromWorker, IMapIterator, mapArgs, MapResult, PLAIN, settledCalls, Signal, STAR, warmResultCopy,
   type ApplyOptions, type Callback, type ChunkOptions, type ErrorCallback, type Job, type MapOptions, type PendingTask,
 } from './pool_jobs.js';
 import { INIT_FAILED, poolWorker, type Batch, type Results } from './pool_worker.js';
@@ -668,7 +668,10 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       this.#flush();
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
+      // (In place: code compiled for the queue then goes on with it.)
+      const queue = this.#queue;
+      queue.copyWithin(0, this.#head);
+      queue.length -= this.#head;
       this.#head = 0;
     }
     if (this.#state === CLOSE) this.#maybeStopWorkers();
@@ -936,7 +939,18 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
   #settleCalls(from: number, msg: Results): void {
     const held = this.#callsHeld;
     this.#callsHeld = [];
-    const done = AsyncResult._settleCalls(held, from, msg[0], msg[2] as ArrayLike<unknown>);
+    const n = msg[0];
+    const values = msg[2] as ArrayLike<unknown>;
+    let done = 0;
+    for (let i = 0; i < n; i++) {
+      i = AsyncResult._settleCalls(held, from, i, n, values);
+      done += settledCalls();
+      if (i === n) break;
+      // A result someone waits on, or with a callback: the general way (which tells the pool itself).
+      const r = held[from + i] as AsyncResult;
+      held[from + i] = undefined as unknown as PendingTask;
+      AsyncResult._settleOne(r, values[i]);
+    }
     if (done > 0) {
       this.#jobCount -= done;
       this.#jobsChanged.fire();

@@ -94,6 +94,13 @@ export function mapArgs(call: string, given: unknown[]): MapOptions<any> {
 }
 
 let jobCounter = 0;
+/** How many results the last AsyncResult._settleCalls settled. */
+let settled = 0;
+
+/** How many results the last AsyncResult._settleCalls settled. @internal */
+export function settledCalls(): number {
+  return settled;
+}
 
 function timeoutMs(timeout: Timeout): number | null {
   const t = timeoutSeconds(timeout);
@@ -232,9 +239,14 @@ export class AsyncResult<T = unknown> implements Job {
     // for the narrower kind: at an applyAsync's first result (a number where there was
     // undefined, null where there was a pool), after thousands of calls were compiled for.
     // One result made here gives the fields their wide kinds before any code runs on them.
-    const r = new AsyncResult<unknown>(null, undefined, undefined);
-    r.src = 0;
+    const r = new AsyncResult<unknown>(null, undefined, undefined, checkCallbacks, 0);
+    r.src = undefined;
     r._value = 0;
+    r._signal = new Signal();
+    r._callbacks = [null, null];
+    r._pool = {} as JobPool;
+    r.fn = r._signal = r._callbacks = r._pool = null;
+    r._state = OK;
     jobCounter--;
   }
 
@@ -284,31 +296,38 @@ export class AsyncResult<T = unknown> implements Job {
 
   /**
    * The pool's way for a worker's answers to applyAsync calls, all successful: the results
-   * `calls[from, from + n)` get `values[0, n)` and leave `calls`. Returns how many were
-   * pending: the pool counts those jobs done itself (see Pool#settleCalls). One small loop
-   * for a batch, with nothing called per call when no one waits on a result or has a callback:
-   * thousands of calls then cost the JIT one compile, not one per function of the general way.
+   * `calls[from + i]` get `values[i]` and leave `calls`, from `i` up to `n` or to a result
+   * that someone waits on or that has a callback, whose index is returned (`n`: none) for
+   * the pool to settle the general way (_settleOne). How many it settled is left in
+   * `settled`: the pool counts those jobs done itself (see Pool#settleCalls). One small loop
+   * for a batch, with nothing called per call: thousands of calls cost the JIT one compile,
+   * not one per function of the general way; and nothing in it is met for the first time
+   * after it is compiled (which would throw the code away: the way out for a waited-on
+   * result is a jump, its call is the pool's).
    * @internal
    */
-  static _settleCalls(calls: unknown[], from: number, n: number, values: ArrayLike<unknown>): number {
+  static _settleCalls(calls: unknown[], from: number, i: number, n: number, values: ArrayLike<unknown>): number {
     let done = 0;
-    for (let i = 0; i < n; i++) {
+    for (; i < n; i++) {
       const r = calls[from + i] as AsyncResult;
-      calls[from + i] = undefined;
-      if (r._state !== PENDING) continue;
-      if (r._signal !== null || r._callbacks !== null) {
-        // Someone waits or a callback is set: the general way (which tells the pool itself).
-        r._finish(true, values[i]);
-        continue;
+      if (r._state === PENDING) {
+        if (r._signal !== null || r._callbacks !== null) break;
+        r.fn = null;
+        r.src = undefined;
+        r._pool = null;
+        r._value = values[i];
+        r._state = OK;
+        done++;
       }
-      r.fn = null;
-      r.src = undefined;
-      r._pool = null;
-      r._value = values[i];
-      r._state = OK;
-      done++;
+      calls[from + i] = undefined;
     }
-    return done;
+    settled = done;
+    return i;
+  }
+
+  /** The result `r` of a call that succeeded with `value`, the general way (see _settleCalls). @internal */
+  static _settleOne(r: AsyncResult, value: unknown): void {
+    r._finish(true, value);
   }
 
   protected _finish(ok: boolean, value: unknown): void {
