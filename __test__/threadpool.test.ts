@@ -67,6 +67,26 @@ test('map of many items: numbers, and items or results that are not all numbers,
   t.is(kinds[20], -Infinity);
   t.is(kinds[30], 'hole');
   t.is(kinds[31], 31);
+  // NaN and infinities without holes (the shared way): they and their results come back as they are.
+  const odd = range(n);
+  odd[10] = NaN;
+  odd[20] = -Infinity;
+  const same = await pool.map((x: number) => x, odd);
+  t.true(Number.isNaN(same[10]));
+  t.is(same[20], -Infinity);
+  t.is(same[21], 21);
+  // An item whose getter throws when read a second time (checked, then packed): the map
+  // fails with that error and the pool goes on.
+  const changing = range(n);
+  let reads = 0;
+  Object.defineProperty(changing, 7, {
+    get: () => {
+      if (++reads > 1) throw new Error('read twice');
+      return 7;
+    },
+  });
+  await t.throwsAsync(pool.map((x: number) => x, changing), { message: 'read twice' });
+  t.deepEqual(await pool.map((x: number) => x + 1, range(n)), range(n).map((x) => x + 1));
   // Results that are numbers in the first chunks and then are not.
   t.deepEqual(await pool.map((x: number) => (x < 2000 ? x / 2 : String(x)), range(n)), range(n).map((x) => (x < 2000 ? x / 2 : String(x))));
   t.deepEqual(await pool.map((x: number) => (x < 2000 ? String(x) : x), range(n)), range(n).map((x) => (x < 2000 ? String(x) : x)));

@@ -116,11 +116,16 @@ function runNumbers(fn: Function, values: Float64Array, from: number, end: numbe
  * which the user's function then takes without a deopt.
  */
 const warmFns = [(x: number) => x + 1, (x: number) => x * 2];
-/** Calls left to the warm-up: V8 compiles runNumbers after a few thousand (on a thread of its own). */
-let warmLeft = 6144;
+/**
+ * Calls left to the warm-up: V8 marks runNumbers for compiling after some 1800 (traced)
+ * and compiles it on a thread of its own; more calls would only take a core from the
+ * program (on 2 cores, from what the pool's thread does next, such as making the items
+ * of the next map).
+ */
+let warmLeft = 3072;
 
 /**
- * Run runNumbers over made-up numbers (nothing of the user's) while this worker thread is
+ * Run runNumbers over made-up numbers (nothing of the user's) before a thread's first part, or while it is
  * idle, in slices of 256 calls (some 10-20 us) that end when a task arrives (`ready`),
  * until V8 has marked it for compiling. Otherwise a thread's first large share of a map
  * runs in the interpreter (2 ms for 50k calls, against 0.2 ms compiled); a pool's first
@@ -135,6 +140,8 @@ export function warmShared(ready: () => boolean): void {
     warmLeft -= f64.length;
   }
 }
+
+const noTask = (): boolean => false;
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
@@ -163,6 +170,12 @@ async function chunkValues(fn: Function, values: Float64Array, from: number, at:
 export async function sharedMapPart(m: SharedMap): Promise<unknown[] | null> {
   const { header, claimed, values, fn, length, chunksize, chunks, per } = m;
   Atomics.add(header, JOINED, 1);
+  // A thread's first part warms the loop first (some 0.3 ms), once joined: the map then ends
+  // after the warm-ups of the threads that took part, which leaves V8 time to compile the loop
+  // before the next map (traced: warmed only when idle after the first part, or before joining,
+  // the threads of a pool whose first map was small often ran the next map's start in the
+  // interpreter: the compile ended after the program had made the next items).
+  warmShared(noTask);
   let others: unknown[] | null = null;
   let failed = false;
   let error: unknown;
