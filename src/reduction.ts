@@ -265,6 +265,37 @@ function tupleSize(v: unknown[]): number {
 }
 
 /**
+ * A double or a u32 into or out of a message by typed-array and DataView builtins and byte
+ * operations, not Buffer's writeDoubleLE/writeUInt32LE/fill/readDoubleLE/readUInt32LE:
+ * those are Node's JavaScript, which a fresh process runs (and compiles) for the first time
+ * at its first such message, some 30-90 us each (measured, one call each in fresh processes),
+ * on the way of a pool's first calls in both processes.
+ */
+const numView = new DataView(new ArrayBuffer(8));
+const numBytes = new Uint8Array(numView.buffer);
+
+function putDouble(b: Uint8Array, p: number, x: number): void {
+  numView.setFloat64(0, x, true);
+  for (let i = 0; i < 8; i++) b[p + i] = numBytes[i];
+}
+
+function getDouble(b: Uint8Array, p: number): number {
+  for (let i = 0; i < 8; i++) numBytes[i] = b[p + i];
+  return numView.getFloat64(0, true);
+}
+
+function putU32(b: Uint8Array, p: number, n: number): void {
+  b[p] = n & 255;
+  b[p + 1] = (n >>> 8) & 255;
+  b[p + 2] = (n >>> 16) & 255;
+  b[p + 3] = n >>> 24;
+}
+
+function getU32(b: Uint8Array, p: number): number {
+  return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16)) + b[p + 3] * 0x1000000;
+}
+
+/**
  * Write the compact form of `v` (of `size` bytes) into `b`, without the doubles of its
  * last item when `split` (they follow as a part of their own). Returns where they go.
  */
@@ -276,7 +307,7 @@ function writeTuple(v: unknown[], b: Buffer, split: boolean): number {
     const x = v[i];
     if (typeof x === 'number') {
       b[p] = T_NUMBER;
-      b.writeDoubleLE(x, p + 1);
+      putDouble(b, p + 1, x);
       p += 9;
     } else if (x === null) b[p++] = TAG_NULL;
     else if (x === undefined) b[p++] = TAG_UNDEFINED;
@@ -285,9 +316,9 @@ function writeTuple(v: unknown[], b: Buffer, split: boolean): number {
     else {
       const f = x as Float64Array;
       b[p] = T_F64;
-      b.writeUInt32LE(f.length, p + 1);
+      putU32(b, p + 1, f.length);
       const at = (p + 5 + 7) & ~7;
-      b.fill(0, p + 5, at);
+      for (let j = p + 5; j < at; j++) b[j] = 0;
       if (split && i === v.length - 1) return at;
       copyBytes(new Uint8Array(f.buffer, f.byteOffset, f.byteLength), 0, b, at, f.byteLength);
       p = at + f.byteLength;
@@ -306,7 +337,7 @@ function readTuple(b: Buffer, owned: boolean): unknown[] {
     const t = b[p];
     if (t === T_NUMBER) {
       if (p + 9 > b.length) throw notAMessage('truncated tuple');
-      out[i] = b.readDoubleLE(p + 1);
+      out[i] = getDouble(b, p + 1);
       p += 9;
     } else if (t === TAG_NULL) {
       out[i] = null;
@@ -319,7 +350,7 @@ function readTuple(b: Buffer, owned: boolean): unknown[] {
       p++;
     } else if (t === T_F64) {
       if (p + 5 > b.length) throw notAMessage('truncated tuple');
-      const n = b.readUInt32LE(p + 1);
+      const n = getU32(b, p + 1);
       const at = (p + 5 + 7) & ~7;
       if (at + n * 8 > b.length) throw notAMessage('truncated tuple');
       const start = b.byteOffset + at;
