@@ -21,6 +21,7 @@ const FFFD = '\ufffd';
  */
 const SHORT = 32;
 const recent: string[] = new Array<string>(8192).fill('');
+const recentBytes = new Uint8Array(8192 * SHORT);
 
 /**
  * Strings decoded before the cache is used. V8 records how code runs (its type feedback)
@@ -46,14 +47,17 @@ function decodeUtf8(buf: Buffer, start: number, end: number): string {
   h = (h * 59 + buf[end - 1 - (n >> 2)]) & 0xfffff;
   const slot = (h ^ (h >>> 13)) & 8191;
   const known = recent[slot];
+  const at = slot * SHORT;
   if (known.length === n) {
-    // Equal to an ASCII string: these bytes are that string.
+    // The same bytes as the ASCII string's: that string (compared with its bytes, kept
+    // beside it: a byte array is read more cheaply than a string's characters).
     let i = 0;
-    while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
+    while (i < n && recentBytes[at + i] === buf[start + i]) i++;
     if (i === n) return known;
   }
   for (let i = start; i < end; i++) if (buf[i] >= 0x80) return decodeUtf8Slow(buf, start, end);
   const made = asciiString(buf, start, n);
+  for (let i = 0; i < n; i++) recentBytes[at + i] = buf[start + i];
   recent[slot] = made;
   return made;
 }
@@ -167,6 +171,9 @@ function truncate(stack: unknown[], n: number): void {
 /** A scratch double and its bytes, to read BINFLOAT. */
 const f64 = new Float64Array(1);
 const f64bytes = new Uint8Array(f64.buffer);
+
+/** The length from which load() reads floats by a DataView of the pickle. */
+const VIEW_FROM = 1024;
 
 const truncated = (): UnpicklingError => new UnpicklingError('pickle data was truncated');
 
@@ -302,6 +309,7 @@ class Unpickler {
     const stack = this.stack;
     const marks = this.marks;
     const memo = this.memo;
+    const view = end >= VIEW_FROM ? new DataView(buf.buffer, buf.byteOffset, end) : null;
     let p = 0;
     for (;;) {
       if (p >= end) throw truncated();
@@ -359,7 +367,13 @@ class Unpickler {
           break;
         case 0x47: { // BINFLOAT
           if (p + 8 > end) throw truncated();
-          // Big-endian IEEE 754, through a scratch double (cheaper than a DataView per call).
+          // Big-endian IEEE 754: by a DataView of the pickle when it is long (the view is made
+          // once per pickle), else through a scratch double (no view to make for a few floats).
+          if (view !== null) {
+            v = view.getFloat64(p);
+            p += 8;
+            break;
+          }
           f64bytes[7] = buf[p];
           f64bytes[6] = buf[p + 1];
           f64bytes[5] = buf[p + 2];
