@@ -694,7 +694,9 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const queue = this.#queue;
     const movedPerTask = this._toThreads() ? Math.max(this.#movedPerTask, movedIn(queue[this.#head])) : 0;
     const first = queue[this.#head];
-    const calls = first.kind === APPLY1 && typeof first.src === 'number';
+    // (A few calls go the general way: its code is made by a program's first calls of any
+    // kind, and a short script's single call does not wait for this lane's to be compiled.)
+    const calls = first.kind === APPLY1 && typeof first.src === 'number' && this.#queuedCalls >= MIN_QUEUED_CALLS;
     const head = calls
       ? takeCalls(queue, this.#head, n, budget / perItem, taken, w.fns, defs)
       : takeTasks(queue, this.#head, n, budget / perItem, movedPerTask, taken, w.fns, defs);
@@ -913,7 +915,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const n = msg[0];
     const held = w.held;
     const from = w.head;
-    if (msg[1] !== null || n <= 0 || w.headDone !== 0 || from + n > held.length) return -1;
+    if (msg[1] !== null || n < MIN_QUEUED_CALLS || w.headDone !== 0 || from + n > held.length) return -1;
     for (let i = from; i < from + n; i++) {
       const t = held[i];
       if (t.kind !== APPLY1 || !(t instanceof AsyncResult)) return -1;
