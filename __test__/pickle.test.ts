@@ -298,6 +298,21 @@ sys.stdout.buffer.write(pickle.dumps([d, d, d['self']], 4))`));
   t.deepEqual(Object.keys(o), ['__proto__', 'constructor']);
   t.is(Object.getPrototypeOf(o), Object.prototype);
   t.is(({} as Record<string, unknown>).polluted, undefined);
+  // The same in a dict of many keys (its keys are added while the object has no prototype):
+  // the object has Object.prototype after, its keys in Python's order (but for '7': an object
+  // lists such keys first),
+  // and a key that is not a str after many str ones still makes a Map of them all.
+  const many = loads(python(`import pickle, sys; d = {f'k{i}': i for i in range(100)}; d['__proto__'] = {'polluted': 1}; d['7'] = 7; d['toString'] = 8; sys.stdout.buffer.write(pickle.dumps(d))`));
+  t.is(Object.getPrototypeOf(many), Object.prototype);
+  t.deepEqual(Object.keys(many), ['7', ...Array.from({ length: 100 }, (_, i) => `k${i}`), '__proto__', 'toString']);
+  t.deepEqual(many.__proto__, { polluted: 1 });
+  t.is(many.toString, 8);
+  t.is(({} as Record<string, unknown>).polluted, undefined);
+  const mixed = loads(python(`import pickle, sys; d = {f'k{i}': i for i in range(100)}; d[5] = 'five'; sys.stdout.buffer.write(pickle.dumps(d))`));
+  t.true(mixed instanceof Map);
+  t.is(mixed.size, 101);
+  t.is(mixed.get('k99'), 99);
+  t.is(mixed.get(5), 'five');
 });
 
 test('strings: lone surrogates cross both ways; a Python surrogate pair arrives as the character it encodes', (t) => {
