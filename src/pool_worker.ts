@@ -211,6 +211,12 @@ const warmFns = new Map<number, Function>([
  * again: some 0.3 ms of the worker's start, once.
  */
 const WARM_CALLS = 6144;
+/**
+ * Seconds a process worker waits, idle, after a batch before it warms up (see poolWorker):
+ * longer than a program takes to make its next call once it has results, shorter than it
+ * takes to list the items of a large map.
+ */
+const WARM_IDLE = 0.003;
 
 /** Made-up batches of the warm-up (made by its first round), and the calls it has left to make. */
 let warmBatches: { meta: Float64Array; f64: Float64Array; arr: unknown[]; stopAt: Float64Array; out: ResultBuffer; nums: Float64Array | null } | null = null;
@@ -377,8 +383,11 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
   // Process workers warm runPlain up once they have answered their first batch: not before,
   // as a new pool's first result (what a program that starts a pool waits for) would wait
   // for it (pool_start_forkserver 0.41-0.44x CPython's time without it, 0.75-0.95x with it
-  // at the start); in rounds that give way to a batch that waits (the program's next call,
-  // made as soon as it has the first results), the rest after that batch; not while idle
+  // at the start); once the worker has been idle WARM_IDLE after a batch, as a program's
+  // next call, made as soon as it has the first results, would otherwise find both cores
+  // of a small machine taken by workers warming up (bench/pool.ts --first: the first
+  // applyAsync took 0.8-7.5 ms with the warm-up at once, 0.6-1.0 ms without any); in rounds
+  // that give way to a batch that waits, the rest after that batch; not while idle
   // later, as a worker busy with it when work comes has used its share of a loaded
   // machine's cores. (Process workers only: a ThreadPool's threads share this process's
   // cores and compiler.)
@@ -389,7 +398,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      if (!warm && completed > 0) warm = warmUp(() => conn.pollSync(0));
+      if (!warm && completed > 0 && !conn.pollSync(WARM_IDLE)) warm = warmUp(() => conn.pollSync(0));
       // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts).
       if (!isMainThread) warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
