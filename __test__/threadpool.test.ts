@@ -75,6 +75,16 @@ test('map of many items: numbers, and items or results that are not all numbers,
   t.true(Number.isNaN(same[10]));
   t.is(same[20], -Infinity);
   t.is(same[21], 21);
+  // Arrays that start with a fraction, or with an integer and go on with fractions (checked by
+  // two loops, see allNumbers), and one that starts with a fraction and holds an object.
+  const frac = range(n).map((i) => (i % 2 ? i : i + 0.5));
+  t.deepEqual(await pool.map((x: number) => x * 2, frac), frac.map((x) => x * 2));
+  frac[0] = 0;
+  t.deepEqual(await pool.map((x: number) => x * 2, frac), frac.map((x) => x * 2));
+  const fracMixed: Array<number | { v: number; valueOf(): number }> = range(n).map((i) => i + 0.25);
+  fracMixed[2999] = { v: -1, valueOf: () => ++called };
+  t.deepEqual(await pool.map((x: number | { v: number }) => (typeof x === 'number' ? x * 2 : x.v), fracMixed), range(n).map((i) => (i === 2999 ? -1 : (i + 0.25) * 2)));
+  t.is(called, 0);
   // An item whose getter throws when read a second time (checked, then packed): the map
   // fails with that error and the pool goes on.
   const changing = range(n);
