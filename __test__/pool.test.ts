@@ -322,6 +322,15 @@ test('large maps of numbers come back exactly, whatever the items: -0, NaN, infi
   t.true(10 in got);
   t.is(got[10], undefined);
   t.is(got[11], 11);
+  // Arrays of numbers of each kind V8 keeps (small integers or doubles, with holes or not),
+  // one after the other (the pool's packing loop is compiled for some kinds, then again).
+  const holeyDoubles = range(3000).map((i) => i + 0.5);
+  delete holeyDoubles[7];
+  for (const items of [range(3000), range(3000).map((i) => i / 4), holey, holeyDoubles, range(3000)]) {
+    const back = await pool.map(identity, items, 300);
+    t.is(back.length, items.length);
+    for (let i = 0; i < items.length; i++) if (!Object.is(back[i], items[i])) t.fail(`item ${i}: ${back[i]} for ${items[i]}`);
+  }
   // Results that are numbers, then text, in chunks that may come in any order.
   const mixed = await pool.map(halfOrText, range(4000), 10);
   t.deepEqual(mixed, range(4000).map((x) => (x < 1000 ? x / 2 : `#${x}`)));
