@@ -174,6 +174,23 @@ test('a map of numbers: a thread that exits or is terminated fails it and is rep
   t.true(Date.now() - started < 10_000, 'terminate and join are prompt');
 });
 
+test('maps of numbers after the threads\' first end once all results are in memory; one with an error or a result that is not a number waits for the answers; close and join after them', async (t) => {
+  const pool = new ThreadPool(2);
+  const xs = range(5000);
+  for (let k = 0; k < 6; k++) t.deepEqual(await pool.map((x: number) => x * 3 + 0.5, xs), xs.map((x) => x * 3 + 0.5));
+  const failLast = (x: number): number => {
+    if (x === 4999) throw new RangeError('bad item 4999');
+    return x;
+  };
+  await t.throwsAsync(pool.map(failLast, xs), { instanceOf: RangeError, message: 'bad item 4999' });
+  t.deepEqual(await pool.map((x: number) => (x === 4999 ? 'last' : x), xs), xs.map((x) => (x === 4999 ? 'last' : x)));
+  // Maps one after the other without waiting, then close and join.
+  const ps = [pool.map((x: number) => x - 1, xs), pool.map((x: number) => x - 2, xs), pool.map((x: number) => x - 3, xs)];
+  t.deepEqual(await Promise.all(ps), [1, 2, 3].map((k) => xs.map((x) => x - k)));
+  pool.close();
+  await pool.join();
+});
+
 test('options and positional forms; processes must be at least 1; use after close', async (t) => {
   t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
   t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });
