@@ -126,6 +126,28 @@ test('dumps writes what CPython writes (framing, batching, memo), protocols 3, 4
   t.throws(() => dumps(1, 6), { instanceOf: ValueError });
 });
 
+test('a dict with non-ASCII keys and number values is written whole wherever the last pickles left off', (t) => {
+  // Keys of 3-byte UTF-8 characters, each followed by an int or a float: written after pickles
+  // of every length from 0 to 299, so that some entry lands at the end of the writer's buffer.
+  const d: Record<string, number> = {};
+  for (let i = 0; i < 3000; i++) d[`\u20ac\u20ac\u20ac\u20ac${String.fromCharCode(0x4e00 + i)}`] = i % 3 ? i % 200 : i + 0.5;
+  const first = Buffer.from(dumps(d));
+  for (let pad = 0; pad < 300; pad++) {
+    dumps('x'.repeat(pad));
+    const again = dumps(d);
+    if (!again.equals(first)) {
+      t.fail(`after a pickle of ${pad} characters: different bytes`);
+      return;
+    }
+  }
+  t.deepEqual(loads(first), d);
+  const same = python(`import pickle, sys
+d = {'\\u20ac' * 4 + chr(0x4e00 + i): i % 200 if i % 3 else i + 0.5 for i in range(3000)}
+got = pickle.loads(sys.stdin.buffer.read())
+sys.stdout.write(str(got == d and list(got) == list(d)))`, first).toString();
+  t.is(same, 'True');
+});
+
 test('reads every protocol CPython writes, including protocol 0 and 1 text opcodes', (t) => {
   const expr = "[None, True, 1, -2**70, 1.5, 'h\\xe9\\u20ac', b'by', (1, 2), {'a': [1]}, {1: 2}, {3}, frozenset([4]), bytearray(b'ba')]";
   for (let proto = 0; proto <= HIGHEST_PROTOCOL; proto++) {

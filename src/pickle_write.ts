@@ -633,7 +633,10 @@ class Pickler {
         buf[this.pos] = SHORT_BINUNICODE;
         buf[this.pos + 1] = n;
       } else {
+        // A key that is not short ASCII takes up to 3 bytes a character: room again for the
+        // number after it (the ensure() above counted one byte a character).
         this.saveStr(k);
+        this.ensure(9);
         p = this.pos;
       }
       const v = d[k];
