@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { AsyncResult, MaybeEncodingError, Pool, RemoteTraceback, WorkerLostError } from '../src/pool.js';
 import {
-  add, exitNow, failAt, failSome, halfOrText, lateKinds, mixedKinds, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, square,
+  add, exitNow, failAt, failSome, halfOrText, lateKinds, mixedKinds, slowKillAt, identity, init, initThrows, killAt, killSelf, naturals, pid, readInit, sleep, sleepThen, slowTwice, square,
   unserializable, whoAmI,
 } from './fixtures/pool_targets.js';
 import { runTs } from './helpers.js';
@@ -339,6 +339,16 @@ test('large maps of numbers come back exactly, whatever the items: -0, NaN, infi
   const texts = range(5000).map((x) => x + 1000);
   t.deepEqual(await pool.map(halfOrText, texts, 500), texts.map((x) => `#${x}`));
   await t.throwsAsync(pool.map(lateKinds, range(30000).map((x) => x + 10000), 5000), { instanceOf: RangeError, message: 'late 12500' });
+});
+
+test('slow tasks of one call each send their results as each ends, not when their batch does', async (t) => {
+  await using pool = new Pool(1);
+  // (40 calls: batches of a dozen or more, each task 20 ms.)
+  const rs = range(40).map((i) => pool.applyAsync(slowTwice, [i]));
+  t.is(await rs[0].get(), 0);
+  t.false(rs[39].ready());
+  t.false(rs[12].ready());
+  t.deepEqual(await Promise.all(rs.map((r) => r.get())), range(40).map((i) => 2 * i));
 });
 
 test('a batch of many tasks whose results change kind, throw or are promises mid-batch: each task gets its own result', async (t) => {

@@ -134,15 +134,70 @@ let runP = 0;
 let runStart = 0;
 
 /**
- * The hot loop: plain tasks (one argument a call) of the batch from task `k`, run while
- * their results are numbers, stored straight into `out`'s numbers (which must have room
- * for every call left: see ResultBuffer). Stops before a star task, after the task that
- * ends more than FLUSH_MS after `last` (performance.now()), or at a result that is not a number
- * (`stopped`, the result in `carried`, the calls of task `runK` before it stored), or
- * after RUN_CALLS calls (`paused` in task `runK` before item `runP`: `resume` goes on with
- * it). Returns the task to go on with (`runK` when stopped or paused). A throw leaves
- * `runK` etc. on the task that threw. One small function for many tasks and calls: it is compiled early (see
- * warmUp), as a whole batch runs in it.
+ * The calls of a plain task from item `p` to `stop`, their results stored into `nums` from
+ * `n`, while they are numbers: returns `stop`, or the item whose result is not a number (that
+ * result in `carried`). runPlain runs each task of several calls here (a map's chunks), and
+ * runs of tasks of one call in runEach: small functions that V8 compiles soon and quickly
+ * (~1.5 ms each on a thread of its own, where runPlain whole, loops and bookkeeping, took
+ * 4-5 ms with performance.now and Node's code behind it inlined), so that runPlain itself,
+ * run once per task or run of tasks, need not be compiled (see warmUp).
+ */
+function runCalls(fn: Function, items: ArrayLike<unknown>, p: number, stop: number, nums: Float64Array, n: number): number {
+  for (; p < stop; p++) {
+    const v = fn(items[p]);
+    if (typeof v !== 'number') {
+      carried = v;
+      return p;
+    }
+    nums[n++] = v;
+  }
+  return p;
+}
+
+/** Whether runEach stopped as FLUSH_MS had passed. */
+let timeUp = false;
+
+/** The end of the tasks of one call of function `code` from task `k`, before `end` at most. */
+function sameRun(meta: Float64Array, k: number, end: number, code: number): number {
+  while (k < end && meta[2 * k] === code && meta[2 * k + 1] === 1) k++;
+  return k;
+}
+
+/**
+ * Tasks `k` to `end` of one call each (applyAsync's, imap's; task k's item is `k + d`, its
+ * result goes to `k + e`): as runCalls (a result that is not a number sets `stopped`, that
+ * task not done), and after each task, stops once more than FLUSH_MS have passed since
+ * `since` (a Date.now() time: the cheaper clock, compiled as a plain call; `timeUp`).
+ * Returns the next task; `runK` is the task that threw, if one does. Small, for V8 to
+ * compile it soon and quickly (see runCalls).
+ */
+function runEach(fn: Function, items: ArrayLike<unknown>, k: number, end: number, d: number, nums: Float64Array, e: number, since: number): number {
+  for (; k < end; k++) {
+    runK = k;
+    const v = fn(items[k + d]);
+    if (typeof v !== 'number') {
+      carried = v;
+      stopped = true;
+      return k;
+    }
+    nums[k + e] = v;
+    if (Date.now() - since > FLUSH_MS) {
+      timeUp = true;
+      return k + 1;
+    }
+  }
+  return k;
+}
+
+/**
+ * Plain tasks (one argument a call) of the batch from task `k`, run while their results are
+ * numbers, stored straight into `out`'s numbers (which must have room for every call left:
+ * see ResultBuffer). Stops before a star task, after the task that ends more than FLUSH_MS
+ * after `last` (performance.now()), or at a result that is not a number (`stopped`, the
+ * result in `carried`, the calls of task `runK` before it stored), or after some RUN_CALLS
+ * calls (`paused` in task `runK` before item `runP`: `resume` goes on with it). Returns the
+ * task to go on with (`runK` when stopped or paused). A throw leaves `runK` etc. on the task
+ * that threw. The calls themselves run in runCalls and runEach.
  */
 function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLike<unknown>, k: number, tasks: number, p: number, out: ResultBuffer, last: number, resume: boolean): number {
   const nums = out.nums!;
@@ -152,12 +207,41 @@ function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLi
   let left = RUN_CALLS;
   stopped = false;
   paused = false;
-  for (; k < tasks; k++) {
+  timeUp = false;
+  // (`last` on runEach's clock.)
+  const since = Date.now() - (performance.now() - last);
+  while (k < tasks) {
     const c = meta[2 * k];
     if ((c & 1) === 1) break;
     if (c !== code) {
       code = c;
       fn = fns.get(c / 2);
+    }
+    if (!resume && left > 0 && meta[2 * k + 1] === 1) {
+      // The tasks of one call of this function from here, together.
+      let next: number;
+      try {
+        next = runEach(fn!, items, k, sameRun(meta, k, Math.min(tasks, k + left), c), p - k, nums, n - k, since);
+      } catch (e) {
+        runP0 = p + runK - k;
+        runStart = n + runK - k;
+        throw e;
+      }
+      const d = next - k;
+      n += d;
+      k = next;
+      p += d;
+      left -= d;
+      out.n = n;
+      if (stopped) {
+        runK = k;
+        runP0 = p;
+        runStart = n;
+        runP = p + 1;
+        return k;
+      }
+      if (timeUp) break;
+      continue;
     }
     if (resume) resume = false;
     else {
@@ -166,31 +250,24 @@ function runPlain(fns: Map<number, Function>, meta: Float64Array, items: ArrayLi
       runStart = n;
     }
     const end = runP0 + meta[2 * k + 1];
-    // (Math.min: each operation here runs in the warm-up too, or its first use in a batch
-    // would throw the compiled code away for want of feedback.)
     const stop = Math.min(end, p + left);
     left -= stop - p;
-    for (; p < stop; p++) {
-      const v = fn!(items[p]);
-      if (typeof v !== 'number') {
-        carried = v;
-        stopped = true;
-        out.n = n;
-        runP = p + 1;
-        return k;
-      }
-      nums[n++] = v;
-    }
+    const q = runCalls(fn!, items, p, stop, nums, n);
+    n += q - p;
+    p = q;
     out.n = n;
+    if (q < stop) {
+      stopped = true;
+      runP = q + 1;
+      return k;
+    }
     if (p < end) {
       paused = true;
       runP = p;
       return k;
     }
-    if (performance.now() - last > FLUSH_MS) {
-      k++;
-      break;
-    }
+    k++;
+    if (performance.now() - last > FLUSH_MS) break;
   }
   out.n = n;
   runP = p;
@@ -206,32 +283,44 @@ const warmFns = new Map<number, Function>([
   [1, (x: number) => (x === -1 ? '' : x * 2)],
 ]);
 /**
- * Calls of the warm-up: V8 marks runPlain for compiling after some 4000 (the compile itself
- * runs on a thread of its own, and is put in place at a later call), so half as many
- * again: some 0.3 ms of the worker's start, once.
+ * Rounds of the warm-up, in two parts. The first runs long tasks (runCalls, what a map's
+ * chunks take): V8 marks runCalls, a small function, after some 2000 calls (~0.3 ms
+ * interpreted) and compiles it in ~1.5 ms on a thread of its own. The second runs tasks of
+ * one call (runEach and sameRun, what applyAsync's and imap's batches take: marked after
+ * some 4000 calls, ~0.8 ms, compiled in ~1.5 ms), after a later batch: the whole of the old
+ * warm-up (runPlain's single loop, 4-5 ms to compile) came into a program's first large map
+ * after a small one (bench/pool.ts's map case), which took it, and the first batches run
+ * in the interpreter, on the same cores as the map.
  */
-const WARM_CALLS = 6144;
+const WARM_ROUNDS_FIRST = 16;
+const WARM_ROUNDS = 32;
 /**
- * Seconds a process worker waits, idle, after a batch before it warms up (see poolWorker):
- * longer than a program takes to make its next call once it has results, shorter than it
- * takes to list the items of a large map.
+ * Seconds a process worker waits, idle, after a batch before each part of the warm-up (see
+ * poolWorker): longer than a program takes to make its next call once it has results (a
+ * worker busy with it then takes a core of a small machine from that call); the first part,
+ * short and what a large map needs compiled, sooner: while a program lists a map's items.
  */
+const WARM_IDLE_FIRST = 0.002;
 const WARM_IDLE = 0.003;
 
-/** Made-up batches of the warm-up (made by its first round), and the calls it has left to make. */
-let warmBatches: { meta: Float64Array; f64: Float64Array; arr: unknown[]; stopAt: Float64Array; out: ResultBuffer; nums: Float64Array | null } | null = null;
-let warmLeft = WARM_CALLS;
+/**
+ * The made-up batch: two tasks of WARM_LONG calls, one of each function (the first part's),
+ * then tasks of one call, half of each function (the second's).
+ */
+const WARM_LONG = 64;
+const WARM_TASKS = 258;
+const WARM_BATCH_CALLS = 2 * WARM_LONG + WARM_TASKS - 2;
+/** Made-up batches of the warm-up (made by its first round). */
+let warmBatches: { meta: Float64Array; f64: Float64Array; arr: unknown[]; stopAt: Float64Array; stopLong: Float64Array; out: ResultBuffer; nums: Float64Array | null } | null = null;
 let warmRound = 0;
-/** Tasks, and calls, of a made-up batch (one round of the warm-up: some 20 us compiled). */
-const WARM_TASKS = 64;
-const WARM_BATCH_CALLS = 193 + WARM_TASKS - 1;
 
 function makeWarmBatches(): NonNullable<typeof warmBatches> {
-  const tasks = WARM_TASKS;
-  const meta = new Float64Array(2 * tasks);
-  for (let k = 0; k < tasks; k++) {
-    meta[2 * k] = 2 * (k & 1);
-    meta[2 * k + 1] = k === 0 ? 193 : 1;
+  const meta = new Float64Array(2 * WARM_TASKS);
+  meta[1] = meta[3] = WARM_LONG;
+  meta[2] = 2;
+  for (let k = 2; k < WARM_TASKS; k++) {
+    meta[2 * k] = k < WARM_TASKS >> 1 ? 0 : 2;
+    meta[2 * k + 1] = 1;
   }
   const calls = WARM_BATCH_CALLS;
   const f64 = new Float64Array(calls);
@@ -242,37 +331,44 @@ function makeWarmBatches(): NonNullable<typeof warmBatches> {
     f64[i] = i;
     arr.push(i + 0.5);
   }
-  // Now and then a pass also takes runPlain's other ways out (a result that is not a
-  // number, the time to flush), which a batch may take: code compiled without them would
-  // be thrown away at the first (V8 has no feedback for what has never run).
+  // Now and then a pass also takes the other ways out (a result that is not a number, in
+  // a long task or a run of tasks of one call; the time to flush), which a batch may take:
+  // code compiled without them would be thrown away at the first (V8 has no feedback for
+  // what has never run).
   const stopAt = new Float64Array(f64);
-  stopAt[192 + 7] = -1;
+  stopAt[WARM_BATCH_CALLS - 10] = -1;
+  const stopLong = new Float64Array(f64);
+  stopLong[WARM_LONG + 40] = -1;
   const out = new ResultBuffer(calls);
-  return { meta, f64, arr, stopAt, out, nums: out.nums };
+  return { meta, f64, arr, stopAt, stopLong, out, nums: out.nums };
 }
 
 /**
- * Run runPlain over made-up batches (its own functions and numbers, nothing of the user's),
- * enough for V8 to compile it. Otherwise the first large batch a worker gets (a map's
- * chunks, a few hundred applyAsync calls) runs in the interpreter, 10-20 times slower.
- * In rounds of one batch, each made only while no batch of the pool's waits (`waiting()`):
- * a program's next call, made as soon as it has the first results, does not wait for the
- * warm-up, which goes on when the worker is next idle. Returns whether it is done.
- * (When: see poolWorker.)
+ * Run runCalls and runEach (through runPlain) over made-up batches (their own functions
+ * and numbers, nothing of the user's), enough for V8 to compile them. Otherwise the first
+ * large batch a worker gets (a map's chunks, a few hundred applyAsync calls) runs in the
+ * interpreter, 10-20 times slower. In rounds of one batch, each made only while no batch
+ * of the pool's waits (`waiting()`): a program's next call, made as soon as it has the
+ * first results, does not wait for the warm-up, which goes on when the worker is next
+ * idle. Returns whether it is done, or has ended its first part. (When: see poolWorker.)
  */
 function warmUp(waiting: () => boolean): boolean {
   const w = (warmBatches ??= makeWarmBatches());
-  while (warmLeft > 0) {
+  while (warmRound < WARM_ROUNDS) {
     if (waiting()) break;
     w.out.nums = w.nums;
     w.out.n = 0;
     const odd = warmRound % 8;
-    runPlain(warmFns, w.meta, odd === 5 ? w.stopAt : warmRound & 1 ? w.arr : w.f64, 0, WARM_TASKS, 0, w.out, odd === 3 ? -Infinity : Infinity, false);
-    warmLeft -= WARM_BATCH_CALLS;
+    const items = odd === 5 ? (warmRound < WARM_ROUNDS_FIRST ? w.stopLong : w.stopAt) : warmRound & 1 ? w.arr : w.f64;
+    // Rounds 3 (mod 8) flush at once.
+    const last = odd === 3 ? -Infinity : Infinity;
+    if (warmRound < WARM_ROUNDS_FIRST) runPlain(warmFns, w.meta, items, 0, 2, 0, w.out, last, false);
+    else runPlain(warmFns, w.meta, items, 2, WARM_TASKS, 2 * WARM_LONG, w.out, last, false);
     warmRound++;
+    if (warmRound === WARM_ROUNDS_FIRST) break;
   }
   carried = undefined;
-  if (warmLeft > 0) return false;
+  if (warmRound < WARM_ROUNDS) return false;
   warmBatches = null;
   return true;
 }
@@ -380,17 +476,17 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       return;
     }
   }
-  // Process workers warm runPlain up once they have answered their first batch: not before,
-  // as a new pool's first result (what a program that starts a pool waits for) would wait
-  // for it (pool_start_forkserver 0.41-0.44x CPython's time without it, 0.75-0.95x with it
-  // at the start); once the worker has been idle WARM_IDLE after a batch, as a program's
-  // next call, made as soon as it has the first results, would otherwise find both cores
-  // of a small machine taken by workers warming up (bench/pool.ts --first: the first
-  // applyAsync took 0.8-7.5 ms with the warm-up at once, 0.6-1.0 ms without any); in rounds
-  // that give way to a batch that waits, the rest after that batch; not while idle
-  // later, as a worker busy with it when work comes has used its share of a loaded
-  // machine's cores. (Process workers only: a ThreadPool's threads share this process's
-  // cores and compiler.)
+  // Process workers warm runCalls and runEach up once they have answered their first batch:
+  // not before, as a new pool's first result (what a program that starts a pool waits for)
+  // would wait for it (pool_start_forkserver 0.41-0.44x CPython's time without it,
+  // 0.75-0.95x with it at the start); each part once the worker has been idle a while after
+  // a batch (WARM_IDLE_FIRST, WARM_IDLE), as a program's next call, made as soon as it has
+  // the first results, would otherwise find both cores of a small machine taken by workers
+  // warming up (bench/pool.ts --first: the first applyAsync took 0.8-7.5 ms with the
+  // warm-up at once, 0.6-1.0 ms without any); in rounds that give way to a batch that
+  // waits, the rest after that batch; not while idle later, as a worker busy with it when
+  // work comes has used its share of a loaded machine's cores. (Process workers only: a
+  // ThreadPool's threads share this process's cores and compiler.)
   let warm = !isMainThread;
   const fns = new Map<number, Function>();
   let completed = 0;
@@ -398,7 +494,7 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
     let batch: Batch;
     let items: unknown[] | Float64Array;
     try {
-      if (!warm && completed > 0 && !conn.pollSync(WARM_IDLE)) warm = warmUp(() => conn.pollSync(0));
+      if (!warm && completed > 0 && !conn.pollSync(warmRound < WARM_ROUNDS_FIRST ? WARM_IDLE_FIRST : WARM_IDLE)) warm = warmUp(() => conn.pollSync(0));
       // A ThreadPool's threads warm the loop of their maps of numbers when idle (pool_shared.ts).
       if (!isMainThread) warmShared(() => conn.pollSync(0));
       conn.pollSync(null);
