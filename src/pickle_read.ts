@@ -175,6 +175,9 @@ const f64bytes = new Uint8Array(f64.buffer);
 /** The length from which load() reads floats by a DataView of the pickle. */
 const VIEW_FROM = 1024;
 
+/** From how many bytes left of the pickle a MARK before a str tries dictItems(). */
+const DICT_RUN_FROM = 256;
+
 /** From how many stack items (keys and values) setItems adds keys to an object without its prototype. */
 const BARE_FROM = 64;
 
@@ -299,6 +302,133 @@ class Unpickler {
     truncate(stack, from);
   }
 
+  /**
+   * After a MARK on a dict at `p`: items that are all a short str key (memoized or not) and a
+   * float, an int of up to 4 bytes, a bool, None or a short str value, then the SETITEMS
+   * that ends them, go into the dict as they are read: no stack, no opcode loop for each.
+   * The whole run is checked first (anything else: -1, the usual way reads it). Keys that
+   * look like indexes ('7') and '__proto__' go the usual way too (their order, their
+   * definition). Returns the position after SETITEMS.
+   */
+  dictItems(p: number, view: DataView | null): number {
+    const buf = this.buf;
+    const end = buf.length;
+    const memoOk = this.bigMemo === null;
+    // Check the run.
+    let q = p;
+    let pairs = 0;
+    for (;;) {
+      if (q >= end) return -1;
+      const op = buf[q];
+      if (op === 0x75) break; // SETITEMS
+      if (op !== 0x8c || q + 2 > end) return -1;
+      const n = buf[q + 1];
+      const c = buf[q + 2];
+      if (n === 0 || (c >= 0x30 && c <= 0x39) || (n === 9 && c === 0x5f && buf[q + 3] === 0x5f)) return -1;
+      q += 2 + n;
+      if (q >= end) return -1;
+      if (buf[q] === 0x94) {
+        if (!memoOk) return -1;
+        q++;
+        if (q >= end) return -1;
+      }
+      switch (buf[q]) {
+        case 0x47: q += 9; break; // BINFLOAT
+        case 0x4b: q += 2; break; // BININT1
+        case 0x4d: q += 3; break; // BININT2
+        case 0x4a: q += 5; break; // BININT
+        case 0x88: case 0x89: case 0x4e: q += 1; break; // NEWTRUE, NEWFALSE, NONE
+        case 0x8c: { // SHORT_BINUNICODE
+          if (q + 2 > end) return -1;
+          q += 2 + buf[q + 1];
+          if (q < end && buf[q] === 0x94) {
+            if (!memoOk) return -1;
+            q++;
+          }
+          break;
+        }
+        default: return -1;
+      }
+      pairs++;
+    }
+    // A plain object (checked after the run: a list's MARK fails there, cheaply).
+    const stack = this.stack;
+    const obj = stack[stack.length - 1];
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || Object.getPrototypeOf(obj) !== Object.prototype) return -1;
+    if (this.orders?.has(obj)) return -1;
+    // Store them (many keys: without the prototype meanwhile, as setItems()).
+    const d = obj as Record<string, unknown>;
+    const memo = this.memo;
+    const bare = pairs * 2 >= BARE_FROM;
+    if (bare) Object.setPrototypeOf(d, null);
+    try {
+      while (p < q) {
+        const n = buf[p + 1];
+        const k = decodeUtf8(buf, p + 2, p + 2 + n);
+        p += 2 + n;
+        if (buf[p] === 0x94) {
+          memo.push(k);
+          p++;
+        }
+        let v: unknown;
+        switch (buf[p]) {
+          case 0x47:
+            if (view !== null) v = view.getFloat64(p + 1);
+            else {
+              f64bytes[7] = buf[p + 1];
+              f64bytes[6] = buf[p + 2];
+              f64bytes[5] = buf[p + 3];
+              f64bytes[4] = buf[p + 4];
+              f64bytes[3] = buf[p + 5];
+              f64bytes[2] = buf[p + 6];
+              f64bytes[1] = buf[p + 7];
+              f64bytes[0] = buf[p + 8];
+              v = f64[0];
+            }
+            p += 9;
+            break;
+          case 0x4b:
+            v = buf[p + 1];
+            p += 2;
+            break;
+          case 0x4d:
+            v = buf[p + 1] | (buf[p + 2] << 8);
+            p += 3;
+            break;
+          case 0x4a:
+            v = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
+            p += 5;
+            break;
+          case 0x88:
+            v = true;
+            p++;
+            break;
+          case 0x89:
+            v = false;
+            p++;
+            break;
+          case 0x4e:
+            v = null;
+            p++;
+            break;
+          default: {
+            const m = buf[p + 1];
+            v = decodeUtf8(buf, p + 2, p + 2 + m);
+            p += 2 + m;
+            if (buf[p] === 0x94) {
+              memo.push(v);
+              p++;
+            }
+          }
+        }
+        d[k] = v;
+      }
+    } finally {
+      if (bare) Object.setPrototypeOf(d, Object.prototype);
+    }
+    return q + 1;
+  }
+
   global(module: unknown, name: unknown): PyGlobal {
     if (typeof module !== 'string' || typeof name !== 'string') throw new UnpicklingError('STACK_GLOBAL requires str');
     return findGlobal(module, name);
@@ -349,6 +479,16 @@ class Unpickler {
           return this.replaced !== null && this.memoReads > 0 ? fixReplaced(result, this.replaced) : result;
         }
         case 0x28: // MARK
+          // A dict's items (str keys, simple values) up to their SETITEMS: stored at once,
+          // when what is left of the pickle is long enough to hold many (checking the run
+          // costs about what storing a few items the usual way saves).
+          if (buf[p] === 0x8c && end - p >= DICT_RUN_FROM && stack.length > 0) {
+            const q = this.dictItems(p, view);
+            if (q > 0) {
+              p = q;
+              continue;
+            }
+          }
           marks.push(stack.length);
           continue;
         case 0x4e: // NONE
