@@ -11,6 +11,15 @@ test('starting a process while the child imports its target module is the bootst
   t.regex(r.stderr, /bootstrapping phase/);
 });
 
+test('a ThreadPool made while a pool thread imports the module of its task is the bootstrapping error', async (t) => {
+  const r = await runTs('__test__/fixtures/unguarded_threadpool_main.ts');
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'map failed: WorkerLostError\njoined\n', 'the map fails instead of starting pools in threads without end');
+  t.regex(r.stderr, /bootstrapping phase/);
+  const imports = r.stderr.split('\n').filter((l) => l === 'imported in a thread').length;
+  t.true(imports >= 1 && imports <= 4, `the module was imported in ${imports} threads`);
+});
+
 test('at normal exit daemonic children are terminated and the others joined', async (t) => {
   const marker = join(tmpdir(), `mp-exit-${process.pid}-${Date.now()}`);
   const r = await runTs('__test__/fixtures/exit_main.ts', [marker]);

@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { inspect } from 'node:util';
 import { assertionError, RuntimeError, ValueError, nativeCall } from './errors.js';
 import { native } from './native.js';
-import { importingForChild, reduce, registerKind, type Reduced } from './reduction.js';
+import { bootstrapping, reduce, registerKind, type Reduced } from './reduction.js';
 import { _setChildrenAtExit, _setProcessNameSource, Finalize, info, runExitHandlers } from './util.js';
 import { timeoutArg, timeoutSeconds, type Timeout, type TimeoutOptions } from './timeouts.js';
 import * as wait from './wait.js';
@@ -192,7 +192,7 @@ export class BaseProcess {
     if (s.parentPid !== process.pid) throw assertionError('can only start a process object created by current process');
     const thread = (this.constructor as typeof BaseProcess)._thread;
     if (current[S].config.daemon && !thread) throw assertionError('daemonic processes are not allowed to have children');
-    if (importingForChild) throw new RuntimeError(BOOTSTRAP_MESSAGE);
+    if (bootstrapping()) throw new RuntimeError(BOOTSTRAP_MESSAGE);
     cleanup(children);
     spawning = this;
     try {

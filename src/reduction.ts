@@ -14,6 +14,7 @@ import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as v8 from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
 import { isProxy } from 'node:util/types';
 import { AuthenticationError, errorClasses, nativeCall, PythonError } from './errors.js';
 import { isLoaded, looksExported, moduleOf } from './locate.js';
@@ -973,7 +974,16 @@ function toImportable(url: string): string {
 }
 
 async function importModule(url: string): Promise<void> {
-  modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
+  if (isMainThread) {
+    modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
+    return;
+  }
+  threadImports++;
+  try {
+    modules.set(url, (await import(toImportable(url))) as Record<string, unknown>);
+  } finally {
+    threadImports--;
+  }
 }
 
 /** Import a module of functions that messages will name (the fork server, for its children). @internal */
@@ -982,11 +992,14 @@ export const _importFunctionModule = importModule;
 function moduleSync(url: string): Record<string, unknown> | undefined {
   let mod = modules.get(url);
   if (!mod) {
+    if (!isMainThread) threadImports++;
     try {
       // Node >= 20.19 loads ES modules synchronously with require().
       mod = require(url.startsWith('file:') ? new URL(url).pathname : url) as Record<string, unknown>;
     } catch {
       return undefined;
+    } finally {
+      if (!isMainThread) threadImports--;
     }
     modules.set(url, mod);
   }
@@ -994,9 +1007,23 @@ function moduleSync(url: string): Record<string, unknown> | undefined {
 }
 
 /** Set while the current process imports the modules of its target (Python's bootstrapping phase). */
-export let importingForChild = false;
+let importingForChild = false;
 export function _setImportingForChild(v: boolean): void {
   importingForChild = v;
+}
+
+/**
+ * Imports under way in this thread (not the main thread) of modules that sent functions
+ * come from. A thread runs such a module's top level again (Python's threads share the
+ * program's modules and import nothing), so starting a process or pool from it is the
+ * bootstrapping error, as in a spawned child: else a module that makes a ThreadPool when
+ * imported would make one in each of its threads, and they in theirs, without end.
+ */
+let threadImports = 0;
+
+/** Whether starting a process now is Python's bootstrapping error (see above). @internal */
+export function bootstrapping(): boolean {
+  return importingForChild || threadImports > 0;
 }
 
 /** The state of a sent function, checked: a message's bytes may be anything. */
