@@ -114,6 +114,9 @@ test('dumps writes what CPython writes (framing, batching, memo), protocols 3, 4
     [Buffer.alloc(70000, 0x78), "b'x' * 70000"], [new Set([1, 2]), '{1, 2}'], [1.5, '1.5'], [-(2 ** 31), '-2**31'], [2 ** 31, '2**31'],
     [[Buffer.alloc(100, 1), Buffer.alloc(70000, 2), [3]], "[b'\\x01' * 100, b'\\x02' * 70000, [3]]"],
     [new Map([[1, [1.5]], [2, new Tuple()]]), '{1: [1.5], 2: ()}'], [true, 'True'],
+    [new Map(Array.from({ length: 2500 }, (_, i) => [i, i + 0.5])), '{i: i + 0.5 for i in range(2500)}'],
+    [new Map(Array.from({ length: 1001 }, (_, i) => [-i - 1, [i]])), '{-i - 1: [i] for i in range(1001)}'],
+    [Array.from({ length: 2001 }, (_, i) => i), 'list(range(2001))'], [new Map([[7, 8]]), '{7: 8}'], [[[9]], '[[9]]'],
   ];
   for (const proto of [3, 4, 5]) {
     const theirs = unframe(python(`${PY_FRAMES}\nout([pickle.dumps(v, ${proto}) for v in [${values.map(([, e]) => e).join(', ')}]])`));

@@ -3,7 +3,7 @@
 // not memoized. See pickle.ts for the rules.
 // One file past 800 lines on purpose, as pickle_read.ts: save() and the writers it inlines
 // (strings, ints, floats, frames, the memo) are one hot unit over one output buffer.
-import { PicklingError, RecursionError, ValueError } from './errors.js';
+import { PicklingError, RecursionError, RuntimeError, ValueError } from './errors.js';
 import {
   ADDITEMS, APPEND, APPENDS, BATCHSIZE, BINBYTES, BINBYTES8, BINFLOAT, BINGET, BININT, BININT1, BININT2, BINPUT,
   BINUNICODE, BINUNICODE8, builtinExceptionNames, DEFAULT_PROTOCOL, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
@@ -538,13 +538,10 @@ class Pickler {
       this.byte(APPEND);
       return;
     }
+    // Batches of BATCHSIZE, each MARK ... APPENDS, a last one of one item too (as
+    // Modules/_pickle.c's batch_list_exact; only a list of one item is written by APPEND).
     for (let i = 0; i < n; ) {
       const stop = Math.min(n, i + BATCHSIZE);
-      if (stop - i === 1) {
-        this.save(l[i++]);
-        this.byte(APPEND);
-        continue;
-      }
       this.byte(MARK);
       for (; i < stop; i++) this.save(l[i]);
       this.byte(APPENDS);
@@ -592,14 +589,9 @@ class Pickler {
       this.byte(SETITEM);
       return;
     }
+    // Batches as batch_dict_exact's: MARK ... SETITEMS, a last one of one item too.
     for (let i = 0; i < n; ) {
       const stop = Math.min(n, i + BATCHSIZE);
-      if (stop - i === 1) {
-        this.saveStr(keys[i]);
-        this.save(d[keys[i++]]);
-        this.byte(SETITEM);
-        continue;
-      }
       this.byte(MARK);
       this.saveItems(d, keys, i, stop);
       i = stop;
@@ -680,23 +672,22 @@ class Pickler {
     for (const k of m.keys()) checkHashable(k);
     this.byte(EMPTY_DICT);
     this.memoize(m);
-    const entries = [...m];
-    const n = entries.length;
-    for (let i = 0; i < n; ) {
-      const stop = Math.min(n, i + BATCHSIZE);
-      if (stop - i === 1) {
-        this.save(entries[i][0]);
-        this.save(entries[i++][1]);
-        this.byte(SETITEM);
-        continue;
+    // One pass over the entries (no array of them first: a 1,000-entry Map 63 -> 40 us), in
+    // batches as batch_dict_exact's: SETITEM for a dict of one item, else MARK ... SETITEMS.
+    const n = m.size;
+    let i = 0;
+    let left = 0;
+    for (const [k, v] of m) {
+      if (left === 0) {
+        left = Math.min(BATCHSIZE, n - i);
+        if (n > 1) this.byte(MARK);
       }
-      this.byte(MARK);
-      for (; i < stop; i++) {
-        this.save(entries[i][0]);
-        this.save(entries[i][1]);
-      }
-      this.byte(SETITEMS);
+      this.save(k);
+      this.save(v);
+      i++;
+      if (--left === 0) this.byte(n === 1 ? SETITEM : SETITEMS);
     }
+    if (i !== n || left !== 0) throw new RuntimeError('dictionary changed size during iteration');
   }
 
   saveSet(s: Set<unknown>): void {
