@@ -117,26 +117,6 @@ class Pickler {
     this.view = new DataView(this.ab, this.abOffset, this.buf.byteLength);
   }
 
-  reset(proto: number): void {
-    // Start in the slab where the last pickle ended (a new slab after one that outgrew it),
-    // with room for a small pickle: ensure() moves to a new slab when little is left.
-    if (this.buf.length > SLAB) this.pos = this.buf.length;
-    this.base = this.pos;
-    this.frameStart = -1;
-    this.ensure(1024);
-    this.proto = proto;
-    this.memoCount = 0;
-    this.depth = 0;
-    this.frameStart = -1;
-  }
-
-  /** Forget the objects seen (the memo must not keep them alive). */
-  forget(): void {
-    for (let i = 0; i < this.memoN; i++) this.memoObjs[i] = undefined;
-    this.memoN = 0;
-    this.memoMap = null;
-  }
-
   memoGet(v: object): number | undefined {
     if (this.memoMap !== null) return this.memoMap.get(v);
     const objs = this.memoObjs;
@@ -490,7 +470,20 @@ class Pickler {
   }
 
   saveObject(v: object): void {
-    const seen = this.memoGet(v);
+    // memoGet() written out (as the byte writes below): in a fresh process each small helper
+    // called on every pickle is compiled on its own by V8 before its callers are, a queue of
+    // compile jobs that the first thousands of calls wait behind.
+    let seen: number | undefined;
+    if (this.memoMap !== null) seen = this.memoMap.get(v);
+    else {
+      const objs = this.memoObjs;
+      for (let i = 0; i < this.memoN; i++) {
+        if (objs[i] === v) {
+          seen = this.memoIdxs[i];
+          break;
+        }
+      }
+    }
     if (seen !== undefined) {
       this.get(seen);
       return;
@@ -530,8 +523,17 @@ class Pickler {
   }
 
   saveList(l: unknown[]): void {
-    this.byte(EMPTY_LIST);
-    this.memoize(l);
+    // EMPTY_LIST MEMOIZE, the memo's common case written here (see saveObject()).
+    if (this.memoMap === null && this.memoN < MEMO_LIST && this.proto >= 4 && this.pos + 1 < this.buf.length) {
+      const b = this.buf;
+      b[this.pos++] = EMPTY_LIST;
+      this.memoObjs[this.memoN] = l;
+      this.memoIdxs[this.memoN++] = this.memoCount++;
+      b[this.pos++] = MEMOIZE;
+    } else {
+      this.byte(EMPTY_LIST);
+      this.memoize(l);
+    }
     const n = l.length;
     if (n === 1) {
       this.save(l[0]);
@@ -542,9 +544,11 @@ class Pickler {
     // Modules/_pickle.c's batch_list_exact; only a list of one item is written by APPEND).
     for (let i = 0; i < n; ) {
       const stop = Math.min(n, i + BATCHSIZE);
-      this.byte(MARK);
+      if (this.pos >= this.buf.length) this.grow(1);
+      this.buf[this.pos++] = MARK;
       for (; i < stop; i++) this.save(l[i]);
-      this.byte(APPENDS);
+      if (this.pos >= this.buf.length) this.grow(1);
+      this.buf[this.pos++] = APPENDS;
     }
   }
 
@@ -579,8 +583,17 @@ class Pickler {
   }
 
   saveDict(d: Record<string, unknown>): void {
-    this.byte(EMPTY_DICT);
-    this.memoize(d);
+    // EMPTY_DICT MEMOIZE, the memo's common case written here (see saveObject()).
+    if (this.memoMap === null && this.memoN < MEMO_LIST && this.proto >= 4 && this.pos + 1 < this.buf.length) {
+      const b = this.buf;
+      b[this.pos++] = EMPTY_DICT;
+      this.memoObjs[this.memoN] = d;
+      this.memoIdxs[this.memoN++] = this.memoCount++;
+      b[this.pos++] = MEMOIZE;
+    } else {
+      this.byte(EMPTY_DICT);
+      this.memoize(d);
+    }
     const keys = Object.keys(d);
     const n = keys.length;
     if (n === 1) {
@@ -592,10 +605,12 @@ class Pickler {
     // Batches as batch_dict_exact's: MARK ... SETITEMS, a last one of one item too.
     for (let i = 0; i < n; ) {
       const stop = Math.min(n, i + BATCHSIZE);
-      this.byte(MARK);
+      if (this.pos >= this.buf.length) this.grow(1);
+      this.buf[this.pos++] = MARK;
       this.saveItems(d, keys, i, stop);
       i = stop;
-      this.byte(SETITEMS);
+      if (this.pos >= this.buf.length) this.grow(1);
+      this.buf[this.pos++] = SETITEMS;
     }
   }
 
@@ -608,7 +623,7 @@ class Pickler {
     for (; i < stop; i++) {
       const k = keys[i];
       const n = k.length;
-      // Room for the key's header and bytes and a 9-byte float.
+      // Room for the key's header and bytes and a 9-byte float (by ensure(): see dumps()).
       this.ensure(n + 11);
       const buf = this.buf;
       let p = this.pos;
@@ -802,8 +817,18 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
   const w = spare ?? new Pickler();
   spare = null;
   try {
-    w.reset(proto);
-    // PROTO, and from protocol 4 the 9 bytes of a frame header (reset() left room).
+    // Start in the slab where the last pickle ended (a new slab after one that outgrew it),
+    // with room for a small pickle. Written out here, as the end below (see saveObject()).
+    if (w.buf.length > SLAB) w.pos = w.buf.length;
+    w.base = w.pos;
+    w.frameStart = -1;
+    // By ensure(): its move to a new slab then runs in the first small pickles, where V8
+    // records it, and a later pickle that grows elsewhere (saveItems()) keeps its optimized code.
+    w.ensure(1024);
+    w.proto = proto;
+    w.memoCount = 0;
+    w.depth = 0;
+    // PROTO, and from protocol 4 the 9 bytes of a frame header (room left above).
     let p = w.pos;
     w.buf[p] = PROTO;
     w.buf[p + 1] = proto;
@@ -814,8 +839,28 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     }
     w.pos = p;
     w.save(obj);
-    w.byte(STOP);
-    if (w.frameStart >= 0) w.commitFrame();
+    if (w.pos >= w.buf.length) w.grow(1);
+    w.buf[w.pos++] = STOP;
+    const start = w.frameStart;
+    if (start >= 0) {
+      // commitFrame() for a frame under 4 GiB.
+      const len = w.pos - start - 9;
+      if (len >= FRAME_SIZE_MIN && len <= 0xffffffff) {
+        const b = w.buf;
+        b[start] = FRAME;
+        b[start + 1] = len & 0xff;
+        b[start + 2] = (len >>> 8) & 0xff;
+        b[start + 3] = (len >>> 16) & 0xff;
+        b[start + 4] = len >>> 24;
+        b[start + 5] = 0;
+        b[start + 6] = 0;
+        b[start + 7] = 0;
+        b[start + 8] = 0;
+        w.frameStart = -1;
+      } else {
+        w.commitFrame();
+      }
+    }
     const out = new View(w.ab, w.abOffset + w.base, w.pos - w.base);
     // The next pickle starts 8-aligned after this one.
     w.pos = Math.min(w.buf.length, (w.pos + 7) & ~7);
@@ -824,7 +869,14 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     w.pos = w.base;
     throw e;
   } finally {
-    if (w.memoN !== 0 || w.memoMap !== null) w.forget();
+    // Forget the objects seen (the memo must not keep them alive).
+    const m = w.memoN;
+    if (m !== 0) {
+      const objs = w.memoObjs;
+      for (let i = 0; i < m; i++) objs[i] = undefined;
+      w.memoN = 0;
+    }
+    if (w.memoMap !== null) w.memoMap = null;
     spare = w;
   }
 }
