@@ -227,8 +227,10 @@ class BatchScratch {
 
   take(n: number): Float64Array {
     if (this.#used + n > this.#buf.length) {
-      // Regions already taken stay on the old buffer.
-      this.#buf = new Float64Array(Math.max(n, this.#buf.length * 2));
+      // Regions already taken stay on the old buffer. Room for the next as large too: the
+      // batches of a round are about as large as one another, and each buffer outgrown is
+      // fresh memory written once (a page fault per 4 KiB) and dropped.
+      this.#buf = new Float64Array(Math.max(2 * n, this.#buf.length * 2));
       this.#used = 0;
     }
     const region = this.#buf.subarray(this.#used, this.#used + n);
