@@ -18,7 +18,7 @@ export interface Machine {
 const OURS = 'node-multiprocessing';
 const PY = 'cpython';
 
-/** Issue 17's and issue 13's targets: ours relative to CPython (a rate ratio, or a time ratio when `time`). */
+/** Issues 17's, 13's and 15's targets: ours relative to CPython (a rate ratio, or a time ratio when `time`). */
 const TARGETS: Record<string, { ratio: number; time?: boolean; vs?: string; note?: string }> = {
   queue_throughput_8B: { ratio: 10 },
   queue_bandwidth_1MiB: { ratio: 8 },
@@ -33,6 +33,11 @@ const TARGETS: Record<string, { ratio: number; time?: boolean; vs?: string; note
   threadpool_apply_async_trivial: { ratio: 1.5, note: 'and ≥ 2x the best Node pool' },
   threadpool_map_trivial: { ratio: 1, note: 'and ≥ our process Pool' },
   threadpool_map_1MiB: { ratio: 1, vs: 'piscina' },
+  pickle_dumps_small: { ratio: 1, time: true },
+  pickle_loads_small: { ratio: 1, time: true },
+  pickle_dumps_1k: { ratio: 1, time: true },
+  pickle_loads_1k: { ratio: 1, time: true },
+  pickle_roundtrip_vs_python: { ratio: 1, time: true },
 };
 
 /** What a case is compared with in the chart: CPython, else its first other implementation. */
@@ -163,7 +168,7 @@ export function readmeTable(results: Result[], machine: Machine, rounds: number)
     const py = r.impls[PY];
     if (!ours) continue;
     const ratio = py ? ours.value / py.value : undefined;
-    const ratioText = ratio === undefined ? '' : r.lowerIsBetter ? `${ratio.toPrecision(2)}x the time` : `${ratio.toPrecision(3)}x`;
+    const ratioText = ratio === undefined ? '' : r.lowerIsBetter ? `${ratio.toPrecision(3)}x the time` : `${ratio.toPrecision(3)}x`;
     const others = Object.entries(r.impls)
       .filter(([i]) => i !== OURS && i !== PY)
       .map(([i, f]) => `${i}: ${fmtValue(f.value, r.unit)}`)
