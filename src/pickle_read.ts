@@ -172,6 +172,24 @@ function truncate(stack: unknown[], n: number): void {
 const f64 = new Float64Array(1);
 const f64bytes = new Uint8Array(f64.buffer);
 
+/**
+ * The big-endian IEEE 754 double at `buf[p]`: by `view` (a DataView of the pickle, made once
+ * for a long pickle) when there is one, else through the scratch double (no view to make for
+ * a few floats).
+ */
+function floatAt(buf: Uint8Array, p: number, view: DataView | null): number {
+  if (view !== null) return view.getFloat64(p);
+  f64bytes[7] = buf[p];
+  f64bytes[6] = buf[p + 1];
+  f64bytes[5] = buf[p + 2];
+  f64bytes[4] = buf[p + 3];
+  f64bytes[3] = buf[p + 4];
+  f64bytes[2] = buf[p + 5];
+  f64bytes[1] = buf[p + 6];
+  f64bytes[0] = buf[p + 7];
+  return f64[0];
+}
+
 /** The length from which load() reads floats by a DataView of the pickle. */
 const VIEW_FROM = 1024;
 
@@ -373,18 +391,7 @@ class Unpickler {
         let v: unknown;
         switch (buf[p]) {
           case 0x47:
-            if (view !== null) v = view.getFloat64(p + 1);
-            else {
-              f64bytes[7] = buf[p + 1];
-              f64bytes[6] = buf[p + 2];
-              f64bytes[5] = buf[p + 3];
-              f64bytes[4] = buf[p + 4];
-              f64bytes[3] = buf[p + 5];
-              f64bytes[2] = buf[p + 6];
-              f64bytes[1] = buf[p + 7];
-              f64bytes[0] = buf[p + 8];
-              v = f64[0];
-            }
+            v = floatAt(buf, p + 1, view);
             p += 9;
             break;
           case 0x4b:
@@ -516,22 +523,7 @@ class Unpickler {
           break;
         case 0x47: { // BINFLOAT
           if (p + 8 > end) throw truncated();
-          // Big-endian IEEE 754: by a DataView of the pickle when it is long (the view is made
-          // once per pickle), else through a scratch double (no view to make for a few floats).
-          if (view !== null) {
-            v = view.getFloat64(p);
-            p += 8;
-            break;
-          }
-          f64bytes[7] = buf[p];
-          f64bytes[6] = buf[p + 1];
-          f64bytes[5] = buf[p + 2];
-          f64bytes[4] = buf[p + 3];
-          f64bytes[3] = buf[p + 4];
-          f64bytes[2] = buf[p + 5];
-          f64bytes[1] = buf[p + 6];
-          f64bytes[0] = buf[p + 7];
-          v = f64[0];
+          v = floatAt(buf, p, view);
           p += 8;
           break;
         }
