@@ -491,7 +491,9 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     const { mine, theirs, budget } = this._channel();
     let proc: P;
     try {
-      proc = this._makeWorker({ target: poolWorker, args: [theirs, this.#initializer, this.#initargs, this.#maxtasks] });
+      // (A spawned worker warms up before its first batch: see poolWorker.)
+      const warmFirst = this.#ctx.getStartMethod() === 'spawn';
+      proc = this._makeWorker({ target: poolWorker, args: [theirs, this.#initializer, this.#initargs, this.#maxtasks, warmFirst] });
       proc.start();
     } catch (e) {
       mine.close();

@@ -477,9 +477,10 @@ async function finishPlain(fn: Function, items: ArrayLike<unknown>, end: number,
 
 /**
  * The worker's target. `maxtasks` (null: no limit): exit after that many tasks.
- * Exits quietly when the pool goes away (EOF on the connection).
+ * `warmFirst`: warm up before the first batch (see below). Exits quietly when the pool goes
+ * away (EOF on the connection).
  */
-export async function poolWorker(conn: Connection, initializer: Function | null, initargs: unknown[], maxtasks: number | null): Promise<void> {
+export async function poolWorker(conn: Connection, initializer: Function | null, initargs: unknown[], maxtasks: number | null, warmFirst = false): Promise<void> {
   if (initializer) {
     try {
       const r = initializer(...(initargs ?? []));
@@ -495,18 +496,27 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
       return;
     }
   }
-  // Process workers warm runCalls and runEach up once they have answered their first batch:
-  // not before, as a new pool's first result (what a program that starts a pool waits for)
-  // would wait for it (pool_start_forkserver 0.41-0.44x CPython's time without it,
-  // 0.75-0.95x with it at the start); each part once the worker has been idle a while after
-  // a batch (WARM_IDLE_FIRST, WARM_IDLE), as a program's next call, made as soon as it has
-  // the first results, would otherwise find both cores of a small machine taken by workers
-  // warming up (bench/pool.ts --first: the first applyAsync took 0.8-7.5 ms with the
-  // warm-up at once, 0.6-1.0 ms without any); in rounds that give way to a batch that
-  // waits, the rest after that batch; not while idle later, as a worker busy with it when
-  // work comes has used its share of a loaded machine's cores. (Process workers only: a
-  // ThreadPool's threads share this process's cores and compiler.)
+  // Process workers warm runCalls and runEach up (process workers only: a ThreadPool's
+  // threads share this process's cores and compiler). A spawned worker (`warmFirst`) does it
+  // all before its first batch: its start takes ~40 ms of CPU, the warm-up ~2-3 ms more
+  // (and ~3 ms of V8's compile threads), and done later it falls where the program's next
+  // calls run (bench/pool.ts's map case: a map of 100 items, then range(100000) listed and
+  // mapped; the warm-up ran on the cores the program's listing and its map needed: the
+  // workers' CPU in the large map 10-11 -> 4-5 ms, its time 11.1 -> 7.7 ms). A forked
+  // worker (fork server) starts in a few ms, which it would double (pool_start_forkserver
+  // 0.41-0.44x CPython's time without a warm-up, 0.75-0.95x with an older one at the start):
+  // it warms up once it has answered its first batch and has been idle a while
+  // (WARM_IDLE_FIRST, WARM_IDLE), as a program's next call, made as soon as it has the first
+  // results, would otherwise find both cores of a small machine taken by workers warming up
+  // (bench/pool.ts --first: the first applyAsync took 0.8-7.5 ms with the warm-up at once,
+  // 0.6-1.0 ms without any); in rounds that give way to a batch that waits, the rest after
+  // that batch; not while idle later, as a worker busy with it when work comes has used its
+  // share of a loaded machine's cores.
   let warm = !isMainThread;
+  if (!warm && warmFirst) {
+    warmUp(() => false);
+    warm = warmUp(() => false);
+  }
   const fns = new Map<number, Function>();
   let completed = 0;
   for (;;) {
