@@ -58,7 +58,7 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 const HEADER_BYTES: usize = 4096;
 const HEAD_BYTES: usize = 16; // state word + length at the start of a head cell
-const MAGIC: u64 = u64::from_le_bytes(*b"mpring02");
+const MAGIC: u64 = u64::from_le_bytes(*b"mpring03");
 const MAX_CELLS: usize = 1 << 30;
 /// In a head's length word: the item is out of the ring; the message's payload is its place.
 const INDIRECT: u64 = 1 << 63;
@@ -119,7 +119,12 @@ struct Tail {
     pos: AtomicU64,
 }
 
-/// An eventcount: waiters sleep on `seq`; notifiers bump it and wake only if `waiters > 0`.
+/// An eventcount. `avail` and `space`: bit 0 of `seq` says that someone may sleep on its
+/// current value (set by each waiter before its last check); a notifier that finds it set
+/// clears it and bumps the count (one CAS: `seq + 1`), then wakes the sleepers, so the
+/// notifiers after it make no system call until someone waits again (a producer does not
+/// wake on every put while the woken consumer waits for a CPU). `waiters` is unused.
+/// `done`: `seq` counts completed tasks and `waiters` counts its sleepers.
 #[repr(C, align(64))]
 struct Event {
     seq: AtomicU32,
@@ -536,12 +541,43 @@ impl Ring {
         w.store(0, Release);
     }
 
-    /// Bump an eventcount and wake its sleepers, with no system call when nobody sleeps.
+    /// Wake the sleepers of `avail` or `space` (see `Event`), with no system call when
+    /// nobody has waited since the last wake.
     fn notify(ev: &Event) {
         fence(SeqCst);
-        if ev.waiters.load(Relaxed) != 0 {
-            ev.seq.fetch_add(1, SeqCst);
-            futex::wake(&ev.seq, i32::MAX as u32);
+        let mut s = ev.seq.load(Relaxed);
+        while s & 1 != 0 {
+            match ev.seq.compare_exchange_weak(s, s.wrapping_add(1), SeqCst, Relaxed) {
+                Ok(_) => {
+                    futex::wake(&ev.seq, i32::MAX as u32);
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Register as a waiter on `which` before the last check: the value of its word to
+    /// sleep on. A `seq` that differs from it (or a wake) means: check again.
+    fn arm(&self, which: Which) -> u32 {
+        let ev = self.event(which);
+        if which == Which::Done {
+            ev.waiters.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            return ev.seq.load(SeqCst);
+        }
+        // A write even when the bit is already set, so that a notifier's load after its
+        // fence sees it (or a later value).
+        let s = ev.seq.fetch_or(1, SeqCst) | 1;
+        fence(SeqCst);
+        s
+    }
+
+    /// Done waiting after `arm` (only `done` counts its sleepers; a flag left set costs
+    /// one needless wake).
+    fn unarm(&self, which: Which) {
+        if which == Which::Done {
+            self.event(which).waiters.fetch_sub(1, SeqCst);
         }
     }
 
@@ -876,13 +912,11 @@ impl Ring {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(QueueError::Timeout);
             }
-            ev.waiters.fetch_add(1, SeqCst);
-            fence(SeqCst);
-            let seen = ev.seq.load(SeqCst);
+            let seen = self.arm(which);
             let poll = match step() {
                 Ok(Step::Blocked { poll }) => poll,
                 r => {
-                    ev.waiters.fetch_sub(1, SeqCst);
+                    self.unarm(which);
                     match r? {
                         Step::Done(v) => return Ok(v),
                         Step::Blocked { .. } => unreachable!(),
@@ -895,7 +929,7 @@ impl Ring {
                 (false, d) => d,
             };
             let r = futex::wait(&ev.seq, seen, until);
-            ev.waiters.fetch_sub(1, SeqCst);
+            self.unarm(which);
             r?;
         }
     }
@@ -906,9 +940,7 @@ impl Ring {
             return Ok(v);
         }
         let ev = self.event(which);
-        ev.waiters.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        let seen = ev.seq.load(SeqCst);
+        let seen = self.arm(which);
         match step() {
             Ok(Step::Blocked { poll }) => Err(QueueError::WouldBlock(RingWait {
                 addr: &ev.seq as *const AtomicU32 as usize,
@@ -917,7 +949,7 @@ impl Ring {
                 which,
             })),
             r => {
-                ev.waiters.fetch_sub(1, SeqCst);
+                self.unarm(which);
                 match r? {
                     Step::Done(v) => Ok(v),
                     Step::Blocked { .. } => unreachable!(),
@@ -929,7 +961,7 @@ impl Ring {
     /// Undo the waiter registration of a `WouldBlock` once done waiting on it (a missed call
     /// only costs needless wake-ups).
     pub fn disarm(&self, w: &RingWait) {
-        self.event(w.which).waiters.fetch_sub(1, SeqCst);
+        self.unarm(w.which);
     }
 
     /// Put an item, waiting for room until `deadline` (None: forever).
@@ -950,6 +982,12 @@ impl Ring {
 
     pub fn try_put_parts(&self, parts: &[&[u8]]) -> Result<(), QueueError> {
         self.attempt(Which::Space, || self.put_step(parts, false))
+    }
+
+    /// As `try_put_parts` for a caller that will not wait: false when there is no room now
+    /// (no waiter is registered, so that the next get makes no wake-up call for it).
+    pub fn put_parts_now(&self, parts: &[&[u8]]) -> Result<bool, QueueError> {
+        Ok(matches!(self.put_step(parts, false)?, Step::Done(())))
     }
 
     /// Put small items packed one after the other (each a u32 LE length, then its bytes;
@@ -1006,6 +1044,15 @@ impl Ring {
     pub fn try_get_with<R>(&self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R, QueueError> {
         let c = self.attempt(Which::Avail, || self.claim(false))?;
         self.read_claim(c, f)
+    }
+
+    /// As `try_get_with` for a caller that will not wait: None when there is no item now
+    /// (no waiter is registered, so that the next put makes no wake-up call for it).
+    pub fn get_now_with<R>(&self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>, QueueError> {
+        match self.claim(false)? {
+            Step::Done(c) => self.read_claim(c, f).map(Some),
+            Step::Blocked { .. } => Ok(None),
+        }
     }
 
     /// Items put and not yet taken (including ones being put right now).
@@ -1327,6 +1374,54 @@ mod tests {
         });
         ring.disarm(&w);
         assert_eq!(ring.try_get().unwrap(), b"y");
+    }
+
+    #[test]
+    fn a_wait_costs_one_wake() {
+        let ring = Ring::create(1 << 16, 0).unwrap();
+        let seq = || ring.h().avail.seq.load(SeqCst);
+        // Nobody waits: puts leave the word alone (no wake-up call).
+        let s0 = seq();
+        ring.put(b"a", None).unwrap();
+        assert_eq!(seq(), s0);
+        assert_eq!(ring.get(None).unwrap(), b"a");
+        // A poll that will not wait arms nothing.
+        assert!(ring.get_now_with(concat).unwrap().is_none());
+        ring.put(b"b", None).unwrap();
+        assert_eq!(seq(), s0);
+        assert_eq!(ring.get_now_with(concat).unwrap().unwrap(), b"b");
+        // An armed waiter: the first put wakes it (bumps the word); the puts after it, made
+        // before it runs, do not wake again.
+        let w = match ring.try_get() {
+            Err(QueueError::WouldBlock(w)) => w,
+            r => panic!("{r:?}"),
+        };
+        assert_eq!(seq(), w.expected);
+        ring.put(b"c", None).unwrap();
+        let s1 = seq();
+        assert_ne!(s1, w.expected);
+        ring.put(b"d", None).unwrap();
+        ring.put_batch(&packed(&[b"e".to_vec(), b"f".to_vec()]), None).unwrap();
+        assert_eq!(seq(), s1);
+        ring.disarm(&w);
+        for x in [b"c", b"d", b"e", b"f"] {
+            assert_eq!(ring.get(None).unwrap(), x);
+        }
+        // A sleeping consumer is woken by the next put, and only it bumps the word.
+        std::thread::scope(|s| {
+            let t = s.spawn(|| ring.get(secs(5.0)).unwrap());
+            while seq() & 1 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let armed = seq();
+            ring.put(b"g", None).unwrap();
+            let s2 = seq();
+            assert_ne!(s2, armed);
+            assert_eq!(t.join().unwrap(), b"g");
+            ring.put(b"h", None).unwrap();
+            assert_eq!(seq(), s2);
+        });
+        assert_eq!(ring.get(None).unwrap(), b"h");
     }
 
     #[test]

@@ -162,13 +162,9 @@ fn timeout_deadline(timeout: f64) -> Option<Instant> {
 /// True when put, false when the queue stayed full.
 #[napi]
 pub fn ring_put(h: &External<RingHandle>, data: &[u8], timeout: f64) -> napi::Result<bool> {
-    let r = if timeout == 0.0 { h.ring.try_put(data) } else { h.ring.put(data, timeout_deadline(timeout)) };
+    let r = if timeout == 0.0 { h.ring.put_parts_now(&[data]) } else { h.ring.put(data, timeout_deadline(timeout)).map(|_| true) };
     match r {
-        Ok(()) => Ok(true),
-        Err(QueueError::WouldBlock(w)) => {
-            h.ring.disarm(&w);
-            Ok(false)
-        }
+        Ok(put) => Ok(put),
         Err(QueueError::Timeout) => Ok(false),
         Err(e) => Err(qerr(e)),
     }
@@ -179,17 +175,13 @@ pub fn ring_put(h: &External<RingHandle>, data: &[u8], timeout: f64) -> napi::Re
 #[napi]
 pub fn ring_get<'env>(env: &'env Env, h: &External<RingHandle>, timeout: f64) -> napi::Result<Either<i32, BufferSlice<'env>>> {
     let r = if timeout == 0.0 {
-        h.ring.try_get_with(|a, b| receive(env, a, b))
+        h.ring.get_now_with(|a, b| receive(env, a, b))
     } else {
-        h.ring.get_with(timeout_deadline(timeout), |a, b| receive(env, a, b))
+        h.ring.get_with(timeout_deadline(timeout), |a, b| receive(env, a, b)).map(Some)
     };
     match r {
-        Ok(v) => v,
-        Err(QueueError::WouldBlock(w)) => {
-            h.ring.disarm(&w);
-            Ok(Either::A(-1))
-        }
-        Err(QueueError::Timeout) => Ok(Either::A(-1)),
+        Ok(Some(v)) => v,
+        Ok(None) | Err(QueueError::Timeout) => Ok(Either::A(-1)),
         Err(e) => Err(qerr(e)),
     }
 }
@@ -323,13 +315,9 @@ unsafe extern "C" fn fast_put(env: sys::napi_env, info: sys::napi_callback_info)
     let tag = unsafe { f64_arg(env, tag, -1.0) };
     let prefix = [tag as u8];
     let parts: &[&[u8]] = if (0.0..256.0).contains(&tag) { &[&prefix, bytes] } else { &[bytes] };
-    let r = if timeout == 0.0 { ring.try_put_parts(parts) } else { ring.put_parts(parts, timeout_deadline(timeout)) };
+    let r = if timeout == 0.0 { ring.put_parts_now(parts) } else { ring.put_parts(parts, timeout_deadline(timeout)).map(|_| true) };
     let ok = match r {
-        Ok(()) => true,
-        Err(QueueError::WouldBlock(w)) => {
-            ring.disarm(&w);
-            false
-        }
+        Ok(put) => put,
         Err(QueueError::Timeout) => false,
         Err(e) => return unsafe { throw(env, qerr(e)) },
     };
@@ -377,17 +365,13 @@ unsafe extern "C" fn fast_get(env: sys::napi_env, info: sys::napi_callback_info)
     let timeout = unsafe { f64_arg(env, timeout, -1.0) };
     let e = Env::from_raw(env);
     let r = if timeout == 0.0 {
-        ring.try_get_with(|a, b| receive_raw(&e, a, b))
+        ring.get_now_with(|a, b| receive_raw(&e, a, b))
     } else {
-        ring.get_with(timeout_deadline(timeout), |a, b| receive_raw(&e, a, b))
+        ring.get_with(timeout_deadline(timeout), |a, b| receive_raw(&e, a, b)).map(Some)
     };
     let r = match r {
-        Ok(v) => v,
-        Err(QueueError::WouldBlock(w)) => {
-            ring.disarm(&w);
-            Ok(Either::A(-1))
-        }
-        Err(QueueError::Timeout) => Ok(Either::A(-1)),
+        Ok(Some(v)) => v,
+        Ok(None) | Err(QueueError::Timeout) => Ok(Either::A(-1)),
         Err(e) => Err(qerr(e)),
     };
     match r {
