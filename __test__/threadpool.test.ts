@@ -7,9 +7,10 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initSecondLate, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
+import { RawArray } from '../src/sharedctypes.js';
 
 const range = (n: number) => [...Array(n).keys()];
 
@@ -189,6 +190,15 @@ test('maps of numbers after the threads\' first end once all results are in memo
   t.deepEqual(await Promise.all(ps), [1, 2, 3].map((k) => xs.map((x) => x - k)));
   pool.close();
   await pool.join();
+});
+
+test("a new pool's first map of numbers ends once every thread has started and answered, not with the first thread up", async (t) => {
+  // (A thread still starting would otherwise start beside the program's next work.)
+  const state = RawArray('i', 3) as Int32Array;
+  await using pool = new ThreadPool({ processes: 2, initializer: initSecondLate, initargs: [state, 500] });
+  t.deepEqual(await pool.map(square, range(1000)), range(1000).map((x) => x * x));
+  t.is(Atomics.load(state, 2), 2);
+  t.deepEqual(await pool.map(square, range(3000)), range(3000).map((x) => x * x));
 });
 
 test('options and positional forms; processes must be at least 1; use after close', async (t) => {

@@ -172,6 +172,8 @@ interface Worker<P extends PoolWorkerProcess = PoolWorkerProcess> {
   /** Tasks sent to it (for maxtasksperchild). */
   assigned: number;
   reading: boolean;
+  /** It has answered at least once (it has started, and loaded the module of a task). */
+  answered: boolean;
   gone: boolean;
   /** A send to it failed: it gets nothing more (its reader, or the watch, replaces it). */
   broken: boolean;
@@ -503,7 +505,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
     const w: Worker<P> = {
       proc, conn: mine, name: proc.name, held: [], head: 0, headDone: 0, inflight: [], inflightBytes: [], budget,
-      fns: new Set(), assigned: 0, reading: false, gone: false, broken: false, unwatch: new AbortController(),
+      fns: new Set(), assigned: 0, reading: false, answered: false, gone: false, broken: false, unwatch: new AbortController(),
     };
     this.#workers.add(w);
     debug('added worker');
@@ -551,6 +553,12 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
       theirs.close();
       throw e;
     }
+  }
+
+  /** Whether some worker has not answered yet (still starting, for a thread). @internal */
+  protected _anyCold(): boolean {
+    for (const w of this.#workers) if (!w.gone && !w.answered) return true;
+    return false;
   }
 
   /** Whether batches go to threads of this process (their `move()`d buffers are moved). @internal */
@@ -884,6 +892,7 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
           if (!w.gone) await this.#lost(w);
           return;
         }
+        w.answered = true;
         const calls = this.#releaseCalls(w, msg);
         const done = calls < 0 ? this.#release(w, msg) : 0;
         if (heldCount(w) === 0) {
@@ -1454,7 +1463,7 @@ export class ThreadPool extends Pool<DummyProcess> {
   }
 
   protected override _sharedMap(func: Function, items: unknown[], chunksize: number | null, callback: Callback<any>, errorCallback: ErrorCallback): { result: MapResult<any>; tasks: PendingTask[] } | null {
-    return sharedMap(this, func, items, chunksize, this._processes, callback, errorCallback);
+    return sharedMap(this, func, items, chunksize, this._processes, this._anyCold(), callback, errorCallback);
   }
 
   protected override _describeWorker(thread: DummyProcess): string {
