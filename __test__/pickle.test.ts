@@ -151,6 +151,33 @@ sys.stdout.write(str(got == d and list(got) == list(d)))`, first).toString();
   t.is(same, 'True');
 });
 
+test('a plain object holding Arrays: the same bytes as the Map of its entries, read by CPython with shared lists shared', (t) => {
+  // dumps writes a plain object's items and the plain Arrays among its values in one loop
+  // (saveDict()); a Map's go through save() one by one: both must give the same bytes.
+  const s: unknown[] = [1, 'x'];
+  const many: Record<string, unknown> = {};
+  for (let i = 0; i < 20; i++) many[`l${i}`] = [i];
+  many.again = many.l0;
+  const values: Array<Record<string, unknown>> = [
+    { id: 12345, name: 'node-multiprocessing', ok: true, score: 0.75, tags: ['a', 'b'] },
+    { a: s, b: s, c: [s, s], d: [], e: [7], f: [[]], one: [{ x: 1 }], deep: [[[1]]] },
+    { g: [null, undefined, true, false, -0, NaN, Infinity, 2 ** 40, -(2 ** 31), 2 ** 31, 1.5, '\u00e9', 'x'.repeat(300), 10n ** 30n, { k: [s] }, new Tuple(1), new Map([[1, 2]])] },
+    { big: Array.from({ length: 2500 }, (_, i) => (i % 3 ? i * 1.5 : `s${i}`)), '\u20ac': [1, 2], n: null, u: undefined, neg0: -0, inf: -Infinity },
+    { frames: Array.from({ length: 3000 }, (_, i) => 'y'.repeat(40 + (i % 5))), after: [1, 2] },
+    many,
+  ];
+  for (const proto of [3, 4, 5]) {
+    const ours = values.map((v) => Buffer.from(dumps(v, proto)));
+    values.forEach((v, i) => t.true(ours[i].equals(dumps(new Map(Object.entries(v)), proto)), `protocol ${proto}, value ${i}`));
+    // CPython reads each, checks the shared lists, and writes it again; both read the same.
+    const back = unframe(python(`${PY_FRAMES}
+vs = [pickle.loads(b) for b in frames(sys.stdin.buffer.read())]
+assert vs[1]['a'] is vs[1]['b'] is vs[1]['c'][0] is vs[1]['c'][1] and vs[5]['again'] is vs[5]['l0']
+out([pickle.dumps(v, ${proto}) for v in vs])`, frames(ours)));
+    back.forEach((b, i) => t.deepEqual(loads(b), loads(ours[i]), `protocol ${proto}, value ${i}`));
+  }
+});
+
 test('a dict of many str keys and simple values reads as CPython wrote it; other runs of items read as before', (t) => {
   // Floats, ints of 1, 2 and 4 bytes (negative too), bools, None, str values (some the same
   // object, read back through the memo), non-ASCII keys; protocol 4 reads them in one run.

@@ -676,6 +676,14 @@ class Pickler {
           this.commitFrame();
           this.startFrame();
         }
+      } else if (typeof v === 'object' && v !== null) {
+        // save() of an object: saveObject(), then the frame check.
+        this.pos = p;
+        this.saveObject(v);
+        if (this.frameStart >= 0 && this.pos - this.frameStart >= FRAME_SIZE_TARGET) {
+          this.commitFrame();
+          this.startFrame();
+        }
       } else {
         this.pos = p;
         this.save(v);
@@ -838,7 +846,17 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
       p += 9;
     }
     w.pos = p;
-    w.save(obj);
+    if (typeof obj === 'object' && obj !== null && Object.getPrototypeOf(obj) === Object.prototype) {
+      // save() of a plain object: saveObject()'s part (the memo is empty), then the frame check.
+      w.depth = 1;
+      w.saveDict(obj as Record<string, unknown>);
+      if (w.frameStart >= 0 && w.pos - w.frameStart >= FRAME_SIZE_TARGET) {
+        w.commitFrame();
+        w.startFrame();
+      }
+    } else {
+      w.save(obj);
+    }
     if (w.pos >= w.buf.length) w.grow(1);
     w.buf[w.pos++] = STOP;
     const start = w.frameStart;
