@@ -165,6 +165,10 @@ test('a plain object holding Arrays: the same bytes as the Map of its entries, r
     { big: Array.from({ length: 2500 }, (_, i) => (i % 3 ? i * 1.5 : `s${i}`)), '\u20ac': [1, 2], n: null, u: undefined, neg0: -0, inf: -Infinity },
     { frames: Array.from({ length: 3000 }, (_, i) => 'y'.repeat(40 + (i % 5))), after: [1, 2] },
     many,
+    // Plain up to a list with a non-ASCII str or a large int in it, then more plain items.
+    { a: 1, l: ['x', 'y'], m: ['z', '\u00e9', 3], n: [1, 2 ** 40], o: 'end', p: [true] },
+    // Past a frame's target size (64 KiB) in plain items only.
+    Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${i}`, i % 2 ? 'v'.repeat(230) : i < 9 ? ['w'.repeat(150), i] : i * 1.5])),
   ];
   for (const proto of [3, 4, 5]) {
     const ours = values.map((v) => Buffer.from(dumps(v, proto)));
@@ -175,6 +179,16 @@ vs = [pickle.loads(b) for b in frames(sys.stdin.buffer.read())]
 assert vs[1]['a'] is vs[1]['b'] is vs[1]['c'][0] is vs[1]['c'][1] and vs[5]['again'] is vs[5]['l0']
 out([pickle.dumps(v, ${proto}) for v in vs])`, frames(ours)));
     back.forEach((b, i) => t.deepEqual(loads(b), loads(ours[i]), `protocol ${proto}, value ${i}`));
+  }
+  // Written wherever the last pickle left off (some item lands at the end of the writer's buffer).
+  const first = Buffer.from(dumps(values[0]));
+  const mixed = Buffer.from(dumps(values[6]));
+  for (let pad = 0; pad < 300; pad++) {
+    dumps('x'.repeat(pad));
+    if (!dumps(values[0]).equals(first) || !dumps(values[6]).equals(mixed)) {
+      t.fail(`after a pickle of ${pad} characters: different bytes`);
+      return;
+    }
   }
 });
 

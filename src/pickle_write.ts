@@ -141,7 +141,15 @@ class Pickler {
   }
 
   ensure(n: number): void {
-    if (this.pos + n > this.buf.length) this.grow(n);
+    this.pos = this.room(this.pos, n);
+  }
+
+  /** ensure() for a position kept in a local (`this.pos` stale): `p`, or where it is after a move. */
+  room(p: number, n: number): number {
+    if (p + n <= this.buf.length) return p;
+    this.pos = p;
+    this.grow(n);
+    return this.pos;
   }
 
   byte(b: number): void {
@@ -582,7 +590,7 @@ class Pickler {
     this.memoize(t);
   }
 
-  saveDict(d: Record<string, unknown>): void {
+  saveDict(d: Record<string, unknown>, keys = Object.keys(d)): void {
     // EMPTY_DICT MEMOIZE, the memo's common case written here (see saveObject()).
     if (this.memoMap === null && this.memoN < MEMO_LIST && this.proto >= 4 && this.pos + 1 < this.buf.length) {
       const b = this.buf;
@@ -594,7 +602,6 @@ class Pickler {
       this.byte(EMPTY_DICT);
       this.memoize(d);
     }
-    const keys = Object.keys(d);
     const n = keys.length;
     if (n === 1) {
       this.saveStr(keys[0]);
@@ -612,6 +619,176 @@ class Pickler {
       if (this.pos >= this.buf.length) this.grow(1);
       this.buf[this.pos++] = SETITEMS;
     }
+  }
+
+  /**
+   * A pickle's top-level plain object (the memo is empty), written as saveDict() writes it.
+   * From protocol 4, for 2 to BATCHSIZE items: while its items are plain (a short ASCII key; a value that is a 4-byte int, a float, a
+   * short ASCII str, a bool, None, or a plain Array of such values not seen before) they are
+   * written by one small loop over locals: the common message shape. In a fresh process this
+   * runs unoptimized for its first thousands of calls, where each call and property access
+   * costs, and V8 compiles one small function sooner than a chain of them. At the first item
+   * that is not plain, the memo is filled in and saveItems() goes on from it; a pickle that
+   * reaches a frame's target size is written again by saveDict() (its frames are cut where
+   * save() cuts them).
+   */
+  saveTopDict(d: Record<string, unknown>): void {
+    const keys = Object.keys(d);
+    const n = keys.length;
+    if (n < 2 || n > BATCHSIZE || this.proto < 4) {
+      this.saveDict(d, keys);
+      return;
+    }
+    // Positions from the pickle's start (room() may move the pickle): where it started and
+    // where the item being written starts.
+    const start = this.pos - this.base;
+    let at = start;
+    let p = this.room(this.pos, 3);
+    let buf = this.buf;
+    buf[p++] = EMPTY_DICT;
+    buf[p++] = MEMOIZE;
+    buf[p++] = MARK;
+    // The memo: this dict first, then the lists written (registered below when needed).
+    const objs = this.memoObjs;
+    objs[0] = d;
+    let lists = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      at = p - this.base;
+      const k = keys[i];
+      const kn = k.length;
+      if (kn >= 256) break;
+      // Room for the key and a 9-byte number, or a short str, or a list's header.
+      p = this.room(p, kn + 12);
+      buf = this.buf;
+      buf[p] = SHORT_BINUNICODE;
+      buf[p + 1] = kn;
+      let q = p + 2;
+      let j = 0;
+      for (; j < kn; j++) {
+        const c = k.charCodeAt(j);
+        if (c >= 0x80) break;
+        buf[q++] = c;
+      }
+      if (j < kn) break;
+      const v = d[k];
+      if (typeof v === 'number') {
+        const iv = v | 0;
+        // 1 / v is -Infinity for -0 only (among integers): a float.
+        if (iv === v && 1 / v !== -Infinity) {
+          // All 4 bytes are stored (there is room) and the opcode says how many count.
+          const u = iv >>> 0;
+          const one = u <= 0xff;
+          const two = u <= 0xffff;
+          buf[q] = one ? BININT1 : two ? BININT2 : BININT;
+          buf[q + 1] = u & 0xff;
+          buf[q + 2] = (u >>> 8) & 0xff;
+          buf[q + 3] = (u >>> 16) & 0xff;
+          buf[q + 4] = u >>> 24;
+          q += one ? 2 : two ? 3 : 5;
+        } else if (iv !== v && Math.floor(v) !== v) {
+          // A fraction or NaN.
+          buf[q] = BINFLOAT;
+          this.view.setFloat64(q + 1, v, false);
+          q += 9;
+        } else break;
+      } else if (typeof v === 'string') {
+        const m = v.length;
+        if (m >= 256) break;
+        q = this.room(q, m + 3);
+        buf = this.buf;
+        const h = q;
+        q += 2;
+        for (j = 0; j < m; j++) {
+          const c = v.charCodeAt(j);
+          if (c >= 0x80) break;
+          buf[q++] = c;
+        }
+        if (j < m) break;
+        buf[h] = SHORT_BINUNICODE;
+        buf[h + 1] = m;
+      } else if (typeof v === 'boolean') {
+        buf[q++] = v ? NEWTRUE : NEWFALSE;
+      } else if (v == null) {
+        buf[q++] = NONE;
+      } else if (Array.isArray(v) && Object.getPrototypeOf(v) === Array.prototype && lists < MEMO_LIST - 1 && v.length <= BATCHSIZE) {
+        // As saveList(): EMPTY_LIST MEMOIZE, APPEND after one item, else MARK ... APPENDS.
+        let x = lists;
+        while (x > 0 && objs[x] !== v) x--;
+        if (x > 0) break;
+        const l = v as unknown[];
+        const m = l.length;
+        buf[q++] = EMPTY_LIST;
+        buf[q++] = MEMOIZE;
+        if (m > 1) buf[q++] = MARK;
+        for (x = 0; x < m; x++) {
+          const e = l[x];
+          // Room for the item, the list's end and the dict's (SETITEMS).
+          q = this.room(q, typeof e === 'string' ? e.length + 4 : 11);
+          buf = this.buf;
+          if (typeof e === 'string') {
+            const el = e.length;
+            if (el >= 256) break;
+            const h = q;
+            q += 2;
+            for (j = 0; j < el; j++) {
+              const c = e.charCodeAt(j);
+              if (c >= 0x80) break;
+              buf[q++] = c;
+            }
+            if (j < el) break;
+            buf[h] = SHORT_BINUNICODE;
+            buf[h + 1] = el;
+          } else if (typeof e === 'number') {
+            const iv = e | 0;
+            if (iv === e && 1 / e !== -Infinity) {
+              const u = iv >>> 0;
+              const one = u <= 0xff;
+              const two = u <= 0xffff;
+              buf[q] = one ? BININT1 : two ? BININT2 : BININT;
+              buf[q + 1] = u & 0xff;
+              buf[q + 2] = (u >>> 8) & 0xff;
+              buf[q + 3] = (u >>> 16) & 0xff;
+              buf[q + 4] = u >>> 24;
+              q += one ? 2 : two ? 3 : 5;
+            } else if (iv !== e && Math.floor(e) !== e) {
+              buf[q] = BINFLOAT;
+              this.view.setFloat64(q + 1, e, false);
+              q += 9;
+            } else break;
+          } else if (typeof e === 'boolean') {
+            buf[q++] = e ? NEWTRUE : NEWFALSE;
+          } else if (e == null) {
+            buf[q++] = NONE;
+          } else break;
+        }
+        if (x < m) break;
+        if (m !== 0) buf[q++] = m === 1 ? APPEND : APPENDS;
+        objs[++lists] = l;
+      } else break;
+      p = q;
+    }
+    if (i === n) at = p - this.base;
+    if (this.base + at - this.frameStart >= FRAME_SIZE_TARGET) {
+      // Past a frame's target size: save()'s frame checks would have cut a frame in it.
+      for (let x = 0; x <= lists; x++) objs[x] = undefined;
+      this.pos = this.base + start;
+      this.saveDict(d, keys);
+      return;
+    }
+    // The memo as saveDict() and saveList() leave it: this dict, then each list written.
+    this.memoN = lists + 1;
+    this.memoCount = lists + 1;
+    if (i < n) {
+      // Item i is not plain: the memo's indexes, then saveItems() from that item on.
+      for (let x = 0; x <= lists; x++) this.memoIdxs[x] = x;
+      this.pos = this.base + at;
+      this.saveItems(d, keys, i, n);
+      p = this.room(this.pos, 1);
+      buf = this.buf;
+    }
+    buf[p++] = SETITEMS;
+    this.pos = p;
   }
 
   /**
@@ -849,7 +1026,7 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     if (typeof obj === 'object' && obj !== null && Object.getPrototypeOf(obj) === Object.prototype) {
       // save() of a plain object: saveObject()'s part (the memo is empty), then the frame check.
       w.depth = 1;
-      w.saveDict(obj as Record<string, unknown>);
+      w.saveTopDict(obj as Record<string, unknown>);
       if (w.frameStart >= 0 && w.pos - w.frameStart >= FRAME_SIZE_TARGET) {
         w.commitFrame();
         w.startFrame();
