@@ -103,6 +103,7 @@ let slabUsed = 0;
  * A small Buffer item received in `scratch` (`r` bytes with its tag): a copy in a slice of
  * a slab, as `Buffer.allocUnsafe` makes one, without its calls (they cost most of a get
  * until the optimizing compiler has run, the first thousands of gets of a fresh process).
+ * `getSync()` has these lines inline, on purpose: its usual call is one function (see there).
  */
 function smallBuffer(r: number): Buffer {
   const n = r - 1;
