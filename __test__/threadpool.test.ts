@@ -201,6 +201,13 @@ test("a new pool's first map of numbers ends once every thread has started and a
   t.deepEqual(await pool.map(square, range(3000)), range(3000).map((x) => x * x));
 });
 
+test("a new pool's first map of numbers does not wait for a thread busy with an earlier task", async (t) => {
+  await using pool = new ThreadPool(2);
+  const busy = pool.applyAsync(sleepThen, [30, 1]);
+  t.deepEqual(await pool.map(square, range(1000)), range(1000).map((x) => x * x));
+  t.false(busy.ready());
+});
+
 test('options and positional forms; processes must be at least 1; use after close', async (t) => {
   t.throws(() => new ThreadPool(0), { instanceOf: ValueError });
   t.throws(() => new ThreadPool({ processes: -1 }), { instanceOf: ValueError });

@@ -555,10 +555,20 @@ export class Pool<P extends PoolWorkerProcess = BaseProcess> {
     }
   }
 
-  /** Whether some worker has not answered yet (still starting, for a thread). @internal */
-  protected _anyCold(): boolean {
-    for (const w of this.#workers) if (!w.gone && !w.answered) return true;
-    return false;
+  /**
+   * Whether the pool is starting: some worker has not answered yet (a thread may still be
+   * starting), and no worker holds a task nor does one wait (a task of the program's, such
+   * as a long one, then holds up nothing that waits for every worker). @internal
+   */
+  protected _starting(): boolean {
+    if (this.#pending() > 0) return false;
+    let cold = false;
+    for (const w of this.#workers) {
+      if (w.gone) continue;
+      if (heldCount(w) > 0) return false;
+      if (!w.answered) cold = true;
+    }
+    return cold;
   }
 
   /** Whether batches go to threads of this process (their `move()`d buffers are moved). @internal */
@@ -1463,7 +1473,7 @@ export class ThreadPool extends Pool<DummyProcess> {
   }
 
   protected override _sharedMap(func: Function, items: unknown[], chunksize: number | null, callback: Callback<any>, errorCallback: ErrorCallback): { result: MapResult<any>; tasks: PendingTask[] } | null {
-    return sharedMap(this, func, items, chunksize, this._processes, this._anyCold(), callback, errorCallback);
+    return sharedMap(this, func, items, chunksize, this._processes, this._starting(), callback, errorCallback);
   }
 
   protected override _describeWorker(thread: DummyProcess): string {

@@ -409,8 +409,8 @@ function warmMain(): void {
  * A map of `fn` over `items` in chunks of `chunksize` (null: not given) as a shared map, for a pool of
  * `parts` threads: its result and the tasks to submit (one part per thread); null when
  * the items are not all numbers (holes are not) or too few, which go the usual way.
- * `waitAll` (some thread of the pool has not answered yet: it is still starting): the map
- * ends once every part has answered, not as soon as its items are done. A new pool's
+ * `waitAll` (the pool is starting: some thread has not answered yet, none has a task): the
+ * map ends once every part has answered, not as soon as its items are done. A new pool's
  * threads start in 50-100 ms each, some 5-20 ms apart on 2 cores; a first map of a few
  * hundred items was done by the first thread up, and the last one's start (its isolate,
  * the library, the module of the task) then ran beside the program's next work
