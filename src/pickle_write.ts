@@ -712,58 +712,13 @@ class Pickler {
       } else if (v == null) {
         buf[q++] = NONE;
       } else if (Array.isArray(v) && Object.getPrototypeOf(v) === Array.prototype && lists < MEMO_LIST - 1 && v.length <= BATCHSIZE) {
-        // As saveList(): EMPTY_LIST MEMOIZE, APPEND after one item, else MARK ... APPENDS.
         let x = lists;
         while (x > 0 && objs[x] !== v) x--;
         if (x > 0) break;
         const l = v as unknown[];
-        const m = l.length;
-        buf[q++] = EMPTY_LIST;
-        buf[q++] = MEMOIZE;
-        if (m > 1) buf[q++] = MARK;
-        for (x = 0; x < m; x++) {
-          const e = l[x];
-          // Room for the item, the list's end and the dict's (SETITEMS).
-          q = this.room(q, typeof e === 'string' ? e.length + 4 : 11);
-          buf = this.buf;
-          if (typeof e === 'string') {
-            const el = e.length;
-            if (el >= 256) break;
-            const h = q;
-            q += 2;
-            for (j = 0; j < el; j++) {
-              const c = e.charCodeAt(j);
-              if (c >= 0x80) break;
-              buf[q++] = c;
-            }
-            if (j < el) break;
-            buf[h] = SHORT_BINUNICODE;
-            buf[h + 1] = el;
-          } else if (typeof e === 'number') {
-            const iv = e | 0;
-            if (iv === e && 1 / e !== -Infinity) {
-              const u = iv >>> 0;
-              const one = u <= 0xff;
-              const two = u <= 0xffff;
-              buf[q] = one ? BININT1 : two ? BININT2 : BININT;
-              buf[q + 1] = u & 0xff;
-              buf[q + 2] = (u >>> 8) & 0xff;
-              buf[q + 3] = (u >>> 16) & 0xff;
-              buf[q + 4] = u >>> 24;
-              q += one ? 2 : two ? 3 : 5;
-            } else if (iv !== e && Math.floor(e) !== e) {
-              buf[q] = BINFLOAT;
-              this.view.setFloat64(q + 1, e, false);
-              q += 9;
-            } else break;
-          } else if (typeof e === 'boolean') {
-            buf[q++] = e ? NEWTRUE : NEWFALSE;
-          } else if (e == null) {
-            buf[q++] = NONE;
-          } else break;
-        }
-        if (x < m) break;
-        if (m !== 0) buf[q++] = m === 1 ? APPEND : APPENDS;
+        q = this.flatList(l, q);
+        if (q < 0) break;
+        buf = this.buf;
         objs[++lists] = l;
       } else break;
       p = q;
@@ -789,6 +744,65 @@ class Pickler {
     }
     buf[p++] = SETITEMS;
     this.pos = p;
+  }
+
+  /**
+   * A plain Array of plain values (see saveTopDict()) written at `q` as saveList() writes it;
+   * where it ends, or -1 if an item is not plain (nothing written then counts). A function of
+   * its own: V8 compiles saveTopDict() sooner without this loop inside its loop.
+   */
+  flatList(l: unknown[], q: number): number {
+    let buf = this.buf;
+    let j = 0;
+    let x = 0;
+    const m = l.length;
+    buf[q++] = EMPTY_LIST;
+    buf[q++] = MEMOIZE;
+    if (m > 1) buf[q++] = MARK;
+    for (x = 0; x < m; x++) {
+      const e = l[x];
+      // Room for the item, the list's end and the dict's (SETITEMS).
+      q = this.room(q, typeof e === 'string' ? e.length + 4 : 11);
+      buf = this.buf;
+      if (typeof e === 'string') {
+        const el = e.length;
+        if (el >= 256) break;
+        const h = q;
+        q += 2;
+        for (j = 0; j < el; j++) {
+          const c = e.charCodeAt(j);
+          if (c >= 0x80) break;
+          buf[q++] = c;
+        }
+        if (j < el) break;
+        buf[h] = SHORT_BINUNICODE;
+        buf[h + 1] = el;
+      } else if (typeof e === 'number') {
+        const iv = e | 0;
+        if (iv === e && 1 / e !== -Infinity) {
+          const u = iv >>> 0;
+          const one = u <= 0xff;
+          const two = u <= 0xffff;
+          buf[q] = one ? BININT1 : two ? BININT2 : BININT;
+          buf[q + 1] = u & 0xff;
+          buf[q + 2] = (u >>> 8) & 0xff;
+          buf[q + 3] = (u >>> 16) & 0xff;
+          buf[q + 4] = u >>> 24;
+          q += one ? 2 : two ? 3 : 5;
+        } else if (iv !== e && Math.floor(e) !== e) {
+          buf[q] = BINFLOAT;
+          this.view.setFloat64(q + 1, e, false);
+          q += 9;
+        } else break;
+      } else if (typeof e === 'boolean') {
+        buf[q++] = e ? NEWTRUE : NEWFALSE;
+      } else if (e == null) {
+        buf[q++] = NONE;
+      } else break;
+    }
+    if (x < m) return -1;
+    if (m !== 0) buf[q++] = m === 1 ? APPEND : APPENDS;
+    return q;
   }
 
   /**
