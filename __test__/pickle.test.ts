@@ -180,6 +180,11 @@ assert vs[1]['a'] is vs[1]['b'] is vs[1]['c'][0] is vs[1]['c'][1] and vs[5]['aga
 out([pickle.dumps(v, ${proto}) for v in vs])`, frames(ours)));
     back.forEach((b, i) => t.deepEqual(loads(b), loads(ours[i]), `protocol ${proto}, value ${i}`));
   }
+  // A getter runs once (where the plain items end and the others are written).
+  let reads = 0;
+  const withGetter = { a: 1, l: ['x'], get b() { reads++; return { c: [2] }; }, get d() { reads++; return 'y'; } };
+  t.deepEqual(loads(dumps(withGetter)), { a: 1, l: ['x'], b: { c: [2] }, d: 'y' });
+  t.is(reads, 2);
   // Written wherever the last pickle left off (some item lands at the end of the writer's buffer).
   const first = Buffer.from(dumps(values[0]));
   const mixed = Buffer.from(dumps(values[6]));

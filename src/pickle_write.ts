@@ -623,14 +623,14 @@ class Pickler {
 
   /**
    * A pickle's top-level plain object (the memo is empty), written as saveDict() writes it.
-   * From protocol 4, for 2 to BATCHSIZE items: while its items are plain (a short ASCII key; a value that is a 4-byte int, a float, a
-   * short ASCII str, a bool, None, or a plain Array of such values not seen before) they are
-   * written by one small loop over locals: the common message shape. In a fresh process this
+   * From protocol 4, for 2 to BATCHSIZE items: while its items are plain (a short ASCII key;
+   * a value that is a 4-byte int, a float, a short ASCII str, a bool, None, or a plain Array
+   * of such values not seen before) they are written by one small loop over locals: the
+   * common message shape. In a fresh process this
    * runs unoptimized for its first thousands of calls, where each call and property access
    * costs, and V8 compiles one small function sooner than a chain of them. At the first item
-   * that is not plain, the memo is filled in and saveItems() goes on from it; a pickle that
-   * reaches a frame's target size is written again by saveDict() (its frames are cut where
-   * save() cuts them).
+   * that is not plain, the memo is filled in and saveItems() goes on from it. Frames are cut
+   * where save() cuts them (after the value that reaches the target size).
    */
   saveTopDict(d: Record<string, unknown>): void {
     const keys = Object.keys(d);
@@ -639,10 +639,10 @@ class Pickler {
       this.saveDict(d, keys);
       return;
     }
-    // Positions from the pickle's start (room() may move the pickle): where it started and
-    // where the item being written starts.
-    const start = this.pos - this.base;
-    let at = start;
+    // Positions from the pickle's start (room() may move the pickle): where the item being
+    // written starts, and where save()'s frame check after a value cuts the current frame.
+    let at = 0;
+    let frameAt = this.frameStart - this.base + FRAME_SIZE_TARGET;
     let p = this.room(this.pos, 3);
     let buf = this.buf;
     buf[p++] = EMPTY_DICT;
@@ -652,9 +652,23 @@ class Pickler {
     const objs = this.memoObjs;
     objs[0] = d;
     let lists = 0;
+    // The value of the item being written, once read (a getter runs once).
+    let v: unknown;
+    let got = false;
     let i = 0;
     for (; i < n; i++) {
       at = p - this.base;
+      if (at >= frameAt) {
+        // save()'s frame check after the last value.
+        this.pos = p;
+        this.commitFrame();
+        this.startFrame();
+        p = this.pos;
+        buf = this.buf;
+        at = p - this.base;
+        frameAt = this.frameStart - this.base + FRAME_SIZE_TARGET;
+      }
+      got = false;
       const k = keys[i];
       const kn = k.length;
       if (kn >= 256) break;
@@ -671,7 +685,8 @@ class Pickler {
         buf[q++] = c;
       }
       if (j < kn) break;
-      const v = d[k];
+      v = d[k];
+      got = true;
       if (typeof v === 'number') {
         const iv = v | 0;
         // 1 / v is -Infinity for -0 only (among integers): a float.
@@ -715,7 +730,7 @@ class Pickler {
         let x = lists;
         while (x > 0 && objs[x] !== v) x--;
         if (x > 0) break;
-        const l = v as unknown[];
+        const l: unknown[] = v;
         q = this.flatList(l, q);
         if (q < 0) break;
         buf = this.buf;
@@ -723,13 +738,13 @@ class Pickler {
       } else break;
       p = q;
     }
-    if (i === n) at = p - this.base;
-    if (this.base + at - this.frameStart >= FRAME_SIZE_TARGET) {
-      // Past a frame's target size: save()'s frame checks would have cut a frame in it.
-      for (let x = 0; x <= lists; x++) objs[x] = undefined;
-      this.pos = this.base + start;
-      this.saveDict(d, keys);
-      return;
+    if (i === n && p - this.base >= frameAt) {
+      // save()'s frame check after the last value.
+      this.pos = p;
+      this.commitFrame();
+      this.startFrame();
+      p = this.pos;
+      buf = this.buf;
     }
     // The memo as saveDict() and saveList() leave it: this dict, then each list written.
     this.memoN = lists + 1;
@@ -738,6 +753,12 @@ class Pickler {
       // Item i is not plain: the memo's indexes, then saveItems() from that item on.
       for (let x = 0; x <= lists; x++) this.memoIdxs[x] = x;
       this.pos = this.base + at;
+      if (got) {
+        // Its value as saveItems() writes it, without reading it again.
+        this.saveStr(keys[i]);
+        this.save(v);
+        i++;
+      }
       this.saveItems(d, keys, i, n);
       p = this.room(this.pos, 1);
       buf = this.buf;
@@ -753,6 +774,8 @@ class Pickler {
    */
   flatList(l: unknown[], q: number): number {
     let buf = this.buf;
+    // save()'s frame check after each item: a list that reaches it is written by saveItems().
+    let frameEnd = this.frameStart + FRAME_SIZE_TARGET;
     let j = 0;
     let x = 0;
     const m = l.length;
@@ -762,7 +785,10 @@ class Pickler {
     for (x = 0; x < m; x++) {
       const e = l[x];
       // Room for the item, the list's end and the dict's (SETITEMS).
+      const q0 = q;
       q = this.room(q, typeof e === 'string' ? e.length + 4 : 11);
+      // (room() moves the pickle and its frame alike.)
+      frameEnd -= q0 - q;
       buf = this.buf;
       if (typeof e === 'string') {
         const el = e.length;
@@ -799,6 +825,7 @@ class Pickler {
       } else if (e == null) {
         buf[q++] = NONE;
       } else break;
+      if (q >= frameEnd) break;
     }
     if (x < m) return -1;
     if (m !== 0) buf[q++] = m === 1 ? APPEND : APPENDS;
