@@ -85,26 +85,6 @@ const SLAB = 64 * 1024;
 const FIRST_SLAB = 4 * 1024;
 /** Objects remembered in a short list before the memo becomes a Map (most messages hold a few). */
 const MEMO_LIST = 16;
-/**
- * The bytes (SHORT_BINUNICODE, length, characters) of the ASCII keys and str values of
- * CACHE_MIN+ characters among the first CACHED items of a top-level plain object, by item
- * position: a string met again there (the same dict written again) is copied by one set()
- * instead of a loop per character, which is most of a call's cost in V8's slow tiers (a fresh
- * process's first thousands of calls). Shorter strings cost less by the loop. A string is
- * noted when first met and encoded when met again, so a varying value costs one comparison.
- */
-const CACHED = 8;
-const CACHE_MIN = 8;
-const cacheStr: string[] = new Array<string>(2 * CACHED).fill('');
-/** Empty while the string was met once. */
-const NOT_YET = new Uint8Array(0);
-const cacheBytes: Uint8Array[] = new Array<Uint8Array>(2 * CACHED).fill(NOT_YET);
-/** A copy (not a view) of `b`'s bytes from `from` to `to`. */
-function copyOf(b: Uint8Array, from: number, to: number): Uint8Array {
-  const c = new Uint8Array(to - from);
-  c.set(b.subarray(from, to));
-  return c;
-}
 
 class Pickler {
   buf: Buffer;
@@ -695,27 +675,16 @@ class Pickler {
       // Room for the key and a 9-byte number, or a short str, or a list's header.
       p = this.room(p, kn + 12);
       buf = this.buf;
+      buf[p] = SHORT_BINUNICODE;
+      buf[p + 1] = kn;
       let q = p + 2;
       let j = 0;
-      const kc = i < CACHED && cacheStr[i] === k;
-      if (kc && cacheBytes[i] !== NOT_YET) {
-        buf.set(cacheBytes[i], p);
-        q += kn;
-      } else {
-        buf[p] = SHORT_BINUNICODE;
-        buf[p + 1] = kn;
-        for (; j < kn; j++) {
-          const c = k.charCodeAt(j);
-          if (c >= 0x80) break;
-          buf[q++] = c;
-        }
-        if (j < kn) break;
-        if (kc) cacheBytes[i] = copyOf(buf, p, q);
-        else if (i < CACHED && kn >= CACHE_MIN) {
-          cacheStr[i] = k;
-          cacheBytes[i] = NOT_YET;
-        }
+      for (; j < kn; j++) {
+        const c = k.charCodeAt(j);
+        if (c >= 0x80) break;
+        buf[q++] = c;
       }
+      if (j < kn) break;
       v = d[k];
       got = true;
       if (typeof v === 'number') {
@@ -744,27 +713,15 @@ class Pickler {
         q = this.room(q, m + 3);
         buf = this.buf;
         const h = q;
-        const c0 = i + CACHED;
-        const vc = i < CACHED && cacheStr[c0] === v;
-        if (vc && cacheBytes[c0] !== NOT_YET) {
-          buf.set(cacheBytes[c0], h);
-          q += m + 2;
-        } else {
-          q += 2;
-          for (j = 0; j < m; j++) {
-            const c = v.charCodeAt(j);
-            if (c >= 0x80) break;
-            buf[q++] = c;
-          }
-          if (j < m) break;
-          buf[h] = SHORT_BINUNICODE;
-          buf[h + 1] = m;
-          if (vc) cacheBytes[c0] = copyOf(buf, h, q);
-          else if (i < CACHED && m >= CACHE_MIN) {
-            cacheStr[c0] = v;
-            cacheBytes[c0] = NOT_YET;
-          }
+        q += 2;
+        for (j = 0; j < m; j++) {
+          const c = v.charCodeAt(j);
+          if (c >= 0x80) break;
+          buf[q++] = c;
         }
+        if (j < m) break;
+        buf[h] = SHORT_BINUNICODE;
+        buf[h + 1] = m;
       } else if (typeof v === 'boolean') {
         buf[q++] = v ? NEWTRUE : NEWFALSE;
       } else if (v == null) {
