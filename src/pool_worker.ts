@@ -6,13 +6,12 @@
 // small tasks costs the serializer little: a worker runs its tasks in the order they came
 // and answers in that order, so results need not name their tasks.
 import { inspect } from 'node:util';
-import { getHeapSpaceStatistics } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 import type { Connection } from './connection.js';
 import { EOFError, MaybeEncodingError, OSError } from './errors.js';
 import { debug } from './logging.js';
 import { dumps } from './reduction.js';
-import { warmShared } from './pool_shared.js';
+import { collectYoung, warmShared } from './pool_shared.js';
 
 
 /**
@@ -375,21 +374,6 @@ function warmUp(waiting: () => boolean): boolean {
   if (warmRound < WARM_ROUNDS) return false;
   warmBatches = null;
   return true;
-}
-
-/**
- * Fill what is left of the young generation with short-lived garbage, so that its next
- * collection happens now, while the worker is idle, rather than in its next large batch.
- * After a pool's start and first batch it is most of the way full (~850 of 1024 KB), and a
- * map's results that are not small integers come back from the user's function as 16-byte
- * numbers: 25k of them filled it in the middle of a large map's batch (1.2-1.6 ms for a
- * batch of 25k, 0.4 ms without).
- */
-function collectYoung(): void {
-  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
-  if (young === undefined) return;
-  // (Arrays of 4096 holes: 32 KB each, made in the young generation.)
-  for (let left = young.space_available_size + 1024; left > 0; left -= 4096 * 8) new Array(4096);
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
