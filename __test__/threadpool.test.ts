@@ -7,7 +7,7 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initSecondLate, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { callWith, describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initSecondLate, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
 import { RawArray } from '../src/sharedctypes.js';
@@ -428,6 +428,28 @@ test('move(): batches and results of moved buffers keep each kind and value, mov
   const rs = await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 0)), move(Buffer.alloc(2, 5))], 1).catch((e: unknown) => e);
   t.true(rs instanceof RangeError);
   t.deepEqual(await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 5))], 2).then((o) => o.map((x) => x[1])), [2, 6]);
+});
+
+test('move(): functions beside moved buffers (a definition new to the thread, arguments) arrive as the serializer sends them', async (t) => {
+  await using pool = new ThreadPool(1);
+  // The pool's first batch: a function not exported (sent by its source text), with moved buffers.
+  function firstByte(b: Buffer): number {
+    return b[0];
+  }
+  const bs = [5, 6, 7].map((i) => Buffer.alloc(4, i));
+  t.deepEqual(await pool.map(firstByte, bs.map((b) => move(b)), 2), [5, 6, 7]);
+  t.true(bs.every((b) => b.length === 0), 'moved');
+  // Exported functions as arguments, the same one twice, a module's import in the thread first.
+  const back = await pool.starmap(callWith, [[incMoved, move(Buffer.alloc(2, 3))], [describeArgs, move(Buffer.alloc(1, 1)), firstByte, firstByte]]);
+  t.deepEqual(Array.from(back[0] as Buffer), [4, 4]);
+  const [buf, f1, f2] = back[1] as string[];
+  t.is(buf, 'Buffer:1');
+  t.true(f1.startsWith('function:') && f1 === f2, f1);
+  t.deepEqual(await pool.apply(callWith, [(a: unknown, b: unknown) => a === b, firstByte, firstByte, move(Buffer.alloc(1))]), true);
+  // A function without source text: the serializer's error, the task fails alone.
+  const err = await pool.apply(callWith, [Math.max.bind(null), move(Buffer.alloc(1))]).catch((e: unknown) => e);
+  t.true(err instanceof TypeError && /no source text/.test((err as Error).message), String(err));
+  t.deepEqual(await pool.map(firstByte, [move(Buffer.alloc(1, 9))]), [9]);
 });
 
 test('move() to a process copies: the sender keeps its Buffer', async (t) => {

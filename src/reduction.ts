@@ -768,21 +768,44 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
     for (const r of refs) {
       const home = rebuilders.has(r.k) ? undefined : kindModuleUrl(r.k);
       if (home) await import(home);
-      if (r.k !== 'function') continue;
-      const url = functionStateOrNull(r.s)?.url;
-      if (!url || modules.has(url) || !isModuleUrl(url)) continue;
-      // Never wait for this program's main module: it may be the one awaiting this message.
-      if (isMainModule(url)) {
-        watchMainModule(url);
-        continue;
-      }
-      // A stranger's reference is followed only to a module that has run here already
-      // (the import is then a cache hit).
-      if (trusted || isLoaded(url)) await importModule(url);
+      if (r.k === 'function') await importFunctionModule(r.s, trusted);
     }
   }
   // (The body is read after the imports: a class rebuilt from it may need them.)
   return loadsDecoded(decoded, takeFds, trusted, transferred);
+}
+
+/** Import the module of a sent function (its state `s`) if it may be, before the function is rebuilt. */
+async function importFunctionModule(s: unknown, trusted: boolean): Promise<void> {
+  const url = functionStateOrNull(s)?.url;
+  if (!url || modules.has(url) || !isModuleUrl(url)) return;
+  // Never wait for this program's main module: it may be the one awaiting this message.
+  if (isMainModule(url)) {
+    watchMainModule(url);
+    return;
+  }
+  // A stranger's reference is followed only to a module that has run here already
+  // (the import is then a cache hit).
+  if (trusted || isLoaded(url)) await importModule(url);
+}
+
+/**
+ * A function as plain data (the state the serializer sends it by), for a message that
+ * crosses to a thread without the serializer (thread_channel.ts's compact form). @internal
+ */
+export function functionToState(fn: Function): object {
+  return reduceFunction(fn).state as object;
+}
+
+/** The function of `functionToState`'s state, rebuilt as the serializer's reader does. @internal */
+export function functionFromState(s: unknown, trusted: boolean): Function {
+  return rebuild('function', s, [], trusted, []) as Function;
+}
+
+/** functionFromState once the function's module is imported when it may be (as loadsAsync does). @internal */
+export async function functionFromStateAsync(s: unknown, trusted: boolean): Promise<Function> {
+  await importFunctionModule(s, trusted);
+  return functionFromState(s, trusted);
 }
 
 function noFds(n: number): number[] {

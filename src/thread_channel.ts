@@ -12,7 +12,7 @@
 import { isProxy } from 'node:util/types';
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { EOFError, OSError } from './errors.js';
-import { dumpsForThread, loads, loadsAsync, Moved, reduce, reduceMoved, registerKind, type Reduced } from './reduction.js';
+import { dumpsForThread, functionFromState, functionFromStateAsync, functionToState, loads, loadsAsync, Moved, reduce, reduceMoved, registerKind, type Reduced } from './reduction.js';
 import { deadlineOf, secondsLeft, type Timeout } from './timeouts.js';
 import { wordChanged } from './wait.js';
 
@@ -49,8 +49,9 @@ interface Wire {
 
 /**
  * A message in compact form: a value whose only objects are `move()`d whole buffers,
- * Float64Arrays, and arrays (two levels) of these and of primitives, such as a
- * ThreadPool's batches and results of tasks that move buffers. It crosses as it is,
+ * Float64Arrays, and arrays (two levels) of these and of primitives, with functions and
+ * primitives a level further down, such as a ThreadPool's batches (with the definitions
+ * of the functions a thread lacks) and results of tasks that move buffers. It crosses as it is,
  * cloned by postMessage (in C++) with its buffers in the transfer list: neither side
  * runs our serializer (reference table, V8's serializer driven from JavaScript, the
  * Reviver), which cost such a message some 30-40 us each way, as much as the task of a
@@ -66,6 +67,11 @@ export interface Compact {
   b: number[] | null;
   /** Where Float64Arrays are (pairs as `b`): they cross as arrays of their numbers. */
   f: number[] | null;
+  /**
+   * How many functions it holds: each crosses as the state the serializer sends it by (a
+   * plain object, the only kind in a compact value), rebuilt as the serializer's reader does.
+   */
+  n: number;
 }
 
 /** A compact message ready to post (see compactForThread). @internal */
@@ -92,6 +98,7 @@ function hasMoved(v: unknown, depth: number): boolean {
 let cTransfer: ArrayBuffer[] = [];
 let cBufs: number[] | null = null;
 let cF64: number[] | null = null;
+let cFns = 0;
 let cBytes = 0;
 
 /** `v` in compact form, found at (i, j) (see Compact.b), or NOT. */
@@ -108,6 +115,20 @@ function compactValue(v: unknown, i: number, j: number, depth: number): unknown 
       return v;
     case 'object':
       break;
+    case 'function': {
+      // (Its state's serialization would be a buffer of its own, the off-heap allocation
+      // that the Float64Arrays below avoid: a batch with the definition of a function new
+      // to the thread was one, and started a collection in the first map of moved buffers.)
+      let st: object;
+      try {
+        st = functionToState(v);
+      } catch {
+        return NOT; // (the serializer's way gives its error)
+      }
+      cFns++;
+      cBytes += 2 * (st as { source: string }).source.length + 64;
+      return st;
+    }
     default:
       return NOT;
   }
@@ -115,6 +136,8 @@ function compactValue(v: unknown, i: number, j: number, depth: number): unknown 
     cBytes += 1;
     return v;
   }
+  // (Buffers and Float64Arrays only where Compact.b and .f say: two levels down at most.)
+  if (depth > 2) return NOT;
   if (v instanceof Moved) {
     const r = reduceMoved(v.value);
     // (Not a whole buffer of its own: it is copied, by the serializer. A buffer moved twice: its error.)
@@ -145,7 +168,7 @@ function compactValue(v: unknown, i: number, j: number, depth: number): unknown 
     cBytes += 8 * v.length + 8;
     return out;
   }
-  if (depth < 2 && Array.isArray(v) && v.length <= COMPACT_MAX_ITEMS && !isProxy(v) && Object.getPrototypeOf(v) === Array.prototype) {
+  if (Array.isArray(v) && v.length <= COMPACT_MAX_ITEMS && !isProxy(v) && Object.getPrototypeOf(v) === Array.prototype) {
     const out: unknown[] = [];
     for (let k = 0; k < v.length; k++) {
       if (!(k in v)) return NOT; // a hole: the serializer keeps it
@@ -169,20 +192,41 @@ export function compactForThread(value: unknown): CompactMessage | null {
   cTransfer = [];
   cBufs = null;
   cF64 = null;
+  cFns = 0;
   cBytes = 0;
   const c = compactValue(value, -1, -1, 0);
   const transfer = cTransfer;
   cTransfer = [];
   if (c === NOT) return null;
-  return { wire: { c, b: cBufs, f: cF64 }, transfer, bytes: cBytes };
+  return { wire: { c, b: cBufs, f: cF64, n: cFns }, transfer, bytes: cBytes };
 }
 
-/** The value of a compact message (its Buffers and Float64Arrays made so again). */
+/** The value of a compact message (its Buffers, Float64Arrays and functions made so again). */
 function fromCompact(w: Compact): unknown {
   let c = w.c;
+  if (w.n > 0) c = eachState(c, 0, rebuildFn);
   if (w.b !== null) c = remake(c, w.b, asBuffer);
   if (w.f !== null) c = remake(c, w.f, toF64);
   return c;
+}
+
+function rebuildFn(s: object): unknown {
+  return functionFromState(s, true);
+}
+
+/** `c` with each function's state in it (see Compact.n) replaced by `f` of it. */
+function eachState(c: unknown, depth: number, f: (s: object) => unknown): unknown {
+  if (typeof c !== 'object' || c === null || ArrayBuffer.isView(c) || c instanceof ArrayBuffer) return c;
+  if (!Array.isArray(c)) return f(c);
+  if (depth < 3) for (let k = 0; k < c.length; k++) c[k] = eachState(c[k], depth + 1, f);
+  return c;
+}
+
+/** Import the modules of a compact message's functions (as loadsAsync does for the serializer's). */
+async function importFns(c: unknown): Promise<void> {
+  const states: object[] = [];
+  eachState(c, 0, (s) => (states.push(s), s));
+  for (const s of states) await functionFromStateAsync(s, true);
 }
 
 function toF64(a: number[]): Float64Array {
@@ -395,7 +439,10 @@ export class ThreadChannel {
   async recv(): Promise<unknown> {
     await this.#wait(null);
     const w = this.#next();
-    if (isCompact(w)) return fromCompact(w);
+    if (isCompact(w)) {
+      if (w.n > 0) await importFns(w.c);
+      return fromCompact(w);
+    }
     return loadsAsync(w.d, takeFrom(w), true, true, w.t ?? []);
   }
 
