@@ -1,5 +1,6 @@
 // ThreadPool (multiprocessing.pool.ThreadPool = multiprocessing.dummy.Pool): the whole
 // Pool API over worker threads, with the process Pool's guarantees.
+import { markAsUntransferable } from 'node:worker_threads';
 import test from 'ava';
 import { ProcessError, TimeoutError, ValueError } from '../index.js';
 import { DummyProcess, Pool as DummyPool } from '../src/dummy.js';
@@ -428,6 +429,15 @@ test('move(): batches and results of moved buffers keep each kind and value, mov
   const rs = await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 0)), move(Buffer.alloc(2, 5))], 1).catch((e: unknown) => e);
   t.true(rs instanceof RangeError);
   t.deepEqual(await pool.map(incMovedOrThrow, [move(Buffer.alloc(2, 1)), move(Buffer.alloc(2, 5))], 2).then((o) => o.map((x) => x[1])), [2, 6]);
+  // A buffer postMessage refuses to move (marked untransferable) in a batch of moved ones: that batch goes the
+  // serializer's way, the marked one copied (its sender keeps it), the others moved.
+  for (const chunksize of [1, 3]) {
+    const bs = Array.from({ length: 12 }, (_, i) => Buffer.alloc(1 << 16, i));
+    markAsUntransferable(bs[4].buffer);
+    const got = await pool.map(incMoved, bs.map((x) => move(x)), chunksize);
+    t.deepEqual(got.map((x) => [x.length, x[0], x[(1 << 16) - 1]]), bs.map((_, i) => [1 << 16, i + 1, i + 1]));
+    t.deepEqual(bs.map((x) => x.length), bs.map((_, i) => (i === 4 ? 1 << 16 : 0)));
+  }
 });
 
 test('move(): functions beside moved buffers (a definition new to the thread, arguments) arrive as the serializer sends them', async (t) => {

@@ -352,12 +352,9 @@ export class ThreadChannel {
     this.#post({ d: data, t: transfer });
   }
 
-  /**
-   * Send a compact message (`compactForThread(value)`); if postMessage refuses it, `value`
-   * the serializer's way. @internal
-   */
-  _sendCompact(m: CompactMessage, value: unknown): void {
-    if (!this.#postCompact(m)) this.send(value);
+  /** Send a compact message (`compactForThread(value)`): false if postMessage refused it (nothing was sent or moved). @internal */
+  _sendCompact(m: CompactMessage): boolean {
+    return this.#postCompact(m);
   }
 
   /** Send a copy of the bytes of `buf`. */
