@@ -775,8 +775,8 @@ export async function loadsAsync(data: Uint8Array, takeFds: (n: number) => numbe
   return loadsDecoded(decoded, takeFds, trusted, transferred);
 }
 
-/** Import the module of a sent function (its state `s`) if it may be, before the function is rebuilt. */
-async function importFunctionModule(s: unknown, trusted: boolean): Promise<void> {
+/** Import the module of a sent function (its state `s`) if it may be, before the function is rebuilt. @internal */
+export async function importFunctionModule(s: unknown, trusted: boolean): Promise<void> {
   const url = functionStateOrNull(s)?.url;
   if (!url || modules.has(url) || !isModuleUrl(url)) return;
   // Never wait for this program's main module: it may be the one awaiting this message.
@@ -800,12 +800,6 @@ export function functionToState(fn: Function): object {
 /** The function of `functionToState`'s state, rebuilt as the serializer's reader does. @internal */
 export function functionFromState(s: unknown, trusted: boolean): Function {
   return rebuild('function', s, [], trusted, []) as Function;
-}
-
-/** functionFromState once the function's module is imported when it may be (as loadsAsync does). @internal */
-export async function functionFromStateAsync(s: unknown, trusted: boolean): Promise<Function> {
-  await importFunctionModule(s, trusted);
-  return functionFromState(s, trusted);
 }
 
 function noFds(n: number): number[] {

@@ -12,7 +12,7 @@
 import { isProxy } from 'node:util/types';
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { EOFError, OSError } from './errors.js';
-import { dumpsForThread, functionFromState, functionFromStateAsync, functionToState, loads, loadsAsync, Moved, reduce, reduceMoved, registerKind, type Reduced } from './reduction.js';
+import { dumpsForThread, functionFromState, functionToState, importFunctionModule, loads, loadsAsync, Moved, reduce, reduceMoved, registerKind, type Reduced } from './reduction.js';
 import { deadlineOf, secondsLeft, type Timeout } from './timeouts.js';
 import { wordChanged } from './wait.js';
 
@@ -226,7 +226,7 @@ function eachState(c: unknown, depth: number, f: (s: object) => unknown): unknow
 async function importFns(c: unknown): Promise<void> {
   const states: object[] = [];
   eachState(c, 0, (s) => (states.push(s), s));
-  for (const s of states) await functionFromStateAsync(s, true);
+  for (const s of states) await importFunctionModule(s, true);
 }
 
 function toF64(a: number[]): Float64Array {
