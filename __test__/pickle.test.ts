@@ -320,6 +320,22 @@ test('what cannot be pickled is refused at the call: functions, symbols, class i
   let deep: unknown[] = [];
   for (let i = 0; i < 5000; i++) deep = [deep];
   t.throws(() => dumps(deep), { instanceOf: RecursionError });
+  // After a refusal midway (its writer is dropped, memo and all), the next pickles are whole;
+  // a dumps called from inside a dumps (here by a getter) has a writer of its own.
+  const msg = { id: 1, tags: ['a', 'b'], s: 'x'.repeat(300) };
+  const before = Buffer.from(dumps(msg));
+  const listBefore = Buffer.from(dumps([msg, msg.tags]));
+  t.throws(() => dumps({ a: [1, 2], b: { c: [msg, () => 1] } }), { instanceOf: PicklingError });
+  t.true(dumps(msg).equals(before) && dumps([msg, msg.tags]).equals(listBefore));
+  t.throws(() => dumps([msg, msg.tags, deep]), { instanceOf: RecursionError });
+  t.true(dumps([msg, msg.tags]).equals(listBefore) && dumps(msg).equals(before));
+  let inner: Buffer | undefined;
+  const outer = { a: msg.tags, get b() { inner = Buffer.from(dumps(msg)); return [msg.tags]; } };
+  const both = loads(dumps(outer));
+  t.deepEqual(both, { a: ['a', 'b'], b: [['a', 'b']] });
+  t.is(both.a, both.b[0]);
+  t.true(inner?.equals(before));
+  t.true(dumps(msg).equals(before));
   // Cycles and shared references are kept, as Python's memo keeps them.
   const cyc: unknown[] = [1];
   cyc.push(cyc);

@@ -1067,79 +1067,78 @@ export interface DumpsOptions {
  */
 export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Buffer {
   const proto = protocol === 4 ? 4 : protocol === undefined ? DEFAULT_PROTOCOL : checkProtocol(typeof protocol === 'object' && protocol !== null ? protocol.protocol : protocol);
+  // Taken while in use (a dumps from inside this one gets a writer of its own), given back
+  // after a pickle written whole: one that throws leaves its writer (and the objects its memo
+  // holds) to the garbage collector, so no try/finally here (less for V8 to compile per call).
   const w = spare ?? new Pickler();
   spare = null;
-  try {
-    // Start in the slab where the last pickle ended (a new slab after one that outgrew it),
-    // with room for a small pickle. Written out here, as the end below (see saveObject()).
-    if (w.buf.length > SLAB) w.pos = w.buf.length;
-    w.base = w.pos;
-    w.frameStart = -1;
-    // By ensure(): its move to a new slab then runs in the first small pickles, where V8
-    // records it, and a later pickle that grows elsewhere (saveItems()) keeps its optimized code.
-    w.ensure(1024);
-    w.proto = proto;
-    w.memoCount = 0;
-    w.depth = 0;
-    // PROTO, and from protocol 4 the 9 bytes of a frame header (room left above).
-    let p = w.pos;
-    w.buf[p] = PROTO;
-    w.buf[p + 1] = proto;
-    p += 2;
-    if (proto >= 4) {
-      w.frameStart = p;
-      p += 9;
-    }
-    w.pos = p;
-    if (typeof obj === 'object' && obj !== null && Object.getPrototypeOf(obj) === Object.prototype) {
-      // save() of a plain object: saveObject()'s part (the memo is empty), then the frame check.
-      w.depth = 1;
-      w.saveTopDict(obj as Record<string, unknown>);
-      if (w.frameStart >= 0 && w.pos - w.frameStart >= FRAME_SIZE_TARGET) {
-        w.commitFrame();
-        w.startFrame();
-      }
-    } else {
-      w.save(obj);
-    }
-    if (w.pos >= w.buf.length) w.grow(1);
-    w.buf[w.pos++] = STOP;
-    const start = w.frameStart;
-    if (start >= 0) {
-      // commitFrame() for a frame under 4 GiB.
-      const len = w.pos - start - 9;
-      if (len >= FRAME_SIZE_MIN && len <= 0xffffffff) {
-        const b = w.buf;
-        b[start] = FRAME;
-        b[start + 1] = len & 0xff;
-        b[start + 2] = (len >>> 8) & 0xff;
-        b[start + 3] = (len >>> 16) & 0xff;
-        b[start + 4] = len >>> 24;
-        b[start + 5] = 0;
-        b[start + 6] = 0;
-        b[start + 7] = 0;
-        b[start + 8] = 0;
-        w.frameStart = -1;
-      } else {
-        w.commitFrame();
-      }
-    }
-    const out = new View(w.ab, w.abOffset + w.base, w.pos - w.base);
-    // The next pickle starts 8-aligned after this one.
-    w.pos = Math.min(w.buf.length, (w.pos + 7) & ~7);
-    return out;
-  } catch (e) {
-    w.pos = w.base;
-    throw e;
-  } finally {
-    // Forget the objects seen (the memo must not keep them alive).
-    const m = w.memoN;
-    if (m !== 0) {
-      const objs = w.memoObjs;
-      for (let i = 0; i < m; i++) objs[i] = undefined;
-      w.memoN = 0;
-    }
-    if (w.memoMap !== null) w.memoMap = null;
-    spare = w;
+  // Start in the slab where the last pickle ended (a new slab after one that outgrew it),
+  // with room for a small pickle. Written out here, as the end below (see saveObject()).
+  if (w.buf.length > SLAB) w.pos = w.buf.length;
+  w.base = w.pos;
+  w.frameStart = -1;
+  // By room(): its move to a new slab then runs in the first small pickles, where V8 records
+  // it, and a later pickle that grows elsewhere (saveTopDict(), saveItems()) keeps its
+  // optimized code. Not by ensure(), which would be one more small function run on every
+  // pickle, compiled on its own in a fresh process.
+  w.pos = w.room(w.pos, 1024);
+  w.proto = proto;
+  w.memoCount = 0;
+  w.depth = 0;
+  // PROTO, and from protocol 4 the 9 bytes of a frame header (room left above).
+  let p = w.pos;
+  w.buf[p] = PROTO;
+  w.buf[p + 1] = proto;
+  p += 2;
+  if (proto >= 4) {
+    w.frameStart = p;
+    p += 9;
   }
+  w.pos = p;
+  if (typeof obj === 'object' && obj !== null && Object.getPrototypeOf(obj) === Object.prototype) {
+    // save() of a plain object: saveObject()'s part (the memo is empty), then the frame check.
+    w.depth = 1;
+    w.saveTopDict(obj as Record<string, unknown>);
+    if (w.frameStart >= 0 && w.pos - w.frameStart >= FRAME_SIZE_TARGET) {
+      w.commitFrame();
+      w.startFrame();
+    }
+  } else {
+    w.save(obj);
+  }
+  if (w.pos >= w.buf.length) w.grow(1);
+  w.buf[w.pos++] = STOP;
+  const start = w.frameStart;
+  if (start >= 0) {
+    // commitFrame() for a frame under 4 GiB.
+    const len = w.pos - start - 9;
+    if (len >= FRAME_SIZE_MIN && len <= 0xffffffff) {
+      const b = w.buf;
+      b[start] = FRAME;
+      b[start + 1] = len & 0xff;
+      b[start + 2] = (len >>> 8) & 0xff;
+      b[start + 3] = (len >>> 16) & 0xff;
+      b[start + 4] = len >>> 24;
+      b[start + 5] = 0;
+      b[start + 6] = 0;
+      b[start + 7] = 0;
+      b[start + 8] = 0;
+      w.frameStart = -1;
+    } else {
+      w.commitFrame();
+    }
+  }
+  const out = new View(w.ab, w.abOffset + w.base, w.pos - w.base);
+  // The next pickle starts 8-aligned after this one.
+  w.pos = Math.min(w.buf.length, (w.pos + 7) & ~7);
+  // Forget the objects seen (the memo must not keep them alive).
+  const m = w.memoN;
+  if (m !== 0) {
+    const objs = w.memoObjs;
+    for (let i = 0; i < m; i++) objs[i] = undefined;
+    w.memoN = 0;
+  }
+  if (w.memoMap !== null) w.memoMap = null;
+  spare = w;
+  return out;
 }
