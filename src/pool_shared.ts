@@ -321,15 +321,6 @@ class SharedMapResult<T> extends MapResult<T> {
   }
 
   protected override _finish(ok: boolean, value: unknown): void {
-    // A map made while the pool was starting ends by emptying this thread's young generation
-    // too (as each thread's first part does its own). The pool's start allocates some 2 MB
-    // here (the inspector's lookups of the functions sent, the threads' ports and channels,
-    // the first batches) and leaves ~0.3-0.4 MB of it young and live, which the program's
-    // next scavenge copies: in bench/threadpool.ts that one fell in range(100000) before the
-    // timed map (0.5-1.7 ms, with V8's helper threads). The map already waited some 100 ms
-    // for the threads' start. Bench's map case, 20 alternating (load ~1.2): range 3.46 ->
-    // 2.96 ms, process CPU in range + map 9.85 -> 9.05 ms; the first map 94 -> 93 ms.
-    if (this.#waitFor > 0 && !this.ready()) collectYoung();
     super._finish(ok, value);
     // Wake #follow (it sees the map ready and ends).
     Atomics.notify(this.#map.header, DONE);
