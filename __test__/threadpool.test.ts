@@ -8,7 +8,7 @@ import { AsyncResult, move, Pool, RemoteTraceback, ThreadPool, WorkerLostError }
 import { Queue } from '../src/queues.js';
 import { Event, Lock } from '../src/synchronize.js';
 import { add, failAt, naturals, sleep, sleepThen, square, unserializable } from './fixtures/pool_targets.js';
-import { callWith, describeArg, describeArgs, exitThread, exitThreadAt, ids, incMoved, incMovedOrThrow, init, initSecondLate, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
+import { callWith, describeArg, describeArgs, exitThread, exitThreadAt, failOrHold, holdInit, ids, incMoved, incMovedOrThrow, init, initSecondLate, initThrows, moveBack, lockedIncrementsSync, readInit, slowFirst, slowly, tagCall, throwLater, waitOn, whoAmI } from './fixtures/dummy_targets.js';
 import { MaybeEncodingError } from '../src/errors.js';
 import { native } from '../src/native.js';
 import { RawArray } from '../src/sharedctypes.js';
@@ -191,6 +191,33 @@ test('maps of numbers after the threads\' first end once all results are in memo
   t.deepEqual(await Promise.all(ps), [1, 2, 3].map((k) => xs.map((x) => x - k)));
   pool.close();
   await pool.join();
+});
+
+test('maps of numbers one after another (a pool reuses the memory of a map whose parts have all answered): exact results whatever the sizes and chunksizes, and after a map that failed while a part still ran', async (t) => {
+  await using pool = new ThreadPool(2);
+  for (const [n, cs] of [[5000, null], [100, null], [3000, 7], [5000, null], [20000, 1000], [64, 1], [4999, 3]] as const) {
+    const xs = range(n).map((i) => i * 0.5 - 7);
+    t.deepEqual(await pool.map((x: number) => x * 2 + 1, xs, cs), xs.map((x) => x * 2 + 1), `${n} items, chunksize ${cs}`);
+  }
+  // A map that fails (item 5) while the other thread's part still runs (held at one of its items): the next
+  // map, made at once, must not get that memory while the held part may still claim chunks in it.
+  const state = RawArray('i', 2) as Int32Array;
+  await using holding = new ThreadPool({ processes: 2, initializer: holdInit, initargs: [state] });
+  t.deepEqual(await holding.map(square, range(100)), range(100).map((x) => x * x));
+  await t.throwsAsync(holding.map(failOrHold, range(4000), 1), { instanceOf: RangeError, message: 'bad item 5' });
+  const slowPlus = (x: number): number => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0.05);
+    return x + 0.25;
+  };
+  const next = holding.map(slowPlus, range(3000));
+  Atomics.store(state, 0, 1);
+  Atomics.notify(state, 0);
+  t.deepEqual(await next, range(3000).map((x) => x + 0.25));
+  t.is(Atomics.load(state, 1), 1, 'a part was held while the map failed');
+  t.deepEqual(await holding.map((x: number) => x * 4, range(3000)), range(3000).map((x) => x * 4));
+  t.deepEqual(await pool.map((x: number) => x + 0.25, range(3000)), range(3000).map((x) => x + 0.25));
+  t.deepEqual(await pool.map((x: number) => x - 0.25, range(3000)), range(3000).map((x) => x - 0.25));
+  t.deepEqual(await pool.map((x: number) => x * 4, range(30000)), range(30000).map((x) => x * 4));
 });
 
 test("a new pool's first map of numbers ends once every thread has started and answered, not with the first thread up", async (t) => {
