@@ -204,7 +204,7 @@ test('maps of numbers one after another (a pool reuses the memory of a map whose
   const state = RawArray('i', 2) as Int32Array;
   await using holding = new ThreadPool({ processes: 2, initializer: holdInit, initargs: [state] });
   t.deepEqual(await holding.map(square, range(100)), range(100).map((x) => x * x));
-  await t.throwsAsync(holding.map(failOrHold, range(4000), 1), { instanceOf: RangeError, message: 'bad item 5' });
+  await t.throwsAsync(holding.map(failOrHold, range(8000), 1), { instanceOf: RangeError, message: 'bad item 5' });
   const slowPlus = (x: number): number => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0.05);
     return x + 0.25;
