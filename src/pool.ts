@@ -78,14 +78,16 @@ const SEND_BUFFER = 1 << 20;
 const THREAD_BUDGET = Math.floor((2 * SEND_BUFFER) / 3);
 /**
  * Bytes of `move()`d buffers in one batch to a worker thread (they are not copied, so the
- * budget above does not see them): big items go a few per batch (an item of 4 MiB or
+ * budget above does not see them): big items go a few per batch (an item of 8 MiB or
  * more alone), and the rest wait in the pool's queue for whichever thread is free first,
  * rather than behind a thread that may be slow (a loaded machine, a longer item). Each
  * batch and its results cost both ends a message (~0.1 ms each side), which a few items
- * share: a map of 128 x 1 MiB, quiet, was ~15% faster with 4 per batch than with 1 (8: no
- * better). A batch's size also follows the work left (#dispatch), so the last ones are small.
+ * share, and the batches queued behind a running one keep a thread busy while the pool's
+ * thread waits for a core to answer (2-3 threads on 2 cores): a map of 128 x 1 MiB was
+ * ~15% faster with 4 per batch than with 1, and 7% faster again with 8 (16: no better).
+ * A batch's size also follows the work left (#dispatch), so the last ones are small.
  */
-const MOVED_PER_BATCH = 4 << 20;
+const MOVED_PER_BATCH = 8 << 20;
 /** Bytes moved per task from which a second batch is queued behind a busy thread however few tasks wait (see #dispatch). */
 const HEAVY_MOVED = 64 << 10;
 /** The bytes of a batch that goes compact (none: see Compact). */
