@@ -15,7 +15,7 @@
 // copy is left when the last part answers.
 import { APPLY1, MapResult, type Callback, type ErrorCallback, type JobPool, type PendingTask } from './pool_jobs.js';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { reduce, registerKind, type Reduced } from './reduction.js';
+import { _libraryFunction, reduce, registerKind, type Reduced } from './reduction.js';
 
 /** Fewer items than this go the usual way (the shared buffer and its parts cost more). */
 const SHARED_MIN = 64;
@@ -257,6 +257,8 @@ export async function sharedMapPart(m: SharedMap): Promise<unknown[] | null> {
   if (failed) throw error;
   return others;
 }
+// (Sent as the task of each part: see _libraryFunction.)
+_libraryFunction(sharedMapPart, 'pool_shared');
 
 type WaitAsync = (i32: Int32Array, index: number, value: number) => { async: false } | { async: true; value: Promise<unknown> };
 

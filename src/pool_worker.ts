@@ -10,7 +10,7 @@ import { isMainThread } from 'node:worker_threads';
 import type { Connection } from './connection.js';
 import { EOFError, MaybeEncodingError, OSError } from './errors.js';
 import { debug } from './logging.js';
-import { dumps } from './reduction.js';
+import { _libraryFunction, dumps } from './reduction.js';
 import { collectYoung, warmShared } from './pool_shared.js';
 
 
@@ -627,3 +627,6 @@ export async function poolWorker(conn: Connection, initializer: Function | null,
   debug('worker exiting after %d tasks', completed);
   conn.close();
 }
+
+// (Sent to each worker a pool starts: see _libraryFunction.)
+_libraryFunction(poolWorker, 'pool_worker');
