@@ -654,7 +654,8 @@ class Pickler {
     // written starts, and where save()'s frame check after a value cuts the current frame.
     let at = 0;
     let frameAt = this.frameStart - this.base + FRAME_SIZE_TARGET;
-    let p = this.room(this.pos, 3);
+    // (Room for these 3 bytes: dumps(), the one caller, left 1,024 after the header.)
+    let p = this.pos;
     let buf = this.buf;
     buf[p++] = EMPTY_DICT;
     buf[p++] = MEMOIZE;
