@@ -709,15 +709,13 @@ class Pickler {
         const iv = v | 0;
         // 1 / v is -Infinity for -0 only (among integers): a float.
         if (iv === v && 1 / v !== -Infinity) {
-          // All 4 bytes are stored (there is room) and the opcode says how many count.
+          // All 4 bytes are stored (there is room) and the opcode says how many count. One
+          // DataView store instead of 4 byte stores: fewer instructions in the slow tiers.
           const u = iv >>> 0;
           const one = u <= 0xff;
           const two = u <= 0xffff;
           buf[q] = one ? BININT1 : two ? BININT2 : BININT;
-          buf[q + 1] = u & 0xff;
-          buf[q + 2] = (u >>> 8) & 0xff;
-          buf[q + 3] = (u >>> 16) & 0xff;
-          buf[q + 4] = u >>> 24;
+          this.view.setInt32(q + 1, iv, true);
           q += one ? 2 : two ? 3 : 5;
         } else if (iv !== v && Math.floor(v) !== v) {
           // A fraction or NaN.
@@ -838,10 +836,7 @@ class Pickler {
           const one = u <= 0xff;
           const two = u <= 0xffff;
           buf[q] = one ? BININT1 : two ? BININT2 : BININT;
-          buf[q + 1] = u & 0xff;
-          buf[q + 2] = (u >>> 8) & 0xff;
-          buf[q + 3] = (u >>> 16) & 0xff;
-          buf[q + 4] = u >>> 24;
+          this.view.setInt32(q + 1, iv, true);
           q += one ? 2 : two ? 3 : 5;
         } else if (iv !== e && Math.floor(e) !== e) {
           buf[q] = BINFLOAT;
@@ -1116,14 +1111,9 @@ export function dumps(obj: unknown, protocol?: number | null | DumpsOptions): Bu
     if (len >= FRAME_SIZE_MIN && len <= 0xffffffff) {
       const b = w.buf;
       b[start] = FRAME;
-      b[start + 1] = len & 0xff;
-      b[start + 2] = (len >>> 8) & 0xff;
-      b[start + 3] = (len >>> 16) & 0xff;
-      b[start + 4] = len >>> 24;
-      b[start + 5] = 0;
-      b[start + 6] = 0;
-      b[start + 7] = 0;
-      b[start + 8] = 0;
+      // The length (8 bytes, little-endian) by two DataView stores instead of 8 byte stores.
+      w.view.setUint32(start + 1, len, true);
+      w.view.setUint32(start + 5, 0, true);
       w.frameStart = -1;
     } else {
       w.commitFrame();
